@@ -1,0 +1,382 @@
+//! Queries: accounts and balances (now and as of the past), an account's entries, the trial
+//! balance, chain verification. Reads are always scoped by the caller's tenant.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sea_orm::{ConnectionTrait, Value};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::sql::{self, get, param};
+use super::{AssetCache, to_entry};
+use crate::account::{Account, Balance, Side};
+use crate::asset::{Asset, AssetKind, decimal_of};
+use crate::chain::{self, ChainBreak, ChainReport};
+use crate::entry::Entry;
+use crate::error::LedgerError;
+
+/// Which balance to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsOf {
+    /// The current balance, with holds.
+    Now,
+    /// Posted entries whose business date is on or before this date.
+    EffectiveDate(NaiveDate),
+    /// Posted entries booked at or before this instant.
+    BookedAt(DateTime<Utc>),
+}
+
+/// An account's balance, signed by its normal side, in exact decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceReport {
+    /// The account.
+    pub account_id: Uuid,
+    /// Its asset.
+    pub asset: String,
+    /// Its normal side.
+    pub normal_side: Side,
+    /// Which balance this is.
+    pub as_of: AsOf,
+    /// Posted balance.
+    pub posted: Decimal,
+    /// Net amount reserved by holds (zero for past balances: holds are not history).
+    pub pending: Decimal,
+    /// Posted less what holds may take out.
+    pub available: Decimal,
+    /// Sum of posted debits.
+    pub debits: Decimal,
+    /// Sum of posted credits.
+    pub credits: Decimal,
+}
+
+/// A page of entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryPage {
+    /// Entries in booking order.
+    pub entries: Vec<Entry>,
+    /// Pass as `cursor` to get the next page; `None` at the end.
+    pub next_cursor: Option<i64>,
+}
+
+/// One asset's line of the trial balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrialBalanceLine {
+    /// The asset.
+    pub asset: String,
+    /// Sum of posted debits over all accounts.
+    pub debits: Decimal,
+    /// Sum of posted credits over all accounts.
+    pub credits: Decimal,
+    /// Debits minus credits: zero when the books balance.
+    pub difference: Decimal,
+    /// Number of accounts in the asset.
+    pub accounts: i64,
+}
+
+const ACCOUNT_COLS: &str = "id, tenant_id, code, asset_code, normal_side, no_negative, closed, metadata, created_at, \
+     debits_posted, credits_posted, debits_pending, credits_pending";
+
+fn account_from_row(row: &sea_orm::QueryResult) -> Result<Account, LedgerError> {
+    let side_name: String = get(row, 4)?;
+    let metadata: String = get(row, 7)?;
+    Ok(Account {
+        id: get(row, 0)?,
+        tenant_id: get(row, 1)?,
+        code: get(row, 2)?,
+        asset: get(row, 3)?,
+        normal_side: sql::side(&side_name)?,
+        no_negative: get(row, 5)?,
+        closed: get(row, 6)?,
+        metadata: serde_json::from_str(&metadata).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+        created_at: sql::from_micros(get(row, 8)?)?,
+        balance: Balance {
+            debits_posted: get(row, 9)?,
+            credits_posted: get(row, 10)?,
+            debits_pending: get(row, 11)?,
+            credits_pending: get(row, 12)?,
+        },
+    })
+}
+
+pub(crate) async fn account<C: ConnectionTrait>(
+    db: &C,
+    _assets: &AssetCache,
+    tenant_id: Uuid,
+    id: Uuid,
+    lock: bool,
+) -> Result<Account, LedgerError> {
+    let backend = db.get_database_backend();
+    let q = format!(
+        "SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE tenant_id = {} AND id = {}{}",
+        param(backend, 1),
+        param(backend, 2),
+        if lock { sql::for_update(backend) } else { "" }
+    );
+    let rows = sql::query(db, q, vec![tenant_id.into(), id.into()]).await?;
+    rows.first().map(account_from_row).transpose()?.ok_or(LedgerError::AccountNotFound(id))
+}
+
+pub(crate) async fn account_by_code<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    code: &str,
+) -> Result<Option<Account>, LedgerError> {
+    let backend = db.get_database_backend();
+    let q = format!(
+        "SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE tenant_id = {} AND code = {}",
+        param(backend, 1),
+        param(backend, 2)
+    );
+    let rows = sql::query(db, q, vec![tenant_id.into(), code.into()]).await?;
+    rows.first().map(account_from_row).transpose()
+}
+
+pub(crate) async fn load_assets<C: ConnectionTrait>(db: &C, codes: &[String]) -> Result<Vec<Asset>, LedgerError> {
+    let backend = db.get_database_backend();
+    let mut out = Vec::new();
+    for chunk in codes.chunks(sql::MAX_PARAMS) {
+        let q = format!(
+            "SELECT code, kind, scale, price_currency, quote_unit FROM ledger_assets WHERE code IN {}",
+            sql::in_list(backend, chunk.len(), 1)
+        );
+        let values = chunk.iter().map(|c| Value::from(c.clone())).collect();
+        for row in sql::query(db, q, values).await? {
+            let kind: String = get(&row, 1)?;
+            let scale: i32 = get(&row, 2)?;
+            let kind = match kind.as_str() {
+                "currency" => AssetKind::Currency,
+                "instrument" => AssetKind::Instrument {
+                    price_currency: get::<Option<String>>(&row, 3)?.unwrap_or_default(),
+                    quote_unit: get::<Option<i64>>(&row, 4)?.unwrap_or_default(),
+                },
+                other => return Err(LedgerError::Corrupt(format!("unknown asset kind {other:?}"))),
+            };
+            out.push(Asset {
+                code: get(&row, 0)?,
+                kind,
+                scale: u32::try_from(scale).map_err(|_| LedgerError::Corrupt(format!("asset scale {scale}")))?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn balance<C: ConnectionTrait>(
+    db: &C,
+    assets: &AssetCache,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    as_of: AsOf,
+) -> Result<BalanceReport, LedgerError> {
+    let acc = account(db, assets, tenant_id, account_id, false).await?;
+    let scale = assets
+        .resolve(db, [acc.asset.clone()])
+        .await?
+        .get(&acc.asset)
+        .map(|a| a.scale)
+        .ok_or_else(|| LedgerError::UnknownAsset(acc.asset.clone()))?;
+    let b = match as_of {
+        AsOf::Now => acc.balance,
+        AsOf::EffectiveDate(_) | AsOf::BookedAt(_) => {
+            let backend = db.get_database_backend();
+            let (column, bound): (&str, Value) = match as_of {
+                AsOf::EffectiveDate(d) => ("effective_date", d.into()),
+                AsOf::BookedAt(t) => ("booked_at", sql::micros(t).into()),
+                AsOf::Now => unreachable_now(),
+            };
+            let q = format!(
+                "SELECT side, CAST(SUM(amount) AS TEXT) FROM ledger_postings \
+                 WHERE tenant_id = {} AND account_id = {} AND pending = {} AND {column} <= {} GROUP BY side",
+                param(backend, 1),
+                param(backend, 2),
+                param(backend, 3),
+                param(backend, 4)
+            );
+            let mut b = Balance::default();
+            for row in sql::query(db, q, vec![tenant_id.into(), account_id.into(), false.into(), bound]).await? {
+                let side_name: String = get(&row, 0)?;
+                let sum: String = get(&row, 1)?;
+                let sum: i64 = sum.parse().map_err(|_| LedgerError::Overflow)?;
+                match sql::side(&side_name)? {
+                    Side::Debit => b.debits_posted = sum,
+                    Side::Credit => b.credits_posted = sum,
+                }
+            }
+            b
+        }
+    };
+    let n = acc.normal_side;
+    Ok(BalanceReport {
+        account_id,
+        asset: acc.asset,
+        normal_side: n,
+        as_of,
+        posted: decimal_of(b.posted(n), scale),
+        pending: decimal_of(b.pending(n), scale),
+        available: decimal_of(b.available(n), scale),
+        debits: decimal_of(i128::from(b.debits_posted), scale),
+        credits: decimal_of(i128::from(b.credits_posted), scale),
+    })
+}
+
+// `AsOf::Now` is handled before the match that would call this.
+fn unreachable_now() -> (&'static str, Value) {
+    ("booked_at", i64::MAX.into())
+}
+
+/// Most entries one page may hold.
+pub const MAX_PAGE: u32 = 500;
+
+pub(crate) async fn account_entries<C: ConnectionTrait>(
+    db: &C,
+    assets: &AssetCache,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    cursor: Option<i64>,
+    limit: u32,
+) -> Result<EntryPage, LedgerError> {
+    // The account must be the caller's: another tenant's id answers "not found", not an empty page.
+    account(db, assets, tenant_id, account_id, false).await?;
+    let limit = limit.clamp(1, MAX_PAGE);
+    let backend = db.get_database_backend();
+    let q = format!(
+        "SELECT DISTINCT entry_id, seq FROM ledger_postings WHERE tenant_id = {} AND account_id = {} AND seq > {} \
+         ORDER BY seq LIMIT {}",
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3),
+        param(backend, 4)
+    );
+    let rows = sql::query(
+        db,
+        q,
+        vec![tenant_id.into(), account_id.into(), cursor.unwrap_or(0).into(), i64::from(limit + 1).into()],
+    )
+    .await?;
+    let mut ids: Vec<(i64, Uuid)> = rows.iter().map(|r| Ok((get(r, 1)?, get(r, 0)?))).collect::<Result<_, LedgerError>>()?;
+    let more = ids.len() > limit as usize;
+    ids.truncate(limit as usize);
+    let id_list: Vec<Uuid> = ids.iter().map(|(_, id)| *id).collect();
+    let mut records = sql::load_entries(db, tenant_id, &id_list).await?;
+    records.sort_by_key(|r| r.seq);
+    let scales = assets.resolve(db, records.iter().flat_map(|r| r.postings.iter().map(|p| p.asset.clone()))).await?;
+    let entries = records.iter().map(|r| to_entry(r, &scales)).collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if more { ids.last().map(|(seq, _)| *seq) } else { None };
+    Ok(EntryPage { entries, next_cursor })
+}
+
+pub(crate) async fn trial_balance<C: ConnectionTrait>(
+    db: &C,
+    assets: &AssetCache,
+    tenant_id: Option<Uuid>,
+) -> Result<Vec<TrialBalanceLine>, LedgerError> {
+    let backend = db.get_database_backend();
+    // Sums as text: PostgreSQL widens SUM(bigint) to numeric, SQLite keeps an exact integer;
+    // both print exactly, and i128 holds any sum of i64 counters.
+    let (filter, values): (String, Vec<Value>) = match tenant_id {
+        Some(t) => (format!("WHERE tenant_id = {}", param(backend, 1)), vec![t.into()]),
+        None => (String::new(), vec![]),
+    };
+    let q = format!(
+        "SELECT asset_code, CAST(SUM(debits_posted) AS TEXT), CAST(SUM(credits_posted) AS TEXT), COUNT(*) \
+         FROM ledger_accounts {filter} GROUP BY asset_code ORDER BY asset_code"
+    );
+    let rows = sql::query(db, q, values).await?;
+    let codes: Vec<String> = rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<_, _>>()?;
+    let scales: HashMap<String, Asset> = assets.resolve(db, codes).await?;
+    rows.iter()
+        .map(|r| {
+            let asset: String = get(r, 0)?;
+            let scale = scales.get(&asset).map(|a| a.scale).unwrap_or(0);
+            let parse = |s: String| s.parse::<i128>().map_err(|_| LedgerError::Corrupt(format!("sum {s}")));
+            let d = parse(get(r, 1)?)?;
+            let c = parse(get(r, 2)?)?;
+            Ok(TrialBalanceLine {
+                asset,
+                debits: decimal_of(d, scale),
+                credits: decimal_of(c, scale),
+                difference: decimal_of(d - c, scale),
+                accounts: get(r, 3)?,
+            })
+        })
+        .collect()
+}
+
+/// Holds due to expire: `(tenant, hold)`.
+pub(crate) async fn due_holds<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<(Uuid, Uuid)>, LedgerError> {
+    let backend = db.get_database_backend();
+    let q = format!(
+        "SELECT e.tenant_id, e.id FROM ledger_entries e WHERE e.expires_at IS NOT NULL AND e.expires_at <= {} \
+         AND NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.tenant_id = e.tenant_id AND r.hold_entry_id = e.id) \
+         ORDER BY e.expires_at LIMIT {}",
+        param(backend, 1),
+        param(backend, 2)
+    );
+    let rows = sql::query(db, q, vec![sql::micros(now).into(), (limit as i64).into()]).await?;
+    rows.iter().map(|r| Ok((get(r, 0)?, get(r, 1)?))).collect()
+}
+
+pub(crate) async fn verify_chain<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<ChainReport, LedgerError> {
+    const PAGE: i64 = 1_000;
+    let backend = db.get_database_backend();
+    let mut position = (0_i64, chain::GENESIS.to_owned());
+    let mut checked = 0_u64;
+    loop {
+        let q = format!(
+            "SELECT {} FROM ledger_entries WHERE tenant_id = {} AND seq > {} ORDER BY seq LIMIT {}",
+            sql::ENTRY_COLS,
+            param(backend, 1),
+            param(backend, 2),
+            param(backend, 3)
+        );
+        let rows = sql::query(db, q, vec![tenant_id.into(), position.0.into(), PAGE.into()]).await?;
+        let mut records = rows.iter().map(sql::entry_from_row).collect::<Result<Vec<_>, _>>()?;
+        if records.is_empty() {
+            break;
+        }
+        let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+        let q = format!(
+            "SELECT entry_id, account_id, asset_code, side, amount FROM ledger_postings \
+             WHERE tenant_id = {} AND entry_id IN {} ORDER BY entry_id, idx",
+            param(backend, 1),
+            sql::in_list(backend, ids.len(), 2)
+        );
+        let mut values: Vec<Value> = vec![tenant_id.into()];
+        values.extend(ids.iter().map(|id| Value::from(*id)));
+        sql::attach_postings(&mut records, &sql::query(db, q, values).await?)?;
+        match chain::verify(&records, position.clone()) {
+            Ok((seq, hash, n)) => {
+                position = (seq, hash);
+                checked += n;
+            }
+            Err(b) => return Ok(ChainReport { entries_checked: checked, first_break: Some(b) }),
+        }
+    }
+    // The book's head must name the last entry: entries removed from the end show up here.
+    let q = format!("SELECT seq, hash FROM ledger_books WHERE tenant_id = {}", param(backend, 1));
+    let rows = sql::query(db, q, vec![tenant_id.into()]).await?;
+    if let Some(row) = rows.first() {
+        let (seq, hash): (i64, String) = (get(row, 0)?, get(row, 1)?);
+        if seq != position.0 || hash != position.1 {
+            return Ok(ChainReport {
+                entries_checked: checked,
+                first_break: Some(ChainBreak {
+                    seq: position.0 + 1,
+                    entry_id: None,
+                    reason: format!(
+                        "the book's head is entry {seq} but the chain ends at entry {} (entries missing at the end)",
+                        position.0
+                    ),
+                }),
+            });
+        }
+    }
+    Ok(ChainReport { entries_checked: checked, first_break: None })
+}

@@ -1,0 +1,33 @@
+//! Every schema change of the platform, forward and backward (sea-orm-migration).
+//!
+//! This crate owns the tables; it depends on no domain crate, so a schema can be
+//! created, inspected or rolled back without linking the rules that use it.
+//! The same migrations run on SQLite (embedded default) and PostgreSQL (production):
+//! the few type names that differ are substituted by [`sql::render`], the rest is
+//! plain SQL so that every CHECK, key and foreign key is visible in one place.
+//!
+//! Rules written into the schema (defence in depth; the ledger checks them first):
+//! * every money or unit amount is a BIGINT count of the asset's smallest unit (exact on both
+//!   backends; see docs/ARCHITECTURE.md "Exact storage");
+//! * every table that holds tenant data has `tenant_id` in its keys, and postings point at
+//!   accounts and entries through composite foreign keys `(tenant_id, ...)`, so a row can never
+//!   reference another tenant's row;
+//! * posting amounts are > 0, balances columns are >= 0, a no-negative account's available
+//!   balance is >= 0, an idempotency key is unique per tenant, an entry is reversed at most once,
+//!   a hold is resolved at most once.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_ledger;
+pub mod sql;
+
+/// All migrations, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_ledger::Migration)]
+    }
+}
