@@ -155,36 +155,37 @@ pub struct ChainBreak {
 }
 
 /// Checks `records`, which must be the tenant's entries in `seq` order, and stops at the first
-/// broken link. `head` is the book's recorded head (seq, hash), checked against the last entry.
+/// broken link, with the number of entries that checked out before it. `expected_start` is the
+/// (seq, hash) of the entry before the first record.
 pub fn verify<'a>(
     records: impl IntoIterator<Item = &'a EntryRecord>,
     expected_start: (i64, String),
-) -> Result<(i64, String, u64), ChainBreak> {
+) -> Result<(i64, String, u64), (ChainBreak, u64)> {
     let (mut seq, mut prev) = expected_start;
     let mut checked = 0_u64;
     for r in records {
         seq += 1;
         if r.seq != seq {
-            return Err(ChainBreak {
+            return Err((ChainBreak {
                 seq,
                 entry_id: Some(r.id),
                 reason: format!("expected sequence {seq}, found {} (an entry is missing or moved)", r.seq),
-            });
+            }, checked));
         }
         if r.prev_hash != prev {
-            return Err(ChainBreak {
+            return Err((ChainBreak {
                 seq,
                 entry_id: Some(r.id),
                 reason: "prev_hash does not match the previous entry's hash".to_owned(),
-            });
+            }, checked));
         }
         let computed = r.compute_hash();
         if computed != r.hash {
-            return Err(ChainBreak {
+            return Err((ChainBreak {
                 seq,
                 entry_id: Some(r.id),
                 reason: format!("content does not match its hash (stored {}, computed {computed})", r.hash),
-            });
+            }, checked));
         }
         prev = computed;
         checked += 1;

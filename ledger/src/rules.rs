@@ -213,7 +213,7 @@ mod tests {
         }
     }
 
-    fn lookup(views: &[AccountView]) -> impl Fn(Uuid) -> Option<&AccountView> {
+    fn lookup<'a>(views: &'a [AccountView]) -> impl Fn(Uuid) -> Option<&'a AccountView> {
         move |id| views.iter().find(|v| v.id == id)
     }
 

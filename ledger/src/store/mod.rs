@@ -281,7 +281,7 @@ impl Ledger {
 
     /// Posts one entry (or places a hold, when `entry.hold` is set).
     pub async fn post_entry(&self, entry: NewEntry) -> Result<Posted, LedgerError> {
-        single_entry(self.submit(vec![Operation::Post(entry)], true).await)
+        single_entry(self.submit(vec![Operation::Post(entry)], false).await)
     }
 
     /// Posts up to [`MAX_BATCH`] entries atomically: all of them or, on the first refusal
@@ -308,17 +308,17 @@ impl Ledger {
 
     /// Reverses a posted entry with its mirror image, linked to it. A second reversal is refused.
     pub async fn reverse(&self, reversal: Reversal) -> Result<Posted, LedgerError> {
-        single_entry(self.submit(vec![Operation::Reverse(reversal)], true).await)
+        single_entry(self.submit(vec![Operation::Reverse(reversal)], false).await)
     }
 
     /// Posts a hold, fully or in part; the rest of it is released.
     pub async fn commit_hold(&self, commit: HoldCommit) -> Result<Posted, LedgerError> {
-        single_entry(self.submit(vec![Operation::CommitHold(commit)], true).await)
+        single_entry(self.submit(vec![Operation::CommitHold(commit)], false).await)
     }
 
     /// Releases a hold without posting it. Voiding a voided hold again answers the same.
     pub async fn void_hold(&self, tenant_id: Uuid, hold_id: Uuid) -> Result<HoldState, LedgerError> {
-        match self.submit(vec![Operation::VoidHold { tenant_id, hold_id }], true).await?.pop() {
+        match self.submit(vec![Operation::VoidHold { tenant_id, hold_id }], false).await?.pop() {
             Some(Outcome::Released { state, .. }) => Ok(state),
             other => Err(LedgerError::Corrupt(format!("void answered {other:?}"))),
         }
@@ -328,7 +328,7 @@ impl Ledger {
     pub async fn expire_holds(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
         let due = read::due_holds(&self.db, now, MAX_GROUP_OPS).await?;
         let jobs = due.into_iter().map(|(tenant_id, hold_id)| {
-            self.submit(vec![Operation::ExpireHold { tenant_id, hold_id, now }], true)
+            self.submit(vec![Operation::ExpireHold { tenant_id, hold_id, now }], false)
         });
         let results = futures::future::join_all(jobs).await;
         let mut expired = 0;
@@ -348,8 +348,8 @@ impl Ledger {
         Ok(expired)
     }
 
-    /// Any operations, as one job: `batch` makes them all-or-nothing (a single operation
-    /// always is).
+    /// Any operations, as one all-or-nothing job; with `batch`, a refusal is reported as
+    /// [`LedgerError::BatchRejected`] naming the operation's position.
     pub async fn submit(&self, ops: Vec<Operation>, batch: bool) -> Result<Vec<Outcome>, LedgerError> {
         if ops.is_empty() {
             return Ok(Vec::new());
@@ -471,7 +471,7 @@ async fn execute_in(
     let ops: Vec<&Operation> = jobs.iter().flat_map(|(ops, _)| ops.iter()).collect();
     let mut work = Work::load(txn, &ops, assets).await?;
     let drafts: Vec<Result<Vec<Draft>, LedgerError>> =
-        jobs.iter().map(|(ops, batch)| work.run_job(ops, *batch || ops.len() == 1)).collect();
+        jobs.iter().map(|(ops, batch)| work.run_job(ops, *batch)).collect();
     work.flush(txn).await?;
 
     // Replays: read the original entries back (inside the transaction, so in-group ones are seen).

@@ -356,7 +356,7 @@ pub(crate) async fn verify_chain<C: ConnectionTrait>(db: &C, tenant_id: Uuid) ->
                 position = (seq, hash);
                 checked += n;
             }
-            Err(b) => return Ok(ChainReport { entries_checked: checked, first_break: Some(b) }),
+            Err((b, n)) => return Ok(ChainReport { entries_checked: checked + n, first_break: Some(b) }),
         }
     }
     // The book's head must name the last entry: entries removed from the end show up here.

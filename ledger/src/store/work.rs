@@ -268,7 +268,8 @@ impl Work {
         })
     }
 
-    /// Runs one job: all of its operations, or (on the first refusal) none.
+    /// Runs one job: all of its operations, or (on the first refusal) none. With `batch` the
+    /// refusal names the operation's position.
     pub(crate) fn run_job(&mut self, ops: &[Operation], batch: bool) -> Result<Vec<Draft>, LedgerError> {
         let mut scratch = Scratch::default();
         let mut drafts = Vec::with_capacity(ops.len());
