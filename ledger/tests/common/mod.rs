@@ -15,7 +15,13 @@ use uuid::Uuid;
 pub struct TestDb {
     pub name: &'static str,
     pub db: DatabaseConnection,
+    pub url: String,
     cleanup: Cleanup,
+}
+
+/// A second, independent connection pool to the same test database.
+pub async fn reconnect(tdb: &TestDb) -> DatabaseConnection {
+    ledger::connect(&tdb.url).await.unwrap()
 }
 
 enum Cleanup {
@@ -64,9 +70,10 @@ pub async fn fresh(backend: &'static str) -> TestDb {
     match backend {
         "sqlite" => {
             let path = std::env::temp_dir().join(format!("wrap-test-{}.db", Uuid::now_v7()));
-            let db = ledger::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            let db = ledger::connect(&url).await.unwrap();
             Migrator::up(&db, None).await.unwrap();
-            TestDb { name: "sqlite", db, cleanup: Cleanup::File(path) }
+            TestDb { name: "sqlite", db, url, cleanup: Cleanup::File(path) }
         }
         _ => {
             let admin_url = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
@@ -77,7 +84,7 @@ pub async fn fresh(backend: &'static str) -> TestDb {
             let url = with_database(&admin_url, &database);
             let db = ledger::connect(&url).await.unwrap();
             Migrator::up(&db, None).await.unwrap();
-            TestDb { name: "postgres", db, cleanup: Cleanup::Postgres { admin_url, database } }
+            TestDb { name: "postgres", db, url, cleanup: Cleanup::Postgres { admin_url, database } }
         }
     }
 }
