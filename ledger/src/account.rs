@@ -132,7 +132,10 @@ pub struct Balance {
 impl Balance {
     /// Posted balance, positive on the normal side.
     pub fn posted(&self, normal: Side) -> i128 {
-        let (d, c) = (i128::from(self.debits_posted), i128::from(self.credits_posted));
+        let (d, c) = (
+            i128::from(self.debits_posted),
+            i128::from(self.credits_posted),
+        );
         match normal {
             Side::Debit => d - c,
             Side::Credit => c - d,
@@ -141,7 +144,10 @@ impl Balance {
 
     /// Net pending amount, positive on the normal side.
     pub fn pending(&self, normal: Side) -> i128 {
-        let (d, c) = (i128::from(self.debits_pending), i128::from(self.credits_pending));
+        let (d, c) = (
+            i128::from(self.debits_pending),
+            i128::from(self.credits_pending),
+        );
         match normal {
             Side::Debit => d - c,
             Side::Credit => c - d,
@@ -209,7 +215,10 @@ mod tests {
             debits_posted: i64::MAX,
             ..Balance::default()
         };
-        assert!(matches!(b.add(Side::Debit, false, 1), Err(LedgerError::Overflow)));
+        assert!(matches!(
+            b.add(Side::Debit, false, 1),
+            Err(LedgerError::Overflow)
+        ));
         assert_eq!(b.debits_posted, i64::MAX);
     }
 

@@ -186,11 +186,17 @@ mod tests {
     #[test]
     fn converts_exactly_at_scale() {
         let jpy = Asset::currency("JPY", 0);
-        assert_eq!(jpy.amount(d("999999999999999")).map(Amount::minor).ok(), Some(999_999_999_999_999));
+        assert_eq!(
+            jpy.amount(d("999999999999999")).map(Amount::minor).ok(),
+            Some(999_999_999_999_999)
+        );
         let usd = Asset::currency("USD", 2);
         assert_eq!(usd.amount(d("12.30")).map(Amount::minor).ok(), Some(1230));
         let fine = Asset::instrument("X", 8, "JPY", 1);
-        assert_eq!(fine.amount(d("0.00000001")).map(Amount::minor).ok(), Some(1));
+        assert_eq!(
+            fine.amount(d("0.00000001")).map(Amount::minor).ok(),
+            Some(1)
+        );
         assert_eq!(Amount::from_minor(1, 8).to_decimal(), d("0.00000001"));
         assert_eq!(Amount::from_minor(-1230, 2).to_string(), "-12.30");
     }
@@ -198,8 +204,15 @@ mod tests {
     #[test]
     fn refuses_more_decimals_than_scale() {
         let jpy = Asset::currency("JPY", 0);
-        let err = jpy.amount(d("1.5")).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("1 decimal places; the asset allows 0"), "{err}");
+        let err = jpy
+            .amount(d("1.5"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("1 decimal places; the asset allows 0"),
+            "{err}"
+        );
         // Trailing zeros are not extra precision.
         assert_eq!(jpy.amount(d("100.000")).map(Amount::minor).ok(), Some(100));
         let usd = Asset::currency("USD", 2);

@@ -128,7 +128,10 @@ impl EntryRecord {
             .opt_i64(self.expires_at_us)
             .i64(self.postings.len() as i64);
         for p in &self.postings {
-            c.uuid(p.account_id).str(&p.asset).str(p.side.as_str()).i64(p.amount);
+            c.uuid(p.account_id)
+                .str(&p.asset)
+                .str(p.side.as_str())
+                .i64(p.amount);
         }
         c.hex()
     }
@@ -166,26 +169,41 @@ pub fn verify<'a>(
     for r in records {
         seq += 1;
         if r.seq != seq {
-            return Err((ChainBreak {
-                seq,
-                entry_id: Some(r.id),
-                reason: format!("expected sequence {seq}, found {} (an entry is missing or moved)", r.seq),
-            }, checked));
+            return Err((
+                ChainBreak {
+                    seq,
+                    entry_id: Some(r.id),
+                    reason: format!(
+                        "expected sequence {seq}, found {} (an entry is missing or moved)",
+                        r.seq
+                    ),
+                },
+                checked,
+            ));
         }
         if r.prev_hash != prev {
-            return Err((ChainBreak {
-                seq,
-                entry_id: Some(r.id),
-                reason: "prev_hash does not match the previous entry's hash".to_owned(),
-            }, checked));
+            return Err((
+                ChainBreak {
+                    seq,
+                    entry_id: Some(r.id),
+                    reason: "prev_hash does not match the previous entry's hash".to_owned(),
+                },
+                checked,
+            ));
         }
         let computed = r.compute_hash();
         if computed != r.hash {
-            return Err((ChainBreak {
-                seq,
-                entry_id: Some(r.id),
-                reason: format!("content does not match its hash (stored {}, computed {computed})", r.hash),
-            }, checked));
+            return Err((
+                ChainBreak {
+                    seq,
+                    entry_id: Some(r.id),
+                    reason: format!(
+                        "content does not match its hash (stored {}, computed {computed})",
+                        r.hash
+                    ),
+                },
+                checked,
+            ));
         }
         prev = computed;
         checked += 1;

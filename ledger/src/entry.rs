@@ -268,8 +268,8 @@ pub struct Posted {
 /// What a write operation produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// An entry (post, reversal, commit).
-    Entry(Posted),
+    /// An entry (post, reversal, commit). Boxed: an entry is large, a release is small.
+    Entry(Box<Posted>),
     /// A hold released without an entry (void or expiry); `already` when it had been before.
     Released {
         /// The hold.
@@ -293,9 +293,9 @@ pub(crate) fn check_key(key: &str) -> Result<(), LedgerError> {
 pub(crate) fn check_kind(kind: &str) -> Result<(), LedgerError> {
     let ok = !kind.is_empty()
         && kind.len() <= 64
-        && kind
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-'));
+        && kind.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
+        });
     if ok {
         Ok(())
     } else {

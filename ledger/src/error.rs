@@ -48,7 +48,9 @@ pub enum LedgerError {
         reason: String,
     },
     /// Debits and credits of one asset differ.
-    #[error("entry does not balance in {asset}: debits {debits}, credits {credits} (difference {difference})")]
+    #[error(
+        "entry does not balance in {asset}: debits {debits}, credits {credits} (difference {difference})"
+    )]
     Unbalanced {
         /// The asset.
         asset: String,
@@ -78,7 +80,9 @@ pub enum LedgerError {
     #[error("account {0} is closed")]
     AccountClosed(Uuid),
     /// The entry would take a no-negative account's available balance below zero.
-    #[error("account {account_id} ({code}) would go negative: available {available} {asset}, after this entry {after}")]
+    #[error(
+        "account {account_id} ({code}) would go negative: available {available} {asset}, after this entry {after}"
+    )]
     WouldGoNegative {
         /// The account.
         account_id: Uuid,

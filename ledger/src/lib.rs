@@ -35,8 +35,8 @@ pub mod store;
 pub use account::{Account, Balance, NewAccount, Side};
 pub use asset::{Amount, Asset, AssetKind};
 pub use entry::{
-    Entry, EntryStatus, HoldCommit, HoldState, HoldTerms, MAX_BATCH, NewEntry, NewPosting, Operation, Outcome, Posted,
-    Posting, Reversal,
+    Entry, EntryStatus, HoldCommit, HoldState, HoldTerms, MAX_BATCH, NewEntry, NewPosting,
+    Operation, Outcome, Posted, Posting, Reversal,
 };
 pub use error::LedgerError;
 pub use store::{AsOf, BalanceReport, EntryPage, Ledger, TrialBalanceLine, begin_write, connect};

@@ -179,7 +179,10 @@ pub fn apply_changes<'a>(
         if !view.no_negative {
             continue;
         }
-        let after = next.get(id).map(|b| b.available(view.normal_side)).unwrap_or(0);
+        let after = next
+            .get(id)
+            .map(|b| b.available(view.normal_side))
+            .unwrap_or(0);
         if after < 0 {
             let before = balance_of(view).available(view.normal_side);
             return Err(LedgerError::WouldGoNegative {
@@ -225,7 +228,9 @@ mod tests {
             NewPosting::debit(v[0].id, "USD", Decimal::new(1000, 2)),
             NewPosting::credit(v[1].id, "USD", Decimal::new(999, 2)),
         ];
-        let err = validate_postings(t, &ps, lookup(&v)).err().map(|e| e.to_string());
+        let err = validate_postings(t, &ps, lookup(&v))
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("entry does not balance in USD: debits 10.00, credits 9.99 (difference 0.01)")
@@ -256,7 +261,10 @@ mod tests {
             NewPosting::debit(v[1].id, "F1", Decimal::from(7)),
             NewPosting::credit(v[3].id, "F1", Decimal::from(7)),
         ];
-        assert_eq!(validate_postings(t, &ps, lookup(&v)).map(|l| l.len()).ok(), Some(4));
+        assert_eq!(
+            validate_postings(t, &ps, lookup(&v)).map(|l| l.len()).ok(),
+            Some(4)
+        );
     }
 
     #[test]
@@ -271,7 +279,10 @@ mod tests {
         ];
         let (a, b, foreign, usd) = (v[0].id, v[1].id, v[2].id, v[3].id);
         let pair = |x: Uuid, y: Uuid, amt: Decimal| {
-            vec![NewPosting::debit(x, "JPY", amt), NewPosting::credit(y, "JPY", amt)]
+            vec![
+                NewPosting::debit(x, "JPY", amt),
+                NewPosting::credit(y, "JPY", amt),
+            ]
         };
         let one = Decimal::ONE;
         // Too few postings.
@@ -281,8 +292,12 @@ mod tests {
         ));
         // Unknown and foreign accounts answer alike.
         let ghost = Uuid::now_v7();
-        assert!(matches!(validate_postings(t, &pair(a, ghost, one), lookup(&v)), Err(LedgerError::AccountNotFound(id)) if id == ghost));
-        assert!(matches!(validate_postings(t, &pair(a, foreign, one), lookup(&v)), Err(LedgerError::AccountNotFound(id)) if id == foreign));
+        assert!(
+            matches!(validate_postings(t, &pair(a, ghost, one), lookup(&v)), Err(LedgerError::AccountNotFound(id)) if id == ghost)
+        );
+        assert!(
+            matches!(validate_postings(t, &pair(a, foreign, one), lookup(&v)), Err(LedgerError::AccountNotFound(id)) if id == foreign)
+        );
         // Asset mismatch.
         assert!(matches!(
             validate_postings(t, &pair(a, usd, one), lookup(&v)),
@@ -304,7 +319,9 @@ mod tests {
         ));
         // Closed account.
         v[1].closed = true;
-        assert!(matches!(validate_postings(t, &pair(a, b, one), lookup(&v)), Err(LedgerError::AccountClosed(id)) if id == b));
+        assert!(
+            matches!(validate_postings(t, &pair(a, b, one), lookup(&v)), Err(LedgerError::AccountClosed(id)) if id == b)
+        );
     }
 
     #[test]
@@ -326,23 +343,39 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("would go negative: available 400 JPY, after this entry -1"), "{err}");
+        assert!(
+            err.contains("would go negative: available 400 JPY, after this entry -1"),
+            "{err}"
+        );
         // A new hold is counted the same way.
         assert!(apply_changes(&[Change::Reserve(id, Side::Credit, 401)], lookup(&v), bal).is_err());
         // Releasing the hold frees its amount again.
         let next = apply_changes(
-            &[Change::Release(id, Side::Credit, 600), Change::Post(id, Side::Credit, 1_000)],
+            &[
+                Change::Release(id, Side::Credit, 600),
+                Change::Post(id, Side::Credit, 1_000),
+            ],
             lookup(&v),
             bal,
         );
-        assert_eq!(next.ok().and_then(|m| m.get(&id).map(|b| b.available(Side::Debit))), Some(0));
+        assert_eq!(
+            next.ok()
+                .and_then(|m| m.get(&id).map(|b| b.available(Side::Debit))),
+            Some(0)
+        );
     }
 
     #[test]
     fn ordinary_accounts_may_go_negative() {
         let t = Uuid::now_v7();
         let v = [view(t, "JPY", 0, false)];
-        let next = apply_changes(&[Change::Post(v[0].id, Side::Credit, 5)], lookup(&v), |a| a.balance);
-        assert_eq!(next.ok().and_then(|m| m.get(&v[0].id).map(|b| b.posted(Side::Debit))), Some(-5));
+        let next = apply_changes(&[Change::Post(v[0].id, Side::Credit, 5)], lookup(&v), |a| {
+            a.balance
+        });
+        assert_eq!(
+            next.ok()
+                .and_then(|m| m.get(&v[0].id).map(|b| b.posted(Side::Debit))),
+            Some(-5)
+        );
     }
 }

@@ -27,13 +27,23 @@ async fn concurrent_transfers_never_overdraw() {
         let mut accounts = Vec::new();
         for i in 0..10 {
             // Account 0 may not go negative; it is funded for 100 transfers of 10 out of it.
-            accounts.push(book.account(&format!("acc:{i}"), "JPY", Side::Debit, i == 0).await);
+            accounts.push(
+                book.account(&format!("acc:{i}"), "JPY", Side::Debit, i == 0)
+                    .await,
+            );
         }
-        first.post_entry(book.transfer("fund", world, accounts[0], "JPY", "1000")).await.unwrap();
+        first
+            .post_entry(book.transfer("fund", world, accounts[0], "JPY", "1000"))
+            .await
+            .unwrap();
 
         let mut handles = Vec::new();
         for task in 0..TASKS {
-            let ledger = if task % 2 == 0 { first.clone() } else { second.clone() };
+            let ledger = if task % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
             let accounts = accounts.clone();
             let tenant = book.tenant;
             handles.push(tokio::spawn(async move {
@@ -45,7 +55,11 @@ async fn concurrent_transfers_never_overdraw() {
                     let from = if j % 4 == 0 { 0 } else { 1 + seed % 9 };
                     let to = 1 + (seed * 7 + 3) % 9;
                     let to = if to == from { 1 + to % 9 } else { to };
-                    let amount = if from == 0 { Decimal::from(10) } else { Decimal::from(1 + seed % 50) };
+                    let amount = if from == 0 {
+                        Decimal::from(10)
+                    } else {
+                        Decimal::from(1 + seed % 50)
+                    };
                     let entry = ledger::NewEntry {
                         tenant_id: tenant,
                         idempotency_key: format!("t{task}:{j}"),
@@ -61,7 +75,11 @@ async fn concurrent_transfers_never_overdraw() {
                     };
                     match ledger.post_entry(entry).await {
                         Ok(_) => accepted.push((accounts[from], accounts[to], amount)),
-                        Err(LedgerError::WouldGoNegative { account_id, .. }) if account_id == accounts[0] => refused += 1,
+                        Err(LedgerError::WouldGoNegative { account_id, .. })
+                            if account_id == accounts[0] =>
+                        {
+                            refused += 1
+                        }
                         Err(e) => panic!("unexpected refusal: {e}"),
                     }
                 }
@@ -88,12 +106,19 @@ async fn concurrent_transfers_never_overdraw() {
         assert_eq!(refused_total, TASKS * TRANSFERS / 4 - 100, "on {backend}");
         assert_eq!(accepted_total + refused_total, TASKS * TRANSFERS);
         for a in &accounts {
-            assert_eq!(book.posted(*a).await, expected.get(a).copied().unwrap_or_default(), "on {backend}");
+            assert_eq!(
+                book.posted(*a).await,
+                expected.get(a).copied().unwrap_or_default(),
+                "on {backend}"
+            );
         }
         assert_eq!(book.posted(accounts[0]).await, Decimal::ZERO);
         let tb = first.trial_balance(Some(book.tenant)).await.unwrap();
         assert!(tb.iter().all(|l| l.difference.is_zero()), "{tb:?}");
         let chain = first.verify_chain(book.tenant).await.unwrap();
-        assert_eq!((chain.entries_checked as usize, chain.first_break), (accepted_total + 1, None));
+        assert_eq!(
+            (chain.entries_checked as usize, chain.first_break),
+            (accepted_total + 1, None)
+        );
     }
 }

@@ -81,7 +81,15 @@ impl Case {
             accounts.push(book.account(code, asset, side, nn).await);
             no_negative.push(nn);
         }
-        Self { book, accounts, no_negative, entries: Vec::new(), posted_ids: Vec::new(), holds: Vec::new(), counter: 0 }
+        Self {
+            book,
+            accounts,
+            no_negative,
+            entries: Vec::new(),
+            posted_ids: Vec::new(),
+            holds: Vec::new(),
+            counter: 0,
+        }
     }
 
     fn key(&mut self) -> String {
@@ -91,23 +99,44 @@ impl Case {
 
     fn transfer(&mut self, from: usize, to: usize, amount: i64) -> NewEntry {
         let key = self.key();
-        self.book.transfer(&key, self.accounts[from], self.accounts[to], "JPY", &amount.to_string())
+        self.book.transfer(
+            &key,
+            self.accounts[from],
+            self.accounts[to],
+            "JPY",
+            &amount.to_string(),
+        )
     }
 
     /// Balances of every account and the number of entries and hold resolutions.
     async fn snapshot(&self) -> (Vec<Balance>, i64) {
         let mut out = Vec::new();
         for a in &self.accounts {
-            out.push(self.book.ledger.account(self.book.tenant, *a).await.unwrap().balance);
+            out.push(
+                self.book
+                    .ledger
+                    .account(self.book.tenant, *a)
+                    .await
+                    .unwrap()
+                    .balance,
+            );
         }
         let db = self.book.ledger.db();
         let backend = db.get_database_backend();
         let q = match backend {
-            sea_orm::DbBackend::Postgres => "SELECT (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = $1) + (SELECT COUNT(*) FROM ledger_hold_resolutions WHERE tenant_id = $1)",
-            _ => "SELECT (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = ?1) + (SELECT COUNT(*) FROM ledger_hold_resolutions WHERE tenant_id = ?1)",
+            sea_orm::DbBackend::Postgres => {
+                "SELECT (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = $1) + (SELECT COUNT(*) FROM ledger_hold_resolutions WHERE tenant_id = $1)"
+            }
+            _ => {
+                "SELECT (SELECT COUNT(*) FROM ledger_entries WHERE tenant_id = ?1) + (SELECT COUNT(*) FROM ledger_hold_resolutions WHERE tenant_id = ?1)"
+            }
         };
         let row = db
-            .query_one_raw(Statement::from_sql_and_values(backend, q, [Value::from(self.book.tenant)]))
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                q,
+                [Value::from(self.book.tenant)],
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -123,7 +152,13 @@ impl Case {
         // Sum of postings per (account, side, pending) counting only unresolved holds as pending.
         let db = ledger.db();
         let backend = db.get_database_backend();
-        let p = |n: usize| if backend == sea_orm::DbBackend::Postgres { format!("${n}") } else { "?".into() };
+        let p = |n: usize| {
+            if backend == sea_orm::DbBackend::Postgres {
+                format!("${n}")
+            } else {
+                "?".into()
+            }
+        };
         let q = format!(
             "SELECT account_id, side, pending, CAST(SUM(amount) AS TEXT) FROM ledger_postings p WHERE tenant_id = {} \
              AND (pending = {} OR NOT EXISTS (SELECT 1 FROM ledger_hold_resolutions r WHERE r.tenant_id = p.tenant_id AND r.hold_entry_id = p.entry_id)) \
@@ -132,7 +167,11 @@ impl Case {
             p(2)
         );
         let rows = db
-            .query_all_raw(Statement::from_sql_and_values(backend, q, [Value::from(self.book.tenant), Value::from(false)]))
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                q,
+                [Value::from(self.book.tenant), Value::from(false)],
+            ))
             .await
             .unwrap();
         let mut sums: HashMap<Uuid, Balance> = HashMap::new();
@@ -151,9 +190,17 @@ impl Case {
         }
         for (i, a) in self.accounts.iter().enumerate() {
             let acc = ledger.account(self.book.tenant, *a).await.unwrap();
-            assert_eq!(acc.balance, sums.get(a).copied().unwrap_or_default(), "account {i} differs from its postings");
+            assert_eq!(
+                acc.balance,
+                sums.get(a).copied().unwrap_or_default(),
+                "account {i} differs from its postings"
+            );
             if self.no_negative[i] {
-                assert!(acc.balance.available(acc.normal_side) >= 0, "no-negative account {i} below zero: {:?}", acc.balance);
+                assert!(
+                    acc.balance.available(acc.normal_side) >= 0,
+                    "no-negative account {i} below zero: {:?}",
+                    acc.balance
+                );
             }
         }
     }
@@ -178,16 +225,34 @@ impl Case {
                 }
             }
             Op::Commit { hold, part } => {
-                let Some(id) = self.holds.get(hold).copied() else { return false };
+                let Some(id) = self.holds.get(hold).copied() else {
+                    return false;
+                };
                 let postings = if part {
                     let h = ledger.entry(tenant, id).await.unwrap();
                     let half = (h.postings[0].amount / Decimal::from(2)).floor();
-                    Some(h.postings.iter().map(|p| NewPosting { account_id: p.account_id, asset: p.asset.clone(), side: p.side, amount: half }).collect())
+                    Some(
+                        h.postings
+                            .iter()
+                            .map(|p| NewPosting {
+                                account_id: p.account_id,
+                                asset: p.asset.clone(),
+                                side: p.side,
+                                amount: half,
+                            })
+                            .collect(),
+                    )
                 } else {
                     None
                 };
                 let key = self.key();
-                let c = HoldCommit { tenant_id: tenant, hold_id: id, idempotency_key: key, effective_date: common::day(6), postings };
+                let c = HoldCommit {
+                    tenant_id: tenant,
+                    hold_id: id,
+                    idempotency_key: key,
+                    effective_date: common::day(6),
+                    postings,
+                };
                 match ledger.commit_hold(c).await {
                     Ok(p) => {
                         self.posted_ids.push(p.entry.id);
@@ -197,16 +262,26 @@ impl Case {
                 }
             }
             Op::Void { hold } => {
-                let Some(id) = self.holds.get(hold).copied() else { return false };
+                let Some(id) = self.holds.get(hold).copied() else {
+                    return false;
+                };
                 // Voiding an already voided hold answers Ok and writes nothing.
                 let before = self.snapshot().await;
                 let r = ledger.void_hold(tenant, id).await;
                 r.is_ok() && self.snapshot().await != before
             }
             Op::Reverse { entry } => {
-                let Some(id) = self.posted_ids.get(entry).copied() else { return false };
+                let Some(id) = self.posted_ids.get(entry).copied() else {
+                    return false;
+                };
                 let key = self.key();
-                let r = Reversal { tenant_id: tenant, entry_id: id, idempotency_key: key, effective_date: common::day(7), description: "oops".into() };
+                let r = Reversal {
+                    tenant_id: tenant,
+                    entry_id: id,
+                    idempotency_key: key,
+                    effective_date: common::day(7),
+                    description: "oops".into(),
+                };
                 match ledger.reverse(r).await {
                     Ok(p) => {
                         self.posted_ids.push(p.entry.id);
@@ -216,19 +291,29 @@ impl Case {
                 }
             }
             Op::Replay { entry } => {
-                let Some(e) = self.entries.get(entry).cloned() else { return false };
+                let Some(e) = self.entries.get(entry).cloned() else {
+                    return false;
+                };
                 let p = ledger.post_entry(e).await.unwrap();
                 assert!(p.replayed, "a replay wrote a new entry");
                 false
             }
             Op::Conflict { entry } => {
-                let Some(mut e) = self.entries.get(entry).cloned() else { return false };
+                let Some(mut e) = self.entries.get(entry).cloned() else {
+                    return false;
+                };
                 e.description.push('!');
-                assert!(matches!(ledger.post_entry(e).await, Err(ledger::LedgerError::IdempotencyConflict { .. })));
+                assert!(matches!(
+                    ledger.post_entry(e).await,
+                    Err(ledger::LedgerError::IdempotencyConflict { .. })
+                ));
                 false
             }
             Op::Batch(items) => {
-                let batch: Vec<NewEntry> = items.into_iter().map(|(f, t, a)| self.transfer(f, t, a)).collect();
+                let batch: Vec<NewEntry> = items
+                    .into_iter()
+                    .map(|(f, t, a)| self.transfer(f, t, a))
+                    .collect();
                 match ledger.post_batch(batch.clone()).await {
                     Ok(posted) => {
                         self.posted_ids.extend(posted.iter().map(|p| p.entry.id));
@@ -240,19 +325,25 @@ impl Case {
             }
             Op::Unbalanced { from, to, amount } => {
                 let key = self.key();
-                let e = self.book.entry(&key, vec![
-                    NewPosting::credit(self.accounts[from], "JPY", Decimal::from(amount)),
-                    NewPosting::debit(self.accounts[to], "JPY", Decimal::from(amount + 1)),
-                ]);
+                let e = self.book.entry(
+                    &key,
+                    vec![
+                        NewPosting::credit(self.accounts[from], "JPY", Decimal::from(amount)),
+                        NewPosting::debit(self.accounts[to], "JPY", Decimal::from(amount + 1)),
+                    ],
+                );
                 assert!(ledger.post_entry(e).await.is_err());
                 false
             }
             Op::WrongAsset { from, amount } => {
                 let key = self.key();
-                let e = self.book.entry(&key, vec![
-                    NewPosting::credit(self.accounts[from], "JPY", Decimal::from(amount)),
-                    NewPosting::debit(self.accounts[8], "JPY", Decimal::from(amount)),
-                ]);
+                let e = self.book.entry(
+                    &key,
+                    vec![
+                        NewPosting::credit(self.accounts[from], "JPY", Decimal::from(amount)),
+                        NewPosting::debit(self.accounts[8], "JPY", Decimal::from(amount)),
+                    ],
+                );
                 assert!(ledger.post_entry(e).await.is_err());
                 false
             }
@@ -278,13 +369,23 @@ async fn run_case(ledger: &Ledger, ops: Vec<Op>) {
         let e = case.transfer(0, i, 300);
         assert!(case.apply_entry(e).await);
     }
-    let e = case.book.transfer("fund-usd", case.accounts[7], case.accounts[8], "USD", "10.00");
+    let e = case.book.transfer(
+        "fund-usd",
+        case.accounts[7],
+        case.accounts[8],
+        "USD",
+        "10.00",
+    );
     assert!(case.apply_entry(e).await);
     for op in &ops {
         let before = case.snapshot().await;
         let changed = case.apply(op).await;
         if !changed {
-            assert_eq!(case.snapshot().await, before, "refused {op:?} changed the books");
+            assert_eq!(
+                case.snapshot().await,
+                before,
+                "refused {op:?} changed the books"
+            );
         }
         case.check_invariants().await;
     }
@@ -294,14 +395,23 @@ async fn run_case(ledger: &Ledger, ops: Vec<Op>) {
 
 impl Case {
     async fn apply_entry(&mut self, e: NewEntry) -> bool {
-        let r = self.book.ledger.post_entry(e.clone()).await.map(|p| p.entry.id);
+        let r = self
+            .book
+            .ledger
+            .post_entry(e.clone())
+            .await
+            .map(|p| p.entry.id);
         self.record(r, e)
     }
 }
 
 #[test]
 fn random_operations_keep_the_books_sound() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     for backend in common::backends() {
         let tdb = rt.block_on(common::fresh(backend));
         let ledger = {
@@ -309,7 +419,11 @@ fn random_operations_keep_the_books_sound() {
             Ledger::new(tdb.db.clone())
         };
         let cases = if backend == "sqlite" { 48 } else { 24 };
-        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
         runner
             .run(&prop::collection::vec(op(), 1..30), |ops| {
                 rt.block_on(run_case(&ledger, ops));

@@ -5,49 +5,77 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{Book, dec, day};
+use common::{Book, day, dec};
 use ledger::{
-    AsOf, Asset, EntryStatus, HoldCommit, HoldState, HoldTerms, LedgerError, MAX_BATCH, NewPosting, Reversal, Side,
+    AsOf, Asset, EntryStatus, HoldCommit, HoldState, HoldTerms, LedgerError, MAX_BATCH, NewPosting,
+    Reversal, Side,
 };
 use sea_orm::ConnectionTrait;
 
 /// Everything observable about a tenant's books, to prove a refusal changed nothing.
-async fn snapshot(book: &Book, accounts: &[uuid::Uuid]) -> (Vec<ledger::Balance>, u64, Vec<ledger::TrialBalanceLine>) {
+async fn snapshot(
+    book: &Book,
+    accounts: &[uuid::Uuid],
+) -> (Vec<ledger::Balance>, u64, Vec<ledger::TrialBalanceLine>) {
     let mut balances = Vec::new();
     for a in accounts {
         balances.push(book.ledger.account(book.tenant, *a).await.unwrap().balance);
     }
     let chain = book.ledger.verify_chain(book.tenant).await.unwrap();
     assert!(chain.first_break.is_none(), "{chain:?}");
-    (balances, chain.entries_checked, book.ledger.trial_balance(Some(book.tenant)).await.unwrap())
+    (
+        balances,
+        chain.entries_checked,
+        book.ledger.trial_balance(Some(book.tenant)).await.unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn extreme_values_round_trip_exactly() {
     on_each_backend!(|ledger, _db| {
         let book = Book::new(&ledger).await;
-        ledger.create_asset(&Asset::instrument("FINE8", 8, "JPY", 1)).await.unwrap();
+        ledger
+            .create_asset(&Asset::instrument("FINE8", 8, "JPY", 1))
+            .await
+            .unwrap();
         let world = book.account("world:jpy", "JPY", Side::Credit, false).await;
         let cash = book.account("cash", "JPY", Side::Debit, true).await;
-        let w8 = book.account("world:fine", "FINE8", Side::Credit, false).await;
+        let w8 = book
+            .account("world:fine", "FINE8", Side::Credit, false)
+            .await;
         let u8 = book.account("units", "FINE8", Side::Debit, false).await;
         let big = "999999999999999";
-        let e = ledger.post_entry(book.transfer("big", world, cash, "JPY", big)).await.unwrap();
+        let e = ledger
+            .post_entry(book.transfer("big", world, cash, "JPY", big))
+            .await
+            .unwrap();
         assert_eq!(e.entry.postings[0].amount, dec(big));
-        let e = ledger.post_entry(book.transfer("tiny", w8, u8, "FINE8", "0.00000001")).await.unwrap();
+        let e = ledger
+            .post_entry(book.transfer("tiny", w8, u8, "FINE8", "0.00000001"))
+            .await
+            .unwrap();
         assert_eq!(e.entry.postings[1].amount, dec("0.00000001"));
         // Read back through every path.
         assert_eq!(book.posted(cash).await, dec(big));
         assert_eq!(book.posted(u8).await, dec("0.00000001"));
         let read = ledger.entry(book.tenant, e.entry.id).await.unwrap();
         assert_eq!(read, e.entry);
-        let past = ledger.balance(book.tenant, cash, AsOf::EffectiveDate(day(30))).await.unwrap();
+        let past = ledger
+            .balance(book.tenant, cash, AsOf::EffectiveDate(day(30)))
+            .await
+            .unwrap();
         assert_eq!(past.posted, dec(big));
-        let max = ledger.post_entry(book.transfer("max8", w8, u8, "FINE8", "92233720368.54775806")).await.unwrap();
+        let max = ledger
+            .post_entry(book.transfer("max8", w8, u8, "FINE8", "92233720368.54775806"))
+            .await
+            .unwrap();
         assert_eq!(max.entry.postings[0].amount, dec("92233720368.54775806"));
         assert_eq!(book.posted(u8).await, dec("92233720368.54775807"));
         // One more smallest unit would overflow the counter: refused, nothing written.
-        let err = ledger.post_entry(book.transfer("over", w8, u8, "FINE8", "0.00000001")).await.unwrap_err();
+        let err = ledger
+            .post_entry(book.transfer("over", w8, u8, "FINE8", "0.00000001"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, LedgerError::Overflow), "{err}");
         assert_eq!(book.posted(u8).await, dec("92233720368.54775807"));
     });
@@ -62,37 +90,103 @@ async fn rejections_write_nothing() {
         let other = book.account("other", "JPY", Side::Debit, true).await;
         let usd = book.account("usd", "USD", Side::Debit, false).await;
         let spare = book.account("spare", "JPY", Side::Debit, false).await;
-        ledger.post_entry(book.transfer("fund", world, cash, "JPY", "1000")).await.unwrap();
+        ledger
+            .post_entry(book.transfer("fund", world, cash, "JPY", "1000"))
+            .await
+            .unwrap();
         let all = [world, cash, other, usd];
         let before = snapshot(&book, &all).await;
 
         let cases: Vec<(&str, ledger::NewEntry, &str)> = vec![
             (
                 "unbalanced",
-                book.entry("u", vec![NewPosting::credit(cash, "JPY", dec("10")), NewPosting::debit(other, "JPY", dec("9"))]),
+                book.entry(
+                    "u",
+                    vec![
+                        NewPosting::credit(cash, "JPY", dec("10")),
+                        NewPosting::debit(other, "JPY", dec("9")),
+                    ],
+                ),
                 "does not balance in JPY: debits 9, credits 10 (difference -1)",
             ),
-            ("overdraw", book.transfer("o", cash, other, "JPY", "1001"), "would go negative: available 1000 JPY, after this entry -1"),
-            ("too precise", book.transfer("p", cash, other, "JPY", "1.5"), "1 decimal places; the asset allows 0"),
-            ("zero", book.transfer("z", cash, other, "JPY", "0"), "amount must be greater than zero"),
-            ("asset mismatch", book.transfer("m", cash, usd, "JPY", "1"), "holds USD, not JPY"),
-            ("unknown account", book.transfer("x", cash, uuid::Uuid::now_v7(), "JPY", "1"), "not found"),
-            ("one posting", book.entry("one", vec![NewPosting::debit(cash, "JPY", dec("1"))]), "at least two postings"),
-            ("bad kind", { let mut e = book.transfer("k", world, cash, "JPY", "1"); e.kind = "Bad Kind".into(); e }, "entry kind"),
-            ("empty key", book.transfer("", world, cash, "JPY", "1"), "idempotency key"),
-            ("metadata not object", { let mut e = book.transfer("md", world, cash, "JPY", "1"); e.metadata = serde_json::json!(3); e }, "metadata"),
+            (
+                "overdraw",
+                book.transfer("o", cash, other, "JPY", "1001"),
+                "would go negative: available 1000 JPY, after this entry -1",
+            ),
+            (
+                "too precise",
+                book.transfer("p", cash, other, "JPY", "1.5"),
+                "1 decimal places; the asset allows 0",
+            ),
+            (
+                "zero",
+                book.transfer("z", cash, other, "JPY", "0"),
+                "amount must be greater than zero",
+            ),
+            (
+                "asset mismatch",
+                book.transfer("m", cash, usd, "JPY", "1"),
+                "holds USD, not JPY",
+            ),
+            (
+                "unknown account",
+                book.transfer("x", cash, uuid::Uuid::now_v7(), "JPY", "1"),
+                "not found",
+            ),
+            (
+                "one posting",
+                book.entry("one", vec![NewPosting::debit(cash, "JPY", dec("1"))]),
+                "at least two postings",
+            ),
+            (
+                "bad kind",
+                {
+                    let mut e = book.transfer("k", world, cash, "JPY", "1");
+                    e.kind = "Bad Kind".into();
+                    e
+                },
+                "entry kind",
+            ),
+            (
+                "empty key",
+                book.transfer("", world, cash, "JPY", "1"),
+                "idempotency key",
+            ),
+            (
+                "metadata not object",
+                {
+                    let mut e = book.transfer("md", world, cash, "JPY", "1");
+                    e.metadata = serde_json::json!(3);
+                    e
+                },
+                "metadata",
+            ),
         ];
         for (name, entry, expected) in cases {
             let err = ledger.post_entry(entry).await.expect_err(name).to_string();
             assert!(err.contains(expected), "{name}: {err}");
-            assert_eq!(snapshot(&book, &all).await, before, "{name} changed the books");
+            assert_eq!(
+                snapshot(&book, &all).await,
+                before,
+                "{name} changed the books"
+            );
         }
         // A closed account refuses postings.
         ledger.close_account(book.tenant, spare).await.unwrap();
-        let err = ledger.post_entry(book.transfer("c", world, spare, "JPY", "1")).await.unwrap_err();
-        assert!(matches!(err, LedgerError::AccountClosed(id) if id == spare), "{err}");
+        let err = ledger
+            .post_entry(book.transfer("c", world, spare, "JPY", "1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LedgerError::AccountClosed(id) if id == spare),
+            "{err}"
+        );
         // An account with a balance cannot be closed.
-        assert!(matches!(ledger.close_account(book.tenant, cash).await, Err(LedgerError::CannotClose { .. })));
+        assert!(matches!(
+            ledger.close_account(book.tenant, cash).await,
+            Err(LedgerError::CannotClose { .. })
+        ));
         assert_eq!(snapshot(&book, &all).await, before);
     });
 }
@@ -106,38 +200,90 @@ async fn cross_tenant_postings_are_refused() {
         let a_cash = a.account("cash", "JPY", Side::Debit, false).await;
         let b_cash = b.account("cash", "JPY", Side::Debit, false).await;
         // Tenant A cannot post to B's account: it answers exactly like an unknown account.
-        let err = ledger.post_entry(a.transfer("x", a_world, b_cash, "JPY", "5")).await.unwrap_err();
-        assert!(matches!(err, LedgerError::AccountNotFound(id) if id == b_cash), "{err}");
+        let err = ledger
+            .post_entry(a.transfer("x", a_world, b_cash, "JPY", "5"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LedgerError::AccountNotFound(id) if id == b_cash),
+            "{err}"
+        );
         // Nor read it, nor its entries.
-        assert!(matches!(ledger.account(a.tenant, b_cash).await, Err(LedgerError::AccountNotFound(_))));
-        assert!(matches!(ledger.balance(a.tenant, b_cash, AsOf::Now).await, Err(LedgerError::AccountNotFound(_))));
-        assert!(matches!(ledger.account_entries(a.tenant, b_cash, None, 10).await, Err(LedgerError::AccountNotFound(_))));
-        let posted = ledger.post_entry(a.transfer("ok", a_world, a_cash, "JPY", "5")).await.unwrap();
-        assert!(matches!(ledger.entry(b.tenant, posted.entry.id).await, Err(LedgerError::EntryNotFound(_))));
+        assert!(matches!(
+            ledger.account(a.tenant, b_cash).await,
+            Err(LedgerError::AccountNotFound(_))
+        ));
+        assert!(matches!(
+            ledger.balance(a.tenant, b_cash, AsOf::Now).await,
+            Err(LedgerError::AccountNotFound(_))
+        ));
+        assert!(matches!(
+            ledger.account_entries(a.tenant, b_cash, None, 10).await,
+            Err(LedgerError::AccountNotFound(_))
+        ));
+        let posted = ledger
+            .post_entry(a.transfer("ok", a_world, a_cash, "JPY", "5"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            ledger.entry(b.tenant, posted.entry.id).await,
+            Err(LedgerError::EntryNotFound(_))
+        ));
         // B cannot reverse A's entry.
         let err = ledger
-            .reverse(Reversal { tenant_id: b.tenant, entry_id: posted.entry.id, idempotency_key: "r".into(), effective_date: day(3), description: String::new() })
+            .reverse(Reversal {
+                tenant_id: b.tenant,
+                entry_id: posted.entry.id,
+                idempotency_key: "r".into(),
+                effective_date: day(3),
+                description: String::new(),
+            })
             .await
             .unwrap_err();
         assert!(matches!(err, LedgerError::EntryNotFound(_)), "{err}");
         // The same account code may exist in both tenants.
-        assert_eq!(ledger.account_by_code(b.tenant, "cash").await.unwrap().map(|a| a.id), Some(b_cash));
+        assert_eq!(
+            ledger
+                .account_by_code(b.tenant, "cash")
+                .await
+                .unwrap()
+                .map(|a| a.id),
+            Some(b_cash)
+        );
         let err = ledger
-            .create_account(&ledger::NewAccount { tenant_id: a.tenant, code: "cash".into(), asset: "JPY".into(), normal_side: Side::Debit, no_negative: false, metadata: serde_json::json!({}) })
+            .create_account(&ledger::NewAccount {
+                tenant_id: a.tenant,
+                code: "cash".into(),
+                asset: "JPY".into(),
+                normal_side: Side::Debit,
+                no_negative: false,
+                metadata: serde_json::json!({}),
+            })
             .await
             .unwrap_err();
         assert!(matches!(err, LedgerError::AccountCodeTaken(_)), "{err}");
         // The schema refuses a posting row pointing at another tenant's account.
         let backend = _db.db.get_database_backend();
         let sql = match backend {
-            sea_orm::DbBackend::Postgres => "INSERT INTO ledger_postings (tenant_id, entry_id, idx, account_id, seq, asset_code, side, amount, pending, effective_date, booked_at) VALUES ($1, $2, 9, $3, 1, 'JPY', 'debit', 1, false, '2026-11-02', 0)",
-            _ => "INSERT INTO ledger_postings (tenant_id, entry_id, idx, account_id, seq, asset_code, side, amount, pending, effective_date, booked_at) VALUES (?, ?, 9, ?, 1, 'JPY', 'debit', 1, false, '2026-11-02', 0)",
+            sea_orm::DbBackend::Postgres => {
+                "INSERT INTO ledger_postings (tenant_id, entry_id, idx, account_id, seq, asset_code, side, amount, pending, effective_date, booked_at) VALUES ($1, $2, 9, $3, 1, 'JPY', 'debit', 1, false, '2026-11-02', 0)"
+            }
+            _ => {
+                "INSERT INTO ledger_postings (tenant_id, entry_id, idx, account_id, seq, asset_code, side, amount, pending, effective_date, booked_at) VALUES (?, ?, 9, ?, 1, 'JPY', 'debit', 1, false, '2026-11-02', 0)"
+            }
         };
         let res = _db
             .db
-            .execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [a.tenant.into(), posted.entry.id.into(), b_cash.into()]))
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [a.tenant.into(), posted.entry.id.into(), b_cash.into()],
+            ))
             .await;
-        assert!(res.is_err(), "a posting to another tenant's account was stored");
+        assert!(
+            res.is_err(),
+            "a posting to another tenant's account was stored"
+        );
     });
 }
 
@@ -147,30 +293,58 @@ async fn idempotent_replay_and_conflict() {
         let book = Book::new(&ledger).await;
         let world = book.account("world", "JPY", Side::Credit, false).await;
         let cash = book.account("cash", "JPY", Side::Debit, true).await;
-        let first = ledger.post_entry(book.transfer("dep-1", world, cash, "JPY", "500")).await.unwrap();
+        let first = ledger
+            .post_entry(book.transfer("dep-1", world, cash, "JPY", "500"))
+            .await
+            .unwrap();
         assert!(!first.replayed);
-        let again = ledger.post_entry(book.transfer("dep-1", world, cash, "JPY", "500")).await.unwrap();
+        let again = ledger
+            .post_entry(book.transfer("dep-1", world, cash, "JPY", "500"))
+            .await
+            .unwrap();
         assert!(again.replayed);
         assert_eq!(again.entry, first.entry);
         assert_eq!(book.posted(cash).await, dec("500"));
         // Same amount written differently ("500.0") is the same request.
-        let same = ledger.post_entry(book.transfer("dep-1", world, cash, "JPY", "500.0")).await.unwrap();
+        let same = ledger
+            .post_entry(book.transfer("dep-1", world, cash, "JPY", "500.0"))
+            .await
+            .unwrap();
         assert!(same.replayed);
         // Same key, different content: a conflict naming the first entry, nothing written.
-        let err = ledger.post_entry(book.transfer("dep-1", world, cash, "JPY", "501")).await.unwrap_err();
-        assert!(matches!(err, LedgerError::IdempotencyConflict { entry_id, .. } if entry_id == first.entry.id), "{err}");
+        let err = ledger
+            .post_entry(book.transfer("dep-1", world, cash, "JPY", "501"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, LedgerError::IdempotencyConflict { entry_id, .. } if entry_id == first.entry.id),
+            "{err}"
+        );
         assert_eq!(book.posted(cash).await, dec("500"));
         // Concurrent retries of one request write it once.
-        let tries = (0..16).map(|_| ledger.post_entry(book.transfer("dep-2", world, cash, "JPY", "7")));
+        let tries =
+            (0..16).map(|_| ledger.post_entry(book.transfer("dep-2", world, cash, "JPY", "7")));
         let results = futures::future::join_all(tries).await;
-        let written = results.iter().filter(|r| matches!(r, Ok(p) if !p.replayed)).count();
+        let written = results
+            .iter()
+            .filter(|r| matches!(r, Ok(p) if !p.replayed))
+            .count();
         assert_eq!(written, 1);
         assert!(results.iter().all(|r| r.is_ok()));
         assert_eq!(book.posted(cash).await, dec("507"));
         // A replay of a request that would now be refused still answers the original.
-        let drain = ledger.post_entry(book.transfer("drain", cash, world, "JPY", "507")).await.unwrap();
+        let drain = ledger
+            .post_entry(book.transfer("drain", cash, world, "JPY", "507"))
+            .await
+            .unwrap();
         assert!(!drain.replayed);
-        assert!(ledger.post_entry(book.transfer("drain", cash, world, "JPY", "507")).await.unwrap().replayed);
+        assert!(
+            ledger
+                .post_entry(book.transfer("drain", cash, world, "JPY", "507"))
+                .await
+                .unwrap()
+                .replayed
+        );
     });
 }
 
@@ -181,8 +355,14 @@ async fn reversal_mirrors_and_refuses_a_second() {
         let world = book.account("world", "JPY", Side::Credit, false).await;
         let cash = book.account("cash", "JPY", Side::Debit, true).await;
         let fee = book.account("fee", "JPY", Side::Credit, false).await;
-        ledger.post_entry(book.transfer("fund", world, cash, "JPY", "1000")).await.unwrap();
-        let charged = ledger.post_entry(book.transfer("fee", cash, fee, "JPY", "300")).await.unwrap();
+        ledger
+            .post_entry(book.transfer("fund", world, cash, "JPY", "1000"))
+            .await
+            .unwrap();
+        let charged = ledger
+            .post_entry(book.transfer("fee", cash, fee, "JPY", "300"))
+            .await
+            .unwrap();
         let rev = |key: &str| Reversal {
             tenant_id: book.tenant,
             entry_id: charged.entry.id,
@@ -194,24 +374,45 @@ async fn reversal_mirrors_and_refuses_a_second() {
         assert_eq!(r.entry.reverses_entry_id, Some(charged.entry.id));
         assert_eq!(r.entry.kind, charged.entry.kind);
         for (orig, mirror) in charged.entry.postings.iter().zip(&r.entry.postings) {
-            assert_eq!((orig.account_id, orig.amount, orig.side.opposite()), (mirror.account_id, mirror.amount, mirror.side));
+            assert_eq!(
+                (orig.account_id, orig.amount, orig.side.opposite()),
+                (mirror.account_id, mirror.amount, mirror.side)
+            );
         }
         assert_eq!(book.posted(cash).await, dec("1000"));
         assert_eq!(book.posted(fee).await, dec("0"));
         // Replaying the same reversal request answers the same entry; a second reversal is refused.
         assert!(ledger.reverse(rev("rev-1")).await.unwrap().replayed);
         let err = ledger.reverse(rev("rev-2")).await.unwrap_err();
-        assert!(matches!(err, LedgerError::AlreadyReversed { reversal_id, .. } if reversal_id == r.entry.id), "{err}");
+        assert!(
+            matches!(err, LedgerError::AlreadyReversed { reversal_id, .. } if reversal_id == r.entry.id),
+            "{err}"
+        );
         // A reversal that would overdraw a no-negative account is refused like any entry.
-        let fund = ledger.post_entry(book.transfer("fund-2", world, cash, "JPY", "50")).await.unwrap();
-        ledger.post_entry(book.transfer("spend", cash, world, "JPY", "1050")).await.unwrap();
+        let fund = ledger
+            .post_entry(book.transfer("fund-2", world, cash, "JPY", "50"))
+            .await
+            .unwrap();
+        ledger
+            .post_entry(book.transfer("spend", cash, world, "JPY", "1050"))
+            .await
+            .unwrap();
         let err = ledger
-            .reverse(Reversal { entry_id: fund.entry.id, ..rev("rev-fund") })
+            .reverse(Reversal {
+                entry_id: fund.entry.id,
+                ..rev("rev-fund")
+            })
             .await
             .unwrap_err();
         assert!(matches!(err, LedgerError::WouldGoNegative { .. }), "{err}");
         // Unknown entries are not found.
-        let err = ledger.reverse(Reversal { entry_id: uuid::Uuid::now_v7(), ..rev("rev-x") }).await.unwrap_err();
+        let err = ledger
+            .reverse(Reversal {
+                entry_id: uuid::Uuid::now_v7(),
+                ..rev("rev-x")
+            })
+            .await
+            .unwrap_err();
         assert!(matches!(err, LedgerError::EntryNotFound(_)), "{err}");
     });
 }
@@ -222,12 +423,17 @@ async fn batch_is_all_or_nothing() {
         let book = Book::new(&ledger).await;
         let world = book.account("world", "JPY", Side::Credit, false).await;
         let cash = book.account("cash", "JPY", Side::Debit, true).await;
-        let mut batch: Vec<_> = (0..999).map(|i| book.transfer(&format!("b{i}"), world, cash, "JPY", "1")).collect();
+        let mut batch: Vec<_> = (0..999)
+            .map(|i| book.transfer(&format!("b{i}"), world, cash, "JPY", "1"))
+            .collect();
         // The last one spends more than the batch brought in: the whole batch is refused.
         batch.push(book.transfer("b-spend", cash, world, "JPY", "1000"));
         let before = snapshot(&book, &[world, cash]).await;
         let err = ledger.post_batch(batch.clone()).await.unwrap_err();
-        assert!(matches!(&err, LedgerError::BatchRejected { index: 999, source } if matches!(**source, LedgerError::WouldGoNegative { .. })), "{err}");
+        assert!(
+            matches!(&err, LedgerError::BatchRejected { index: 999, source } if matches!(**source, LedgerError::WouldGoNegative { .. })),
+            "{err}"
+        );
         assert_eq!(snapshot(&book, &[world, cash]).await, before);
         // Fixed, it goes through whole, and entries within a batch see each other's effects.
         batch[999] = book.transfer("b-spend", cash, world, "JPY", "999");
@@ -235,18 +441,43 @@ async fn batch_is_all_or_nothing() {
         assert_eq!(posted.len(), 1000);
         assert_eq!(book.posted(cash).await, dec("0"));
         // Replaying the batch writes nothing.
-        assert!(ledger.post_batch(batch).await.unwrap().iter().all(|p| p.replayed));
-        assert_eq!(ledger.verify_chain(book.tenant).await.unwrap().entries_checked, 1000);
+        assert!(
+            ledger
+                .post_batch(batch)
+                .await
+                .unwrap()
+                .iter()
+                .all(|p| p.replayed)
+        );
+        assert_eq!(
+            ledger
+                .verify_chain(book.tenant)
+                .await
+                .unwrap()
+                .entries_checked,
+            1000
+        );
         // Over the limit.
-        let huge: Vec<_> = (0..=MAX_BATCH).map(|i| book.transfer(&format!("h{i}"), world, cash, "JPY", "1")).collect();
-        assert!(matches!(ledger.post_batch(huge).await, Err(LedgerError::BatchTooLarge { .. })));
+        let huge: Vec<_> = (0..=MAX_BATCH)
+            .map(|i| book.transfer(&format!("h{i}"), world, cash, "JPY", "1"))
+            .collect();
+        assert!(matches!(
+            ledger.post_batch(huge).await,
+            Err(LedgerError::BatchTooLarge { .. })
+        ));
         // A batch inside the caller's transaction commits or rolls back with it.
         let txn = ledger::begin_write(ledger.db()).await.unwrap();
-        ledger.post_batch_in(&txn, vec![book.transfer("in-1", world, cash, "JPY", "5")]).await.unwrap();
+        ledger
+            .post_batch_in(&txn, vec![book.transfer("in-1", world, cash, "JPY", "5")])
+            .await
+            .unwrap();
         drop(txn); // rolled back
         assert_eq!(book.posted(cash).await, dec("0"));
         let txn = ledger::begin_write(ledger.db()).await.unwrap();
-        ledger.post_batch_in(&txn, vec![book.transfer("in-1", world, cash, "JPY", "5")]).await.unwrap();
+        ledger
+            .post_batch_in(&txn, vec![book.transfer("in-1", world, cash, "JPY", "5")])
+            .await
+            .unwrap();
         sea_orm::TransactionSession::commit(txn).await.unwrap();
         assert_eq!(book.posted(cash).await, dec("5"));
     });
@@ -259,60 +490,161 @@ async fn hold_lifecycle() {
         let world = book.account("world", "JPY", Side::Credit, false).await;
         let cash = book.account("cash", "JPY", Side::Debit, true).await;
         let shop = book.account("shop", "JPY", Side::Debit, false).await;
-        ledger.post_entry(book.transfer("fund", world, cash, "JPY", "1000")).await.unwrap();
+        ledger
+            .post_entry(book.transfer("fund", world, cash, "JPY", "1000"))
+            .await
+            .unwrap();
         let hold = |key: &str, amount: &str, expires: Option<chrono::DateTime<Utc>>| {
             let mut e = book.transfer(key, cash, shop, "JPY", amount);
-            e.hold = Some(HoldTerms { expires_at: expires });
+            e.hold = Some(HoldTerms {
+                expires_at: expires,
+            });
             e
         };
         // A hold reserves: posted unchanged, available reduced.
-        let h1 = ledger.post_entry(hold("h1", "600", None)).await.unwrap().entry;
+        let h1 = ledger
+            .post_entry(hold("h1", "600", None))
+            .await
+            .unwrap()
+            .entry;
         assert_eq!(h1.status, EntryStatus::Pending);
         assert_eq!(book.posted(cash).await, dec("1000"));
         assert_eq!(book.available(cash).await, dec("400"));
         // Holds count against no-negative accounts.
-        let err = ledger.post_entry(book.transfer("spend", cash, world, "JPY", "401")).await.unwrap_err();
+        let err = ledger
+            .post_entry(book.transfer("spend", cash, world, "JPY", "401"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, LedgerError::WouldGoNegative { .. }), "{err}");
-        assert!(matches!(ledger.post_entry(hold("h-too-much", "401", None)).await, Err(LedgerError::WouldGoNegative { .. })));
+        assert!(matches!(
+            ledger.post_entry(hold("h-too-much", "401", None)).await,
+            Err(LedgerError::WouldGoNegative { .. })
+        ));
         // Partial commit beyond the hold is refused; within it posts and releases the rest.
-        let commit = |key: &str, hold_id, postings| HoldCommit { tenant_id: book.tenant, hold_id, idempotency_key: key.into(), effective_date: day(4), postings };
-        let over = vec![NewPosting::credit(cash, "JPY", dec("601")), NewPosting::debit(shop, "JPY", dec("601"))];
-        assert!(matches!(ledger.commit_hold(commit("c-over", h1.id, Some(over))).await, Err(LedgerError::HoldExceeded { .. })));
-        let wrong_side = vec![NewPosting::debit(cash, "JPY", dec("1")), NewPosting::credit(shop, "JPY", dec("1"))];
-        assert!(matches!(ledger.commit_hold(commit("c-side", h1.id, Some(wrong_side))).await, Err(LedgerError::HoldExceeded { .. })));
-        let part = vec![NewPosting::credit(cash, "JPY", dec("250")), NewPosting::debit(shop, "JPY", dec("250"))];
-        let c = ledger.commit_hold(commit("c1", h1.id, Some(part.clone()))).await.unwrap();
+        let commit = |key: &str, hold_id, postings| HoldCommit {
+            tenant_id: book.tenant,
+            hold_id,
+            idempotency_key: key.into(),
+            effective_date: day(4),
+            postings,
+        };
+        let over = vec![
+            NewPosting::credit(cash, "JPY", dec("601")),
+            NewPosting::debit(shop, "JPY", dec("601")),
+        ];
+        assert!(matches!(
+            ledger
+                .commit_hold(commit("c-over", h1.id, Some(over)))
+                .await,
+            Err(LedgerError::HoldExceeded { .. })
+        ));
+        let wrong_side = vec![
+            NewPosting::debit(cash, "JPY", dec("1")),
+            NewPosting::credit(shop, "JPY", dec("1")),
+        ];
+        assert!(matches!(
+            ledger
+                .commit_hold(commit("c-side", h1.id, Some(wrong_side)))
+                .await,
+            Err(LedgerError::HoldExceeded { .. })
+        ));
+        let part = vec![
+            NewPosting::credit(cash, "JPY", dec("250")),
+            NewPosting::debit(shop, "JPY", dec("250")),
+        ];
+        let c = ledger
+            .commit_hold(commit("c1", h1.id, Some(part.clone())))
+            .await
+            .unwrap();
         assert_eq!(c.entry.hold_entry_id, Some(h1.id));
         assert_eq!(book.posted(cash).await, dec("750"));
         assert_eq!(book.available(cash).await, dec("750"));
         assert_eq!(book.posted(shop).await, dec("250"));
         // Committing again: the same request replays, another is refused; voiding is refused.
-        assert!(ledger.commit_hold(commit("c1", h1.id, Some(part))).await.unwrap().replayed);
-        assert!(matches!(ledger.commit_hold(commit("c2", h1.id, None)).await, Err(LedgerError::HoldNotPending { .. })));
-        assert!(matches!(ledger.void_hold(book.tenant, h1.id).await, Err(LedgerError::HoldNotPending { .. })));
+        assert!(
+            ledger
+                .commit_hold(commit("c1", h1.id, Some(part)))
+                .await
+                .unwrap()
+                .replayed
+        );
+        assert!(matches!(
+            ledger.commit_hold(commit("c2", h1.id, None)).await,
+            Err(LedgerError::HoldNotPending { .. })
+        ));
+        assert!(matches!(
+            ledger.void_hold(book.tenant, h1.id).await,
+            Err(LedgerError::HoldNotPending { .. })
+        ));
         // A hold cannot be reversed; a posted entry cannot be committed.
-        let h2 = ledger.post_entry(hold("h2", "100", None)).await.unwrap().entry;
-        let err = ledger.reverse(Reversal { tenant_id: book.tenant, entry_id: h2.id, idempotency_key: "rv".into(), effective_date: day(4), description: String::new() }).await;
+        let h2 = ledger
+            .post_entry(hold("h2", "100", None))
+            .await
+            .unwrap()
+            .entry;
+        let err = ledger
+            .reverse(Reversal {
+                tenant_id: book.tenant,
+                entry_id: h2.id,
+                idempotency_key: "rv".into(),
+                effective_date: day(4),
+                description: String::new(),
+            })
+            .await;
         assert!(matches!(err, Err(LedgerError::CannotReverseHold(_))));
-        assert!(matches!(ledger.commit_hold(commit("c-posted", c.entry.id, None)).await, Err(LedgerError::HoldNotPending { .. })));
+        assert!(matches!(
+            ledger
+                .commit_hold(commit("c-posted", c.entry.id, None))
+                .await,
+            Err(LedgerError::HoldNotPending { .. })
+        ));
         // Void releases; voiding twice answers the same; committing after is refused.
         assert_eq!(book.available(cash).await, dec("650"));
-        assert_eq!(ledger.void_hold(book.tenant, h2.id).await.unwrap(), HoldState::Voided);
-        assert_eq!(ledger.void_hold(book.tenant, h2.id).await.unwrap(), HoldState::Voided);
+        assert_eq!(
+            ledger.void_hold(book.tenant, h2.id).await.unwrap(),
+            HoldState::Voided
+        );
+        assert_eq!(
+            ledger.void_hold(book.tenant, h2.id).await.unwrap(),
+            HoldState::Voided
+        );
         assert_eq!(book.available(cash).await, dec("750"));
-        assert!(matches!(ledger.commit_hold(commit("c3", h2.id, None)).await, Err(LedgerError::HoldNotPending { .. })));
+        assert!(matches!(
+            ledger.commit_hold(commit("c3", h2.id, None)).await,
+            Err(LedgerError::HoldNotPending { .. })
+        ));
         // Full commit.
-        let h3 = ledger.post_entry(hold("h3", "50", None)).await.unwrap().entry;
+        let h3 = ledger
+            .post_entry(hold("h3", "50", None))
+            .await
+            .unwrap()
+            .entry;
         ledger.commit_hold(commit("c4", h3.id, None)).await.unwrap();
         assert_eq!(book.posted(cash).await, dec("700"));
         // Expiry: a hold in the past is refused; one that expires is released by the sweep
         // and can no longer be committed.
-        assert!(ledger.post_entry(hold("h-past", "1", Some(Utc::now() - Duration::seconds(1)))).await.is_err());
-        let h4 = ledger.post_entry(hold("h4", "70", Some(Utc::now() + Duration::milliseconds(300)))).await.unwrap().entry;
+        assert!(
+            ledger
+                .post_entry(hold("h-past", "1", Some(Utc::now() - Duration::seconds(1))))
+                .await
+                .is_err()
+        );
+        let h4 = ledger
+            .post_entry(hold(
+                "h4",
+                "70",
+                Some(Utc::now() + Duration::milliseconds(300)),
+            ))
+            .await
+            .unwrap()
+            .entry;
         assert_eq!(book.available(cash).await, dec("630"));
         assert_eq!(ledger.expire_holds(Utc::now()).await.unwrap(), 0);
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        assert!(matches!(ledger.commit_hold(commit("c5", h4.id, None)).await, Err(LedgerError::HoldExpired(_))));
+        assert!(matches!(
+            ledger.commit_hold(commit("c5", h4.id, None)).await,
+            Err(LedgerError::HoldExpired(_))
+        ));
         assert_eq!(ledger.expire_holds(Utc::now()).await.unwrap(), 1);
         assert_eq!(ledger.expire_holds(Utc::now()).await.unwrap(), 0);
         assert_eq!(book.available(cash).await, dec("700"));
@@ -340,19 +672,45 @@ async fn balances_as_of_past_dates_and_times_and_pagination() {
         late.effective_date = day(2);
         ledger.post_entry(late).await.unwrap();
         let at = |as_of| ledger.balance(book.tenant, cash, as_of);
-        assert_eq!(at(AsOf::EffectiveDate(day(2))).await.unwrap().posted, dec("307"));
-        assert_eq!(at(AsOf::EffectiveDate(day(30))).await.unwrap().posted, dec("1507"));
-        assert_eq!(at(AsOf::EffectiveDate(chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap())).await.unwrap().posted, dec("0"));
-        assert_eq!(at(AsOf::BookedAt(marks[1])).await.unwrap().posted, dec("300"));
-        assert_eq!(at(AsOf::BookedAt(marks[4])).await.unwrap().posted, dec("1500"));
+        assert_eq!(
+            at(AsOf::EffectiveDate(day(2))).await.unwrap().posted,
+            dec("307")
+        );
+        assert_eq!(
+            at(AsOf::EffectiveDate(day(30))).await.unwrap().posted,
+            dec("1507")
+        );
+        assert_eq!(
+            at(AsOf::EffectiveDate(
+                chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap()
+            ))
+            .await
+            .unwrap()
+            .posted,
+            dec("0")
+        );
+        assert_eq!(
+            at(AsOf::BookedAt(marks[1])).await.unwrap().posted,
+            dec("300")
+        );
+        assert_eq!(
+            at(AsOf::BookedAt(marks[4])).await.unwrap().posted,
+            dec("1500")
+        );
         assert_eq!(at(AsOf::Now).await.unwrap().posted, dec("1507"));
         let world_now = ledger.balance(book.tenant, world, AsOf::Now).await.unwrap();
-        assert_eq!((world_now.posted, world_now.credits), (dec("1507"), dec("1507")));
+        assert_eq!(
+            (world_now.posted, world_now.credits),
+            (dec("1507"), dec("1507"))
+        );
         // Pages of two, in booking order, ending with no cursor.
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let page = ledger.account_entries(book.tenant, cash, cursor, 2).await.unwrap();
+            let page = ledger
+                .account_entries(book.tenant, cash, cursor, 2)
+                .await
+                .unwrap();
             assert!(page.entries.len() <= 2);
             seen.extend(page.entries.iter().map(|e| e.idempotency_key.clone()));
             match page.next_cursor {
@@ -364,7 +722,10 @@ async fn balances_as_of_past_dates_and_times_and_pagination() {
         // The trial balance nets to zero per asset.
         let tb = ledger.trial_balance(Some(book.tenant)).await.unwrap();
         assert_eq!(tb.len(), 1);
-        assert_eq!((tb[0].debits, tb[0].credits, tb[0].difference), (dec("1507"), dec("1507"), dec("0")));
+        assert_eq!(
+            (tb[0].debits, tb[0].credits, tb[0].difference),
+            (dec("1507"), dec("1507"), dec("0"))
+        );
     });
 }
 
@@ -374,16 +735,29 @@ async fn journal_rows_are_immutable() {
         let book = Book::new(&ledger).await;
         let world = book.account("world", "JPY", Side::Credit, false).await;
         let cash = book.account("cash", "JPY", Side::Debit, false).await;
-        ledger.post_entry(book.transfer("x", world, cash, "JPY", "5")).await.unwrap();
+        ledger
+            .post_entry(book.transfer("x", world, cash, "JPY", "5"))
+            .await
+            .unwrap();
         for sql in [
             "UPDATE ledger_entries SET description = 'edited'",
             "DELETE FROM ledger_entries",
             "UPDATE ledger_postings SET amount = 6",
             "DELETE FROM ledger_postings",
         ] {
-            assert!(tdb.db.execute_unprepared(sql).await.is_err(), "{sql} was allowed");
+            assert!(
+                tdb.db.execute_unprepared(sql).await.is_err(),
+                "{sql} was allowed"
+            );
         }
-        assert!(ledger.verify_chain(book.tenant).await.unwrap().first_break.is_none());
+        assert!(
+            ledger
+                .verify_chain(book.tenant)
+                .await
+                .unwrap()
+                .first_break
+                .is_none()
+        );
     });
 }
 
@@ -395,7 +769,14 @@ async fn tampering_is_detected_at_the_first_broken_link() {
         let cash = book.account("cash", "JPY", Side::Debit, false).await;
         let mut ids = Vec::new();
         for i in 0..5 {
-            ids.push(ledger.post_entry(book.transfer(&format!("t{i}"), world, cash, "JPY", "10")).await.unwrap().entry.id);
+            ids.push(
+                ledger
+                    .post_entry(book.transfer(&format!("t{i}"), world, cash, "JPY", "10"))
+                    .await
+                    .unwrap()
+                    .entry
+                    .id,
+            );
         }
         let report = ledger.verify_chain(book.tenant).await.unwrap();
         assert_eq!((report.entries_checked, report.first_break), (5, None));
@@ -405,7 +786,10 @@ async fn tampering_is_detected_at_the_first_broken_link() {
                 "ALTER TABLE ledger_postings DISABLE TRIGGER ledger_postings_immutable".to_owned(),
                 "ALTER TABLE ledger_postings ENABLE TRIGGER ledger_postings_immutable".to_owned(),
             ),
-            _ => ("DROP TRIGGER ledger_postings_no_update".to_owned(), String::new()),
+            _ => (
+                "DROP TRIGGER ledger_postings_no_update".to_owned(),
+                String::new(),
+            ),
         };
         tdb.db.execute_unprepared(&off).await.unwrap();
         let hex = ids[2].simple().to_string();
@@ -413,27 +797,59 @@ async fn tampering_is_detected_at_the_first_broken_link() {
             "postgres" => format!("entry_id = '{}'", ids[2]),
             _ => format!("hex(entry_id) = upper('{hex}')"),
         };
-        tdb.db.execute_unprepared(&format!("UPDATE ledger_postings SET amount = 11 WHERE {filter}")).await.unwrap();
+        tdb.db
+            .execute_unprepared(&format!(
+                "UPDATE ledger_postings SET amount = 11 WHERE {filter}"
+            ))
+            .await
+            .unwrap();
         if !on.is_empty() {
             tdb.db.execute_unprepared(&on).await.unwrap();
         }
         let report = ledger.verify_chain(book.tenant).await.unwrap();
         let brk = report.first_break.expect("tampering not detected");
-        assert_eq!((brk.seq, brk.entry_id, report.entries_checked), (3, Some(ids[2]), 2));
-        assert!(brk.reason.contains("does not match its hash"), "{}", brk.reason);
+        assert_eq!(
+            (brk.seq, brk.entry_id, report.entries_checked),
+            (3, Some(ids[2]), 2)
+        );
+        assert!(
+            brk.reason.contains("does not match its hash"),
+            "{}",
+            brk.reason
+        );
     });
 }
 
 #[tokio::test]
 async fn assets_are_immutable_and_validated() {
     on_each_backend!(|ledger, _db| {
-        ledger.create_asset(&Asset::currency("JPY", 0)).await.unwrap();
+        ledger
+            .create_asset(&Asset::currency("JPY", 0))
+            .await
+            .unwrap();
         // The same definition again is fine; a different one is a conflict.
-        ledger.create_asset(&Asset::currency("JPY", 0)).await.unwrap();
-        assert!(matches!(ledger.create_asset(&Asset::currency("JPY", 2)).await, Err(LedgerError::AssetConflict(_))));
-        assert!(matches!(ledger.create_asset(&Asset::instrument("F1", 0, "EUR", 10_000)).await, Err(LedgerError::UnknownAsset(_))));
-        let fund = ledger.create_asset(&Asset::instrument("JP90C000ABC1", 0, "JPY", 10_000)).await.unwrap();
+        ledger
+            .create_asset(&Asset::currency("JPY", 0))
+            .await
+            .unwrap();
+        assert!(matches!(
+            ledger.create_asset(&Asset::currency("JPY", 2)).await,
+            Err(LedgerError::AssetConflict(_))
+        ));
+        assert!(matches!(
+            ledger
+                .create_asset(&Asset::instrument("F1", 0, "EUR", 10_000))
+                .await,
+            Err(LedgerError::UnknownAsset(_))
+        ));
+        let fund = ledger
+            .create_asset(&Asset::instrument("JP90C000ABC1", 0, "JPY", 10_000))
+            .await
+            .unwrap();
         assert_eq!(ledger.asset("JP90C000ABC1").await.unwrap(), fund);
-        assert!(matches!(ledger.asset("NOPE").await, Err(LedgerError::UnknownAsset(_))));
+        assert!(matches!(
+            ledger.asset("NOPE").await,
+            Err(LedgerError::UnknownAsset(_))
+        ));
     });
 }

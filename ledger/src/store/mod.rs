@@ -21,10 +21,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqlErr, SqliteTransactionMode, SqlxSqliteConnector, TransactionOptions, TransactionTrait, Value,
+    SqlErr, SqliteTransactionMode, SqlxSqliteConnector, TransactionOptions, TransactionTrait,
+    Value,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -147,7 +150,11 @@ impl Ledger {
         let assets = Arc::new(AssetCache::default());
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(writer_loop(db.clone(), Arc::clone(&assets), rx));
-        Self { db, assets, writer: tx }
+        Self {
+            db,
+            assets,
+            writer: tx,
+        }
     }
 
     /// The database connection the ledger uses.
@@ -161,17 +168,39 @@ impl Ledger {
         asset.validate()?;
         let backend = self.db.get_database_backend();
         let txn = begin_write(&self.db).await?;
-        if let Some(existing) = read::load_assets(&txn, std::slice::from_ref(&asset.code)).await?.pop() {
-            return if &existing == asset { Ok(existing) } else { Err(LedgerError::AssetConflict(asset.code.clone())) };
+        if let Some(existing) = read::load_assets(&txn, std::slice::from_ref(&asset.code))
+            .await?
+            .pop()
+        {
+            return if &existing == asset {
+                Ok(existing)
+            } else {
+                Err(LedgerError::AssetConflict(asset.code.clone()))
+            };
         }
         let (kind, price_currency, quote_unit) = match &asset.kind {
             AssetKind::Currency => ("currency", None, None),
-            AssetKind::Instrument { price_currency, quote_unit } => {
-                let currency = read::load_assets(&txn, std::slice::from_ref(price_currency)).await?.pop();
-                if !matches!(currency, Some(Asset { kind: AssetKind::Currency, .. })) {
+            AssetKind::Instrument {
+                price_currency,
+                quote_unit,
+            } => {
+                let currency = read::load_assets(&txn, std::slice::from_ref(price_currency))
+                    .await?
+                    .pop();
+                if !matches!(
+                    currency,
+                    Some(Asset {
+                        kind: AssetKind::Currency,
+                        ..
+                    })
+                ) {
                     return Err(LedgerError::UnknownAsset(price_currency.clone()));
                 }
-                ("instrument", Some(price_currency.clone()), Some(*quote_unit))
+                (
+                    "instrument",
+                    Some(price_currency.clone()),
+                    Some(*quote_unit),
+                )
             }
         };
         let q = format!(
@@ -214,8 +243,17 @@ impl Ledger {
             "INSERT INTO ledger_books (tenant_id, seq, hash, created_at) VALUES {} ON CONFLICT (tenant_id) DO NOTHING",
             sql::value_rows(backend, 1, 4, 1)
         );
-        sql::exec(&txn, q, vec![new.tenant_id.into(), 0_i64.into(), crate::chain::GENESIS.into(), sql::micros(now).into()])
-            .await?;
+        sql::exec(
+            &txn,
+            q,
+            vec![
+                new.tenant_id.into(),
+                0_i64.into(),
+                crate::chain::GENESIS.into(),
+                sql::micros(now).into(),
+            ],
+        )
+        .await?;
         let q = format!(
             "INSERT INTO ledger_accounts (tenant_id, id, code, asset_code, normal_side, no_negative, closed, metadata, \
              created_at, debits_posted, credits_posted, debits_pending, credits_pending) VALUES {}",
@@ -237,7 +275,9 @@ impl Ledger {
             0_i64.into(),
         ];
         match sql::exec(&txn, q, values).await {
-            Err(LedgerError::Storage(e)) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(LedgerError::Storage(e))
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            {
                 return Err(LedgerError::AccountCodeTaken(new.code.clone()));
             }
             other => other?,
@@ -253,10 +293,16 @@ impl Ledger {
         let account = read::account(&txn, &self.assets, tenant_id, id, true).await?;
         let b = account.balance;
         if b.debits_pending != 0 || b.credits_pending != 0 {
-            return Err(LedgerError::CannotClose { account_id: id, reason: "it has pending holds".to_owned() });
+            return Err(LedgerError::CannotClose {
+                account_id: id,
+                reason: "it has pending holds".to_owned(),
+            });
         }
         if b.posted(account.normal_side) != 0 {
-            return Err(LedgerError::CannotClose { account_id: id, reason: "its balance is not zero".to_owned() });
+            return Err(LedgerError::CannotClose {
+                account_id: id,
+                reason: "its balance is not zero".to_owned(),
+            });
         }
         let q = format!(
             "UPDATE ledger_accounts SET closed = {} WHERE tenant_id = {} AND id = {}",
@@ -275,7 +321,11 @@ impl Ledger {
     }
 
     /// An account by its code.
-    pub async fn account_by_code(&self, tenant_id: Uuid, code: &str) -> Result<Option<Account>, LedgerError> {
+    pub async fn account_by_code(
+        &self,
+        tenant_id: Uuid,
+        code: &str,
+    ) -> Result<Option<Account>, LedgerError> {
         read::account_by_code(&self.db, tenant_id, code).await
     }
 
@@ -288,8 +338,13 @@ impl Ledger {
     /// ([`LedgerError::BatchRejected`] names it), none.
     pub async fn post_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<Posted>, LedgerError> {
         check_batch(entries.len())?;
-        let outcomes = self.submit(entries.into_iter().map(Operation::Post).collect(), true).await?;
-        outcomes.into_iter().map(|o| single_entry(Ok(vec![o]))).collect()
+        let outcomes = self
+            .submit(entries.into_iter().map(Operation::Post).collect(), true)
+            .await?;
+        outcomes
+            .into_iter()
+            .map(|o| single_entry(Ok(vec![o])))
+            .collect()
     }
 
     /// [`Ledger::post_batch`] inside the caller's transaction, which the caller commits. Use
@@ -303,7 +358,10 @@ impl Ledger {
         let ops: Vec<Operation> = entries.into_iter().map(Operation::Post).collect();
         let mut results = execute_in(txn, &self.assets, &[(&ops, true)]).await?;
         let outcomes = results.pop().unwrap_or_else(|| Ok(Vec::new()))?;
-        outcomes.into_iter().map(|o| single_entry(Ok(vec![o]))).collect()
+        outcomes
+            .into_iter()
+            .map(|o| single_entry(Ok(vec![o])))
+            .collect()
     }
 
     /// Reverses a posted entry with its mirror image, linked to it. A second reversal is refused.
@@ -313,12 +371,23 @@ impl Ledger {
 
     /// Posts a hold, fully or in part; the rest of it is released.
     pub async fn commit_hold(&self, commit: HoldCommit) -> Result<Posted, LedgerError> {
-        single_entry(self.submit(vec![Operation::CommitHold(commit)], false).await)
+        single_entry(
+            self.submit(vec![Operation::CommitHold(commit)], false)
+                .await,
+        )
     }
 
     /// Releases a hold without posting it. Voiding a voided hold again answers the same.
-    pub async fn void_hold(&self, tenant_id: Uuid, hold_id: Uuid) -> Result<HoldState, LedgerError> {
-        match self.submit(vec![Operation::VoidHold { tenant_id, hold_id }], false).await?.pop() {
+    pub async fn void_hold(
+        &self,
+        tenant_id: Uuid,
+        hold_id: Uuid,
+    ) -> Result<HoldState, LedgerError> {
+        match self
+            .submit(vec![Operation::VoidHold { tenant_id, hold_id }], false)
+            .await?
+            .pop()
+        {
             Some(Outcome::Released { state, .. }) => Ok(state),
             other => Err(LedgerError::Corrupt(format!("void answered {other:?}"))),
         }
@@ -328,7 +397,14 @@ impl Ledger {
     pub async fn expire_holds(&self, now: DateTime<Utc>) -> Result<usize, LedgerError> {
         let due = read::due_holds(&self.db, now, MAX_GROUP_OPS).await?;
         let jobs = due.into_iter().map(|(tenant_id, hold_id)| {
-            self.submit(vec![Operation::ExpireHold { tenant_id, hold_id, now }], false)
+            self.submit(
+                vec![Operation::ExpireHold {
+                    tenant_id,
+                    hold_id,
+                    now,
+                }],
+                false,
+            )
         });
         let results = futures::future::join_all(jobs).await;
         let mut expired = 0;
@@ -350,12 +426,19 @@ impl Ledger {
 
     /// Any operations, as one all-or-nothing job; with `batch`, a refusal is reported as
     /// [`LedgerError::BatchRejected`] naming the operation's position.
-    pub async fn submit(&self, ops: Vec<Operation>, batch: bool) -> Result<Vec<Outcome>, LedgerError> {
+    pub async fn submit(
+        &self,
+        ops: Vec<Operation>,
+        batch: bool,
+    ) -> Result<Vec<Outcome>, LedgerError> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
-        self.writer.send(Job { ops, batch, reply }).await.map_err(|_| LedgerError::WriterStopped)?;
+        self.writer
+            .send(Job { ops, batch, reply })
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
         rx.await.map_err(|_| LedgerError::WriterStopped)?
     }
 
@@ -365,12 +448,20 @@ impl Ledger {
             .await?
             .pop()
             .ok_or(LedgerError::EntryNotFound(id))?;
-        let assets = self.assets.resolve(&self.db, record.postings.iter().map(|p| p.asset.clone())).await?;
+        let assets = self
+            .assets
+            .resolve(&self.db, record.postings.iter().map(|p| p.asset.clone()))
+            .await?;
         to_entry(&record, &assets)
     }
 
     /// An account's balance now, or as of a past business date or booking time.
-    pub async fn balance(&self, tenant_id: Uuid, account_id: Uuid, as_of: AsOf) -> Result<BalanceReport, LedgerError> {
+    pub async fn balance(
+        &self,
+        tenant_id: Uuid,
+        account_id: Uuid,
+        as_of: AsOf,
+    ) -> Result<BalanceReport, LedgerError> {
         read::balance(&self.db, &self.assets, tenant_id, account_id, as_of).await
     }
 
@@ -386,27 +477,38 @@ impl Ledger {
     }
 
     /// Debits and credits per asset over all accounts of a tenant (or of every tenant).
-    pub async fn trial_balance(&self, tenant_id: Option<Uuid>) -> Result<Vec<TrialBalanceLine>, LedgerError> {
+    pub async fn trial_balance(
+        &self,
+        tenant_id: Option<Uuid>,
+    ) -> Result<Vec<TrialBalanceLine>, LedgerError> {
         read::trial_balance(&self.db, &self.assets, tenant_id).await
     }
 
     /// Recomputes a tenant's hash chain and names the first broken link.
-    pub async fn verify_chain(&self, tenant_id: Uuid) -> Result<crate::chain::ChainReport, LedgerError> {
+    pub async fn verify_chain(
+        &self,
+        tenant_id: Uuid,
+    ) -> Result<crate::chain::ChainReport, LedgerError> {
         read::verify_chain(&self.db, tenant_id).await
     }
 }
 
 fn check_batch(len: usize) -> Result<(), LedgerError> {
     if len > MAX_BATCH {
-        return Err(LedgerError::BatchTooLarge { max: MAX_BATCH, got: len });
+        return Err(LedgerError::BatchTooLarge {
+            max: MAX_BATCH,
+            got: len,
+        });
     }
     Ok(())
 }
 
 fn single_entry(result: Result<Vec<Outcome>, LedgerError>) -> Result<Posted, LedgerError> {
     match result?.pop() {
-        Some(Outcome::Entry(p)) => Ok(p),
-        other => Err(LedgerError::Corrupt(format!("expected an entry, got {other:?}"))),
+        Some(Outcome::Entry(p)) => Ok(*p),
+        other => Err(LedgerError::Corrupt(format!(
+            "expected an entry, got {other:?}"
+        ))),
     }
 }
 
@@ -428,7 +530,8 @@ async fn writer_loop(db: DatabaseConnection, assets: Arc<AssetCache>, mut rx: mp
 }
 
 async fn run_group(db: &DatabaseConnection, assets: &AssetCache, jobs: Vec<Job>) {
-    let specs: Vec<(&[Operation], bool)> = jobs.iter().map(|j| (j.ops.as_slice(), j.batch)).collect();
+    let specs: Vec<(&[Operation], bool)> =
+        jobs.iter().map(|j| (j.ops.as_slice(), j.batch)).collect();
     match execute(db, assets, &specs).await {
         Ok(results) => {
             for (job, result) in jobs.into_iter().zip(results) {
@@ -442,12 +545,16 @@ async fn run_group(db: &DatabaseConnection, assets: &AssetCache, jobs: Vec<Job>)
             tracing::debug!(error = %e, jobs = jobs.len(), "group failed; retrying jobs one by one");
             for job in jobs {
                 let result = execute(db, assets, &[(job.ops.as_slice(), job.batch)]).await;
-                let _ = job.reply.send(result.and_then(|mut r| r.pop().unwrap_or_else(|| Ok(Vec::new()))));
+                let _ = job
+                    .reply
+                    .send(result.and_then(|mut r| r.pop().unwrap_or_else(|| Ok(Vec::new()))));
             }
         }
         Err(e) => {
             for job in jobs {
-                let _ = job.reply.send(Err(LedgerError::Storage(DbErr::Custom(e.to_string()))));
+                let _ = job
+                    .reply
+                    .send(Err(LedgerError::Storage(DbErr::Custom(e.to_string()))));
             }
         }
     }
@@ -455,7 +562,11 @@ async fn run_group(db: &DatabaseConnection, assets: &AssetCache, jobs: Vec<Job>)
 
 type JobResults = Vec<Result<Vec<Outcome>, LedgerError>>;
 
-async fn execute(db: &DatabaseConnection, assets: &AssetCache, jobs: &[(&[Operation], bool)]) -> Result<JobResults, LedgerError> {
+async fn execute(
+    db: &DatabaseConnection,
+    assets: &AssetCache,
+    jobs: &[(&[Operation], bool)],
+) -> Result<JobResults, LedgerError> {
     let txn = begin_write(db).await?;
     let results = execute_in(&txn, assets, jobs).await?;
     txn.commit().await?;
@@ -470,8 +581,10 @@ async fn execute_in(
 ) -> Result<JobResults, LedgerError> {
     let ops: Vec<&Operation> = jobs.iter().flat_map(|(ops, _)| ops.iter()).collect();
     let mut work = Work::load(txn, &ops, assets).await?;
-    let drafts: Vec<Result<Vec<Draft>, LedgerError>> =
-        jobs.iter().map(|(ops, batch)| work.run_job(ops, *batch)).collect();
+    let drafts: Vec<Result<Vec<Draft>, LedgerError>> = jobs
+        .iter()
+        .map(|(ops, batch)| work.run_job(ops, *batch))
+        .collect();
     work.flush(txn).await?;
 
     // Replays: read the original entries back (inside the transaction, so in-group ones are seen).
@@ -488,7 +601,11 @@ async fn execute_in(
         }
     }
     let mut scales = work.assets().clone();
-    let extra: Vec<String> = replays.values().flat_map(|r| r.postings.iter()).map(|p| p.asset.clone()).collect();
+    let extra: Vec<String> = replays
+        .values()
+        .flat_map(|r| r.postings.iter())
+        .map(|p| p.asset.clone())
+        .collect();
     scales.extend(assets.resolve(txn, extra).await?);
 
     let mut results = Vec::with_capacity(drafts.len());
@@ -496,12 +613,26 @@ async fn execute_in(
         results.push(job.and_then(|ds| {
             ds.into_iter()
                 .map(|d| match d {
-                    Draft::Written(r) => Ok(Outcome::Entry(Posted { entry: to_entry(&r, &scales)?, replayed: false })),
+                    Draft::Written(r) => Ok(Outcome::Entry(Box::new(Posted {
+                        entry: to_entry(&r, &scales)?,
+                        replayed: false,
+                    }))),
                     Draft::Replay(_, id) => {
                         let r = replays.get(&id).ok_or(LedgerError::EntryNotFound(id))?;
-                        Ok(Outcome::Entry(Posted { entry: to_entry(r, &scales)?, replayed: true }))
+                        Ok(Outcome::Entry(Box::new(Posted {
+                            entry: to_entry(r, &scales)?,
+                            replayed: true,
+                        })))
                     }
-                    Draft::Released { hold_id, state, already } => Ok(Outcome::Released { hold_id, state, already }),
+                    Draft::Released {
+                        hold_id,
+                        state,
+                        already,
+                    } => Ok(Outcome::Released {
+                        hold_id,
+                        state,
+                        already,
+                    }),
                 })
                 .collect()
         }));
@@ -510,7 +641,10 @@ async fn execute_in(
 }
 
 /// A stored entry in the shape callers use (amounts as exact decimals).
-pub(crate) fn to_entry(r: &EntryRecord, assets: &HashMap<String, Asset>) -> Result<Entry, LedgerError> {
+pub(crate) fn to_entry(
+    r: &EntryRecord,
+    assets: &HashMap<String, Asset>,
+) -> Result<Entry, LedgerError> {
     let postings = r
         .postings
         .iter()
@@ -519,7 +653,12 @@ pub(crate) fn to_entry(r: &EntryRecord, assets: &HashMap<String, Asset>) -> Resu
                 .get(&p.asset)
                 .map(|a| a.scale)
                 .ok_or_else(|| LedgerError::Corrupt(format!("asset {} not loaded", p.asset)))?;
-            Ok(Posting { account_id: p.account_id, asset: p.asset.clone(), side: p.side, amount: work::decimal(p.amount, scale) })
+            Ok(Posting {
+                account_id: p.account_id,
+                asset: p.asset.clone(),
+                side: p.side,
+                amount: work::decimal(p.amount, scale),
+            })
         })
         .collect::<Result<_, LedgerError>>()?;
     Ok(Entry {
@@ -532,7 +671,8 @@ pub(crate) fn to_entry(r: &EntryRecord, assets: &HashMap<String, Asset>) -> Resu
         effective_date: r.effective_date,
         booked_at: sql::from_micros(r.booked_at_us)?,
         description: r.description.clone(),
-        metadata: serde_json::from_str(&r.metadata).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&r.metadata)
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
         reverses_entry_id: r.reverses_entry_id,
         hold_entry_id: r.hold_entry_id,
         expires_at: r.expires_at_us.map(sql::from_micros).transpose()?,

@@ -90,7 +90,8 @@ fn account_from_row(row: &sea_orm::QueryResult) -> Result<Account, LedgerError> 
         normal_side: sql::side(&side_name)?,
         no_negative: get(row, 5)?,
         closed: get(row, 6)?,
-        metadata: serde_json::from_str(&metadata).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+        metadata: serde_json::from_str(&metadata)
+            .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
         created_at: sql::from_micros(get(row, 8)?)?,
         balance: Balance {
             debits_posted: get(row, 9)?,
@@ -116,7 +117,10 @@ pub(crate) async fn account<C: ConnectionTrait>(
         if lock { sql::for_update(backend) } else { "" }
     );
     let rows = sql::query(db, q, vec![tenant_id.into(), id.into()]).await?;
-    rows.first().map(account_from_row).transpose()?.ok_or(LedgerError::AccountNotFound(id))
+    rows.first()
+        .map(account_from_row)
+        .transpose()?
+        .ok_or(LedgerError::AccountNotFound(id))
 }
 
 pub(crate) async fn account_by_code<C: ConnectionTrait>(
@@ -134,7 +138,10 @@ pub(crate) async fn account_by_code<C: ConnectionTrait>(
     rows.first().map(account_from_row).transpose()
 }
 
-pub(crate) async fn load_assets<C: ConnectionTrait>(db: &C, codes: &[String]) -> Result<Vec<Asset>, LedgerError> {
+pub(crate) async fn load_assets<C: ConnectionTrait>(
+    db: &C,
+    codes: &[String],
+) -> Result<Vec<Asset>, LedgerError> {
     let backend = db.get_database_backend();
     let mut out = Vec::new();
     for chunk in codes.chunks(sql::MAX_PARAMS) {
@@ -152,12 +159,17 @@ pub(crate) async fn load_assets<C: ConnectionTrait>(db: &C, codes: &[String]) ->
                     price_currency: get::<Option<String>>(&row, 3)?.unwrap_or_default(),
                     quote_unit: get::<Option<i64>>(&row, 4)?.unwrap_or_default(),
                 },
-                other => return Err(LedgerError::Corrupt(format!("unknown asset kind {other:?}"))),
+                other => {
+                    return Err(LedgerError::Corrupt(format!(
+                        "unknown asset kind {other:?}"
+                    )));
+                }
             };
             out.push(Asset {
                 code: get(&row, 0)?,
                 kind,
-                scale: u32::try_from(scale).map_err(|_| LedgerError::Corrupt(format!("asset scale {scale}")))?,
+                scale: u32::try_from(scale)
+                    .map_err(|_| LedgerError::Corrupt(format!("asset scale {scale}")))?,
             });
         }
     }
@@ -196,7 +208,13 @@ pub(crate) async fn balance<C: ConnectionTrait>(
                 param(backend, 4)
             );
             let mut b = Balance::default();
-            for row in sql::query(db, q, vec![tenant_id.into(), account_id.into(), false.into(), bound]).await? {
+            for row in sql::query(
+                db,
+                q,
+                vec![tenant_id.into(), account_id.into(), false.into(), bound],
+            )
+            .await?
+            {
                 let side_name: String = get(&row, 0)?;
                 let sum: String = get(&row, 1)?;
                 let sum: i64 = sum.parse().map_err(|_| LedgerError::Overflow)?;
@@ -253,19 +271,44 @@ pub(crate) async fn account_entries<C: ConnectionTrait>(
     let rows = sql::query(
         db,
         q,
-        vec![tenant_id.into(), account_id.into(), cursor.unwrap_or(0).into(), i64::from(limit + 1).into()],
+        vec![
+            tenant_id.into(),
+            account_id.into(),
+            cursor.unwrap_or(0).into(),
+            i64::from(limit + 1).into(),
+        ],
     )
     .await?;
-    let mut ids: Vec<(i64, Uuid)> = rows.iter().map(|r| Ok((get(r, 1)?, get(r, 0)?))).collect::<Result<_, LedgerError>>()?;
+    let mut ids: Vec<(i64, Uuid)> = rows
+        .iter()
+        .map(|r| Ok((get(r, 1)?, get(r, 0)?)))
+        .collect::<Result<_, LedgerError>>()?;
     let more = ids.len() > limit as usize;
     ids.truncate(limit as usize);
     let id_list: Vec<Uuid> = ids.iter().map(|(_, id)| *id).collect();
     let mut records = sql::load_entries(db, tenant_id, &id_list).await?;
     records.sort_by_key(|r| r.seq);
-    let scales = assets.resolve(db, records.iter().flat_map(|r| r.postings.iter().map(|p| p.asset.clone()))).await?;
-    let entries = records.iter().map(|r| to_entry(r, &scales)).collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if more { ids.last().map(|(seq, _)| *seq) } else { None };
-    Ok(EntryPage { entries, next_cursor })
+    let scales = assets
+        .resolve(
+            db,
+            records
+                .iter()
+                .flat_map(|r| r.postings.iter().map(|p| p.asset.clone())),
+        )
+        .await?;
+    let entries = records
+        .iter()
+        .map(|r| to_entry(r, &scales))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if more {
+        ids.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    Ok(EntryPage {
+        entries,
+        next_cursor,
+    })
 }
 
 pub(crate) async fn trial_balance<C: ConnectionTrait>(
@@ -277,7 +320,10 @@ pub(crate) async fn trial_balance<C: ConnectionTrait>(
     // Sums as text: PostgreSQL widens SUM(bigint) to numeric, SQLite keeps an exact integer;
     // both print exactly, and i128 holds any sum of i64 counters.
     let (filter, values): (String, Vec<Value>) = match tenant_id {
-        Some(t) => (format!("WHERE tenant_id = {}", param(backend, 1)), vec![t.into()]),
+        Some(t) => (
+            format!("WHERE tenant_id = {}", param(backend, 1)),
+            vec![t.into()],
+        ),
         None => (String::new(), vec![]),
     };
     let q = format!(
@@ -285,13 +331,19 @@ pub(crate) async fn trial_balance<C: ConnectionTrait>(
          FROM ledger_accounts {filter} GROUP BY asset_code ORDER BY asset_code"
     );
     let rows = sql::query(db, q, values).await?;
-    let codes: Vec<String> = rows.iter().map(|r| get::<String>(r, 0)).collect::<Result<_, _>>()?;
+    let codes: Vec<String> = rows
+        .iter()
+        .map(|r| get::<String>(r, 0))
+        .collect::<Result<_, _>>()?;
     let scales: HashMap<String, Asset> = assets.resolve(db, codes).await?;
     rows.iter()
         .map(|r| {
             let asset: String = get(r, 0)?;
             let scale = scales.get(&asset).map(|a| a.scale).unwrap_or(0);
-            let parse = |s: String| s.parse::<i128>().map_err(|_| LedgerError::Corrupt(format!("sum {s}")));
+            let parse = |s: String| {
+                s.parse::<i128>()
+                    .map_err(|_| LedgerError::Corrupt(format!("sum {s}")))
+            };
             let d = parse(get(r, 1)?)?;
             let c = parse(get(r, 2)?)?;
             Ok(TrialBalanceLine {
@@ -323,7 +375,10 @@ pub(crate) async fn due_holds<C: ConnectionTrait>(
     rows.iter().map(|r| Ok((get(r, 0)?, get(r, 1)?))).collect()
 }
 
-pub(crate) async fn verify_chain<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<ChainReport, LedgerError> {
+pub(crate) async fn verify_chain<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+) -> Result<ChainReport, LedgerError> {
     const PAGE: i64 = 1_000;
     let backend = db.get_database_backend();
     let mut position = (0_i64, chain::GENESIS.to_owned());
@@ -336,8 +391,16 @@ pub(crate) async fn verify_chain<C: ConnectionTrait>(db: &C, tenant_id: Uuid) ->
             param(backend, 2),
             param(backend, 3)
         );
-        let rows = sql::query(db, q, vec![tenant_id.into(), position.0.into(), PAGE.into()]).await?;
-        let mut records = rows.iter().map(sql::entry_from_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = sql::query(
+            db,
+            q,
+            vec![tenant_id.into(), position.0.into(), PAGE.into()],
+        )
+        .await?;
+        let mut records = rows
+            .iter()
+            .map(sql::entry_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         if records.is_empty() {
             break;
         }
@@ -356,11 +419,19 @@ pub(crate) async fn verify_chain<C: ConnectionTrait>(db: &C, tenant_id: Uuid) ->
                 position = (seq, hash);
                 checked += n;
             }
-            Err((b, n)) => return Ok(ChainReport { entries_checked: checked + n, first_break: Some(b) }),
+            Err((b, n)) => {
+                return Ok(ChainReport {
+                    entries_checked: checked + n,
+                    first_break: Some(b),
+                });
+            }
         }
     }
     // The book's head must name the last entry: entries removed from the end show up here.
-    let q = format!("SELECT seq, hash FROM ledger_books WHERE tenant_id = {}", param(backend, 1));
+    let q = format!(
+        "SELECT seq, hash FROM ledger_books WHERE tenant_id = {}",
+        param(backend, 1)
+    );
     let rows = sql::query(db, q, vec![tenant_id.into()]).await?;
     if let Some(row) = rows.first() {
         let (seq, hash): (i64, String) = (get(row, 0)?, get(row, 1)?);
@@ -378,5 +449,8 @@ pub(crate) async fn verify_chain<C: ConnectionTrait>(db: &C, tenant_id: Uuid) ->
             });
         }
     }
-    Ok(ChainReport { entries_checked: checked, first_break: None })
+    Ok(ChainReport {
+        entries_checked: checked,
+        first_break: None,
+    })
 }

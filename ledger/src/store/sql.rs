@@ -101,7 +101,8 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 }
 
 pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>, LedgerError> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| LedgerError::Corrupt(format!("time {us} out of range")))
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| LedgerError::Corrupt(format!("time {us} out of range")))
 }
 
 /// Columns of `ledger_entries` in the order [`entry_values`] and [`entry_from_row`] use.
@@ -142,7 +143,11 @@ pub(crate) fn entry_from_row(row: &QueryResult) -> Result<EntryRecord, LedgerErr
         status: match status.as_str() {
             "posted" => EntryStatus::Posted,
             "pending" => EntryStatus::Pending,
-            other => return Err(LedgerError::Corrupt(format!("unknown entry status {other:?}"))),
+            other => {
+                return Err(LedgerError::Corrupt(format!(
+                    "unknown entry status {other:?}"
+                )));
+            }
         },
         effective_date: get::<NaiveDate>(row, 7)?,
         booked_at_us: get(row, 8)?,
@@ -193,7 +198,8 @@ pub(crate) async fn load_entries<C: ConnectionTrait>(
             param(backend, 1)
         );
         let rows = query(db, sql, values.clone()).await?;
-        let mut records: Vec<EntryRecord> = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
+        let mut records: Vec<EntryRecord> =
+            rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
         let sql = format!(
             "SELECT entry_id, account_id, asset_code, side, amount FROM ledger_postings \
              WHERE tenant_id = {} AND entry_id IN {list} ORDER BY entry_id, idx",
@@ -206,7 +212,10 @@ pub(crate) async fn load_entries<C: ConnectionTrait>(
 }
 
 /// Attaches posting rows `(entry_id, account_id, asset_code, side, amount)` to their entries.
-pub(crate) fn attach_postings(records: &mut [EntryRecord], rows: &[QueryResult]) -> Result<(), LedgerError> {
+pub(crate) fn attach_postings(
+    records: &mut [EntryRecord],
+    rows: &[QueryResult],
+) -> Result<(), LedgerError> {
     let index: std::collections::HashMap<Uuid, usize> =
         records.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
     for row in rows {

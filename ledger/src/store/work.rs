@@ -26,7 +26,8 @@ use crate::account::{Balance, Side};
 use crate::asset::{Amount, Asset};
 use crate::chain::{Canon, EntryRecord, PostingRecord};
 use crate::entry::{
-    EntryStatus, HoldCommit, HoldState, NewEntry, NewPosting, Operation, Reversal, check_key, check_kind,
+    EntryStatus, HoldCommit, HoldState, NewEntry, NewPosting, Operation, Reversal, check_key,
+    check_kind,
 };
 use crate::error::LedgerError;
 use crate::rules::{self, AccountView, Change, Line};
@@ -112,7 +113,10 @@ impl Work {
             match op {
                 Operation::Post(e) => {
                     keys.entry(t).or_default().insert(&e.idempotency_key);
-                    account_ids.entry(t).or_default().extend(e.postings.iter().map(|p| p.account_id));
+                    account_ids
+                        .entry(t)
+                        .or_default()
+                        .extend(e.postings.iter().map(|p| p.account_id));
                 }
                 Operation::Reverse(r) => {
                     keys.entry(t).or_default().insert(&r.idempotency_key);
@@ -122,7 +126,10 @@ impl Work {
                     keys.entry(t).or_default().insert(&c.idempotency_key);
                     target_ids.entry(t).or_default().insert(c.hold_id);
                     if let Some(ps) = &c.postings {
-                        account_ids.entry(t).or_default().extend(ps.iter().map(|p| p.account_id));
+                        account_ids
+                            .entry(t)
+                            .or_default()
+                            .extend(ps.iter().map(|p| p.account_id));
                     }
                 }
                 Operation::VoidHold { hold_id, .. } | Operation::ExpireHold { hold_id, .. } => {
@@ -142,7 +149,10 @@ impl Work {
             );
             let values = chunk.iter().map(|t| Value::from(*t)).collect();
             for row in sql::query(db, sql, values).await? {
-                books.insert(get::<Uuid>(&row, 0)?, (get::<i64>(&row, 1)?, get::<String>(&row, 2)?));
+                books.insert(
+                    get::<Uuid>(&row, 0)?,
+                    (get::<i64>(&row, 1)?, get::<String>(&row, 2)?),
+                );
             }
         }
 
@@ -164,8 +174,9 @@ impl Work {
                 );
                 for row in sql::query(db, q, values.clone()).await? {
                     let state: String = get(&row, 1)?;
-                    let state = HoldState::parse(&state)
-                        .ok_or_else(|| LedgerError::Corrupt(format!("unknown hold state {state:?}")))?;
+                    let state = HoldState::parse(&state).ok_or_else(|| {
+                        LedgerError::Corrupt(format!("unknown hold state {state:?}"))
+                    })?;
                     holds.insert(get(&row, 0)?, state);
                 }
                 let q = format!(
@@ -180,11 +191,20 @@ impl Work {
                 let acc = account_ids.entry(*tenant).or_default();
                 acc.extend(record.postings.iter().map(|p| p.account_id));
                 let hold_state = match record.status {
-                    EntryStatus::Pending => holds.get(&record.id).copied().unwrap_or(HoldState::Pending),
+                    EntryStatus::Pending => {
+                        holds.get(&record.id).copied().unwrap_or(HoldState::Pending)
+                    }
                     EntryStatus::Posted => HoldState::Committed,
                 };
                 let reversed_by = reversed.get(&record.id).copied();
-                targets.insert(record.id, Target { record, hold_state, reversed_by });
+                targets.insert(
+                    record.id,
+                    Target {
+                        record,
+                        hold_state,
+                        reversed_by,
+                    },
+                );
             }
         }
 
@@ -202,10 +222,18 @@ impl Work {
                     sql::in_list(backend, chunk.len(), 2),
                     sql::for_update(backend)
                 );
-                rows.extend(sql::query(db, q, values).await?.into_iter().map(|r| (*tenant, r)));
+                rows.extend(
+                    sql::query(db, q, values)
+                        .await?
+                        .into_iter()
+                        .map(|r| (*tenant, r)),
+                );
             }
         }
-        let codes: BTreeSet<String> = rows.iter().map(|(_, r)| get::<String>(r, 2)).collect::<Result<_, _>>()?;
+        let codes: BTreeSet<String> = rows
+            .iter()
+            .map(|(_, r)| get::<String>(r, 2))
+            .collect::<Result<_, _>>()?;
         let assets = cache.resolve(db, codes).await?;
         let mut accounts = HashMap::with_capacity(rows.len());
         for (tenant, row) in rows {
@@ -249,7 +277,10 @@ impl Work {
                 for row in sql::query(db, q, values).await? {
                     key_hits.insert(
                         (*tenant, get::<String>(&row, 0)?),
-                        KeyHit { entry_id: get(&row, 1)?, request_hash: get(&row, 2)? },
+                        KeyHit {
+                            entry_id: get(&row, 1)?,
+                            request_hash: get(&row, 2)?,
+                        },
                     );
                 }
             }
@@ -270,14 +301,21 @@ impl Work {
 
     /// Runs one job: all of its operations, or (on the first refusal) none. With `batch` the
     /// refusal names the operation's position.
-    pub(crate) fn run_job(&mut self, ops: &[Operation], batch: bool) -> Result<Vec<Draft>, LedgerError> {
+    pub(crate) fn run_job(
+        &mut self,
+        ops: &[Operation],
+        batch: bool,
+    ) -> Result<Vec<Draft>, LedgerError> {
         let mut scratch = Scratch::default();
         let mut drafts = Vec::with_capacity(ops.len());
         for (index, op) in ops.iter().enumerate() {
             match self.run_op(&mut scratch, op) {
                 Ok(d) => drafts.push(d),
                 Err(e) if batch => {
-                    return Err(LedgerError::BatchRejected { index, source: Box::new(e) });
+                    return Err(LedgerError::BatchRejected {
+                        index,
+                        source: Box::new(e),
+                    });
                 }
                 Err(e) => return Err(e),
             }
@@ -311,10 +349,14 @@ impl Work {
             Operation::Post(e) => self.post(s, e),
             Operation::Reverse(r) => self.reverse(s, r),
             Operation::CommitHold(c) => self.commit(s, c),
-            Operation::VoidHold { tenant_id, hold_id } => self.release(s, *tenant_id, *hold_id, HoldState::Voided, None),
-            Operation::ExpireHold { tenant_id, hold_id, now } => {
-                self.release(s, *tenant_id, *hold_id, HoldState::Expired, Some(*now))
+            Operation::VoidHold { tenant_id, hold_id } => {
+                self.release(s, *tenant_id, *hold_id, HoldState::Voided, None)
             }
+            Operation::ExpireHold {
+                tenant_id,
+                hold_id,
+                now,
+            } => self.release(s, *tenant_id, *hold_id, HoldState::Expired, Some(*now)),
         }
     }
 
@@ -324,12 +366,23 @@ impl Work {
 
     /// Idempotency: `None` when the key is new; a replay when it was used for the same request;
     /// a conflict when it was used for another.
-    fn check_replay(&self, s: &Scratch, tenant: Uuid, key: &str, request_hash: &str) -> Result<Option<Draft>, LedgerError> {
+    fn check_replay(
+        &self,
+        s: &Scratch,
+        tenant: Uuid,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Option<Draft>, LedgerError> {
         let k = (tenant, key.to_owned());
         match s.keys.get(&k).or_else(|| self.keys.get(&k)) {
             None => Ok(None),
-            Some(hit) if hit.request_hash == request_hash => Ok(Some(Draft::Replay(tenant, hit.entry_id))),
-            Some(hit) => Err(LedgerError::IdempotencyConflict { key: key.to_owned(), entry_id: hit.entry_id }),
+            Some(hit) if hit.request_hash == request_hash => {
+                Ok(Some(Draft::Replay(tenant, hit.entry_id)))
+            }
+            Some(hit) => Err(LedgerError::IdempotencyConflict {
+                key: key.to_owned(),
+                entry_id: hit.entry_id,
+            }),
         }
     }
 
@@ -338,23 +391,35 @@ impl Work {
         check_kind(&e.kind)?;
         check_text(&e.description)?;
         if !e.metadata.is_object() {
-            return Err(LedgerError::InvalidEntry("entry metadata must be a JSON object".to_owned()));
+            return Err(LedgerError::InvalidEntry(
+                "entry metadata must be a JSON object".to_owned(),
+            ));
         }
         let expires_at_us = e.hold.and_then(|h| h.expires_at).map(sql::micros);
         if let Some(exp) = expires_at_us
             && exp <= self.now_us
         {
-            return Err(LedgerError::InvalidEntry("a hold's expiry time must be in the future".to_owned()));
+            return Err(LedgerError::InvalidEntry(
+                "a hold's expiry time must be in the future".to_owned(),
+            ));
         }
         let request_hash = fingerprint_post(e);
-        if let Some(replay) = self.check_replay(s, e.tenant_id, &e.idempotency_key, &request_hash)? {
+        if let Some(replay) =
+            self.check_replay(s, e.tenant_id, &e.idempotency_key, &request_hash)?
+        {
             return Ok(replay);
         }
         let lines = rules::validate_postings(e.tenant_id, &e.postings, |id| self.view(id))?;
         let pending = e.hold.is_some();
         let changes: Vec<Change> = lines
             .iter()
-            .map(|l| if pending { Change::Reserve(l.account_id, l.side, l.amount) } else { Change::Post(l.account_id, l.side, l.amount) })
+            .map(|l| {
+                if pending {
+                    Change::Reserve(l.account_id, l.side, l.amount)
+                } else {
+                    Change::Post(l.account_id, l.side, l.amount)
+                }
+            })
             .collect();
         self.apply(s, &changes)?;
         let record = self.append(
@@ -364,7 +429,11 @@ impl Work {
                 key: &e.idempotency_key,
                 request_hash,
                 kind: &e.kind,
-                status: if pending { EntryStatus::Pending } else { EntryStatus::Posted },
+                status: if pending {
+                    EntryStatus::Pending
+                } else {
+                    EntryStatus::Posted
+                },
                 effective_date: e.effective_date,
                 description: &e.description,
                 metadata: sql::canonical_json(&e.metadata),
@@ -381,9 +450,14 @@ impl Work {
         check_key(&r.idempotency_key)?;
         check_text(&r.description)?;
         let mut c = Canon::default();
-        c.str("reverse").uuid(r.entry_id).date(r.effective_date).str(&r.description);
+        c.str("reverse")
+            .uuid(r.entry_id)
+            .date(r.effective_date)
+            .str(&r.description);
         let request_hash = c.hex();
-        if let Some(replay) = self.check_replay(s, r.tenant_id, &r.idempotency_key, &request_hash)? {
+        if let Some(replay) =
+            self.check_replay(s, r.tenant_id, &r.idempotency_key, &request_hash)?
+        {
             return Ok(replay);
         }
         let target = self.target(r.tenant_id, r.entry_id)?;
@@ -391,7 +465,10 @@ impl Work {
             return Err(LedgerError::CannotReverseHold(r.entry_id));
         }
         if let Some(by) = s.reversed.get(&r.entry_id).copied().or(target.reversed_by) {
-            return Err(LedgerError::AlreadyReversed { entry_id: r.entry_id, reversal_id: by });
+            return Err(LedgerError::AlreadyReversed {
+                entry_id: r.entry_id,
+                reversal_id: by,
+            });
         }
         let mirror: Vec<NewPosting> = target
             .record
@@ -400,7 +477,10 @@ impl Work {
             .map(|p| self.to_new_posting(p, p.side.opposite()))
             .collect::<Result<_, _>>()?;
         let lines = rules::validate_postings(r.tenant_id, &mirror, |id| self.view(id))?;
-        let changes: Vec<Change> = lines.iter().map(|l| Change::Post(l.account_id, l.side, l.amount)).collect();
+        let changes: Vec<Change> = lines
+            .iter()
+            .map(|l| Change::Post(l.account_id, l.side, l.amount))
+            .collect();
         self.apply(s, &changes)?;
         let record = self.append(
             s,
@@ -434,7 +514,9 @@ impl Work {
             Some(ps) => fingerprint_postings(&mut canon, ps),
         }
         let request_hash = canon.hex();
-        if let Some(replay) = self.check_replay(s, c.tenant_id, &c.idempotency_key, &request_hash)? {
+        if let Some(replay) =
+            self.check_replay(s, c.tenant_id, &c.idempotency_key, &request_hash)?
+        {
             return Ok(replay);
         }
         let target = self.pending_hold(s, c.tenant_id, c.hold_id)?;
@@ -458,21 +540,38 @@ impl Work {
             *reserved.entry((p.account_id, p.side)).or_default() += p.amount;
         }
         for (index, l) in lines.iter().enumerate() {
-            let left = reserved.get_mut(&(l.account_id, l.side)).ok_or_else(|| LedgerError::HoldExceeded {
-                index,
-                reason: format!("the hold reserves no {} on account {}", l.side.as_str(), l.account_id),
+            let left = reserved.get_mut(&(l.account_id, l.side)).ok_or_else(|| {
+                LedgerError::HoldExceeded {
+                    index,
+                    reason: format!(
+                        "the hold reserves no {} on account {}",
+                        l.side.as_str(),
+                        l.account_id
+                    ),
+                }
             })?;
             if l.amount > *left {
                 return Err(LedgerError::HoldExceeded {
                     index,
-                    reason: format!("posts more than the hold reserves on account {}", l.account_id),
+                    reason: format!(
+                        "posts more than the hold reserves on account {}",
+                        l.account_id
+                    ),
                 });
             }
             *left -= l.amount;
         }
-        let mut changes: Vec<Change> =
-            target.record.postings.iter().map(|p| Change::Release(p.account_id, p.side, p.amount)).collect();
-        changes.extend(lines.iter().map(|l| Change::Post(l.account_id, l.side, l.amount)));
+        let mut changes: Vec<Change> = target
+            .record
+            .postings
+            .iter()
+            .map(|p| Change::Release(p.account_id, p.side, p.amount))
+            .collect();
+        changes.extend(
+            lines
+                .iter()
+                .map(|l| Change::Post(l.account_id, l.side, l.amount)),
+        );
         self.apply(s, &changes)?;
         let record = self.append(
             s,
@@ -512,21 +611,44 @@ impl Work {
         let target = self.target(tenant, hold_id)?;
         let current = s.holds.get(&hold_id).copied().unwrap_or(target.hold_state);
         if target.record.status == EntryStatus::Pending && current == state {
-            return Ok(Draft::Released { hold_id, state, already: true });
+            return Ok(Draft::Released {
+                hold_id,
+                state,
+                already: true,
+            });
         }
         let target = self.pending_hold(s, tenant, hold_id)?;
         if let Some(now) = now {
-            let due = target.record.expires_at_us.is_some_and(|exp| exp <= sql::micros(now));
+            let due = target
+                .record
+                .expires_at_us
+                .is_some_and(|exp| exp <= sql::micros(now));
             if !due {
-                return Err(LedgerError::HoldNotPending { hold_id, state: "pending and not yet expired".to_owned() });
+                return Err(LedgerError::HoldNotPending {
+                    hold_id,
+                    state: "pending and not yet expired".to_owned(),
+                });
             }
         }
-        let changes: Vec<Change> =
-            target.record.postings.iter().map(|p| Change::Release(p.account_id, p.side, p.amount)).collect();
+        let changes: Vec<Change> = target
+            .record
+            .postings
+            .iter()
+            .map(|p| Change::Release(p.account_id, p.side, p.amount))
+            .collect();
         self.apply(s, &changes)?;
         s.holds.insert(hold_id, state);
-        s.resolutions.push(Resolution { tenant_id: tenant, hold_id, state, commit_entry_id: None });
-        Ok(Draft::Released { hold_id, state, already: false })
+        s.resolutions.push(Resolution {
+            tenant_id: tenant,
+            hold_id,
+            state,
+            commit_entry_id: None,
+        });
+        Ok(Draft::Released {
+            hold_id,
+            state,
+            already: false,
+        })
     }
 
     fn target(&self, tenant: Uuid, id: Uuid) -> Result<&Target, LedgerError> {
@@ -540,10 +662,16 @@ impl Work {
         let target = self.target(tenant, id)?;
         let state = s.holds.get(&id).copied().unwrap_or(target.hold_state);
         if target.record.status != EntryStatus::Pending {
-            return Err(LedgerError::HoldNotPending { hold_id: id, state: "a posted entry, not a hold".to_owned() });
+            return Err(LedgerError::HoldNotPending {
+                hold_id: id,
+                state: "a posted entry, not a hold".to_owned(),
+            });
         }
         if state != HoldState::Pending {
-            return Err(LedgerError::HoldNotPending { hold_id: id, state: state.as_str().to_owned() });
+            return Err(LedgerError::HoldNotPending {
+                hold_id: id,
+                state: state.as_str().to_owned(),
+            });
         }
         Ok(target)
     }
@@ -554,11 +682,20 @@ impl Work {
             .get(&p.asset)
             .map(|a| a.scale)
             .ok_or_else(|| LedgerError::Corrupt(format!("asset {} not loaded", p.asset)))?;
-        Ok(NewPosting { account_id: p.account_id, asset: p.asset.clone(), side, amount: Amount::from_minor(p.amount, scale).to_decimal() })
+        Ok(NewPosting {
+            account_id: p.account_id,
+            asset: p.asset.clone(),
+            side,
+            amount: Amount::from_minor(p.amount, scale).to_decimal(),
+        })
     }
 
     fn apply(&self, s: &mut Scratch, changes: &[Change]) -> Result<(), LedgerError> {
-        let next = rules::apply_changes(changes, |id| self.view(id), |v| s.balances.get(&v.id).copied().unwrap_or(v.balance))?;
+        let next = rules::apply_changes(
+            changes,
+            |id| self.view(id),
+            |v| s.balances.get(&v.id).copied().unwrap_or(v.balance),
+        )?;
         s.balances.extend(next);
         Ok(())
     }
@@ -591,14 +728,22 @@ impl Work {
             postings: n
                 .lines
                 .iter()
-                .map(|l| PostingRecord { account_id: l.account_id, asset: l.asset.clone(), side: l.side, amount: l.amount })
+                .map(|l| PostingRecord {
+                    account_id: l.account_id,
+                    asset: l.asset.clone(),
+                    side: l.side,
+                    amount: l.amount,
+                })
                 .collect(),
         };
         record.hash = record.compute_hash();
         s.books.insert(tenant, (record.seq, record.hash.clone()));
         s.keys.insert(
             (tenant, record.idempotency_key.clone()),
-            KeyHit { entry_id: record.id, request_hash: record.request_hash.clone() },
+            KeyHit {
+                entry_id: record.id,
+                request_hash: record.request_hash.clone(),
+            },
         );
         s.entries.push(record.clone());
         record
@@ -652,8 +797,12 @@ impl Work {
             );
             sql::exec(db, q, values).await?;
         }
-        let dirty: Vec<(Uuid, Uuid, Balance)> =
-            self.dirty.iter().filter_map(|id| self.accounts.get(id)).map(|v| (v.tenant_id, v.id, v.balance)).collect();
+        let dirty: Vec<(Uuid, Uuid, Balance)> = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.accounts.get(id))
+            .map(|v| (v.tenant_id, v.id, v.balance))
+            .collect();
         for chunk in dirty.chunks(MAX_PARAMS / 6) {
             let mut values = Vec::with_capacity(chunk.len() * 6);
             for (tenant_id, id, b) in chunk {
@@ -673,7 +822,10 @@ impl Work {
             );
             let updated = sql::exec(db, q, values).await?;
             if updated != chunk.len() as u64 {
-                return Err(LedgerError::Corrupt(format!("updated {updated} balances of {}", chunk.len())));
+                return Err(LedgerError::Corrupt(format!(
+                    "updated {updated} balances of {}",
+                    chunk.len()
+                )));
             }
         }
         let mut heads: BTreeMap<Uuid, (i64, &str)> = BTreeMap::new();
@@ -714,7 +866,9 @@ struct NewRecord<'a> {
 
 fn check_text(description: &str) -> Result<(), LedgerError> {
     if description.len() > 1_000 {
-        return Err(LedgerError::InvalidEntry("description is longer than 1,000 bytes".to_owned()));
+        return Err(LedgerError::InvalidEntry(
+            "description is longer than 1,000 bytes".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -722,7 +876,10 @@ fn check_text(description: &str) -> Result<(), LedgerError> {
 fn fingerprint_postings(c: &mut Canon, ps: &[NewPosting]) {
     c.i64(ps.len() as i64);
     for p in ps {
-        c.uuid(p.account_id).str(&p.asset).str(p.side.as_str()).str(&p.amount.normalize().to_string());
+        c.uuid(p.account_id)
+            .str(&p.asset)
+            .str(p.side.as_str())
+            .str(&p.amount.normalize().to_string());
     }
 }
 
@@ -734,7 +891,10 @@ fn fingerprint_post(e: &NewEntry) -> String {
         .date(e.effective_date)
         .str(&e.description)
         .str(&sql::canonical_json(&e.metadata))
-        .opt_i64(e.hold.map(|h| h.expires_at.map(sql::micros).unwrap_or(i64::MIN)));
+        .opt_i64(
+            e.hold
+                .map(|h| h.expires_at.map(sql::micros).unwrap_or(i64::MIN)),
+        );
     fingerprint_postings(&mut c, &e.postings);
     c.hex()
 }

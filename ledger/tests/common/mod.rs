@@ -37,15 +37,23 @@ impl Drop for TestDb {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }
-            Cleanup::Postgres { admin_url, database } => {
+            Cleanup::Postgres {
+                admin_url,
+                database,
+            } => {
                 let (admin_url, database) = (admin_url.clone(), database.clone());
                 // Drop runs outside any runtime guarantee: use a thread with its own runtime.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
                     rt.block_on(async {
                         if let Ok(admin) = ledger::connect(&admin_url).await {
                             let _ = admin
-                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                                ))
                                 .await;
                         }
                     });
@@ -73,18 +81,34 @@ pub async fn fresh(backend: &'static str) -> TestDb {
             let url = format!("sqlite://{}?mode=rwc", path.display());
             let db = ledger::connect(&url).await.unwrap();
             Migrator::up(&db, None).await.unwrap();
-            TestDb { name: "sqlite", db, url, cleanup: Cleanup::File(path) }
+            TestDb {
+                name: "sqlite",
+                db,
+                url,
+                cleanup: Cleanup::File(path),
+            }
         }
         _ => {
             let admin_url = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
             let database = format!("wrap_test_{}", Uuid::now_v7().simple());
             let admin = ledger::connect(&admin_url).await.unwrap();
-            admin.execute_unprepared(&format!("CREATE DATABASE \"{database}\"")).await.unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+                .await
+                .unwrap();
             admin.close().await.ok();
             let url = with_database(&admin_url, &database);
             let db = ledger::connect(&url).await.unwrap();
             Migrator::up(&db, None).await.unwrap();
-            TestDb { name: "postgres", db, url, cleanup: Cleanup::Postgres { admin_url, database } }
+            TestDb {
+                name: "postgres",
+                db,
+                url,
+                cleanup: Cleanup::Postgres {
+                    admin_url,
+                    database,
+                },
+            }
         }
     }
 }
@@ -123,9 +147,18 @@ pub struct Book {
 
 impl Book {
     pub async fn new(ledger: &Ledger) -> Self {
-        ledger.create_asset(&Asset::currency("JPY", 0)).await.unwrap();
-        ledger.create_asset(&Asset::currency("USD", 2)).await.unwrap();
-        Self { tenant: Uuid::now_v7(), ledger: ledger.clone() }
+        ledger
+            .create_asset(&Asset::currency("JPY", 0))
+            .await
+            .unwrap();
+        ledger
+            .create_asset(&Asset::currency("USD", 2))
+            .await
+            .unwrap();
+        Self {
+            tenant: Uuid::now_v7(),
+            ledger: ledger.clone(),
+        }
     }
 
     pub async fn account(&self, code: &str, asset: &str, normal: Side, no_negative: bool) -> Uuid {
@@ -158,15 +191,29 @@ impl Book {
 
     /// Moves `amount` of `asset` from `from` to `to` (credit `from`, debit `to`).
     pub fn transfer(&self, key: &str, from: Uuid, to: Uuid, asset: &str, amount: &str) -> NewEntry {
-        self.entry(key, vec![NewPosting::credit(from, asset, dec(amount)), NewPosting::debit(to, asset, dec(amount))])
+        self.entry(
+            key,
+            vec![
+                NewPosting::credit(from, asset, dec(amount)),
+                NewPosting::debit(to, asset, dec(amount)),
+            ],
+        )
     }
 
     pub async fn posted(&self, account: Uuid) -> Decimal {
-        self.ledger.balance(self.tenant, account, ledger::AsOf::Now).await.unwrap().posted
+        self.ledger
+            .balance(self.tenant, account, ledger::AsOf::Now)
+            .await
+            .unwrap()
+            .posted
     }
 
     pub async fn available(&self, account: Uuid) -> Decimal {
-        self.ledger.balance(self.tenant, account, ledger::AsOf::Now).await.unwrap().available
+        self.ledger
+            .balance(self.tenant, account, ledger::AsOf::Now)
+            .await
+            .unwrap()
+            .available
     }
 }
 

@@ -1,0 +1,366 @@
+//! `wrapd bench ledger`: posting throughput on SQLite or PostgreSQL.
+//!
+//! Setup (not measured): a fresh tenant, the JPY currency, [`ACCOUNTS`] accounts and a `fees`
+//! account. Then each scenario posts its entries and prints one JSON line on stdout:
+//! `{"scenario","backend","entries","seconds","entries_per_s","peak_rss_mib"}`. Only the
+//! posting phase is timed. `peak_rss_mib` is the process's high-water mark so far (VmHWM), so
+//! with `--scenario all` it covers every scenario run before it too.
+//!
+//! | scenario | workload |
+//! |---|---|
+//! | `single` | [`WRITERS`] concurrent tasks, each posting one entry at a time (debit a random account, credit another, 1..=1000 JPY) |
+//! | `batch` | sequential `post_batch` calls of [`BATCH_SIZE`] such entries |
+//! | `hot` | like `single`, but each entry is a transfer plus a 1 JPY fee: debit a (x + 1), credit b (x), credit `fees` (1), so every entry touches the one `fees` account |
+//!
+//! Amounts are exact [`Decimal`]s; floats appear only in the printed statistics.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
+use ledger::{Asset, Ledger, NewAccount, NewEntry, NewPosting, Side};
+use migrations::{Migrator, MigratorTrait};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::cli::{Backend, LedgerBenchArgs, Scenario};
+use crate::error::Error;
+use crate::logging::redact_url;
+
+/// Accounts the entries are spread over.
+pub const ACCOUNTS: u64 = 10_000;
+/// Concurrent writer tasks in `single` and `hot`.
+pub const WRITERS: u64 = 8;
+/// Entries per `post_batch` call in `batch`.
+pub const BATCH_SIZE: u64 = 1_000;
+/// Accounts created at once during setup.
+const SETUP_CONCURRENCY: usize = 16;
+/// The asset posted.
+const ASSET: &str = "JPY";
+/// PostgreSQL database used when no URL is given.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/wrap_bench";
+
+/// One printed result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchResult {
+    /// `single`, `batch` or `hot`.
+    pub scenario: &'static str,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Entries posted.
+    pub entries: u64,
+    /// Wall time of the posting phase.
+    pub seconds: f64,
+    /// `entries / seconds`.
+    pub entries_per_s: f64,
+    /// Peak resident set size of the process so far, MiB (`None` off Linux).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Runs the ledger benchmark. `database_url` is the explicit `--database-url` only: the
+/// configured database is never used, so a benchmark cannot write into real books.
+pub async fn run_ledger(args: &LedgerBenchArgs, database_url: Option<&str>) -> Result<(), Error> {
+    let target = Target::resolve(args.backend, database_url).await?;
+    let result = run_on(args, &target.url).await;
+    if let Some(path) = &target.scratch_file {
+        crate::db::remove_sqlite_files(path);
+    }
+    result
+}
+
+/// Where the benchmark writes.
+struct Target {
+    url: String,
+    /// A temporary SQLite file to delete afterwards.
+    scratch_file: Option<PathBuf>,
+}
+
+impl Target {
+    async fn resolve(backend: Backend, explicit: Option<&str>) -> Result<Self, Error> {
+        match (backend, explicit) {
+            (Backend::Sqlite, Some(url)) if crate::db::is_sqlite(url) => Ok(Self {
+                url: url.to_owned(),
+                scratch_file: None,
+            }),
+            (Backend::Postgres, Some(url)) if crate::db::is_postgres(url) => {
+                crate::db::create_postgres_database_if_missing(url).await?;
+                Ok(Self {
+                    url: url.to_owned(),
+                    scratch_file: None,
+                })
+            }
+            (_, Some(url)) => Err(Error::Usage(format!(
+                "--backend {} does not match --database-url {}",
+                backend.as_str(),
+                redact_url(url)
+            ))),
+            (Backend::Sqlite, None) => {
+                let path = std::env::temp_dir().join(format!("wrap-bench-{}.db", Uuid::now_v7()));
+                Ok(Self {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    scratch_file: Some(path),
+                })
+            }
+            (Backend::Postgres, None) => {
+                // The server of WRAP_TEST_POSTGRES_URL, but our own database on it.
+                let url = std::env::var("WRAP_TEST_POSTGRES_URL")
+                    .ok()
+                    .and_then(|u| crate::db::with_database(&u, "wrap_bench"))
+                    .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+                crate::db::create_postgres_database_if_missing(&url).await?;
+                Ok(Self {
+                    url,
+                    scratch_file: None,
+                })
+            }
+        }
+    }
+}
+
+async fn run_on(args: &LedgerBenchArgs, url: &str) -> Result<(), Error> {
+    tracing::info!(database = %redact_url(url), "bench: preparing");
+    let db = crate::db::connect(url).await?;
+    Migrator::up(&db, None).await?;
+    let ledger = Ledger::new(db.clone());
+    let book = Book::create(&ledger).await?;
+    let scenarios = match args.scenario {
+        Scenario::All => vec![Scenario::Single, Scenario::Batch, Scenario::Hot],
+        one => vec![one],
+    };
+    for scenario in scenarios {
+        let entries = args.entries.unwrap_or(match scenario {
+            Scenario::Batch => 200_000,
+            _ => 40_000,
+        });
+        tracing::info!(scenario = scenario.as_str(), entries, "bench: posting");
+        let elapsed = match scenario {
+            Scenario::Batch => post_batches(&ledger, &book, entries).await?,
+            _ => post_concurrently(&ledger, &book, scenario, entries).await?,
+        };
+        let result = BenchResult::new(scenario, args.backend, entries, elapsed);
+        println!(
+            "{}",
+            serde_json::to_string(&result).map_err(|e| Error::Other(e.to_string()))?
+        );
+    }
+    drop(ledger);
+    let _ = db.close().await;
+    Ok(())
+}
+
+/// The tenant and accounts the scenarios post to.
+#[derive(Debug)]
+struct Book {
+    tenant_id: Uuid,
+    run_id: Uuid,
+    accounts: Vec<Uuid>,
+    fees: Uuid,
+    date: NaiveDate,
+}
+
+impl Book {
+    async fn create(ledger: &Ledger) -> Result<Arc<Self>, Error> {
+        let tenant_id = Uuid::now_v7();
+        ledger.create_asset(&Asset::currency(ASSET, 0)).await?;
+        let started = Instant::now();
+        let new_account = |code: String| NewAccount {
+            tenant_id,
+            code,
+            asset: ASSET.to_owned(),
+            normal_side: Side::Debit,
+            no_negative: false,
+            metadata: serde_json::json!({}),
+        };
+        let accounts: Vec<Uuid> = futures::stream::iter(0..ACCOUNTS)
+            .map(|n| {
+                let account = new_account(format!("bench:{n}"));
+                async move { ledger.create_account(&account).await.map(|a| a.id) }
+            })
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let fees = ledger
+            .create_account(&new_account("fees".to_owned()))
+            .await?
+            .id;
+        tracing::info!(accounts = accounts.len() + 1, ms = started.elapsed().as_millis(), %tenant_id, "bench: accounts created");
+        Ok(Arc::new(Self {
+            tenant_id,
+            run_id: Uuid::now_v7(),
+            accounts,
+            fees,
+            date: Utc::now().date_naive(),
+        }))
+    }
+
+    /// Entry number `n` of `scenario`, with accounts and amount drawn from `rng`.
+    fn entry(&self, scenario: Scenario, n: u64, rng: &mut XorShift) -> NewEntry {
+        let count = self.accounts.len() as u64;
+        let a = rng.below(count);
+        let mut b = rng.below(count - 1);
+        if b >= a {
+            b += 1;
+        }
+        let (from, to) = (self.account(a), self.account(b));
+        let amount = Decimal::from(1 + rng.below(1_000));
+        let postings = match scenario {
+            Scenario::Hot => vec![
+                NewPosting::debit(from, ASSET, amount + Decimal::ONE),
+                NewPosting::credit(to, ASSET, amount),
+                NewPosting::credit(self.fees, ASSET, Decimal::ONE),
+            ],
+            _ => vec![
+                NewPosting::debit(from, ASSET, amount),
+                NewPosting::credit(to, ASSET, amount),
+            ],
+        };
+        NewEntry {
+            tenant_id: self.tenant_id,
+            idempotency_key: format!("bench:{}:{}:{n}", scenario.as_str(), self.run_id),
+            kind: "transfer".to_owned(),
+            effective_date: self.date,
+            description: String::new(),
+            metadata: serde_json::json!({}),
+            postings,
+            hold: None,
+        }
+    }
+
+    fn account(&self, index: u64) -> Uuid {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.accounts.get(i))
+            .copied()
+            .unwrap_or(self.fees)
+    }
+}
+
+/// `single` and `hot`: [`WRITERS`] tasks, entry `n` going to task `n % WRITERS`.
+async fn post_concurrently(
+    ledger: &Ledger,
+    book: &Arc<Book>,
+    scenario: Scenario,
+    entries: u64,
+) -> Result<Duration, Error> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let (ledger, book) = (ledger.clone(), Arc::clone(book));
+        let mut rng = XorShift::seeded(&book.run_id, scenario, writer);
+        tasks.push(tokio::spawn(async move {
+            let mut n = writer;
+            while n < entries {
+                ledger.post_entry(book.entry(scenario, n, &mut rng)).await?;
+                n += WRITERS;
+            }
+            Ok::<(), ledger::LedgerError>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .map_err(|e| Error::Other(format!("writer task failed: {e}")))??;
+    }
+    Ok(started.elapsed())
+}
+
+/// `batch`: sequential batches of [`BATCH_SIZE`].
+async fn post_batches(ledger: &Ledger, book: &Book, entries: u64) -> Result<Duration, Error> {
+    let mut rng = XorShift::seeded(&book.run_id, Scenario::Batch, 0);
+    let started = Instant::now();
+    let mut n = 0;
+    while n < entries {
+        let end = entries.min(n + BATCH_SIZE);
+        let batch: Vec<NewEntry> = (n..end)
+            .map(|i| book.entry(Scenario::Batch, i, &mut rng))
+            .collect();
+        ledger.post_batch(batch).await?;
+        n = end;
+    }
+    Ok(started.elapsed())
+}
+
+impl BenchResult {
+    /// Statistics, not money: floats are fine here.
+    #[allow(clippy::float_arithmetic)]
+    fn new(scenario: Scenario, backend: Backend, entries: u64, elapsed: Duration) -> Self {
+        let seconds = elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            entries as f64 / seconds
+        } else {
+            0.0
+        };
+        Self {
+            scenario: scenario.as_str(),
+            backend: backend.as_str(),
+            entries,
+            seconds: (seconds * 1_000.0).round() / 1_000.0,
+            entries_per_s: rate.round(),
+            peak_rss_mib: peak_rss_kib().map(|kib| (kib as f64 / 1_024.0 * 10.0).round() / 10.0),
+        }
+    }
+}
+
+/// `VmHWM` of this process, KiB (Linux only).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// xorshift64: fast, reproducible, and plenty for spreading load (not for anything secret).
+#[derive(Debug, Clone)]
+struct XorShift(u64);
+
+impl XorShift {
+    fn seeded(run_id: &Uuid, scenario: Scenario, stream: u64) -> Self {
+        let (hi, lo) = run_id.as_u64_pair();
+        let salt: u64 = match scenario {
+            Scenario::Single => 1,
+            Scenario::Batch => 2,
+            Scenario::Hot => 3,
+            Scenario::All => 4,
+        };
+        let seed = (hi
+            ^ lo.rotate_left(17)
+            ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03))
+            | 1;
+        Self(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Uniform enough in `0..n` (n > 0) for load spreading.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_stays_in_range_and_varies() {
+        let mut rng = XorShift::seeded(&Uuid::now_v7(), Scenario::Single, 3);
+        let draws: Vec<u64> = (0..1_000).map(|_| rng.below(10)).collect();
+        assert!(draws.iter().all(|&d| d < 10));
+        assert!((0..10).all(|v| draws.contains(&v)));
+    }
+
+    #[test]
+    fn peak_rss_is_read_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_kib().unwrap() > 0);
+        }
+    }
+}

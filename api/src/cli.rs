@@ -1,0 +1,120 @@
+//! The `wrapd` command line.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// wrapd: the fund-wrap platform service.
+#[derive(Debug, Parser)]
+#[command(name = "wrapd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Database URL for this command, over config and WRAP__DATABASE__URL
+    /// (sqlite://PATH?mode=rwc or postgres://USER:PASSWORD@HOST:PORT/DB).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (migrates an embedded SQLite database on start).
+    Serve(ServeArgs),
+    /// Apply, roll back or list schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Measure throughput.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+/// `wrapd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, over config `server.bind` (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+}
+
+/// `wrapd migrate ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the last applied migration.
+    Down,
+    /// List every migration as applied or pending.
+    Status,
+}
+
+/// `wrapd bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchTarget {
+    /// Posting throughput of the ledger; prints one JSON line per scenario.
+    Ledger(LedgerBenchArgs),
+}
+
+/// `wrapd bench ledger`.
+#[derive(Debug, Clone, Args)]
+pub struct LedgerBenchArgs {
+    /// Database kind. Without --database-url: sqlite uses a fresh file in the temp directory
+    /// (removed afterwards); postgres uses database `wrap_bench` on the server of
+    /// WRAP_TEST_POSTGRES_URL, else postgres://postgres@127.0.0.1:5432/wrap_bench, creating it
+    /// if missing.
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
+    pub backend: Backend,
+    /// Which workload to run.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    pub scenario: Scenario,
+    /// Entries per scenario (default 40000 for single and hot, 200000 for batch).
+    #[arg(long, value_name = "N")]
+    pub entries: Option<u64>,
+}
+
+/// Database kind for the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// SQLite (embedded).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// The name printed in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Benchmark workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 8 concurrent writers, one two-posting entry per call.
+    Single,
+    /// Sequential batches of 1,000 entries.
+    Batch,
+    /// Like single, but every entry also credits one shared fees account.
+    Hot,
+    /// single, batch and hot in turn.
+    All,
+}
+
+impl Scenario {
+    /// The name printed in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Batch => "batch",
+            Self::Hot => "hot",
+            Self::All => "all",
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Errors of the command line and start-up (HTTP errors are [`crate::problem::Problem`]).
+
+use sea_orm::DbErr;
+
+/// Why a command failed. Messages are written for the operator; none contains a password.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration could not be read or is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Logging could not be set up.
+    #[error("logging: {0}")]
+    Logging(String),
+    /// The database could not be reached (`url` is redacted).
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The database URL, password removed.
+        url: String,
+        /// The driver's error.
+        source: DbErr,
+    },
+    /// The schema is behind the code.
+    #[error(
+        "{count} migration(s) pending on {url} ({names}); run `wrapd migrate up` first, \
+         or set database.auto_migrate = true (WRAP__DATABASE__AUTO_MIGRATE=true)"
+    )]
+    PendingMigrations {
+        /// How many.
+        count: usize,
+        /// Their names.
+        names: String,
+        /// The database URL, password removed.
+        url: String,
+    },
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A database statement failed.
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    /// The ledger refused or failed.
+    #[error("ledger: {0}")]
+    Ledger(#[from] ledger::LedgerError),
+    /// A file or socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A command was used wrongly.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}

@@ -1,0 +1,70 @@
+//! The HTTP service (actix-web 4).
+//!
+//! Each feature module exposes `configure(&mut web::ServiceConfig)`; [`routes`] mounts them
+//! all, so tests and the binary serve the same table. actix stops gracefully on SIGINT and
+//! SIGTERM: it stops accepting, lets requests in flight finish (up to
+//! [`SHUTDOWN_TIMEOUT_SECS`]), then exits.
+
+use std::net::SocketAddr;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
+
+use crate::error::Error;
+use crate::logging::redact_url;
+use crate::settings::Settings;
+
+/// Seconds in-flight requests get to finish on shutdown.
+pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: DatabaseConnection,
+}
+
+/// The route table: every feature module, then problem+json 404 for anything else.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    crate::health::configure(cfg);
+    cfg.default_service(web::to(crate::problem::not_found));
+}
+
+/// Binds `settings.server.bind` (port 0 picks a free port) and returns the server, not yet
+/// running (await it, or `tokio::spawn` it and stop it with `server.handle().stop(true)`),
+/// with the address it listens on.
+pub async fn build_server(
+    settings: &Settings,
+    db: DatabaseConnection,
+) -> Result<(Server, SocketAddr), Error> {
+    let state = web::Data::new(AppState { db });
+    let addr = settings.server.bind.clone();
+    let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .bind(addr.as_str())
+        .map_err(|source| Error::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let bound = http
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| Error::Other(format!("binding {addr} gave no address")))?;
+    Ok((http.run(), bound))
+}
+
+/// `wrapd serve`: connect, migrate as [`crate::db::prepare`] rules, serve until a signal.
+pub async fn serve(settings: &Settings) -> Result<(), Error> {
+    let url = &settings.database.url;
+    tracing::info!(database = %redact_url(url), "connecting");
+    let db = crate::db::connect(url).await?;
+    crate::db::prepare(&db, &settings.database).await?;
+    let (server, addr) = build_server(settings, db.clone()).await?;
+    tracing::info!(%addr, "listening");
+    server.await?;
+    tracing::info!("stopped");
+    let _ = db.close().await;
+    Ok(())
+}

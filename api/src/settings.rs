@@ -1,0 +1,278 @@
+//! Layered configuration (the `config` crate).
+//!
+//! Later layers win:
+//! 1. the built-in defaults, which are `deploy/config/default.toml` compiled into the binary;
+//! 2. `<dir>/default.toml`, where `<dir>` is `WRAP_CONFIG_DIR`, else `./deploy/config` when it
+//!    exists (so the binary also runs from any other directory, on the built-in defaults);
+//! 3. `<dir>/{WRAP_ENV}.toml` when `WRAP_ENV` is set (it must exist then);
+//! 4. environment variables `WRAP__SECTION__KEY`, e.g. `WRAP__DATABASE__URL`;
+//! 5. command-line flags (`--database-url`, `--bind`), applied by the caller.
+//!
+//! Every section refuses unknown keys, so a misspelt key is an error, not a silent default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::logging::redact_url;
+
+/// `deploy/config/default.toml`, as built into the binary.
+pub const BUILTIN_DEFAULTS: &str = include_str!("../../deploy/config/default.toml");
+
+/// The config directory used when `WRAP_CONFIG_DIR` is not set (relative to the current dir).
+pub const DEFAULT_CONFIG_DIR: &str = "deploy/config";
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[server]`
+    pub server: ServerSettings,
+    /// `[database]`
+    pub database: DatabaseSettings,
+    /// `[log]`
+    pub log: LogSettings,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Listen address, `host:port`.
+    pub bind: String,
+}
+
+/// `[database]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://...` or `postgres://...`. May hold a password: never log it unredacted.
+    pub url: String,
+    /// PostgreSQL: apply pending migrations on `serve` (SQLite always does).
+    pub auto_migrate: bool,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive, used when `RUST_LOG` is not set.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON unless the log stream (stderr) is a terminal.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+impl Settings {
+    /// The built-in defaults alone (what `deploy/config/default.toml` says).
+    pub fn builtin() -> Result<Self, Error> {
+        Self::from_config(
+            Config::builder()
+                .add_source(File::from_str(BUILTIN_DEFAULTS, FileFormat::Toml))
+                .build(),
+            "built-in defaults",
+        )
+    }
+
+    /// Loads every layer, reading `WRAP_CONFIG_DIR`, `WRAP_ENV` and `WRAP__*` from the process
+    /// environment. `database_url` (the `--database-url` flag) wins over all of them.
+    pub fn load(database_url: Option<&str>) -> Result<Self, Error> {
+        let dir = match std::env::var_os("WRAP_CONFIG_DIR") {
+            Some(d) => Some(PathBuf::from(d)),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_DIR)).filter(|d| d.is_dir()),
+        };
+        let env = std::env::var("WRAP_ENV")
+            .ok()
+            .filter(|e| !e.trim().is_empty());
+        let mut settings = Self::load_from(dir.as_deref(), env.as_deref())?;
+        if let Some(url) = database_url {
+            settings.database.url = url.to_owned();
+        }
+        Ok(settings)
+    }
+
+    /// Loads the layers from `dir` (none: built-in defaults only) for environment `env`,
+    /// then the `WRAP__*` environment variables.
+    pub fn load_from(dir: Option<&Path>, env: Option<&str>) -> Result<Self, Error> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(BUILTIN_DEFAULTS, FileFormat::Toml));
+        let mut sources = vec!["built-in defaults".to_owned()];
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return Err(Error::Config(format!(
+                    "config directory {} (WRAP_CONFIG_DIR) does not exist",
+                    dir.display()
+                )));
+            }
+            let default = dir.join("default.toml");
+            builder = builder.add_source(
+                File::from(default.clone())
+                    .format(FileFormat::Toml)
+                    .required(false),
+            );
+            sources.push(default.display().to_string());
+        }
+        if let Some(env) = env {
+            if env.contains(['/', '\\']) || env.starts_with('.') {
+                return Err(Error::Config(format!(
+                    "WRAP_ENV={env:?} is not a plain environment name"
+                )));
+            }
+            let Some(dir) = dir else {
+                return Err(Error::Config(format!(
+                    "WRAP_ENV={env} is set but there is no config directory ({DEFAULT_CONFIG_DIR} under the \
+                     current directory, or WRAP_CONFIG_DIR) holding {env}.toml"
+                )));
+            };
+            let file = dir.join(format!("{env}.toml"));
+            if !file.is_file() {
+                return Err(Error::Config(format!(
+                    "WRAP_ENV={env} is set but {} does not exist",
+                    file.display()
+                )));
+            }
+            builder = builder.add_source(File::from(file.clone()).format(FileFormat::Toml));
+            sources.push(file.display().to_string());
+        }
+        builder = builder.add_source(Environment::with_prefix("WRAP").separator("__"));
+        sources.push("WRAP__* environment variables".to_owned());
+        Self::from_config(builder.build(), &sources.join(", "))
+    }
+
+    fn from_config(
+        built: Result<Config, config::ConfigError>,
+        sources: &str,
+    ) -> Result<Self, Error> {
+        let settings: Self = built
+            .and_then(Config::try_deserialize)
+            .map_err(|e| Error::Config(format!("{e} (read from {sources})")))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(Error::Config(format!(
+                "database.url {} must start with sqlite:, postgres:// or postgresql://",
+                redact_url(url)
+            )));
+        }
+        if self.server.bind.trim().is_empty() {
+            return Err(Error::Config("server.bind must not be empty".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("wrapd-settings-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn builtin_defaults_match_the_design() {
+        let s = Settings::builtin().unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert_eq!(s.database.url, "sqlite://data/wrap.db?mode=rwc");
+        assert!(!s.database.auto_migrate);
+        assert_eq!(s.log.format, LogFormat::Auto);
+    }
+
+    #[test]
+    fn environment_file_overrides_defaults() {
+        let dir = scratch();
+        write(&dir, "default.toml", BUILTIN_DEFAULTS);
+        write(
+            &dir,
+            "staging.toml",
+            "[log]\nformat = \"json\"\n[database]\nauto_migrate = true\n",
+        );
+        let s = Settings::load_from(Some(&dir), Some("staging")).unwrap();
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert!(s.database.auto_migrate);
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let dir = scratch();
+        write(&dir, "default.toml", "[server]\nbnd = \"0.0.0.0:1\"\n");
+        let err = Settings::load_from(Some(&dir), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bnd"), "{err}");
+        write(&dir, "default.toml", "[serverr]\nbind = \"0.0.0.0:1\"\n");
+        let err = Settings::load_from(Some(&dir), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("serverr"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn missing_environment_file_is_an_error() {
+        let dir = scratch();
+        let err = Settings::load_from(Some(&dir), Some("nowhere"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nowhere.toml"), "{err}");
+        let err = Settings::load_from(None, Some("production"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("production.toml"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn shipped_production_example_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config");
+        let s = Settings::load_from(Some(&dir), Some("production")).unwrap();
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert!(!s.database.auto_migrate);
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let mut s = Settings::builtin().unwrap();
+        s.database.url = "postgres://wrap:s3cret@db:5432/wrap".to_owned();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}
