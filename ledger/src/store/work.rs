@@ -752,6 +752,7 @@ impl Work {
     /// Writes every accepted job's rows: entries, postings, hold resolutions, balances, book heads.
     pub(crate) async fn flush<C: ConnectionTrait>(&self, db: &C) -> Result<(), LedgerError> {
         let backend = db.get_database_backend();
+        let started = std::time::Instant::now();
         let rows_per = MAX_PARAMS / sql::ENTRY_NCOLS;
         for chunk in self.entries.chunks(rows_per) {
             let mut values = Vec::with_capacity(chunk.len() * sql::ENTRY_NCOLS);
@@ -765,6 +766,7 @@ impl Work {
             );
             sql::exec(db, q, values).await?;
         }
+        let t_entries = std::time::Instant::now();
         let mut postings: Vec<(usize, usize)> = Vec::new();
         for (e, r) in self.entries.iter().enumerate() {
             postings.extend((0..r.postings.len()).map(|i| (e, i)));
@@ -782,6 +784,7 @@ impl Work {
             );
             sql::exec(db, q, values).await?;
         }
+        let t_postings = std::time::Instant::now();
         for chunk in self.resolutions.chunks(MAX_PARAMS / 5) {
             let mut values = Vec::with_capacity(chunk.len() * 5);
             for r in chunk {
@@ -828,6 +831,12 @@ impl Work {
                 )));
             }
         }
+        tracing::trace!(
+            entries_us = (t_entries - started).as_micros() as u64,
+            postings_us = (t_postings - t_entries).as_micros() as u64,
+            balances_us = t_postings.elapsed().as_micros() as u64,
+            "ledger.flush"
+        );
         let mut heads: BTreeMap<Uuid, (i64, &str)> = BTreeMap::new();
         for r in &self.entries {
             heads.insert(r.tenant_id, (r.seq, &r.hash));
