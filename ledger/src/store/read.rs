@@ -145,11 +145,10 @@ pub(crate) async fn load_assets<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let mut out = Vec::new();
     for chunk in codes.chunks(sql::MAX_PARAMS) {
+        let (member, values) = sql::member_of(backend, chunk, 1);
         let q = format!(
-            "SELECT code, kind, scale, price_currency, quote_unit FROM ledger_assets WHERE code IN {}",
-            sql::in_list(backend, chunk.len(), 1)
+            "SELECT code, kind, scale, price_currency, quote_unit FROM ledger_assets WHERE code {member}"
         );
-        let values = chunk.iter().map(|c| Value::from(c.clone())).collect();
         for row in sql::query(db, q, values).await? {
             let kind: String = get(&row, 1)?;
             let scale: i32 = get(&row, 2)?;
@@ -405,14 +404,14 @@ pub(crate) async fn verify_chain<C: ConnectionTrait>(
             break;
         }
         let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+        let (member, ids_values) = sql::member_of(backend, &ids, 2);
         let q = format!(
             "SELECT entry_id, account_id, asset_code, side, amount FROM ledger_postings \
-             WHERE tenant_id = {} AND entry_id IN {} ORDER BY entry_id, idx",
-            param(backend, 1),
-            sql::in_list(backend, ids.len(), 2)
+             WHERE tenant_id = {} AND entry_id {member} ORDER BY entry_id, idx",
+            param(backend, 1)
         );
         let mut values: Vec<Value> = vec![tenant_id.into()];
-        values.extend(ids.iter().map(|id| Value::from(*id)));
+        values.extend(ids_values);
         sql::attach_postings(&mut records, &sql::query(db, q, values).await?)?;
         match chain::verify(&records, position.clone()) {
             Ok((seq, hash, n)) => {

@@ -54,6 +54,26 @@ pub(crate) fn in_list(backend: DbBackend, count: usize, first: usize) -> String 
     value_rows(backend, 1, count, first)
 }
 
+/// `IN (?, ?, …)` on SQLite; `= ANY($n)` on PostgreSQL, one array parameter, so the statement
+/// text is the same whatever the count and PostgreSQL plans it once. Returns the condition and
+/// its values.
+pub(crate) fn member_of<T>(backend: DbBackend, items: &[T], first: usize) -> (String, Vec<Value>)
+where
+    T: Clone + Into<Value>,
+    Vec<T>: Into<Value>,
+{
+    match backend {
+        DbBackend::Postgres => (
+            format!("= ANY({})", param(backend, first)),
+            vec![items.to_vec().into()],
+        ),
+        _ => (
+            format!("IN {}", in_list(backend, items.len(), first)),
+            items.iter().cloned().map(Into::into).collect(),
+        ),
+    }
+}
+
 /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions are
 /// `BEGIN IMMEDIATE` and so already exclusive.
 pub(crate) fn for_update(backend: DbBackend) -> &'static str {
@@ -190,11 +210,11 @@ pub(crate) async fn load_entries<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(MAX_PARAMS / 2) {
+        let (member, ids_values) = member_of(backend, chunk, 2);
         let mut values: Vec<Value> = vec![tenant_id.into()];
-        values.extend(chunk.iter().map(|id| Value::from(*id)));
-        let list = in_list(backend, chunk.len(), 2);
+        values.extend(ids_values);
         let sql = format!(
-            "SELECT {ENTRY_COLS} FROM ledger_entries WHERE tenant_id = {} AND id IN {list}",
+            "SELECT {ENTRY_COLS} FROM ledger_entries WHERE tenant_id = {} AND id {member}",
             param(backend, 1)
         );
         let rows = query(db, sql, values.clone()).await?;
@@ -202,7 +222,7 @@ pub(crate) async fn load_entries<C: ConnectionTrait>(
             rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
         let sql = format!(
             "SELECT entry_id, account_id, asset_code, side, amount FROM ledger_postings \
-             WHERE tenant_id = {} AND entry_id IN {list} ORDER BY entry_id, idx",
+             WHERE tenant_id = {} AND entry_id {member} ORDER BY entry_id, idx",
             param(backend, 1)
         );
         attach_postings(&mut records, &query(db, sql, values).await?)?;

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 use uuid::Uuid;
 
 use super::sql::{self, MAX_PARAMS, get, param, value_rows};
@@ -142,12 +142,11 @@ impl Work {
         let mut books = HashMap::new();
         let tenant_list: Vec<Uuid> = tenants.iter().copied().collect();
         for chunk in tenant_list.chunks(MAX_PARAMS) {
+            let (member, values) = sql::member_of(backend, chunk, 1);
             let sql = format!(
-                "SELECT tenant_id, seq, hash FROM ledger_books WHERE tenant_id IN {} ORDER BY tenant_id{}",
-                sql::in_list(backend, chunk.len(), 1),
+                "SELECT tenant_id, seq, hash FROM ledger_books WHERE tenant_id {member} ORDER BY tenant_id{}",
                 sql::for_update(backend)
             );
-            let values = chunk.iter().map(|t| Value::from(*t)).collect();
             for row in sql::query(db, sql, values).await? {
                 books.insert(
                     get::<Uuid>(&row, 0)?,
@@ -165,11 +164,11 @@ impl Work {
             let mut holds: HashMap<Uuid, HoldState> = HashMap::new();
             let mut reversed: HashMap<Uuid, Uuid> = HashMap::new();
             for chunk in ids.chunks(MAX_PARAMS / 2) {
-                let list = sql::in_list(backend, chunk.len(), 2);
+                let (list, ids_values) = sql::member_of(backend, chunk, 2);
                 let mut values: Vec<Value> = vec![(*tenant).into()];
-                values.extend(chunk.iter().map(|id| Value::from(*id)));
+                values.extend(ids_values);
                 let q = format!(
-                    "SELECT hold_entry_id, status FROM ledger_hold_resolutions WHERE tenant_id = {} AND hold_entry_id IN {list}",
+                    "SELECT hold_entry_id, status FROM ledger_hold_resolutions WHERE tenant_id = {} AND hold_entry_id {list}",
                     param(backend, 1)
                 );
                 for row in sql::query(db, q, values.clone()).await? {
@@ -180,7 +179,7 @@ impl Work {
                     holds.insert(get(&row, 0)?, state);
                 }
                 let q = format!(
-                    "SELECT reverses_entry_id, id FROM ledger_entries WHERE tenant_id = {} AND reverses_entry_id IN {list}",
+                    "SELECT reverses_entry_id, id FROM ledger_entries WHERE tenant_id = {} AND reverses_entry_id {list}",
                     param(backend, 1)
                 );
                 for row in sql::query(db, q, values).await? {
@@ -213,13 +212,13 @@ impl Work {
         for (tenant, ids) in &account_ids {
             let ids: Vec<Uuid> = ids.iter().copied().collect();
             for chunk in ids.chunks(MAX_PARAMS / 2) {
+                let (member, ids_values) = sql::member_of(backend, chunk, 2);
                 let mut values: Vec<Value> = vec![(*tenant).into()];
-                values.extend(chunk.iter().map(|id| Value::from(*id)));
+                values.extend(ids_values);
                 let q = format!(
                     "SELECT id, code, asset_code, normal_side, no_negative, closed, debits_posted, credits_posted, \
-                     debits_pending, credits_pending FROM ledger_accounts WHERE tenant_id = {} AND id IN {} ORDER BY id{}",
+                     debits_pending, credits_pending FROM ledger_accounts WHERE tenant_id = {} AND id {member} ORDER BY id{}",
                     param(backend, 1),
-                    sql::in_list(backend, chunk.len(), 2),
                     sql::for_update(backend)
                 );
                 rows.extend(
@@ -265,14 +264,14 @@ impl Work {
         // Idempotency keys already used.
         let mut key_hits = HashMap::new();
         for (tenant, ks) in &keys {
-            let ks: Vec<&str> = ks.iter().copied().collect();
+            let ks: Vec<String> = ks.iter().map(|k| (*k).to_owned()).collect();
             for chunk in ks.chunks(MAX_PARAMS / 2) {
+                let (member, keys_values) = sql::member_of(backend, chunk, 2);
                 let mut values: Vec<Value> = vec![(*tenant).into()];
-                values.extend(chunk.iter().map(|k| Value::from(*k)));
+                values.extend(keys_values);
                 let q = format!(
-                    "SELECT idempotency_key, id, request_hash FROM ledger_entries WHERE tenant_id = {} AND idempotency_key IN {}",
-                    param(backend, 1),
-                    sql::in_list(backend, chunk.len(), 2)
+                    "SELECT idempotency_key, id, request_hash FROM ledger_entries WHERE tenant_id = {} AND idempotency_key {member}",
+                    param(backend, 1)
                 );
                 for row in sql::query(db, q, values).await? {
                     key_hits.insert(
@@ -753,36 +752,10 @@ impl Work {
     pub(crate) async fn flush<C: ConnectionTrait>(&self, db: &C) -> Result<(), LedgerError> {
         let backend = db.get_database_backend();
         let started = std::time::Instant::now();
-        let rows_per = MAX_PARAMS / sql::ENTRY_NCOLS;
-        for chunk in self.entries.chunks(rows_per) {
-            let mut values = Vec::with_capacity(chunk.len() * sql::ENTRY_NCOLS);
-            for r in chunk {
-                sql::entry_values(r, &mut values);
-            }
-            let q = format!(
-                "INSERT INTO ledger_entries ({}) VALUES {}",
-                sql::ENTRY_COLS,
-                value_rows(backend, chunk.len(), sql::ENTRY_NCOLS, 1)
-            );
-            sql::exec(db, q, values).await?;
-        }
-        let t_entries = std::time::Instant::now();
-        let mut postings: Vec<(usize, usize)> = Vec::new();
-        for (e, r) in self.entries.iter().enumerate() {
-            postings.extend((0..r.postings.len()).map(|i| (e, i)));
-        }
-        for chunk in postings.chunks(MAX_PARAMS / sql::POSTING_NCOLS) {
-            let mut values = Vec::with_capacity(chunk.len() * sql::POSTING_NCOLS);
-            for &(e, i) in chunk {
-                let r = &self.entries[e];
-                sql::posting_values(r, i, &r.postings[i], &mut values);
-            }
-            let q = format!(
-                "INSERT INTO ledger_postings ({}) VALUES {}",
-                sql::POSTING_COLS,
-                value_rows(backend, chunk.len(), sql::POSTING_NCOLS, 1)
-            );
-            sql::exec(db, q, values).await?;
+        if backend == DbBackend::Postgres {
+            self.insert_unnest(db).await?;
+        } else {
+            self.insert_values(db).await?;
         }
         let t_postings = std::time::Instant::now();
         for chunk in self.resolutions.chunks(MAX_PARAMS / 5) {
@@ -806,34 +779,51 @@ impl Work {
             .filter_map(|id| self.accounts.get(id))
             .map(|v| (v.tenant_id, v.id, v.balance))
             .collect();
-        for chunk in dirty.chunks(MAX_PARAMS / 6) {
-            let mut values = Vec::with_capacity(chunk.len() * 6);
-            for (tenant_id, id, b) in chunk {
-                values.push((*tenant_id).into());
-                values.push((*id).into());
-                values.push(b.debits_posted.into());
-                values.push(b.credits_posted.into());
-                values.push(b.debits_pending.into());
-                values.push(b.credits_pending.into());
+        let updated = if backend == DbBackend::Postgres {
+            let q = "UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp, \
+                 debits_pending = v.dpe, credits_pending = v.cpe \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
+                 AS v(t, id, dp, cp, dpe, cpe) WHERE a.tenant_id = v.t AND a.id = v.id";
+            let values: Vec<Value> = vec![
+                column(&dirty, |d| d.0),
+                column(&dirty, |d| d.1),
+                column(&dirty, |d| d.2.debits_posted),
+                column(&dirty, |d| d.2.credits_posted),
+                column(&dirty, |d| d.2.debits_pending),
+                column(&dirty, |d| d.2.credits_pending),
+            ];
+            sql::exec(db, q.to_owned(), values).await?
+        } else {
+            let mut updated = 0;
+            for chunk in dirty.chunks(MAX_PARAMS / 6) {
+                let mut values = Vec::with_capacity(chunk.len() * 6);
+                for (tenant_id, id, b) in chunk {
+                    values.push((*tenant_id).into());
+                    values.push((*id).into());
+                    values.push(b.debits_posted.into());
+                    values.push(b.credits_posted.into());
+                    values.push(b.debits_pending.into());
+                    values.push(b.credits_pending.into());
+                }
+                // VALUES columns are named column1..column6.
+                let q = format!(
+                    "UPDATE ledger_accounts SET debits_posted = v.column3, credits_posted = v.column4, \
+                     debits_pending = v.column5, credits_pending = v.column6 \
+                     FROM (VALUES {}) AS v WHERE ledger_accounts.tenant_id = v.column1 AND ledger_accounts.id = v.column2",
+                    value_rows(backend, chunk.len(), 6, 1)
+                );
+                updated += sql::exec(db, q, values).await?;
             }
-            // VALUES columns are named column1..column6 on both SQLite and PostgreSQL.
-            let q = format!(
-                "UPDATE ledger_accounts SET debits_posted = v.column3, credits_posted = v.column4, \
-                 debits_pending = v.column5, credits_pending = v.column6 \
-                 FROM (VALUES {}) AS v WHERE ledger_accounts.tenant_id = v.column1 AND ledger_accounts.id = v.column2",
-                value_rows(backend, chunk.len(), 6, 1)
-            );
-            let updated = sql::exec(db, q, values).await?;
-            if updated != chunk.len() as u64 {
-                return Err(LedgerError::Corrupt(format!(
-                    "updated {updated} balances of {}",
-                    chunk.len()
-                )));
-            }
+            updated
+        };
+        if updated != dirty.len() as u64 {
+            return Err(LedgerError::Corrupt(format!(
+                "updated {updated} balances of {}",
+                dirty.len()
+            )));
         }
         tracing::trace!(
-            entries_us = (t_entries - started).as_micros() as u64,
-            postings_us = (t_postings - t_entries).as_micros() as u64,
+            rows_us = (t_postings - started).as_micros() as u64,
             balances_us = t_postings.elapsed().as_micros() as u64,
             "ledger.flush"
         );
@@ -851,6 +841,108 @@ impl Work {
             sql::exec(db, q, vec![seq.into(), hash.into(), tenant.into()]).await?;
         }
         Ok(())
+    }
+
+    /// Entries and postings as multi-row VALUES (SQLite), chunked under its parameter limit.
+    async fn insert_values<C: ConnectionTrait>(&self, db: &C) -> Result<(), LedgerError> {
+        let backend = db.get_database_backend();
+        for chunk in self.entries.chunks(MAX_PARAMS / sql::ENTRY_NCOLS) {
+            let mut values = Vec::with_capacity(chunk.len() * sql::ENTRY_NCOLS);
+            for r in chunk {
+                sql::entry_values(r, &mut values);
+            }
+            let q = format!(
+                "INSERT INTO ledger_entries ({}) VALUES {}",
+                sql::ENTRY_COLS,
+                value_rows(backend, chunk.len(), sql::ENTRY_NCOLS, 1)
+            );
+            sql::exec(db, q, values).await?;
+        }
+        let postings = self.posting_index();
+        for chunk in postings.chunks(MAX_PARAMS / sql::POSTING_NCOLS) {
+            let mut values = Vec::with_capacity(chunk.len() * sql::POSTING_NCOLS);
+            for &(e, i) in chunk {
+                let r = &self.entries[e];
+                sql::posting_values(r, i, &r.postings[i], &mut values);
+            }
+            let q = format!(
+                "INSERT INTO ledger_postings ({}) VALUES {}",
+                sql::POSTING_COLS,
+                value_rows(backend, chunk.len(), sql::POSTING_NCOLS, 1)
+            );
+            sql::exec(db, q, values).await?;
+        }
+        Ok(())
+    }
+
+    /// Entries and postings as one `INSERT … SELECT FROM UNNEST(arrays)` each (PostgreSQL): one
+    /// parameter per column whatever the row count, so the statement is planned once and reused.
+    /// Arrays cannot carry NULL here, so absent links travel as the nil UUID and an absent
+    /// expiry as -1, turned back into NULL by NULLIF.
+    async fn insert_unnest<C: ConnectionTrait>(&self, db: &C) -> Result<(), LedgerError> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let e = &self.entries;
+        let q = format!(
+            "INSERT INTO ledger_entries ({}) SELECT t, id, seq, k, rh, kind, st, ed, ba, d, md, \
+             NULLIF(rev, '00000000-0000-0000-0000-000000000000'::uuid), \
+             NULLIF(hold, '00000000-0000-0000-0000-000000000000'::uuid), NULLIF(exp, -1), ph, h \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
+             $8::date[], $9::int8[], $10::text[], $11::text[], $12::uuid[], $13::uuid[], $14::int8[], $15::text[], \
+             $16::text[]) AS u(t, id, seq, k, rh, kind, st, ed, ba, d, md, rev, hold, exp, ph, h)",
+            sql::ENTRY_COLS
+        );
+        let values: Vec<Value> = vec![
+            column(e, |r| r.tenant_id),
+            column(e, |r| r.id),
+            column(e, |r| r.seq),
+            column(e, |r| r.idempotency_key.clone()),
+            column(e, |r| r.request_hash.clone()),
+            column(e, |r| r.kind.clone()),
+            column(e, |r| r.status.as_str().to_owned()),
+            column(e, |r| r.effective_date),
+            column(e, |r| r.booked_at_us),
+            column(e, |r| r.description.clone()),
+            column(e, |r| r.metadata.clone()),
+            column(e, |r| r.reverses_entry_id.unwrap_or(Uuid::nil())),
+            column(e, |r| r.hold_entry_id.unwrap_or(Uuid::nil())),
+            column(e, |r| r.expires_at_us.unwrap_or(-1)),
+            column(e, |r| r.prev_hash.clone()),
+            column(e, |r| r.hash.clone()),
+        ];
+        sql::exec(db, q, values).await?;
+        let p = self.posting_index();
+        let q = format!(
+            "INSERT INTO ledger_postings ({}) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], \
+             $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::int8[], $9::bool[], $10::date[], $11::int8[])",
+            sql::POSTING_COLS
+        );
+        let at = |&(ei, pi): &(usize, usize)| (&e[ei], pi, &e[ei].postings[pi]);
+        let values: Vec<Value> = vec![
+            column(&p, |x| at(x).0.tenant_id),
+            column(&p, |x| at(x).0.id),
+            column(&p, |x| at(x).1 as i32),
+            column(&p, |x| at(x).2.account_id),
+            column(&p, |x| at(x).0.seq),
+            column(&p, |x| at(x).2.asset.clone()),
+            column(&p, |x| at(x).2.side.as_str().to_owned()),
+            column(&p, |x| at(x).2.amount),
+            column(&p, |x| at(x).0.status == EntryStatus::Pending),
+            column(&p, |x| at(x).0.effective_date),
+            column(&p, |x| at(x).0.booked_at_us),
+        ];
+        sql::exec(db, q, values).await?;
+        Ok(())
+    }
+
+    /// (entry, posting) positions of every posting to write, in order.
+    fn posting_index(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (e, r) in self.entries.iter().enumerate() {
+            out.extend((0..r.postings.len()).map(|i| (e, i)));
+        }
+        out
     }
 
     /// Scale of an asset loaded for this transaction.
@@ -871,6 +963,15 @@ struct NewRecord<'a> {
     hold: Option<Uuid>,
     expires_at_us: Option<i64>,
     lines: &'a [Line],
+}
+
+/// One column of rows as a PostgreSQL array parameter.
+fn column<R, T>(rows: &[R], f: impl Fn(&R) -> T) -> Value
+where
+    T: Into<Value>,
+    Vec<T>: Into<Value>,
+{
+    rows.iter().map(f).collect::<Vec<T>>().into()
 }
 
 fn check_text(description: &str) -> Result<(), LedgerError> {
