@@ -26,7 +26,7 @@ const TABLES: &[&str] = &[
         seq BIGINT NOT NULL CHECK (seq >= 0),
         hash TEXT NOT NULL,
         created_at BIGINT NOT NULL
-    )",
+    ){hot_updates}",
     "CREATE TABLE ledger_accounts (
         tenant_id {uuid} NOT NULL REFERENCES ledger_books (tenant_id),
         id {uuid} NOT NULL,
@@ -46,7 +46,7 @@ const TABLES: &[&str] = &[
         CHECK (NOT no_negative
             OR (normal_side = 'debit' AND debits_posted - credits_posted - credits_pending >= 0)
             OR (normal_side = 'credit' AND credits_posted - debits_posted - debits_pending >= 0))
-    )",
+    ){hot_updates}",
     "CREATE TABLE ledger_entries (
         tenant_id {uuid} NOT NULL REFERENCES ledger_books (tenant_id),
         id {uuid} NOT NULL,

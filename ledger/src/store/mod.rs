@@ -293,7 +293,9 @@ impl Ledger {
     pub async fn close_account(&self, tenant_id: Uuid, id: Uuid) -> Result<Account, LedgerError> {
         let backend = self.db.get_database_backend();
         let txn = begin_write(&self.db).await?;
-        let account = read::account(&txn, &self.assets, tenant_id, id, true).await?;
+        // The tenant's book lock guards every change to its accounts (store/work.rs).
+        read::lock_book(&txn, tenant_id).await?;
+        let account = read::account(&txn, &self.assets, tenant_id, id).await?;
         let b = account.balance;
         if b.debits_pending != 0 || b.credits_pending != 0 {
             return Err(LedgerError::CannotClose {
@@ -320,7 +322,7 @@ impl Ledger {
 
     /// An account with its balance. Another tenant's account answers [`LedgerError::AccountNotFound`].
     pub async fn account(&self, tenant_id: Uuid, id: Uuid) -> Result<Account, LedgerError> {
-        read::account(&self.db, &self.assets, tenant_id, id, false).await
+        read::account(&self.db, &self.assets, tenant_id, id).await
     }
 
     /// An account by its code.

@@ -107,20 +107,30 @@ pub(crate) async fn account<C: ConnectionTrait>(
     _assets: &AssetCache,
     tenant_id: Uuid,
     id: Uuid,
-    lock: bool,
 ) -> Result<Account, LedgerError> {
     let backend = db.get_database_backend();
     let q = format!(
-        "SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE tenant_id = {} AND id = {}{}",
+        "SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE tenant_id = {} AND id = {}",
         param(backend, 1),
-        param(backend, 2),
-        if lock { sql::for_update(backend) } else { "" }
+        param(backend, 2)
     );
     let rows = sql::query(db, q, vec![tenant_id.into(), id.into()]).await?;
     rows.first()
         .map(account_from_row)
         .transpose()?
         .ok_or(LedgerError::AccountNotFound(id))
+}
+
+/// Takes the tenant's book lock (see store/work.rs); a tenant without a book has no accounts.
+pub(crate) async fn lock_book<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<(), LedgerError> {
+    let backend = db.get_database_backend();
+    let q = format!(
+        "SELECT seq FROM ledger_books WHERE tenant_id = {}{}",
+        param(backend, 1),
+        sql::for_update(backend)
+    );
+    sql::query(db, q, vec![tenant_id.into()]).await?;
+    Ok(())
 }
 
 pub(crate) async fn account_by_code<C: ConnectionTrait>(
@@ -182,7 +192,7 @@ pub(crate) async fn balance<C: ConnectionTrait>(
     account_id: Uuid,
     as_of: AsOf,
 ) -> Result<BalanceReport, LedgerError> {
-    let acc = account(db, assets, tenant_id, account_id, false).await?;
+    let acc = account(db, assets, tenant_id, account_id).await?;
     let scale = assets
         .resolve(db, [acc.asset.clone()])
         .await?
@@ -256,7 +266,7 @@ pub(crate) async fn account_entries<C: ConnectionTrait>(
     limit: u32,
 ) -> Result<EntryPage, LedgerError> {
     // The account must be the caller's: another tenant's id answers "not found", not an empty page.
-    account(db, assets, tenant_id, account_id, false).await?;
+    account(db, assets, tenant_id, account_id).await?;
     let limit = limit.clamp(1, MAX_PAGE);
     let backend = db.get_database_backend();
     let q = format!(

@@ -90,9 +90,13 @@ pub(crate) async fn query<C: ConnectionTrait>(
     values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, LedgerError> {
     let backend = db.get_database_backend();
-    Ok(db
+    let started = std::time::Instant::now();
+    let head: String = sql.chars().take(60).collect();
+    let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?)
+        .await?;
+    tracing::trace!(us = started.elapsed().as_micros() as u64, rows = rows.len(), sql = %head, "ledger.query");
+    Ok(rows)
 }
 
 /// Executes `sql` built for `values`.

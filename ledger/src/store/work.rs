@@ -1,14 +1,15 @@
 //! One write transaction: load what a group of jobs touches, run each job's rules on the
 //! locked state, write every accepted job's rows at once, commit.
 //!
-//! **Lock order (PostgreSQL).** A write transaction locks, in this order and nowhere else:
-//! 1. the tenants' books (`ledger_books`, the hash-chain heads), `ORDER BY tenant_id`;
-//! 2. the accounts it touches, per tenant in tenant order, `ORDER BY id`.
-//!
-//! The ORDER BY clauses below must stay: two transactions that take the same rows in the same
-//! order wait for each other instead of deadlocking. Holding the book row also serialises
-//! every ledger write of a tenant across processes, which is what lets each entry name its
-//! predecessor's hash. On SQLite the transaction is `BEGIN IMMEDIATE`: one writer at a time.
+//! **Locks (PostgreSQL).** Every write to a tenant's books (entries, postings, balances, an
+//! account's flags) is made while holding that tenant's *book* row (`ledger_books`, the head of
+//! its hash chain) `FOR UPDATE`. A transaction that writes several tenants locks their books in
+//! `ORDER BY tenant_id`, and takes no other row lock, so two writers wait for each other instead
+//! of deadlocking. The ORDER BY below must stay. Under READ COMMITTED each later statement reads a
+//! snapshot taken after the lock was granted, so the balances it reads include every earlier
+//! writer's commit: there are no lost updates, and the rules run on the latest state. (Locking
+//! each account row as well would add nothing but a WAL record per account; `close_account`
+//! takes the same book lock.) On SQLite the write transaction is `BEGIN IMMEDIATE`: one writer.
 //!
 //! **Atomicity per job.** A job (one operation, or an atomic batch) is validated against a
 //! scratch overlay of the group's state; only when all of its operations pass is the overlay
@@ -138,7 +139,7 @@ impl Work {
             }
         }
 
-        // Lock step 1: the books, in tenant order.
+        // The only lock: the books, in tenant order (see the module docs).
         let mut books = HashMap::new();
         let tenant_list: Vec<Uuid> = tenants.iter().copied().collect();
         for chunk in tenant_list.chunks(MAX_PARAMS) {
@@ -207,7 +208,7 @@ impl Work {
             }
         }
 
-        // Lock step 2: the accounts, per tenant in tenant order, each in id order.
+        // The accounts touched: guarded by their tenant's book lock, taken above.
         let mut rows = Vec::new();
         for (tenant, ids) in &account_ids {
             let ids: Vec<Uuid> = ids.iter().copied().collect();
@@ -217,9 +218,8 @@ impl Work {
                 values.extend(ids_values);
                 let q = format!(
                     "SELECT id, code, asset_code, normal_side, no_negative, closed, debits_posted, credits_posted, \
-                     debits_pending, credits_pending FROM ledger_accounts WHERE tenant_id = {} AND id {member} ORDER BY id{}",
-                    param(backend, 1),
-                    sql::for_update(backend)
+                     debits_pending, credits_pending FROM ledger_accounts WHERE tenant_id = {} AND id {member}",
+                    param(backend, 1)
                 );
                 rows.extend(
                     sql::query(db, q, values)
