@@ -11,7 +11,9 @@ pub fn render(backend: DbBackend, template: &str) -> String {
         DbBackend::Postgres => ("UUID", " WITH (fillfactor = 80)"),
         _ => ("BLOB", ""),
     };
-    template.replace("{uuid}", uuid).replace("{hot_updates}", hot)
+    template
+        .replace("{uuid}", uuid)
+        .replace("{hot_updates}", hot)
 }
 
 /// Runs each statement, rendered for the connection's backend, in order.

@@ -122,7 +122,10 @@ pub(crate) async fn account<C: ConnectionTrait>(
 }
 
 /// Takes the tenant's book lock (see store/work.rs); a tenant without a book has no accounts.
-pub(crate) async fn lock_book<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<(), LedgerError> {
+pub(crate) async fn lock_book<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+) -> Result<(), LedgerError> {
     let backend = db.get_database_backend();
     let q = format!(
         "SELECT seq FROM ledger_books WHERE tenant_id = {}{}",

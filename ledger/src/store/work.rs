@@ -748,16 +748,28 @@ impl Work {
         record
     }
 
-    /// Writes every accepted job's rows: entries, postings, hold resolutions, balances, book heads.
+    /// Writes every accepted job's rows: entries, postings, balances, book heads, then hold
+    /// resolutions (which refer to commit entries).
     pub(crate) async fn flush<C: ConnectionTrait>(&self, db: &C) -> Result<(), LedgerError> {
         let backend = db.get_database_backend();
         let started = std::time::Instant::now();
-        if backend == DbBackend::Postgres {
-            self.insert_unnest(db).await?;
-        } else {
-            self.insert_values(db).await?;
+        let dirty: Vec<(Uuid, Uuid, Balance)> = self
+            .dirty
+            .iter()
+            .filter_map(|id| self.accounts.get(id))
+            .map(|v| (v.tenant_id, v.id, v.balance))
+            .collect();
+        let mut heads: BTreeMap<Uuid, (i64, String)> = BTreeMap::new();
+        for r in &self.entries {
+            heads.insert(r.tenant_id, (r.seq, r.hash.clone()));
         }
-        let t_postings = std::time::Instant::now();
+        let heads: Vec<(Uuid, i64, String)> =
+            heads.into_iter().map(|(t, (seq, h))| (t, seq, h)).collect();
+        if backend == DbBackend::Postgres {
+            self.write_postgres(db, &dirty, &heads).await?;
+        } else {
+            self.write_sqlite(db, &dirty, &heads).await?;
+        }
         for chunk in self.resolutions.chunks(MAX_PARAMS / 5) {
             let mut values = Vec::with_capacity(chunk.len() * 5);
             for r in chunk {
@@ -773,73 +785,137 @@ impl Work {
             );
             sql::exec(db, q, values).await?;
         }
-        let dirty: Vec<(Uuid, Uuid, Balance)> = self
-            .dirty
-            .iter()
-            .filter_map(|id| self.accounts.get(id))
-            .map(|v| (v.tenant_id, v.id, v.balance))
-            .collect();
-        let updated = if backend == DbBackend::Postgres {
-            let q = "UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp, \
-                 debits_pending = v.dpe, credits_pending = v.cpe \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::int8[], $5::int8[], $6::int8[]) \
-                 AS v(t, id, dp, cp, dpe, cpe) WHERE a.tenant_id = v.t AND a.id = v.id";
-            let values: Vec<Value> = vec![
-                column(&dirty, |d| d.0),
-                column(&dirty, |d| d.1),
-                column(&dirty, |d| d.2.debits_posted),
-                column(&dirty, |d| d.2.credits_posted),
-                column(&dirty, |d| d.2.debits_pending),
-                column(&dirty, |d| d.2.credits_pending),
-            ];
-            sql::exec(db, q.to_owned(), values).await?
-        } else {
-            let mut updated = 0;
-            for chunk in dirty.chunks(MAX_PARAMS / 6) {
-                let mut values = Vec::with_capacity(chunk.len() * 6);
-                for (tenant_id, id, b) in chunk {
-                    values.push((*tenant_id).into());
-                    values.push((*id).into());
-                    values.push(b.debits_posted.into());
-                    values.push(b.credits_posted.into());
-                    values.push(b.debits_pending.into());
-                    values.push(b.credits_pending.into());
-                }
-                // VALUES columns are named column1..column6.
-                let q = format!(
-                    "UPDATE ledger_accounts SET debits_posted = v.column3, credits_posted = v.column4, \
-                     debits_pending = v.column5, credits_pending = v.column6 \
-                     FROM (VALUES {}) AS v WHERE ledger_accounts.tenant_id = v.column1 AND ledger_accounts.id = v.column2",
-                    value_rows(backend, chunk.len(), 6, 1)
-                );
-                updated += sql::exec(db, q, values).await?;
-            }
-            updated
-        };
-        if updated != dirty.len() as u64 {
-            return Err(LedgerError::Corrupt(format!(
-                "updated {updated} balances of {}",
-                dirty.len()
-            )));
-        }
         tracing::trace!(
-            rows_us = (t_postings - started).as_micros() as u64,
-            balances_us = t_postings.elapsed().as_micros() as u64,
+            entries = self.entries.len(),
+            balances = dirty.len(),
+            us = started.elapsed().as_micros() as u64,
             "ledger.flush"
         );
-        let mut heads: BTreeMap<Uuid, (i64, &str)> = BTreeMap::new();
-        for r in &self.entries {
-            heads.insert(r.tenant_id, (r.seq, &r.hash));
-        }
-        for (tenant, (seq, hash)) in heads {
+        Ok(())
+    }
+
+    /// SQLite: multi-row VALUES statements, chunked under its parameter limit.
+    async fn write_sqlite<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        dirty: &[(Uuid, Uuid, Balance)],
+        heads: &[(Uuid, i64, String)],
+    ) -> Result<(), LedgerError> {
+        let backend = db.get_database_backend();
+        self.insert_values(db).await?;
+        let mut updated = 0;
+        for chunk in dirty.chunks(MAX_PARAMS / 6) {
+            let mut values = Vec::with_capacity(chunk.len() * 6);
+            for (tenant_id, id, b) in chunk {
+                values.push((*tenant_id).into());
+                values.push((*id).into());
+                values.push(b.debits_posted.into());
+                values.push(b.credits_posted.into());
+                values.push(b.debits_pending.into());
+                values.push(b.credits_pending.into());
+            }
+            // VALUES columns are named column1..column6.
             let q = format!(
-                "UPDATE ledger_books SET seq = {}, hash = {} WHERE tenant_id = {}",
-                param(backend, 1),
-                param(backend, 2),
-                param(backend, 3)
+                "UPDATE ledger_accounts SET debits_posted = v.column3, credits_posted = v.column4, \
+                 debits_pending = v.column5, credits_pending = v.column6 \
+                 FROM (VALUES {}) AS v WHERE ledger_accounts.tenant_id = v.column1 AND ledger_accounts.id = v.column2",
+                value_rows(backend, chunk.len(), 6, 1)
             );
-            sql::exec(db, q, vec![seq.into(), hash.into(), tenant.into()]).await?;
+            updated += sql::exec(db, q, values).await?;
         }
+        check_count("balances", updated, dirty.len())?;
+        for (tenant, seq, hash) in heads {
+            let q = "UPDATE ledger_books SET seq = ?, hash = ? WHERE tenant_id = ?".to_owned();
+            sql::exec(
+                db,
+                q,
+                vec![(*seq).into(), hash.clone().into(), (*tenant).into()],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL: one statement for entries, postings, balances and book heads (data-modifying
+    /// CTEs over `UNNEST` of array parameters): one round trip, one parameter per column whatever
+    /// the row count, so it is planned once and reused. Arrays cannot carry NULL here, so absent
+    /// links travel as the nil UUID and an absent expiry as -1, turned back into NULL by NULLIF.
+    /// Foreign keys are checked at the end of the statement, when every row is in.
+    async fn write_postgres<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        dirty: &[(Uuid, Uuid, Balance)],
+        heads: &[(Uuid, i64, String)],
+    ) -> Result<(), LedgerError> {
+        let e = &self.entries;
+        let p = self.posting_index();
+        let at = |&(ei, pi): &(usize, usize)| (&e[ei], pi, &e[ei].postings[pi]);
+        let q = format!(
+            "WITH e AS (INSERT INTO ledger_entries ({entry_cols}) SELECT t, id, seq, k, rh, kind, st, ed, ba, d, md, \
+                NULLIF(rev, '00000000-0000-0000-0000-000000000000'::uuid), \
+                NULLIF(hold, '00000000-0000-0000-0000-000000000000'::uuid), NULLIF(exp, -1), ph, h \
+                FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                $8::date[], $9::int8[], $10::text[], $11::text[], $12::uuid[], $13::uuid[], $14::int8[], $15::text[], \
+                $16::text[]) AS u(t, id, seq, k, rh, kind, st, ed, ba, d, md, rev, hold, exp, ph, h) RETURNING 1), \
+             p AS (INSERT INTO ledger_postings ({posting_cols}) SELECT * FROM UNNEST($17::uuid[], $18::uuid[], \
+                $19::int4[], $20::uuid[], $21::int8[], $22::text[], $23::text[], $24::int8[], $25::bool[], $26::date[], \
+                $27::int8[]) RETURNING 1), \
+             a AS (UPDATE ledger_accounts AS acc SET debits_posted = v.dp, credits_posted = v.cp, \
+                debits_pending = v.dpe, credits_pending = v.cpe \
+                FROM UNNEST($28::uuid[], $29::uuid[], $30::int8[], $31::int8[], $32::int8[], $33::int8[]) \
+                AS v(t, id, dp, cp, dpe, cpe) WHERE acc.tenant_id = v.t AND acc.id = v.id RETURNING 1), \
+             b AS (UPDATE ledger_books AS bk SET seq = v.seq, hash = v.hash \
+                FROM UNNEST($34::uuid[], $35::int8[], $36::text[]) AS v(t, seq, hash) WHERE bk.tenant_id = v.t RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM e), (SELECT COUNT(*) FROM p), (SELECT COUNT(*) FROM a), (SELECT COUNT(*) FROM b)",
+            entry_cols = sql::ENTRY_COLS,
+            posting_cols = sql::POSTING_COLS,
+        );
+        let values: Vec<Value> = vec![
+            column(e, |r| r.tenant_id),
+            column(e, |r| r.id),
+            column(e, |r| r.seq),
+            column(e, |r| r.idempotency_key.clone()),
+            column(e, |r| r.request_hash.clone()),
+            column(e, |r| r.kind.clone()),
+            column(e, |r| r.status.as_str().to_owned()),
+            column(e, |r| r.effective_date),
+            column(e, |r| r.booked_at_us),
+            column(e, |r| r.description.clone()),
+            column(e, |r| r.metadata.clone()),
+            column(e, |r| r.reverses_entry_id.unwrap_or(Uuid::nil())),
+            column(e, |r| r.hold_entry_id.unwrap_or(Uuid::nil())),
+            column(e, |r| r.expires_at_us.unwrap_or(-1)),
+            column(e, |r| r.prev_hash.clone()),
+            column(e, |r| r.hash.clone()),
+            column(&p, |x| at(x).0.tenant_id),
+            column(&p, |x| at(x).0.id),
+            column(&p, |x| at(x).1 as i32),
+            column(&p, |x| at(x).2.account_id),
+            column(&p, |x| at(x).0.seq),
+            column(&p, |x| at(x).2.asset.clone()),
+            column(&p, |x| at(x).2.side.as_str().to_owned()),
+            column(&p, |x| at(x).2.amount),
+            column(&p, |x| at(x).0.status == EntryStatus::Pending),
+            column(&p, |x| at(x).0.effective_date),
+            column(&p, |x| at(x).0.booked_at_us),
+            column(dirty, |d| d.0),
+            column(dirty, |d| d.1),
+            column(dirty, |d| d.2.debits_posted),
+            column(dirty, |d| d.2.credits_posted),
+            column(dirty, |d| d.2.debits_pending),
+            column(dirty, |d| d.2.credits_pending),
+            column(heads, |h| h.0),
+            column(heads, |h| h.1),
+            column(heads, |h| h.2.clone()),
+        ];
+        let rows = sql::query(db, q, values).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| LedgerError::Corrupt("write returned no counts".to_owned()))?;
+        check_count("entries", get::<i64>(row, 0)? as u64, e.len())?;
+        check_count("postings", get::<i64>(row, 1)? as u64, p.len())?;
+        check_count("balances", get::<i64>(row, 2)? as u64, dirty.len())?;
+        check_count("book heads", get::<i64>(row, 3)? as u64, heads.len())?;
         Ok(())
     }
 
@@ -875,67 +951,6 @@ impl Work {
         Ok(())
     }
 
-    /// Entries and postings as one `INSERT … SELECT FROM UNNEST(arrays)` each (PostgreSQL): one
-    /// parameter per column whatever the row count, so the statement is planned once and reused.
-    /// Arrays cannot carry NULL here, so absent links travel as the nil UUID and an absent
-    /// expiry as -1, turned back into NULL by NULLIF.
-    async fn insert_unnest<C: ConnectionTrait>(&self, db: &C) -> Result<(), LedgerError> {
-        if self.entries.is_empty() {
-            return Ok(());
-        }
-        let e = &self.entries;
-        let q = format!(
-            "INSERT INTO ledger_entries ({}) SELECT t, id, seq, k, rh, kind, st, ed, ba, d, md, \
-             NULLIF(rev, '00000000-0000-0000-0000-000000000000'::uuid), \
-             NULLIF(hold, '00000000-0000-0000-0000-000000000000'::uuid), NULLIF(exp, -1), ph, h \
-             FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], \
-             $8::date[], $9::int8[], $10::text[], $11::text[], $12::uuid[], $13::uuid[], $14::int8[], $15::text[], \
-             $16::text[]) AS u(t, id, seq, k, rh, kind, st, ed, ba, d, md, rev, hold, exp, ph, h)",
-            sql::ENTRY_COLS
-        );
-        let values: Vec<Value> = vec![
-            column(e, |r| r.tenant_id),
-            column(e, |r| r.id),
-            column(e, |r| r.seq),
-            column(e, |r| r.idempotency_key.clone()),
-            column(e, |r| r.request_hash.clone()),
-            column(e, |r| r.kind.clone()),
-            column(e, |r| r.status.as_str().to_owned()),
-            column(e, |r| r.effective_date),
-            column(e, |r| r.booked_at_us),
-            column(e, |r| r.description.clone()),
-            column(e, |r| r.metadata.clone()),
-            column(e, |r| r.reverses_entry_id.unwrap_or(Uuid::nil())),
-            column(e, |r| r.hold_entry_id.unwrap_or(Uuid::nil())),
-            column(e, |r| r.expires_at_us.unwrap_or(-1)),
-            column(e, |r| r.prev_hash.clone()),
-            column(e, |r| r.hash.clone()),
-        ];
-        sql::exec(db, q, values).await?;
-        let p = self.posting_index();
-        let q = format!(
-            "INSERT INTO ledger_postings ({}) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], \
-             $4::uuid[], $5::int8[], $6::text[], $7::text[], $8::int8[], $9::bool[], $10::date[], $11::int8[])",
-            sql::POSTING_COLS
-        );
-        let at = |&(ei, pi): &(usize, usize)| (&e[ei], pi, &e[ei].postings[pi]);
-        let values: Vec<Value> = vec![
-            column(&p, |x| at(x).0.tenant_id),
-            column(&p, |x| at(x).0.id),
-            column(&p, |x| at(x).1 as i32),
-            column(&p, |x| at(x).2.account_id),
-            column(&p, |x| at(x).0.seq),
-            column(&p, |x| at(x).2.asset.clone()),
-            column(&p, |x| at(x).2.side.as_str().to_owned()),
-            column(&p, |x| at(x).2.amount),
-            column(&p, |x| at(x).0.status == EntryStatus::Pending),
-            column(&p, |x| at(x).0.effective_date),
-            column(&p, |x| at(x).0.booked_at_us),
-        ];
-        sql::exec(db, q, values).await?;
-        Ok(())
-    }
-
     /// (entry, posting) positions of every posting to write, in order.
     fn posting_index(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
@@ -963,6 +978,16 @@ struct NewRecord<'a> {
     hold: Option<Uuid>,
     expires_at_us: Option<i64>,
     lines: &'a [Line],
+}
+
+fn check_count(what: &str, written: u64, expected: usize) -> Result<(), LedgerError> {
+    if written == expected as u64 {
+        Ok(())
+    } else {
+        Err(LedgerError::Corrupt(format!(
+            "wrote {written} {what} of {expected}"
+        )))
+    }
 }
 
 /// One column of rows as a PostgreSQL array parameter.
