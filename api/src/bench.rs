@@ -40,7 +40,7 @@ const SETUP_CONCURRENCY: usize = 16;
 /// The asset posted.
 const ASSET: &str = "JPY";
 /// PostgreSQL database used when no URL is given.
-pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/wrap_bench";
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// One printed result.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,6 +67,11 @@ pub async fn run_ledger(args: &LedgerBenchArgs, database_url: Option<&str>) -> R
     if let Some(path) = &target.scratch_file {
         crate::db::remove_sqlite_files(path);
     }
+    if target.scratch_database {
+        if let Err(e) = crate::db::drop_postgres_database(&target.url).await {
+            tracing::warn!(error = %e, "bench: could not drop its scratch database");
+        }
+    }
     result
 }
 
@@ -75,6 +80,8 @@ struct Target {
     url: String,
     /// A temporary SQLite file to delete afterwards.
     scratch_file: Option<PathBuf>,
+    /// A temporary PostgreSQL database to drop afterwards.
+    scratch_database: bool,
 }
 
 impl Target {
@@ -83,12 +90,14 @@ impl Target {
             (Backend::Sqlite, Some(url)) if crate::db::is_sqlite(url) => Ok(Self {
                 url: url.to_owned(),
                 scratch_file: None,
+                scratch_database: false,
             }),
             (Backend::Postgres, Some(url)) if crate::db::is_postgres(url) => {
                 crate::db::create_postgres_database_if_missing(url).await?;
                 Ok(Self {
                     url: url.to_owned(),
                     scratch_file: None,
+                    scratch_database: false,
                 })
             }
             (_, Some(url)) => Err(Error::Usage(format!(
@@ -101,18 +110,26 @@ impl Target {
                 Ok(Self {
                     url: format!("sqlite://{}?mode=rwc", path.display()),
                     scratch_file: Some(path),
+                    scratch_database: false,
                 })
             }
             (Backend::Postgres, None) => {
-                // The server of WRAP_TEST_POSTGRES_URL, but our own database on it.
-                let url = std::env::var("WRAP_TEST_POSTGRES_URL")
-                    .ok()
-                    .and_then(|u| crate::db::with_database(&u, "wrap_bench"))
-                    .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+                // The server of WRAP_TEST_POSTGRES_URL, but a fresh database of our own on it,
+                // dropped afterwards: every run starts from the same empty state.
+                let name = format!("wrap_bench_{}", Uuid::now_v7().simple());
+                let base = std::env::var("WRAP_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let url = crate::db::with_database(&base, &name).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "cannot read a database name in {}",
+                        redact_url(&base)
+                    ))
+                })?;
                 crate::db::create_postgres_database_if_missing(&url).await?;
                 Ok(Self {
                     url,
                     scratch_file: None,
+                    scratch_database: true,
                 })
             }
         }
@@ -125,6 +142,7 @@ async fn run_on(args: &LedgerBenchArgs, url: &str) -> Result<(), Error> {
     Migrator::up(&db, None).await?;
     let ledger = Ledger::new(db.clone());
     let book = Book::create(&ledger).await?;
+    warm_up(&ledger, &book, &db).await?;
     let scenarios = match args.scenario {
         Scenario::All => vec![Scenario::Single, Scenario::Batch, Scenario::Hot],
         one => vec![one],
@@ -134,14 +152,9 @@ async fn run_on(args: &LedgerBenchArgs, url: &str) -> Result<(), Error> {
             Scenario::Batch => 200_000,
             _ => 40_000,
         });
-        // Fresh planner statistics before measuring, as autovacuum keeps them on a production
-        // server. (On a server with autovacuum off, as on the CI machine, the tables would
-        // otherwise never be analysed and PostgreSQL plans their lookups blind.)
-        use sea_orm::ConnectionTrait as _;
-        db.execute_unprepared("ANALYZE").await?;
         tracing::info!(scenario = scenario.as_str(), entries, "bench: posting");
         let elapsed = match scenario {
-            Scenario::Batch => post_batches(&ledger, &book, entries).await?,
+            Scenario::Batch => post_batches(&ledger, &book, 0, entries).await?,
             _ => post_concurrently(&ledger, &book, scenario, entries).await?,
         };
         let result = BenchResult::new(scenario, args.backend, entries, elapsed);
@@ -152,6 +165,34 @@ async fn run_on(args: &LedgerBenchArgs, url: &str) -> Result<(), Error> {
     }
     drop(ledger);
     let _ = db.close().await;
+    Ok(())
+}
+
+/// Entries posted before measuring, so the books are not empty.
+const WARM_UP_ENTRIES: u64 = 20_000;
+
+/// Brings the books to a steady state before anything is measured: some entries already in,
+/// and (on PostgreSQL) planner statistics that know it, as autovacuum keeps them on a production
+/// server. Without this, a server with autovacuum off (as on the CI machine) plans lookups
+/// against tables it believes empty and caches those plans, and posting slows down as the
+/// tables grow (see docs/BENCHMARKS.md).
+async fn warm_up(
+    ledger: &Ledger,
+    book: &Book,
+    db: &sea_orm::DatabaseConnection,
+) -> Result<(), Error> {
+    use sea_orm::ConnectionTrait as _;
+    let started = Instant::now();
+    // Numbered far above any scenario's entries, so their idempotency keys never meet.
+    post_batches(ledger, book, 1 << 40, WARM_UP_ENTRIES).await?;
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared("ANALYZE").await?;
+    }
+    tracing::info!(
+        entries = WARM_UP_ENTRIES,
+        ms = started.elapsed().as_millis(),
+        "bench: warmed up"
+    );
     Ok(())
 }
 
@@ -271,12 +312,19 @@ async fn post_concurrently(
 }
 
 /// `batch`: sequential batches of [`BATCH_SIZE`].
-async fn post_batches(ledger: &Ledger, book: &Book, entries: u64) -> Result<Duration, Error> {
-    let mut rng = XorShift::seeded(&book.run_id, Scenario::Batch, 0);
+/// Posts entries numbered `first..first + entries` in batches of [`BATCH_SIZE`].
+async fn post_batches(
+    ledger: &Ledger,
+    book: &Book,
+    first: u64,
+    entries: u64,
+) -> Result<Duration, Error> {
+    let mut rng = XorShift::seeded(&book.run_id, Scenario::Batch, first);
     let started = Instant::now();
-    let mut n = 0;
-    while n < entries {
-        let end = entries.min(n + BATCH_SIZE);
+    let mut n = first;
+    let last = first + entries;
+    while n < last {
+        let end = last.min(n + BATCH_SIZE);
         let batch: Vec<NewEntry> = (n..end)
             .map(|i| book.entry(Scenario::Batch, i, &mut rng))
             .collect();
