@@ -67,10 +67,10 @@ pub async fn run_ledger(args: &LedgerBenchArgs, database_url: Option<&str>) -> R
     if let Some(path) = &target.scratch_file {
         crate::db::remove_sqlite_files(path);
     }
-    if target.scratch_database {
-        if let Err(e) = crate::db::drop_postgres_database(&target.url).await {
-            tracing::warn!(error = %e, "bench: could not drop its scratch database");
-        }
+    if target.scratch_database
+        && let Err(e) = crate::db::drop_postgres_database(&target.url).await
+    {
+        tracing::warn!(error = %e, "bench: could not drop its scratch database");
     }
     result
 }
