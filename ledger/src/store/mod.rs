@@ -297,7 +297,7 @@ impl Ledger {
         let txn = begin_write(&self.db).await?;
         // The tenant's book lock guards every change to its accounts (store/work.rs).
         read::lock_book(&txn, tenant_id).await?;
-        let account = read::account(&txn, &self.assets, tenant_id, id).await?;
+        let account = read::account(&txn, tenant_id, id).await?;
         let b = account.balance;
         if b.debits_pending != 0 || b.credits_pending != 0 {
             return Err(LedgerError::CannotClose {
@@ -324,7 +324,7 @@ impl Ledger {
 
     /// An account with its balance. Another tenant's account answers [`LedgerError::AccountNotFound`].
     pub async fn account(&self, tenant_id: Uuid, id: Uuid) -> Result<Account, LedgerError> {
-        read::account(&self.db, &self.assets, tenant_id, id).await
+        read::account(&self.db, tenant_id, id).await
     }
 
     /// An account by its code.

@@ -104,7 +104,6 @@ fn account_from_row(row: &sea_orm::QueryResult) -> Result<Account, LedgerError> 
 
 pub(crate) async fn account<C: ConnectionTrait>(
     db: &C,
-    _assets: &AssetCache,
     tenant_id: Uuid,
     id: Uuid,
 ) -> Result<Account, LedgerError> {
@@ -195,7 +194,7 @@ pub(crate) async fn balance<C: ConnectionTrait>(
     account_id: Uuid,
     as_of: AsOf,
 ) -> Result<BalanceReport, LedgerError> {
-    let acc = account(db, assets, tenant_id, account_id).await?;
+    let acc = account(db, tenant_id, account_id).await?;
     let scale = assets
         .resolve(db, [acc.asset.clone()])
         .await?
@@ -269,7 +268,7 @@ pub(crate) async fn account_entries<C: ConnectionTrait>(
     limit: u32,
 ) -> Result<EntryPage, LedgerError> {
     // The account must be the caller's: another tenant's id answers "not found", not an empty page.
-    account(db, assets, tenant_id, account_id).await?;
+    account(db, tenant_id, account_id).await?;
     let limit = limit.clamp(1, MAX_PAGE);
     let backend = db.get_database_backend();
     let q = format!(
