@@ -1,7 +1,7 @@
 //! Tamper evidence: each entry's hash covers its content and the previous entry's hash in the
 //! same tenant's book, so changing, removing or reordering any stored entry breaks the chain
 //! from that point on. [`verify`] recomputes the chain and names the first broken link; tested
-//! by `store::tests` `tampering_is_detected_at_the_first_broken_link` (tests/store.rs).
+//! by `tests/store.rs::tampering_is_detected_at_the_first_broken_link`.
 //!
 //! Fields are written length-prefixed, so no two different entries hash the same bytes.
 
