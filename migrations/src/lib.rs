@@ -19,6 +19,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_ledger;
+mod m20261121_000002_tenants;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -28,6 +29,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_ledger::Migration)]
+        vec![
+            Box::new(m20261121_000001_ledger::Migration),
+            Box::new(m20261121_000002_tenants::Migration),
+        ]
     }
 }

@@ -1,8 +1,41 @@
 //! # Who is on the platform and what they agreed
 //!
-//! This crate will own tenants (platform, distributors, managers), their API clients and
-//! secrets, JWT issue and verification, roles and scopes, strategies (managers' model
-//! portfolios and their versions), agreements (fee schedules and splits) and lineups.
+//! This crate owns tenants (platform, distributors, managers), their API clients and
+//! secrets, JWT issue and verification, and the permission rules of a [`Principal`]. Later
+//! issues add strategies (managers' model portfolios and their versions), agreements (fee
+//! schedules and splits) and lineups. It never depends on HTTP: the `api` crate parses
+//! requests, calls into here, and maps [`TenantsError`], [`jwt::JwtError`] and
+//! [`principal::Forbidden`] to responses.
 //!
-//! It is a member of the workspace from the start so that the layout is fixed; its rules
-//! arrive with the "tenants and v1 API" issue. It must never depend on HTTP.
+//! Modules, and the invariant each one enforces:
+//! * [`tenant`]: a tenant's kind, status and white-label display settings; names and emails
+//!   are validated before they reach the store.
+//! * [`client`]: API clients; a secret is never stored, only its argon2id hash, and a
+//!   rotated-out secret stops working at its overlap deadline.
+//! * [`jwt`]: tokens are signed with EdDSA only; verification pins the algorithm, requires a
+//!   known `kid`, and checks `iss`, `aud` and `exp`.
+//! * [`principal`]: who is calling and what they may do; every operation is checked against
+//!   one [`principal::Action`].
+//! * [`store`]: persistence; every query that acts for a tenant is scoped by its id, and there
+//!   is at most one platform tenant (checked here and by a unique index).
+
+pub mod client;
+pub mod error;
+pub mod jwt;
+pub mod principal;
+pub mod store;
+pub mod tenant;
+
+pub use client::{ApiClient, NewClient, PlainSecret, Role};
+pub use error::TenantsError;
+pub use jwt::{Claims, JwtConfig, JwtError, KeySet, SigningKey};
+pub use principal::{Action, Forbidden, Principal};
+pub use tenant::{DisplaySettings, NewTenant, Tenant, TenantKind, TenantStatus};
+
+/// `t` truncated to whole microseconds: the precision the store keeps, so a value read back
+/// equals the value written.
+pub(crate) fn to_micros_precision(
+    t: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
