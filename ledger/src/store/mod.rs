@@ -564,10 +564,9 @@ async fn run_group(db: &DatabaseConnection, assets: &AssetCache, jobs: Vec<Job>)
             }
         }
         Err(e) => {
-            for job in jobs {
-                let _ = job
-                    .reply
-                    .send(Err(LedgerError::Storage(DbErr::Custom(e.to_string()))));
+            // A lone job: its caller gets the failure as it is.
+            if let Some(job) = jobs.into_iter().next() {
+                let _ = job.reply.send(Err(e));
             }
         }
     }

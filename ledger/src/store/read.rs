@@ -203,38 +203,18 @@ pub(crate) async fn balance<C: ConnectionTrait>(
         .ok_or_else(|| LedgerError::UnknownAsset(acc.asset.clone()))?;
     let b = match as_of {
         AsOf::Now => acc.balance,
-        AsOf::EffectiveDate(_) | AsOf::BookedAt(_) => {
-            let backend = db.get_database_backend();
-            let (column, bound): (&str, Value) = match as_of {
-                AsOf::EffectiveDate(d) => ("effective_date", d.into()),
-                AsOf::BookedAt(t) => ("booked_at", sql::micros(t).into()),
-                AsOf::Now => unreachable_now(),
-            };
-            let q = format!(
-                "SELECT side, CAST(SUM(amount) AS TEXT) FROM ledger_postings \
-                 WHERE tenant_id = {} AND account_id = {} AND pending = {} AND {column} <= {} GROUP BY side",
-                param(backend, 1),
-                param(backend, 2),
-                param(backend, 3),
-                param(backend, 4)
-            );
-            let mut b = Balance::default();
-            for row in sql::query(
+        AsOf::EffectiveDate(d) => {
+            posted_up_to(db, tenant_id, account_id, "effective_date", d.into()).await?
+        }
+        AsOf::BookedAt(t) => {
+            posted_up_to(
                 db,
-                q,
-                vec![tenant_id.into(), account_id.into(), false.into(), bound],
+                tenant_id,
+                account_id,
+                "booked_at",
+                sql::micros(t).into(),
             )
             .await?
-            {
-                let side_name: String = get(&row, 0)?;
-                let sum: String = get(&row, 1)?;
-                let sum: i64 = sum.parse().map_err(|_| LedgerError::Overflow)?;
-                match sql::side(&side_name)? {
-                    Side::Debit => b.debits_posted = sum,
-                    Side::Credit => b.credits_posted = sum,
-                }
-            }
-            b
         }
     };
     let n = acc.normal_side;
@@ -251,9 +231,36 @@ pub(crate) async fn balance<C: ConnectionTrait>(
     })
 }
 
-// `AsOf::Now` is handled before the match that would call this.
-fn unreachable_now() -> (&'static str, Value) {
-    ("booked_at", i64::MAX.into())
+/// The posted counters of an account summed over its postings with `column <= bound`
+/// (`effective_date` or `booked_at`, both kept on every posting for this query).
+async fn posted_up_to<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    column: &str,
+    bound: Value,
+) -> Result<Balance, LedgerError> {
+    let backend = db.get_database_backend();
+    let q = format!(
+        "SELECT side, CAST(SUM(amount) AS TEXT) FROM ledger_postings \
+         WHERE tenant_id = {} AND account_id = {} AND pending = {} AND {column} <= {} GROUP BY side",
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3),
+        param(backend, 4)
+    );
+    let values = vec![tenant_id.into(), account_id.into(), false.into(), bound];
+    let mut b = Balance::default();
+    for row in sql::query(db, q, values).await? {
+        let side_name: String = get(&row, 0)?;
+        let sum: String = get(&row, 1)?;
+        let sum: i64 = sum.parse().map_err(|_| LedgerError::Overflow)?;
+        match sql::side(&side_name)? {
+            Side::Debit => b.debits_posted = sum,
+            Side::Credit => b.credits_posted = sum,
+        }
+    }
+    Ok(b)
 }
 
 /// Most entries one page may hold.

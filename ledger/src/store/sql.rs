@@ -91,11 +91,15 @@ pub(crate) async fn query<C: ConnectionTrait>(
 ) -> Result<Vec<QueryResult>, LedgerError> {
     let backend = db.get_database_backend();
     let started = std::time::Instant::now();
-    let head: String = sql.chars().take(60).collect();
+    // Only build the trace's statement prefix when someone is listening: this is the hot path.
+    let head: Option<String> =
+        tracing::enabled!(tracing::Level::TRACE).then(|| sql.chars().take(60).collect());
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
         .await?;
-    tracing::trace!(us = started.elapsed().as_micros() as u64, rows = rows.len(), sql = %head, "ledger.query");
+    if let Some(head) = head {
+        tracing::trace!(us = started.elapsed().as_micros() as u64, rows = rows.len(), sql = %head, "ledger.query");
+    }
     Ok(rows)
 }
 
