@@ -25,6 +25,9 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Create the platform tenant and its first admin client; prints the secret once.
+    /// Refuses when a platform tenant exists already.
+    Bootstrap(BootstrapArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -38,6 +41,23 @@ pub struct ServeArgs {
     /// Address to listen on, over config `server.bind` (default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<String>,
+}
+
+/// `wrapd bootstrap`.
+#[derive(Debug, Clone, Args)]
+pub struct BootstrapArgs {
+    /// Print one JSON object (`tenant_id`, `client_id`, `client_secret`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// The platform tenant's name.
+    #[arg(long, default_value = "platform")]
+    pub name: String,
+    /// The name shown to users (white label).
+    #[arg(long, default_value = "Wrap Platform")]
+    pub display_name: String,
+    /// Where the platform's operations team is reached.
+    #[arg(long, default_value = "operations@wrap.example")]
+    pub contact_email: String,
 }
 
 /// `wrapd migrate ...`.

@@ -29,11 +29,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-async fn healthz() -> HttpResponse {
+/// Liveness: the process answers.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = serde_json::Value))
+)]
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+/// Readiness: the database answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = serde_json::Value),
+        (status = 503, description = "The database is not reachable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     match tokio::time::timeout(READY_TIMEOUT, crate::db::ping(&state.db)).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Ok(Err(e)) => {

@@ -1,11 +1,19 @@
 //! RFC 9457 problem details: every error answer is `application/problem+json` with a stable
 //! `type`, a human `title` and `detail`, and `errors[]` naming fields for validation failures.
-//! Bodies of 5xx answers say nothing internal; the log has the cause.
+//!
+//! Invariant: bodies of 5xx answers say nothing internal. [`Problem::internal`] logs the
+//! cause (under the request's span, so with its request id) and answers a bare 500, and
+//! [`crate::middleware`] rewrites every 5xx body, whoever produced it, to the status and the
+//! request id alone. Tested by `api/tests/errors.rs`.
+//!
+//! Status codes: 400 malformed request (syntax, unknown or unparsable parameter), 401 no
+//! valid token, 403 authenticated but not allowed, 404 nothing there (or not yours), 409 the
+//! state forbids it, 413 body too large, 415 not JSON, 422 well-formed but breaks a rule.
 
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -16,7 +24,7 @@ pub const CONTENT_TYPE_PROBLEM: &str = "application/problem+json";
 pub const TYPE_BASE: &str = "https://wrap.example/problems/";
 
 /// One problem answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Stable URI naming the kind of problem.
     #[serde(rename = "type")]
@@ -31,10 +39,19 @@ pub struct Problem {
     /// The fields at fault, for validation failures.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The request id, on 5xx answers (the log has the rest under it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The OAuth 2.0 error code (RFC 6749 section 5.2), on answers of the token endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    /// The OAuth 2.0 error description (the same text as `detail`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
 }
 
 /// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON pointer or parameter name.
     pub field: String,
@@ -51,6 +68,9 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             errors: Vec::new(),
+            request_id: None,
+            error: None,
+            error_description: None,
         }
     }
 
@@ -58,6 +78,13 @@ impl Problem {
     #[must_use]
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// With the request id (5xx answers carry nothing else).
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
         self
     }
 
@@ -90,6 +117,101 @@ impl Problem {
         .with_detail(detail)
     }
 
+    /// 400: the request is malformed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad Request").with_detail(detail)
+    }
+
+    /// 400 naming one query or path parameter.
+    pub fn bad_parameter(name: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-parameter",
+            "Invalid Parameter",
+        )
+        .with_detail(format!("{name}: {message}"))
+        .with_field_error(name, message)
+    }
+
+    /// 422: well-formed, but a field breaks a rule.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Validation Failed",
+        )
+        .with_detail(format!("{field}: {message}"))
+        .with_field_error(field, message)
+    }
+
+    /// 401: no valid access token. `detail` says what was wrong with it.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized").with_detail(detail)
+    }
+
+    /// 403: authenticated, not allowed.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").with_detail(detail)
+    }
+
+    /// 409: the current state forbids the change.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict").with_detail(detail)
+    }
+
+    /// 413: the body is over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload Too Large",
+        )
+        .with_detail(format!(
+            "the request body is over the limit of {limit} bytes"
+        ))
+    }
+
+    /// 415: the body is not of the media type the endpoint reads.
+    pub fn unsupported_media_type(expected: &str, got: Option<&str>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+        )
+        .with_detail(match got {
+            Some(got) => format!("expected a body of type {expected}, got {got}"),
+            None => format!("expected a body of type {expected}, and no Content-Type was given"),
+        })
+    }
+
+    /// 500, logging `cause` (which never reaches the caller).
+    pub fn internal(cause: &dyn fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal Server Error",
+        )
+    }
+
+    /// An OAuth 2.0 token endpoint error (RFC 6749 section 5.2): `error` and
+    /// `error_description` beside the problem members. `invalid_client` is 401, the rest 400.
+    pub fn oauth(error: &'static str, description: impl Into<String>) -> Self {
+        let description = description.into();
+        let status = if error == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let mut p = Self::new(status, &format!("oauth/{error}"), "Token Request Refused")
+            .with_detail(description.clone());
+        p.error = Some(error);
+        p.error_description = Some(description);
+        p
+    }
+
     /// 503: a dependency (the database) is not available.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
@@ -112,9 +234,21 @@ impl Problem {
                 r#"{{"type":"{TYPE_BASE}internal","title":"Internal Server Error","status":500}}"#
             )
         });
-        HttpResponse::build(self.status_code())
-            .insert_header((CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_PROBLEM)))
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_PROBLEM)));
+        if self.status == 401 {
+            // RFC 6750 section 3 (Bearer) and RFC 6749 section 5.2 (client authentication).
+            let challenge = if self.error.is_some() {
+                r#"Basic realm="wrapd""#
+            } else {
+                r#"Bearer realm="wrapd""#
+            };
+            response.insert_header((WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
+        }
+        if self.error.is_some() {
+            response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        }
+        response.body(body)
     }
 }
 
@@ -147,4 +281,51 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     Problem::method_not_allowed(format!("{} does not accept {}", req.path(), req.method()))
         .to_response()
+}
+
+impl From<tenants::TenantsError> for Problem {
+    fn from(e: tenants::TenantsError) -> Self {
+        use tenants::TenantsError as E;
+        match e {
+            E::Validation { field, message } => Problem::invalid_field(field, message),
+            E::NotFound => Problem::not_found("no such object"),
+            E::Conflict(detail) => Problem::conflict(detail),
+            E::Crypto(_) | E::Corrupt(_) | E::Db(_) => Problem::internal(&e),
+        }
+    }
+}
+
+impl From<ledger::LedgerError> for Problem {
+    fn from(e: ledger::LedgerError) -> Self {
+        use ledger::LedgerError as E;
+        match e {
+            E::AccountNotFound(id) => Problem::not_found(format!("no account {id}")),
+            E::EntryNotFound(id) => Problem::not_found(format!("no entry {id}")),
+            ref refusal if refusal.is_refusal() => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ledger-refused",
+                "Refused by the Ledger",
+            )
+            .with_detail(refusal.to_string()),
+            other => Problem::internal(&other),
+        }
+    }
+}
+
+impl From<tenants::Forbidden> for Problem {
+    fn from(e: tenants::Forbidden) -> Self {
+        Problem::forbidden(e.reason)
+    }
+}
+
+impl From<sea_orm::DbErr> for Problem {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Problem::internal(&e)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for Problem {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Problem::internal(&e)
+    }
 }

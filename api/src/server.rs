@@ -6,13 +6,19 @@
 //! [`SHUTDOWN_TIMEOUT_SECS`]), then exits.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use ledger::Ledger;
 use sea_orm::DatabaseConnection;
+use tenants::KeySet;
 
 use crate::error::Error;
+use crate::extract::BodyLimit;
 use crate::logging::redact_url;
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// Seconds in-flight requests get to finish on shutdown.
@@ -23,11 +29,25 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub struct AppState {
     /// The database pool.
     pub db: DatabaseConnection,
+    /// The books (its writer task runs on the runtime that built the server).
+    pub ledger: Ledger,
+    /// Token signing and verification keys.
+    pub keys: Arc<KeySet>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// `auth.default_rotation_overlap_seconds`.
+    pub rotation_overlap_seconds: u64,
 }
 
 /// The route table: every feature module, then problem+json 404 for anything else.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::health::configure(cfg);
+    crate::metrics::configure(cfg);
+    crate::openapi::configure(cfg);
+    crate::auth::configure(cfg);
+    crate::routes::tenants::configure(cfg);
+    crate::routes::ledger::configure(cfg);
+    crate::audit::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
 }
 
@@ -38,15 +58,32 @@ pub async fn build_server(
     settings: &Settings,
     db: DatabaseConnection,
 ) -> Result<(Server, SocketAddr), Error> {
-    let state = web::Data::new(AppState { db });
+    let keys = crate::auth::load_keys(&settings.auth, &settings.database.url)?;
+    let metrics = Metrics::new().map_err(|e| Error::Other(format!("metrics: {e}")))?;
+    let state = web::Data::new(AppState {
+        ledger: Ledger::new(db.clone()),
+        db,
+        keys: Arc::new(keys),
+        metrics: Arc::new(metrics),
+        rotation_overlap_seconds: settings.auth.default_rotation_overlap_seconds,
+    });
+    let limit = settings.server.body_limit_bytes;
     let addr = settings.server.bind.clone();
-    let http = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .bind(addr.as_str())
-        .map_err(|source| Error::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(BodyLimit(limit))
+            .app_data(web::PayloadConfig::new(limit))
+            .app_data(web::PathConfig::default().error_handler(crate::extract::path_error))
+            .wrap(from_fn(crate::middleware::observe))
+            .configure(routes)
+    })
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .bind(addr.as_str())
+    .map_err(|source| Error::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     let bound = http
         .addrs()
         .first()

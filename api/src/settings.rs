@@ -25,6 +25,9 @@ pub const BUILTIN_DEFAULTS: &str = include_str!("../../deploy/config/default.tom
 /// The config directory used when `WRAP_CONFIG_DIR` is not set (relative to the current dir).
 pub const DEFAULT_CONFIG_DIR: &str = "deploy/config";
 
+/// The body limit when none is configured (the default.toml value).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
 /// All settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +38,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// `[log]`
     pub log: LogSettings,
+    /// `[auth]`
+    pub auth: AuthSettings,
 }
 
 /// `[server]`
@@ -43,6 +48,58 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Listen address, `host:port`.
     pub bind: String,
+    /// Largest request body accepted, in bytes; larger bodies are answered 413.
+    pub body_limit_bytes: usize,
+}
+
+/// `[auth]`: access tokens and their signing keys.
+///
+/// The signing key is `key_pem` or `key_file` (PKCS#8 PEM, Ed25519); during a rotation the
+/// key being retired is `previous_key_pem` or `previous_key_file` and only verifies. With no
+/// key configured, the embedded SQLite default generates a development key beside the
+/// database file (`jwt-dev-key.pem`); on PostgreSQL a missing key is an error.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `iss` of issued tokens, and the only issuer accepted.
+    pub issuer: String,
+    /// `aud` of issued tokens, and the only audience accepted.
+    pub audience: String,
+    /// Token lifetime in seconds (1 to 86400).
+    pub token_lifetime_seconds: u64,
+    /// Clock skew tolerated when checking `exp`, in seconds.
+    pub leeway_seconds: u64,
+    /// The signing key, inline PEM (usually from `WRAP__AUTH__KEY_PEM`). Secret.
+    pub key_pem: String,
+    /// The signing key, a PEM file.
+    pub key_file: String,
+    /// The key being rotated out (verifies only), inline PEM. Secret.
+    pub previous_key_pem: String,
+    /// The key being rotated out (verifies only), a PEM file.
+    pub previous_key_file: String,
+    /// How long, in seconds, a client's previous secret keeps working after a rotation,
+    /// when the request does not say.
+    pub default_rotation_overlap_seconds: u64,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AuthSettings")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("token_lifetime_seconds", &self.token_lifetime_seconds)
+            .field("leeway_seconds", &self.leeway_seconds)
+            .field("key_pem", &shown(&self.key_pem))
+            .field("key_file", &self.key_file)
+            .field("previous_key_pem", &shown(&self.previous_key_pem))
+            .field("previous_key_file", &self.previous_key_file)
+            .field(
+                "default_rotation_overlap_seconds",
+                &self.default_rotation_overlap_seconds,
+            )
+            .finish()
+    }
 }
 
 /// `[database]`
@@ -187,6 +244,38 @@ impl Settings {
         if self.server.bind.trim().is_empty() {
             return Err(Error::Config("server.bind must not be empty".to_owned()));
         }
+        if self.server.body_limit_bytes == 0 {
+            return Err(Error::Config(
+                "server.body_limit_bytes must be greater than 0".to_owned(),
+            ));
+        }
+        let auth = &self.auth;
+        if !(1..=86_400).contains(&auth.token_lifetime_seconds) {
+            return Err(Error::Config(
+                "auth.token_lifetime_seconds must be between 1 and 86400".to_owned(),
+            ));
+        }
+        if auth.issuer.trim().is_empty() || auth.audience.trim().is_empty() {
+            return Err(Error::Config(
+                "auth.issuer and auth.audience must not be empty".to_owned(),
+            ));
+        }
+        if !auth.key_pem.is_empty() && !auth.key_file.is_empty() {
+            return Err(Error::Config(
+                "set auth.key_pem or auth.key_file, not both".to_owned(),
+            ));
+        }
+        if !auth.previous_key_pem.is_empty() && !auth.previous_key_file.is_empty() {
+            return Err(Error::Config(
+                "set auth.previous_key_pem or auth.previous_key_file, not both".to_owned(),
+            ));
+        }
+        if auth.default_rotation_overlap_seconds > 30 * 86_400 {
+            return Err(Error::Config(
+                "auth.default_rotation_overlap_seconds must be at most 2592000 (30 days)"
+                    .to_owned(),
+            ));
+        }
         Ok(())
     }
 }
@@ -212,6 +301,8 @@ mod tests {
         assert_eq!(s.database.url, "sqlite://data/wrap.db?mode=rwc");
         assert!(!s.database.auto_migrate);
         assert_eq!(s.log.format, LogFormat::Auto);
+        assert_eq!(s.server.body_limit_bytes, 1024 * 1024);
+        assert_eq!(s.auth.token_lifetime_seconds, 15 * 60);
     }
 
     #[test]
@@ -274,5 +365,9 @@ mod tests {
         s.database.url = "postgres://wrap:s3cret@db:5432/wrap".to_owned();
         let shown = format!("{s:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
+        s.auth.key_pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n".to_owned();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
     }
 }

@@ -150,7 +150,7 @@ impl Operation {
 }
 
 /// Whether an entry is posted or is a hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryStatus {
     /// Moves balances.
@@ -207,7 +207,7 @@ impl HoldState {
 }
 
 /// A recorded posting, amounts in exact decimals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Posting {
     /// The account.
     pub account_id: Uuid,
@@ -220,7 +220,7 @@ pub struct Posting {
 }
 
 /// A recorded entry. Never changes once written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entry {
     /// UUID v7.
     pub id: Uuid,

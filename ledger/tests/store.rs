@@ -332,6 +332,8 @@ async fn idempotent_replay_and_conflict() {
         assert_eq!(written, 1);
         assert!(results.iter().all(|r| r.is_ok()));
         assert_eq!(book.posted(cash).await, dec("507"));
+        // The metrics counter counts writes, not replays or refusals: dep-1 and dep-2.
+        assert_eq!(ledger.entries_written(), 2);
         // A replay of a request that would now be refused still answers the original.
         let drain = ledger
             .post_entry(book.transfer("drain", cash, world, "JPY", "507"))

@@ -20,6 +20,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_ledger;
 mod m20261121_000002_tenants;
+mod m20261121_000003_audit;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_ledger::Migration),
             Box::new(m20261121_000002_tenants::Migration),
+            Box::new(m20261121_000003_audit::Migration),
         ]
     }
 }

@@ -23,7 +23,7 @@ use crate::error::TenantsError;
 use crate::tenant::validate_name;
 
 /// What a client may do within its tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything the tenant may do, including managing its own clients.

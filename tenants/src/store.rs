@@ -14,9 +14,9 @@
 //!   other gets a conflict instead of silently dropping a secret).
 //!
 //! Times are BIGINT microseconds since the epoch, ids are bound as uuids, as in the ledger.
-//! Hashing a secret costs tens of milliseconds of CPU: callers on an async runtime may prefer
-//! to run [`create_client`], [`rotate_secret`] and [`authenticate`] under `spawn_blocking`-aware
-//! limits.
+//! Hashing a secret costs tens of milliseconds of CPU: the API hashes on a blocking thread and
+//! uses the split forms ([`ApiClient::create`] + [`insert_client`], [`ApiClient::rotated`] +
+//! [`apply_rotation`], [`check_secret`] + [`principal_of`]).
 
 use std::sync::OnceLock;
 
@@ -319,7 +319,9 @@ fn client_from_row(row: &QueryResult) -> Result<ApiClient, TenantsError> {
 }
 
 /// Creates a client of `tenant_id`; returns it and its secret, the only time the secret is
-/// seen. An unknown tenant is [`TenantsError::NotFound`].
+/// seen. An unknown tenant is [`TenantsError::NotFound`]. Hashes the secret (tens of
+/// milliseconds of CPU) before it touches the database; on an async server, call
+/// [`ApiClient::create`] on a blocking thread and then [`insert_client`] instead.
 pub async fn create_client<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
@@ -327,9 +329,19 @@ pub async fn create_client<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(ApiClient, PlainSecret), TenantsError> {
     new.validate()?;
-    // Scoped existence check first, so the answer does not depend on constraint wording.
-    get_tenant(db, tenant_id).await?;
     let (client, secret) = ApiClient::create(tenant_id, new, now)?;
+    insert_client(db, &client).await?;
+    Ok((client, secret))
+}
+
+/// Stores a client made by [`ApiClient::create`] (its secret already hashed). An unknown
+/// tenant is [`TenantsError::NotFound`].
+pub async fn insert_client<C: ConnectionTrait>(
+    db: &C,
+    client: &ApiClient,
+) -> Result<(), TenantsError> {
+    // Scoped existence check first, so the answer does not depend on constraint wording.
+    get_tenant(db, client.tenant_id).await?;
     let b = db.get_database_backend();
     let placeholders: Vec<String> = (1..=10).map(|n| p(b, n)).collect();
     let sql = format!(
@@ -343,16 +355,16 @@ pub async fn create_client<C: ConnectionTrait>(
         client.name.clone().into(),
         client.role.as_str().into(),
         client.secrets.current_hash.clone().into(),
-        Option::<String>::None.into(),
-        Option::<i64>::None.into(),
-        Option::<i64>::None.into(),
+        client.secrets.previous_hash.clone().into(),
+        client.secrets.previous_valid_until.map(micros).into(),
+        client.revoked_at.map(micros).into(),
         micros(client.created_at).into(),
     ];
     exec(db, sql, values).await.map_err(|e| match e {
         TenantsError::Db(ref d) if is_foreign_key_violation(d) => TenantsError::NotFound,
         other => other,
     })?;
-    Ok((client, secret))
+    Ok(())
 }
 
 /// Client `id` of `tenant_id`; another tenant's client is [`TenantsError::NotFound`].
@@ -439,8 +451,31 @@ pub async fn revoke_client<C: ConnectionTrait>(
     get_client(db, tenant_id, id).await
 }
 
+/// How many unrevoked admin clients `tenant_id` has (revoking the platform's last one would
+/// lock everybody out of tenant management, so the API refuses it).
+pub async fn count_live_admins<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+) -> Result<u64, TenantsError> {
+    let b = db.get_database_backend();
+    let rows = query(
+        db,
+        format!(
+            "SELECT COUNT(*) FROM tenant_api_clients \
+             WHERE tenant_id = {} AND role = 'admin' AND revoked_at IS NULL",
+            p(b, 1)
+        ),
+        vec![tenant_id.into()],
+    )
+    .await?;
+    let n: i64 = rows.first().map(|r| get(r, 0)).transpose()?.unwrap_or(0);
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Gives client `id` of `tenant_id` a new secret; the old one keeps working for `overlap`.
 /// Returns the client and the new secret (shown once). A revoked client is a conflict.
+/// Hashes on the calling thread; on an async server, call [`get_client`], then
+/// [`ApiClient::rotated`] on a blocking thread, then [`apply_rotation`].
 pub async fn rotate_secret<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
@@ -450,6 +485,19 @@ pub async fn rotate_secret<C: ConnectionTrait>(
 ) -> Result<(ApiClient, PlainSecret), TenantsError> {
     let client = get_client(db, tenant_id, id).await?;
     let (hashes, secret) = client.rotated(now, overlap)?;
+    let client = apply_rotation(db, &client, hashes).await?;
+    Ok((client, secret))
+}
+
+/// Stores the hashes of a rotation computed from `client` (as read). Applied only if the
+/// client is still unrevoked and still has the secret the rotation was computed from: two
+/// concurrent rotations give one winner and one [`TenantsError::Conflict`], never a
+/// silently dropped secret.
+pub async fn apply_rotation<C: ConnectionTrait>(
+    db: &C,
+    client: &ApiClient,
+    hashes: SecretHashes,
+) -> Result<ApiClient, TenantsError> {
     let b = db.get_database_backend();
     let changed = exec(
         db,
@@ -468,8 +516,8 @@ pub async fn rotate_secret<C: ConnectionTrait>(
             hashes.current_hash.clone().into(),
             hashes.previous_hash.clone().into(),
             hashes.previous_valid_until.map(micros).into(),
-            tenant_id.into(),
-            id.into(),
+            client.tenant_id.into(),
+            client.id.into(),
             client.secrets.current_hash.clone().into(),
         ],
     )
@@ -479,13 +527,10 @@ pub async fn rotate_secret<C: ConnectionTrait>(
             "the client was revoked or rotated concurrently".into(),
         ));
     }
-    Ok((
-        ApiClient {
-            secrets: hashes,
-            ..client
-        },
-        secret,
-    ))
+    Ok(ApiClient {
+        secrets: hashes,
+        ..client.clone()
+    })
 }
 
 /// The client with public id `client_id`, in any tenant (the token endpoint's lookup).
@@ -526,24 +571,27 @@ fn dummy_client() -> Option<&'static ApiClient> {
         .as_ref()
 }
 
-/// The client credentials grant: the [`Principal`] for `client_id` and `secret` at `now`, or
-/// `None` when the client is unknown or revoked, the secret is wrong or expired, or the
-/// tenant is suspended (all one answer, `invalid_client`, to the caller).
-pub async fn authenticate<C: ConnectionTrait>(
-    db: &C,
-    client_id: &str,
-    secret: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Principal>, TenantsError> {
-    let Some(client) = find_client_by_client_id(db, client_id).await? else {
-        if let Some(dummy) = dummy_client() {
-            let _ = dummy.verify_secret(secret, now);
+/// Whether `secret` is the secret of `client` at `now`. With no client (an unknown
+/// `client_id`), a throwaway hash is verified instead, so that an unknown id takes as long as
+/// a wrong secret. CPU-bound (argon2id): on an async server, call it on a blocking thread.
+pub fn check_secret(client: Option<&ApiClient>, secret: &str, now: DateTime<Utc>) -> bool {
+    match client {
+        Some(client) => client.verify_secret(secret, now),
+        None => {
+            if let Some(dummy) = dummy_client() {
+                let _ = dummy.verify_secret(secret, now);
+            }
+            false
         }
-        return Ok(None);
-    };
-    if !client.verify_secret(secret, now) {
-        return Ok(None);
     }
+}
+
+/// The principal of a client whose secret has been checked: `None` when its tenant is
+/// suspended.
+pub async fn principal_of<C: ConnectionTrait>(
+    db: &C,
+    client: &ApiClient,
+) -> Result<Option<Principal>, TenantsError> {
     let tenant = get_tenant(db, client.tenant_id).await?;
     if !tenant.is_active() {
         return Ok(None);
@@ -551,9 +599,29 @@ pub async fn authenticate<C: ConnectionTrait>(
     Ok(Some(Principal {
         tenant_id: tenant.id,
         tenant_kind: tenant.kind,
-        client_id: client.client_id,
+        client_id: client.client_id.clone(),
         role: client.role,
     }))
+}
+
+/// The client credentials grant: the [`Principal`] for `client_id` and `secret` at `now`, or
+/// `None` when the client is unknown or revoked, the secret is wrong or expired, or the
+/// tenant is suspended (all one answer, `invalid_client`, to the caller). Hashes on the
+/// calling thread (see [`check_secret`]).
+pub async fn authenticate<C: ConnectionTrait>(
+    db: &C,
+    client_id: &str,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Principal>, TenantsError> {
+    let client = find_client_by_client_id(db, client_id).await?;
+    if !check_secret(client.as_ref(), secret, now) {
+        return Ok(None);
+    }
+    match client {
+        Some(client) => principal_of(db, &client).await,
+        None => Ok(None),
+    }
 }
 
 /// Whether a token's principal may still act: its tenant exists, is active and still has the

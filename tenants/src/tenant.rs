@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::error::TenantsError;
 
 /// What a tenant is to the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantKind {
     /// The operator of the platform. There is exactly one.
@@ -45,7 +45,7 @@ impl TenantKind {
 }
 
 /// Whether a tenant's clients may act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     Active,
@@ -70,14 +70,14 @@ impl TenantStatus {
 }
 
 /// White-label settings: how the tenant is shown to its own users.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DisplaySettings {
     pub display_name: String,
     pub contact_email: String,
 }
 
 /// A tenant as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Tenant {
     /// UUID v7, so ids sort by creation time (cursor pagination orders by id).
     pub id: Uuid,

@@ -435,7 +435,9 @@ async fn migration_goes_down_and_up_again() {
     for backend in backends() {
         let tdb = fresh(backend).await;
         eprintln!("-- on {}", tdb.name);
-        Migrator::down(&tdb.db, Some(1)).await.unwrap();
+        // Roll back every migration from the tenants one on (it is the second of them).
+        let later = Migrator::migrations().len() as u32 - 1;
+        Migrator::down(&tdb.db, Some(later)).await.unwrap();
         assert!(store::find_platform(&tdb.db).await.is_err());
         Migrator::up(&tdb.db, None).await.unwrap();
         assert!(store::find_platform(&tdb.db).await.unwrap().is_none());

@@ -17,6 +17,7 @@ mod work;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-pub use read::{AsOf, BalanceReport, EntryPage, TrialBalanceLine};
+pub use read::{AsOf, BalanceReport, EntryPage, MAX_PAGE, TrialBalanceLine};
 
 use crate::account::{Account, NewAccount};
 use crate::asset::{Asset, AssetKind};
@@ -146,6 +147,8 @@ pub struct Ledger {
     db: DatabaseConnection,
     assets: Arc<AssetCache>,
     writer: mpsc::Sender<Job>,
+    /// Entries written (replays not counted) by this process's writer, for metrics.
+    written: Arc<AtomicU64>,
 }
 
 impl Ledger {
@@ -154,12 +157,25 @@ impl Ledger {
     pub fn new(db: DatabaseConnection) -> Self {
         let assets = Arc::new(AssetCache::default());
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(writer_loop(db.clone(), Arc::clone(&assets), rx));
+        let written = Arc::new(AtomicU64::new(0));
+        tokio::spawn(writer_loop(
+            db.clone(),
+            Arc::clone(&assets),
+            rx,
+            Arc::clone(&written),
+        ));
         Self {
             db,
             assets,
             writer: tx,
+            written,
         }
+    }
+
+    /// How many entries this handle's writer has written since it started (an idempotent
+    /// replay writes nothing and is not counted). A process-local counter, for metrics.
+    pub fn entries_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// The database connection the ledger uses.
@@ -469,6 +485,19 @@ impl Ledger {
         account_id: Uuid,
         as_of: AsOf,
     ) -> Result<BalanceReport, LedgerError> {
+        read::balance(&self.db, &self.assets, tenant_id, account_id, as_of)
+            .await
+            .map(|(_, report)| report)
+    }
+
+    /// The account itself and its balance (as [`Ledger::balance`]), read in one query when
+    /// `as_of` is [`AsOf::Now`].
+    pub async fn account_balance(
+        &self,
+        tenant_id: Uuid,
+        account_id: Uuid,
+        as_of: AsOf,
+    ) -> Result<(Account, BalanceReport), LedgerError> {
         read::balance(&self.db, &self.assets, tenant_id, account_id, as_of).await
     }
 
@@ -519,7 +548,12 @@ fn single_entry(result: Result<Vec<Outcome>, LedgerError>) -> Result<Posted, Led
     }
 }
 
-async fn writer_loop(db: DatabaseConnection, assets: Arc<AssetCache>, mut rx: mpsc::Receiver<Job>) {
+async fn writer_loop(
+    db: DatabaseConnection,
+    assets: Arc<AssetCache>,
+    mut rx: mpsc::Receiver<Job>,
+    written: Arc<AtomicU64>,
+) {
     while let Some(first) = rx.recv().await {
         // Callers answered by the previous group are usually about to send their next request:
         // let them run before taking the queue, so the group is as large as the concurrency.
@@ -538,16 +572,32 @@ async fn writer_loop(db: DatabaseConnection, assets: Arc<AssetCache>, mut rx: mp
                 Err(_) => break,
             }
         }
-        run_group(&db, &assets, jobs).await;
+        run_group(&db, &assets, jobs, &written).await;
     }
 }
 
-async fn run_group(db: &DatabaseConnection, assets: &AssetCache, jobs: Vec<Job>) {
+/// Entries a job's result wrote (replays excluded).
+fn new_entries(result: &Result<Vec<Outcome>, LedgerError>) -> u64 {
+    result.as_ref().map_or(0, |outcomes| {
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Entry(p) if !p.replayed))
+            .count() as u64
+    })
+}
+
+async fn run_group(
+    db: &DatabaseConnection,
+    assets: &AssetCache,
+    jobs: Vec<Job>,
+    written: &AtomicU64,
+) {
     let specs: Vec<(&[Operation], bool)> =
         jobs.iter().map(|j| (j.ops.as_slice(), j.batch)).collect();
     match execute(db, assets, &specs).await {
         Ok(results) => {
             for (job, result) in jobs.into_iter().zip(results) {
+                written.fetch_add(new_entries(&result), Ordering::Relaxed);
                 let _ = job.reply.send(result);
             }
         }
@@ -557,10 +607,11 @@ async fn run_group(db: &DatabaseConnection, assets: &AssetCache, jobs: Vec<Job>)
             // failure reaches it.
             tracing::debug!(error = %e, jobs = jobs.len(), "group failed; retrying jobs one by one");
             for job in jobs {
-                let result = execute(db, assets, &[(job.ops.as_slice(), job.batch)]).await;
-                let _ = job
-                    .reply
-                    .send(result.and_then(|mut r| r.pop().unwrap_or_else(|| Ok(Vec::new()))));
+                let result = execute(db, assets, &[(job.ops.as_slice(), job.batch)])
+                    .await
+                    .and_then(|mut r| r.pop().unwrap_or_else(|| Ok(Vec::new())));
+                written.fetch_add(new_entries(&result), Ordering::Relaxed);
+                let _ = job.reply.send(result);
             }
         }
         Err(e) => {

@@ -18,7 +18,7 @@ use crate::entry::Entry;
 use crate::error::LedgerError;
 
 /// Which balance to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AsOf {
     /// The current balance, with holds.
@@ -30,7 +30,7 @@ pub enum AsOf {
 }
 
 /// An account's balance, signed by its normal side, in exact decimals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BalanceReport {
     /// The account.
     pub account_id: Uuid,
@@ -62,7 +62,7 @@ pub struct EntryPage {
 }
 
 /// One asset's line of the trial balance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrialBalanceLine {
     /// The asset.
     pub asset: String,
@@ -193,7 +193,7 @@ pub(crate) async fn balance<C: ConnectionTrait>(
     tenant_id: Uuid,
     account_id: Uuid,
     as_of: AsOf,
-) -> Result<BalanceReport, LedgerError> {
+) -> Result<(Account, BalanceReport), LedgerError> {
     let acc = account(db, tenant_id, account_id).await?;
     let scale = assets
         .resolve(db, [acc.asset.clone()])
@@ -218,9 +218,9 @@ pub(crate) async fn balance<C: ConnectionTrait>(
         }
     };
     let n = acc.normal_side;
-    Ok(BalanceReport {
+    let report = BalanceReport {
         account_id,
-        asset: acc.asset,
+        asset: acc.asset.clone(),
         normal_side: n,
         as_of,
         posted: decimal_of(b.posted(n), scale),
@@ -228,7 +228,8 @@ pub(crate) async fn balance<C: ConnectionTrait>(
         available: decimal_of(b.available(n), scale),
         debits: decimal_of(i128::from(b.debits_posted), scale),
         credits: decimal_of(i128::from(b.credits_posted), scale),
-    })
+    };
+    Ok((acc, report))
 }
 
 /// The posted counters of an account summed over its postings with `column <= bound`

@@ -2,8 +2,6 @@
 //! Runs on SQLite always, and on PostgreSQL too when WRAP_TEST_POSTGRES_URL is set (each test
 //! in a fresh database it drops afterwards).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use api::settings::Settings;
 use reqwest::StatusCode;
 use uuid::Uuid;
@@ -13,6 +11,7 @@ fn settings_for(url: &str) -> Settings {
     settings.server.bind = "127.0.0.1:0".to_owned();
     settings.database.url = url.to_owned();
     settings.database.auto_migrate = true;
+    settings.auth.key_pem = tenants::jwt::generate_dev_key().unwrap();
     settings
 }
 

@@ -1,0 +1,91 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
+//! the wire types' `ToSchema` derives, served at `/v1/openapi.json` and browsable (Redoc) at
+//! `/docs`. `api/tests/openapi.rs` checks that every route of the server is in it.
+
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_redoc::{Redoc, Servable as _};
+
+use crate::problem::method_not_allowed;
+
+/// The API description.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "wrapd",
+        description = "The fund-wrap platform API. Authenticate with OAuth 2.0 client \
+                       credentials at POST /oauth/token and send the token as \
+                       `Authorization: Bearer <token>`. Errors are RFC 9457 problem+json; \
+                       amounts are decimal strings.",
+    ),
+    paths(
+        crate::auth::token,
+        crate::auth::jwks,
+        crate::health::healthz,
+        crate::health::readyz,
+        crate::metrics::metrics,
+        crate::routes::tenants::create_tenant,
+        crate::routes::tenants::list_tenants,
+        crate::routes::tenants::get_tenant,
+        crate::routes::tenants::suspend_tenant,
+        crate::routes::tenants::resume_tenant,
+        crate::routes::tenants::create_client,
+        crate::routes::tenants::list_clients,
+        crate::routes::tenants::get_client,
+        crate::routes::tenants::revoke_client,
+        crate::routes::tenants::rotate_client,
+        crate::routes::ledger::get_account,
+        crate::routes::ledger::list_entries,
+        crate::routes::ledger::get_entry,
+        crate::routes::ledger::trial_balance,
+        crate::audit::list_audit,
+        openapi_json,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Tokens and keys"),
+        (name = "platform", description = "The platform operator's endpoints"),
+        (name = "tenants", description = "A tenant's own record and API clients"),
+        (name = "ledger", description = "Reads of the caller's books"),
+        (name = "operations", description = "Probes, metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("An access token from POST /oauth/token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Routes of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/openapi.json")
+            .get(openapi_json)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(Redoc::with_url("/docs", ApiDoc::openapi()));
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", body = serde_json::Value))
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

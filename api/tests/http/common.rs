@@ -1,0 +1,282 @@
+//! The real server on a free port, over its own fresh database: an SQLite file, or a
+//! PostgreSQL database created on the `WRAP_TEST_POSTGRES_URL` server and dropped by `stop`.
+//! The platform is bootstrapped; helpers get tokens and make tenants and clients through
+//! the HTTP API itself, as a user would.
+
+use std::path::PathBuf;
+
+use actix_web::dev::ServerHandle;
+use api::cli::BootstrapArgs;
+use api::settings::Settings;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use sea_orm::DatabaseConnection;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Runs an async test body once per backend: `sqlite` always, `postgres` when
+/// `WRAP_TEST_POSTGRES_URL` is set (otherwise that test says so and passes).
+#[macro_export]
+macro_rules! on_each_backend {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body("sqlite").await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if !$crate::common::has_postgres() {
+                    eprintln!("WRAP_TEST_POSTGRES_URL not set: PostgreSQL run skipped");
+                    return;
+                }
+                super::$body("postgres").await
+            }
+        }
+    };
+}
+
+pub fn has_postgres() -> bool {
+    std::env::var("WRAP_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
+}
+
+/// Client credentials.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub tenant_id: Uuid,
+    /// The client's id in paths.
+    pub id: Uuid,
+    pub client_id: String,
+    pub secret: String,
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Res {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Res {
+    /// Asserts a problem+json answer with `status` (also in the body); returns the body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["status"], status, "{}", self.text);
+        assert!(
+            self.body["type"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://wrap.example/problems/"),
+            "{}",
+            self.text
+        );
+        &self.body
+    }
+
+    /// Asserts `status` and returns the JSON body.
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        &self.body
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub url: String,
+    /// The signing key's PEM, to forge tokens in tests.
+    pub key_pem: String,
+    pub platform: Creds,
+    handle: ServerHandle,
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl TestServer {
+    pub async fn start(backend: &'static str) -> Self {
+        let (url, sqlite_file) = match backend {
+            "sqlite" => {
+                let path = std::env::temp_dir().join(format!("wrapd-http-{}.db", Uuid::now_v7()));
+                (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
+            }
+            _ => {
+                let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
+                let name = format!("wrap_test_{}", Uuid::now_v7().simple());
+                let url = api::db::with_database(&base, &name).unwrap();
+                assert!(
+                    api::db::create_postgres_database_if_missing(&url)
+                        .await
+                        .unwrap()
+                );
+                (url, None)
+            }
+        };
+        let mut settings = Settings::builtin().unwrap();
+        settings.server.bind = "127.0.0.1:0".to_owned();
+        settings.database.url = url.clone();
+        settings.database.auto_migrate = true;
+        let key_pem = tenants::jwt::generate_dev_key().unwrap();
+        settings.auth.key_pem = key_pem.clone();
+        let db = api::db::connect(&url).await.unwrap();
+        api::db::prepare(&db, &settings.database).await.unwrap();
+        let made = api::bootstrap::bootstrap(
+            &db,
+            &BootstrapArgs {
+                json: true,
+                name: "platform".into(),
+                display_name: "Wrap Platform".into(),
+                contact_email: "ops@wrap.example".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let client = tenants::store::find_client_by_client_id(&db, &made.client_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (server, addr) = api::build_server(&settings, db.clone()).await.unwrap();
+        let handle = server.handle();
+        let running = tokio::spawn(server);
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            db,
+            url,
+            key_pem,
+            platform: Creds {
+                tenant_id: made.tenant_id,
+                id: client.id,
+                client_id: made.client_id,
+                secret: made.client_secret,
+            },
+            handle,
+            running,
+            sqlite_file,
+        }
+    }
+
+    /// Stops the server and removes its database.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.running.await;
+        let _ = self.db.close().await;
+        match self.sqlite_file {
+            Some(path) => api::db::remove_sqlite_files(&path),
+            None => api::db::drop_postgres_database(&self.url).await.unwrap(),
+        }
+    }
+
+    pub async fn read(r: reqwest::Response) -> Res {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Res {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// POST /oauth/token with form credentials.
+    pub async fn token_request(&self, client_id: &str, secret: &str) -> Res {
+        let r = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+            ])
+            .send()
+            .await
+            .unwrap();
+        Self::read(r).await
+    }
+
+    /// A token for `creds` (must succeed).
+    pub async fn token(&self, creds: &Creds) -> String {
+        let r = self.token_request(&creds.client_id, &creds.secret).await;
+        r.ok(200)["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Res {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        Self::read(r).await
+    }
+
+    /// POST with a JSON body (or none).
+    pub async fn post(&self, token: &str, path: &str, body: Option<Value>) -> Res {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// Creates a tenant of `kind` named `name` as the platform admin `token`.
+    pub async fn make_tenant(&self, token: &str, kind: &str, name: &str) -> Uuid {
+        let r = self
+            .post(
+                token,
+                "/v1/tenants",
+                Some(json!({"kind": kind, "name": name, "contact_email": "ops@bank.example"})),
+            )
+            .await;
+        r.ok(201)["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Creates a client of `tenant_id` with `role` as `token` (an admin).
+    pub async fn make_client(&self, token: &str, tenant_id: Uuid, role: &str) -> Creds {
+        let r = self
+            .post(
+                token,
+                &format!("/v1/tenants/{tenant_id}/clients"),
+                Some(json!({"name": format!("{role} client"), "role": role})),
+            )
+            .await;
+        let b = r.ok(201);
+        Creds {
+            tenant_id,
+            id: b["id"].as_str().unwrap().parse().unwrap(),
+            client_id: b["client_id"].as_str().unwrap().to_owned(),
+            secret: b["client_secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// How many rows the audit log holds.
+    pub async fn audit_count(&self) -> i64 {
+        use sea_orm::ConnectionTrait as _;
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT COUNT(*) FROM audit_log",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
+}

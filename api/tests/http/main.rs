@@ -1,0 +1,14 @@
+//! The HTTP service end to end: the real server on a free port over its own database
+//! (SQLite, and PostgreSQL when WRAP_TEST_POSTGRES_URL is set). One test binary, so the
+//! suite links once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+mod auth;
+mod cli;
+mod errors;
+mod health;
+mod isolation;
+mod ledger_reads;
