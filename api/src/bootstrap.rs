@@ -45,16 +45,21 @@ pub async fn bootstrap(
         },
     };
     new.validate().map_err(tenants_error)?;
+    let books = ledger::Ledger::new(db.clone());
+    crate::onboarding::ensure_base_currency(&books)
+        .await
+        .map_err(problem_error)?;
     let now = Utc::now();
     let txn = ledger::begin_write(db).await?;
-    let tenant = store::create_tenant(&txn, &new, now)
+    let tenant = crate::onboarding::open_tenant(&txn, &books, &new, now)
         .await
-        .map_err(|e| match e {
-            // Lost a race with another bootstrap.
-            tenants::TenantsError::Conflict(_) => {
+        .map_err(|p| {
+            if p.status == 409 {
+                // Lost a race with another bootstrap.
                 Error::Usage("a platform tenant already exists; bootstrap runs once".to_owned())
+            } else {
+                problem_error(p)
             }
-            other => tenants_error(other),
         })?;
     let (client, secret) = ApiClient::create(
         tenant.id,
@@ -100,6 +105,10 @@ fn already(id: Uuid) -> Error {
         "a platform tenant already exists ({id}); bootstrap runs once. Make more admin \
          clients with POST /v1/tenants/{id}/clients"
     ))
+}
+
+fn problem_error(p: crate::problem::Problem) -> Error {
+    Error::Other(p.to_string())
 }
 
 fn tenants_error(e: tenants::TenantsError) -> Error {

@@ -16,6 +16,7 @@
 //! | [`extract`] | reading bodies, queries and paths, each failure a problem naming the field |
 //! | [`auth`] | `POST /oauth/token`, `/.well-known/jwks.json`, signing keys, the bearer-token [`auth::Caller`] |
 //! | [`routes`] | the `/v1` resources: [`routes::tenants`] (tenants and clients), [`routes::ledger`] (reads) |
+//! | [`onboarding`] | opening a tenant with its standard ledger accounts (spans `tenants` and `ledger`) |
 //! | [`audit`] | the append-only audit log and `/v1/audit` |
 //! | [`metrics`] | `/metrics` (Prometheus) |
 //! | [`openapi`] | `/v1/openapi.json` and `/docs` |
@@ -44,6 +45,7 @@ pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;
+pub mod onboarding;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

@@ -35,6 +35,7 @@ use crate::problem::method_not_allowed;
         crate::routes::tenants::get_client,
         crate::routes::tenants::revoke_client,
         crate::routes::tenants::rotate_client,
+        crate::routes::ledger::list_accounts,
         crate::routes::ledger::get_account,
         crate::routes::ledger::list_entries,
         crate::routes::ledger::get_entry,

@@ -20,7 +20,8 @@ use crate::server::AppState;
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
-    cfg.service(resource("/v1/ledger/accounts/{id}").get(get_account))
+    cfg.service(resource("/v1/ledger/accounts").get(list_accounts))
+        .service(resource("/v1/ledger/accounts/{id}").get(get_account))
         .service(resource("/v1/ledger/entries").get(list_entries))
         .service(resource("/v1/ledger/entries/{id}").get(get_entry))
         .service(resource("/v1/ledger/trial-balance").get(trial_balance));
@@ -41,6 +42,27 @@ pub struct AccountView {
     pub metadata: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub balance: BalanceReport,
+}
+
+/// An account without its balance (read one account for that).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountSummary {
+    pub id: Uuid,
+    pub code: String,
+    pub asset: String,
+    pub normal_side: Side,
+    pub no_negative: bool,
+    pub closed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of accounts, in creation order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountList {
+    pub items: Vec<AccountSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A page of entries, in booking order.
@@ -79,6 +101,59 @@ fn as_of(q: &Query) -> Result<AsOf, Problem> {
                  (2026-11-20T09:00:00Z)",
             )
         })
+}
+
+/// The caller's accounts, in creation order.
+#[utoipa::path(
+    get, path = "/v1/ledger/accounts", tag = "ledger",
+    params(
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 100"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = AccountList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_accounts(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ReadLedger)?;
+    let q = Query::parse(&req, &["limit", "cursor"])?;
+    let limit = q.limit(100, u64::from(ledger::store::MAX_PAGE))?;
+    let after = q
+        .get("cursor")
+        .map(|c| {
+            Uuid::parse_str(c)
+                .map_err(|_| Problem::bad_parameter("cursor", "not a cursor this API gave"))
+        })
+        .transpose()?;
+    let (accounts, next) = state
+        .ledger
+        .accounts(
+            caller.principal.tenant_id,
+            after,
+            u32::try_from(limit).unwrap_or(ledger::store::MAX_PAGE),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(AccountList {
+        items: accounts
+            .into_iter()
+            .map(|a| AccountSummary {
+                id: a.id,
+                code: a.code,
+                asset: a.asset,
+                normal_side: a.normal_side,
+                no_negative: a.no_negative,
+                closed: a.closed,
+                created_at: a.created_at,
+            })
+            .collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }))
 }
 
 /// An account of the caller's tenant with its balance: now (with holds), as of the end of a

@@ -126,9 +126,11 @@ pub async fn create_tenant(
         },
         name: body.name,
     };
+    new.validate()?;
+    crate::onboarding::ensure_base_currency(&state.ledger).await?;
     let now = Utc::now();
     let txn = ledger::begin_write(&state.db).await?;
-    let tenant = store::create_tenant(&txn, &new, now).await?;
+    let tenant = crate::onboarding::open_tenant(&txn, &state.ledger, &new, now).await?;
     audit::record(
         &txn,
         &caller,

@@ -448,6 +448,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/tenants/{id}/clients/{client}",
         "/v1/tenants/{id}/clients/{client}/revoke",
         "/v1/tenants/{id}/clients/{client}/rotate",
+        "/v1/ledger/accounts",
         "/v1/ledger/accounts/{id}",
         "/v1/ledger/entries",
         "/v1/ledger/entries/{id}",
@@ -461,7 +462,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        19,
+        20,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -144,6 +144,28 @@ async fn foreign_ids_look_missing(backend: &'static str) {
             "{template}"
         );
     }
+    // Lists show the caller's own objects only.
+    let list = s.get(&a_token, "/v1/ledger/accounts").await;
+    let ids: Vec<String> = list.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids.contains(&a_cash.to_string()));
+    assert!(!ids.contains(&b_cash.to_string()));
+    let clients = s
+        .get(&a_token, &format!("/v1/tenants/{}/clients", w.a))
+        .await;
+    assert!(
+        clients.ok(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["tenant_id"] == w.a.to_string())
+    );
+
     // The client of another tenant under the caller's own tenant path.
     s.get(&a_token, &format!("/v1/tenants/{}/clients/{b_client}", w.a))
         .await

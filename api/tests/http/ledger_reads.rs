@@ -122,6 +122,29 @@ async fn balances_entries_and_trial_balance(backend: &'static str) {
         .get(&root, &format!("/v1/ledger/trial-balance?tenant_id={bank}"))
         .await;
     assert_eq!(tb.ok(200)["tenant_id"], bank.to_string());
-    assert_eq!(tb.body["lines"][0]["accounts"], 2);
+    // The tenant's fee income account, opened with it, and the two seeded ones.
+    assert_eq!(tb.body["lines"][0]["accounts"], 3);
+
+    // The account list, in creation order, two at a time.
+    let first_page = s.get(&token, "/v1/ledger/accounts?limit=2").await;
+    let body = first_page.ok(200).clone();
+    let codes: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["fee-income:channel", "bank:cash"]);
+    let cursor = body["next_cursor"].as_str().unwrap();
+    let rest = s
+        .get(
+            &token,
+            &format!("/v1/ledger/accounts?limit=2&cursor={cursor}"),
+        )
+        .await;
+    let rest = rest.ok(200);
+    assert_eq!(rest["items"][0]["code"], "customer:wraps");
+    assert_eq!(rest["items"][0]["id"], wrap.to_string());
+    assert!(rest.get("next_cursor").is_none());
     s.stop().await;
 }

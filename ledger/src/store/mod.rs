@@ -253,19 +253,31 @@ impl Ledger {
 
     /// Opens an account (and the tenant's book, on its first account).
     pub async fn create_account(&self, new: &NewAccount) -> Result<Account, LedgerError> {
+        let txn = begin_write(&self.db).await?;
+        let id = self.create_account_in(&txn, new).await?;
+        txn.commit().await?;
+        self.account(new.tenant_id, id).await
+    }
+
+    /// Opens an account inside the caller's write transaction (so it commits or rolls back
+    /// with the caller's other changes); returns its id.
+    pub async fn create_account_in(
+        &self,
+        txn: &DatabaseTransaction,
+        new: &NewAccount,
+    ) -> Result<Uuid, LedgerError> {
         new.validate()?;
         let asset = self.asset(&new.asset).await?;
-        let backend = self.db.get_database_backend();
+        let backend = txn.get_database_backend();
         let now = Utc::now();
         let id = Uuid::now_v7();
         let metadata = sql::canonical_json(&new.metadata);
-        let txn = begin_write(&self.db).await?;
         let q = format!(
             "INSERT INTO ledger_books (tenant_id, seq, hash, created_at) VALUES {} ON CONFLICT (tenant_id) DO NOTHING",
             sql::value_rows(backend, 1, 4, 1)
         );
         sql::exec(
-            &txn,
+            txn,
             q,
             vec![
                 new.tenant_id.into(),
@@ -295,7 +307,7 @@ impl Ledger {
             0_i64.into(),
             0_i64.into(),
         ];
-        match sql::exec(&txn, q, values).await {
+        match sql::exec(txn, q, values).await {
             Err(LedgerError::Storage(e))
                 if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
             {
@@ -303,8 +315,7 @@ impl Ledger {
             }
             other => other?,
         };
-        txn.commit().await?;
-        self.account(new.tenant_id, id).await
+        Ok(id)
     }
 
     /// Closes an account whose balance is zero and which has no pending hold.
@@ -499,6 +510,17 @@ impl Ledger {
         as_of: AsOf,
     ) -> Result<(Account, BalanceReport), LedgerError> {
         read::balance(&self.db, &self.assets, tenant_id, account_id, as_of).await
+    }
+
+    /// The tenant's accounts in creation order, `limit` at a time after `after`; returns the
+    /// page and the cursor of the next one.
+    pub async fn accounts(
+        &self,
+        tenant_id: Uuid,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<Account>, Option<Uuid>), LedgerError> {
+        read::accounts(&self.db, tenant_id, after, limit).await
     }
 
     /// The entries touching an account, in booking order, `limit` at a time after `cursor`.

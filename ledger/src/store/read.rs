@@ -120,6 +120,49 @@ pub(crate) async fn account<C: ConnectionTrait>(
         .ok_or(LedgerError::AccountNotFound(id))
 }
 
+/// The tenant's accounts ordered by id (creation order), up to `limit` (clamped to
+/// [`MAX_PAGE`]) after `after`, and the cursor of the next page.
+pub(crate) async fn accounts<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<(Vec<Account>, Option<Uuid>), LedgerError> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let backend = db.get_database_backend();
+    let (q, values): (String, Vec<Value>) = match after {
+        Some(cursor) => (
+            format!(
+                "SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE tenant_id = {} AND id > {} ORDER BY id LIMIT {}",
+                param(backend, 1),
+                param(backend, 2),
+                param(backend, 3)
+            ),
+            vec![tenant_id.into(), cursor.into(), i64::from(limit + 1).into()],
+        ),
+        None => (
+            format!(
+                "SELECT {ACCOUNT_COLS} FROM ledger_accounts WHERE tenant_id = {} ORDER BY id LIMIT {}",
+                param(backend, 1),
+                param(backend, 2)
+            ),
+            vec![tenant_id.into(), i64::from(limit + 1).into()],
+        ),
+    };
+    let rows = sql::query(db, q, values).await?;
+    let mut items = rows
+        .iter()
+        .map(account_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|a| a.id)
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
 /// Takes the tenant's book lock (see store/work.rs); a tenant without a book has no accounts.
 pub(crate) async fn lock_book<C: ConnectionTrait>(
     db: &C,
