@@ -220,14 +220,7 @@ pub async fn list_audit(
     caller.principal.authorize(Action::ReadAudit)?;
     let q = Query::parse(&req, &["tenant_id", "limit", "cursor"])?;
     let limit = q.limit(100, 1000)?;
-    let after = match q.get("cursor") {
-        None => 0,
-        Some(c) => c
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| Problem::bad_parameter("cursor", "not a cursor this API gave"))?,
-    };
+    let after = q.seq_cursor()?.unwrap_or(0);
     let (items, next) = list(&state.db, q.uuid("tenant_id")?, after, limit).await?;
     Ok(HttpResponse::Ok().json(AuditPage {
         items,

@@ -160,6 +160,25 @@ impl Query {
             .transpose()
     }
 
+    /// `cursor` as given by a list ordered by id (a UUID), if given.
+    pub fn id_cursor(&self) -> Result<Option<Uuid>, Problem> {
+        self.get("cursor")
+            .map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor()))
+            .transpose()
+    }
+
+    /// `cursor` as given by a list ordered by sequence number, if given.
+    pub fn seq_cursor(&self) -> Result<Option<i64>, Problem> {
+        self.get("cursor")
+            .map(|c| {
+                c.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(bad_cursor)
+            })
+            .transpose()
+    }
+
     /// `limit`: 1 to `max`, default `default`.
     pub fn limit(&self, default: u64, max: u64) -> Result<u64, Problem> {
         match self.get("limit") {
@@ -173,6 +192,10 @@ impl Query {
                 }),
         }
     }
+}
+
+fn bad_cursor() -> Problem {
+    Problem::bad_parameter("cursor", "not a cursor this API gave")
 }
 
 /// The `PathConfig` error handler: an unparsable path segment is a 400 naming it.

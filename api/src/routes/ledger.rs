@@ -124,13 +124,7 @@ pub async fn list_accounts(
     caller.principal.authorize(Action::ReadLedger)?;
     let q = Query::parse(&req, &["limit", "cursor"])?;
     let limit = q.limit(100, u64::from(ledger::store::MAX_PAGE))?;
-    let after = q
-        .get("cursor")
-        .map(|c| {
-            Uuid::parse_str(c)
-                .map_err(|_| Problem::bad_parameter("cursor", "not a cursor this API gave"))
-        })
-        .transpose()?;
+    let after = q.id_cursor()?;
     let (accounts, next) = state
         .ledger
         .accounts(
@@ -223,15 +217,7 @@ pub async fn list_entries(
         .uuid("account_id")?
         .ok_or_else(|| Problem::bad_parameter("account_id", "is required"))?;
     let limit = q.limit(100, u64::from(ledger::store::MAX_PAGE))?;
-    let cursor = q
-        .get("cursor")
-        .map(|c| {
-            c.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| Problem::bad_parameter("cursor", "not a cursor this API gave"))
-        })
-        .transpose()?;
+    let cursor = q.seq_cursor()?;
     let page = state
         .ledger
         .account_entries(

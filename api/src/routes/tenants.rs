@@ -59,15 +59,6 @@ pub struct Page<T: ToSchema> {
     pub next_cursor: Option<String>,
 }
 
-fn uuid_cursor(q: &Query) -> Result<Option<Uuid>, Problem> {
-    q.get("cursor")
-        .map(|c| {
-            Uuid::parse_str(c)
-                .map_err(|_| Problem::bad_parameter("cursor", "not a cursor this API gave"))
-        })
-        .transpose()
-}
-
 fn created<T: Serialize>(location: String, body: &T) -> HttpResponse {
     HttpResponse::Created()
         .insert_header((LOCATION, location))
@@ -168,7 +159,7 @@ pub async fn list_tenants(
 ) -> Result<HttpResponse, Problem> {
     caller.principal.authorize(Action::ReadTenants)?;
     let q = Query::parse(&req, &["limit", "cursor"])?;
-    let page = store::list_tenants(&state.db, uuid_cursor(&q)?, q.limit(100, 1000)?).await?;
+    let page = store::list_tenants(&state.db, q.id_cursor()?, q.limit(100, 1000)?).await?;
     Ok(HttpResponse::Ok().json(Page {
         items: page.items,
         next_cursor: page.next_cursor.map(|c| c.to_string()),
@@ -428,7 +419,7 @@ pub async fn list_clients(
     // An unknown tenant is a 404, not an empty list.
     store::get_tenant(&state.db, tenant_id).await?;
     let page =
-        store::list_clients(&state.db, tenant_id, uuid_cursor(&q)?, q.limit(100, 1000)?).await?;
+        store::list_clients(&state.db, tenant_id, q.id_cursor()?, q.limit(100, 1000)?).await?;
     Ok(HttpResponse::Ok().json(Page {
         items: page.items.iter().map(ClientView::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.to_string()),
