@@ -9,7 +9,8 @@
 //! * the token endpoint gives one answer, `invalid_client`, for an unknown client, a wrong or
 //!   expired secret, a revoked client and a suspended tenant, and an unknown client costs the
 //!   same argon2 work as a wrong secret;
-//! * secrets are hashed and checked on the blocking pool, never on an async worker.
+//! * secrets are hashed and checked on the blocking pool, never on an async worker, at most
+//!   one per core at a time ([`AppState::hash`]).
 
 use std::path::{Path, PathBuf};
 
@@ -274,8 +275,9 @@ pub async fn token(
     let now = Utc::now();
     let client = tenants::store::find_client_by_client_id(&state.db, &client_id).await?;
     let checked = client.clone();
-    let ok =
-        web::block(move || tenants::store::check_secret(checked.as_ref(), &secret, now)).await?;
+    let ok = state
+        .hash(move || tenants::store::check_secret(checked.as_ref(), &secret, now))
+        .await?;
     let principal = match (ok, client) {
         (true, Some(client)) => tenants::store::principal_of(&state.db, &client).await?,
         _ => None,

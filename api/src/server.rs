@@ -37,6 +37,24 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `auth.default_rotation_overlap_seconds`.
     pub rotation_overlap_seconds: u64,
+    /// Bounds concurrent argon2 work (about 20 MiB each): a flood of token requests queues
+    /// here instead of exhausting memory.
+    pub hashing: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// Runs CPU-heavy secret hashing `f` on the blocking pool, at most one per core at a time.
+    pub async fn hash<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, crate::problem::Problem> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| crate::problem::Problem::internal(&e))?;
+        Ok(web::block(f).await?)
+    }
 }
 
 /// The route table: every feature module, then problem+json 404 for anything else.
@@ -66,6 +84,9 @@ pub async fn build_server(
         keys: Arc::new(keys),
         metrics: Arc::new(metrics),
         rotation_overlap_seconds: settings.auth.default_rotation_overlap_seconds,
+        hashing: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )),
     });
     let limit = settings.server.body_limit_bytes;
     let addr = settings.server.bind.clone();

@@ -367,7 +367,9 @@ pub async fn create_client(
     };
     new.validate()?;
     let now = Utc::now();
-    let (client, secret) = web::block(move || ApiClient::create(tenant_id, &new, now)).await??;
+    let (client, secret) = state
+        .hash(move || ApiClient::create(tenant_id, &new, now))
+        .await??;
     let txn = ledger::begin_write(&state.db).await?;
     store::insert_client(&txn, &client).await?;
     audit::record(
@@ -543,7 +545,7 @@ pub async fn rotate_client(
     let now = Utc::now();
     let client = store::get_client(&state.db, tenant_id, id).await?;
     let read = client.clone();
-    let (hashes, secret) = web::block(move || read.rotated(now, overlap)).await??;
+    let (hashes, secret) = state.hash(move || read.rotated(now, overlap)).await??;
     let txn = ledger::begin_write(&state.db).await?;
     // Applied only if nobody rotated or revoked it since it was read (else 409).
     let client = store::apply_rotation(&txn, &client, hashes).await?;
