@@ -13,6 +13,9 @@
 //! | `hot` | like `single`, but each entry is a transfer plus a 1 JPY fee: debit a (x + 1), credit b (x), credit `fees` (1), so every entry touches the one `fees` account |
 //!
 //! Amounts are exact [`Decimal`]s; floats appear only in the printed statistics.
+//!
+//! `wrapd bench fixture` ([`run_fixture`]) measures nothing itself: it seeds a database with a
+//! tenant, a client and a small set of books for an HTTP load test (`deploy/bench/http.sh`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,8 +62,9 @@ pub struct BenchResult {
     pub peak_rss_mib: Option<f64>,
 }
 
-/// Runs the ledger benchmark. `database_url` is the explicit `--database-url` only: the
-/// configured database is never used, so a benchmark cannot write into real books.
+/// `wrapd bench ledger`: the posting scenarios, on `database_url` or a scratch database.
+/// `database_url` is the explicit `--database-url` only: the configured database is never
+/// used, so a benchmark cannot write into real books.
 pub async fn run_ledger(args: &LedgerBenchArgs, database_url: Option<&str>) -> Result<(), Error> {
     let target = Target::resolve(args.backend, database_url).await?;
     let result = run_on(args, &target.url).await;
@@ -74,6 +78,124 @@ pub async fn run_ledger(args: &LedgerBenchArgs, database_url: Option<&str>) -> R
     }
     result
 }
+
+// ---------------------------------------------------------------------------------------
+// `wrapd bench fixture`
+
+/// Entries the fixture posts between its two accounts.
+pub const FIXTURE_ENTRIES: u64 = 100;
+
+/// What `wrapd bench fixture` made, printed as one JSON line (the secret only here).
+#[derive(Debug, serde::Serialize)]
+pub struct Fixture {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub client_secret: String,
+    /// The cash account (debit-normal), the one to read.
+    pub account_id: Uuid,
+}
+
+/// `wrapd bench fixture`: migrates `database_url` (required) and seeds it for an HTTP load
+/// test of `GET /v1/ledger/accounts/{id}`: a distributor tenant `bench-<uuid v7>`, a viewer
+/// client, the JPY asset, a cash account (debit-normal) and a wrap account (credit-normal),
+/// and [`FIXTURE_ENTRIES`] balanced entries between them. Prints a [`Fixture`] on stdout.
+pub async fn run_fixture(database_url: Option<&str>) -> Result<(), Error> {
+    let url = database_url.ok_or_else(|| {
+        Error::Usage(
+            "wrapd bench fixture writes test data, so it needs an explicit --database-url \
+             (it never uses the configured database)"
+                .to_owned(),
+        )
+    })?;
+    let db = crate::db::connect(url).await?;
+    let settings = crate::settings::DatabaseSettings {
+        url: url.to_owned(),
+        auto_migrate: true,
+    };
+    let made = async {
+        crate::db::prepare(&db, &settings).await?;
+        seed_fixture(&db).await
+    }
+    .await;
+    let _ = db.close().await;
+    let line = serde_json::to_string(&made?).map_err(|e| Error::Other(e.to_string()))?;
+    println!("{line}");
+    Ok(())
+}
+
+async fn seed_fixture(db: &sea_orm::DatabaseConnection) -> Result<Fixture, Error> {
+    use tenants::{DisplaySettings, NewClient, NewTenant, Role, TenantKind, store};
+    let tenants_error = |e: tenants::TenantsError| Error::Other(format!("tenants: {e}"));
+    let now = Utc::now();
+    let tenant = store::create_tenant(
+        db,
+        &NewTenant {
+            kind: TenantKind::Distributor,
+            name: format!("bench-{}", Uuid::now_v7()),
+            display: DisplaySettings {
+                display_name: "Benchmark distributor".to_owned(),
+                contact_email: "bench@wrap.example".to_owned(),
+            },
+        },
+        now,
+    )
+    .await
+    .map_err(tenants_error)?;
+    let new_client = NewClient {
+        name: "bench viewer".to_owned(),
+        role: Role::Viewer,
+    };
+    let (client, secret) = store::create_client(db, tenant.id, &new_client, now)
+        .await
+        .map_err(tenants_error)?;
+
+    let books = Ledger::new(db.clone());
+    books.create_asset(&Asset::currency(ASSET, 0)).await?;
+    let account = |code: &str, normal_side| NewAccount {
+        tenant_id: tenant.id,
+        code: code.to_owned(),
+        asset: ASSET.to_owned(),
+        normal_side,
+        no_negative: false,
+        metadata: serde_json::json!({}),
+    };
+    let cash = books
+        .create_account(&account("bench:cash", Side::Debit))
+        .await?;
+    let wraps = books
+        .create_account(&account("bench:wraps", Side::Credit))
+        .await?;
+    let date = now.date_naive();
+    let entries = (1..=FIXTURE_ENTRIES)
+        .map(|n| {
+            let amount = Decimal::from(n * 1_000);
+            NewEntry {
+                tenant_id: tenant.id,
+                idempotency_key: format!("bench-fixture:{}:{n}", tenant.id),
+                kind: "deposit".to_owned(),
+                effective_date: date,
+                description: String::new(),
+                metadata: serde_json::json!({}),
+                postings: vec![
+                    NewPosting::debit(cash.id, ASSET, amount),
+                    NewPosting::credit(wraps.id, ASSET, amount),
+                ],
+                hold: None,
+            }
+        })
+        .collect();
+    books.post_batch(entries).await?;
+    tracing::info!(tenant_id = %tenant.id, account_id = %cash.id, entries = FIXTURE_ENTRIES, "bench: fixture ready");
+    Ok(Fixture {
+        tenant_id: tenant.id,
+        client_id: client.client_id,
+        client_secret: secret.expose().to_owned(),
+        account_id: cash.id,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// `wrapd bench ledger`
 
 /// Where the benchmark writes.
 struct Target {

@@ -76,6 +76,14 @@ pub enum MigrateAction {
 pub enum BenchTarget {
     /// Posting throughput of the ledger; prints one JSON line per scenario.
     Ledger(LedgerBenchArgs),
+    /// Test data for an HTTP load test of `GET /v1/ledger/accounts/{id}` (deploy/bench/http.sh).
+    ///
+    /// Needs --database-url (never the configured database). Migrates it, then creates a
+    /// distributor tenant `bench-<id>`, a viewer API client of it, the JPY asset, a cash
+    /// account (debit-normal) and a credit-normal account, and 100 balanced entries between
+    /// them. Prints one JSON line: `{"tenant_id","client_id","client_secret","account_id"}`
+    /// (`account_id` is the cash account; the secret is shown only here).
+    Fixture,
 }
 
 /// `wrapd bench ledger`.

@@ -72,8 +72,11 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
         Command::Bootstrap(args) => bootstrap::run(&settings, &args).await,
         // The benchmark never touches the configured database: only an explicit
         // --database-url, else a scratch database (see `bench`).
-        Command::Bench {
-            target: BenchTarget::Ledger(args),
-        } => bench::run_ledger(&args, cli.database_url.as_deref()).await,
+        Command::Bench { target } => match target {
+            BenchTarget::Ledger(args) => {
+                bench::run_ledger(&args, cli.database_url.as_deref()).await
+            }
+            BenchTarget::Fixture => bench::run_fixture(cli.database_url.as_deref()).await,
+        },
     }
 }
