@@ -23,7 +23,7 @@
 //! | [`bootstrap`] | `wrapd bootstrap`: the platform tenant and its first admin client |
 //! | [`health`] | `/healthz`, `/readyz` |
 //! | [`migrate`] | `wrapd migrate up|down|status` |
-//! | [`bench`] | `wrapd bench ledger` |
+//! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
 
 // Money is exact (rust_decimal, integer minor units); floats appear only in benchmark
 // statistics, where each use is allowed explicitly.
