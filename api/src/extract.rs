@@ -5,7 +5,7 @@
 //!   refused (422 naming the field by its path, e.g. `display.contact_email`);
 //! * [`Query`]: query parameters, each known by name; an unknown or repeated parameter is a
 //!   400 naming it (a misspelt `as_of` must not silently give today's balance);
-//! * [`path_error`]: a path segment that does not parse (an id that is not a UUID) is a 400
+//! * [`path_uuid`]: a path segment that does not parse (an id that is not a UUID) is a 400
 //!   naming it.
 
 use std::collections::BTreeMap;
@@ -198,21 +198,7 @@ fn bad_cursor() -> Problem {
     Problem::bad_parameter("cursor", "not a cursor this API gave")
 }
 
-/// The `PathConfig` error handler: an unparsable path segment is a 400 naming it.
-pub fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
-    let actix_web::error::PathError::Deserialize(e) = &err else {
-        return Problem::bad_request(err.to_string()).into();
-    };
-    // serde's message names the segment only for structs; ours are single ids.
-    let message = e.to_string();
-    if message.contains("UUID") || message.contains("uuid") {
-        Problem::bad_parameter("id", "must be a UUID").into()
-    } else {
-        Problem::bad_request(format!("bad path: {message}")).into()
-    }
-}
-
-/// A path id parsed by hand, for routes with two ids (the error names which one).
+/// Path id `name` as a UUID (the error names which segment, on routes with two ids).
 pub fn path_uuid(req: &HttpRequest, name: &str) -> Result<Uuid, Problem> {
     let raw = req
         .match_info()

@@ -95,7 +95,6 @@ pub async fn build_server(
             .app_data(state.clone())
             .app_data(BodyLimit(limit))
             .app_data(web::PayloadConfig::new(limit))
-            .app_data(web::PathConfig::default().error_handler(crate::extract::path_error))
             .wrap(from_fn(crate::middleware::observe))
             .configure(routes)
     })
