@@ -160,6 +160,27 @@ impl Query {
             .transpose()
     }
 
+    /// `name` as an ISO 8601 date (`2026-11-20`), if given.
+    pub fn date(&self, name: &str) -> Result<Option<chrono::NaiveDate>, Problem> {
+        self.get(name)
+            .map(|v| {
+                chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map_err(|_| Problem::bad_parameter(name, "must be a date, YYYY-MM-DD"))
+            })
+            .transpose()
+    }
+
+    /// `name` as one of `allowed` (an enum filter such as `status`), if given.
+    pub fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<&str>, Problem> {
+        match self.get(name) {
+            Some(v) if !allowed.contains(&v) => Err(Problem::bad_parameter(
+                name,
+                format!("must be one of {}", allowed.join(", ")),
+            )),
+            other => Ok(other),
+        }
+    }
+
     /// `cursor` as given by a list ordered by id (a UUID), if given.
     pub fn id_cursor(&self) -> Result<Option<Uuid>, Problem> {
         self.get("cursor")

@@ -22,6 +22,7 @@
 //! | [`openapi`] | `/v1/openapi.json` and `/docs` |
 //! | [`bootstrap`] | `wrapd bootstrap`: the platform tenant and its first admin client |
 //! | [`health`] | `/healthz`, `/readyz` |
+//! | [`idempotency`] | `Idempotency-Key`: the first answer to a money-moving POST, replayed for retries |
 //! | [`migrate`] | `wrapd migrate up|down|status` |
 //! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
 
@@ -41,6 +42,7 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

@@ -41,6 +41,18 @@ use crate::problem::method_not_allowed;
         crate::routes::ledger::get_entry,
         crate::routes::ledger::trial_balance,
         crate::audit::list_audit,
+        // instruments, prices, custodian statements (routes/instruments.rs)
+
+        // strategies (routes/strategies.rs)
+
+        // agreements and platform fees (routes/agreements.rs)
+
+        // customers and their money (routes/customers.rs)
+
+        // wraps and their movements (routes/wraps.rs)
+
+        // reconciliation (routes/reconciliation.rs)
+
         openapi_json,
     ),
     modifiers(&BearerAuth),

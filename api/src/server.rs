@@ -65,6 +65,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::auth::configure(cfg);
     crate::routes::tenants::configure(cfg);
     crate::routes::ledger::configure(cfg);
+    crate::routes::instruments::configure(cfg);
+    crate::routes::strategies::configure(cfg);
+    crate::routes::agreements::configure(cfg);
+    crate::routes::customers::configure(cfg);
+    crate::routes::wraps::configure(cfg);
+    crate::routes::reconciliation::configure(cfg);
     crate::audit::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
 }

@@ -21,6 +21,9 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_ledger;
 mod m20261121_000002_tenants;
 mod m20261121_000003_audit;
+mod m20261121_000004_market;
+mod m20261121_000005_marketplace;
+mod m20261121_000006_wraps;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -34,6 +37,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_ledger::Migration),
             Box::new(m20261121_000002_tenants::Migration),
             Box::new(m20261121_000003_audit::Migration),
+            Box::new(m20261121_000004_market::Migration),
+            Box::new(m20261121_000005_marketplace::Migration),
+            Box::new(m20261121_000006_wraps::Migration),
         ]
     }
 }

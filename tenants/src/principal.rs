@@ -51,6 +51,21 @@ pub enum Action {
     ReadOwnData,
     /// Change the caller's own tenant data.
     WriteOwnData,
+    /// Register instruments, upload prices and custodian statements (platform writers).
+    ManageMarketData,
+    /// Publish and change the caller's own strategies and their model versions (manager writers).
+    ManageStrategies,
+    /// Propose agreements and new terms to managers (distributor writers).
+    ProposeAgreements,
+    /// Accept or decline agreements proposed for the caller's strategies (manager writers).
+    DecideAgreements,
+    /// Set the platform's monthly fee per distributor (platform admins).
+    SetPlatformFees,
+    /// Open and change customers and wraps, and move their money (distributor writers).
+    ManageCustomers,
+    /// Read the reconciliation of the virtual layer with the omnibus (platform: all;
+    /// distributor: its own book).
+    ReadReconciliation,
 }
 
 /// Why an action was refused. The API answers 403 with this text.
@@ -112,6 +127,26 @@ impl Principal {
                 }
             }
             Action::ReadLedger | Action::ReadOwnData => Ok(()),
+            Action::ManageMarketData => self.kind_writes(action, TenantKind::Platform),
+            Action::ManageStrategies | Action::DecideAgreements => {
+                self.kind_writes(action, TenantKind::Manager)
+            }
+            Action::ProposeAgreements | Action::ManageCustomers => {
+                self.kind_writes(action, TenantKind::Distributor)
+            }
+            Action::SetPlatformFees => {
+                if !self.is_platform() {
+                    deny("only the platform sets platform fees")
+                } else if self.role != Role::Admin {
+                    deny("setting platform fees needs the admin role")
+                } else {
+                    Ok(())
+                }
+            }
+            Action::ReadReconciliation => match self.tenant_kind {
+                TenantKind::Platform | TenantKind::Distributor => Ok(()),
+                TenantKind::Manager => deny("a manager holds no customer money to reconcile"),
+            },
             Action::WriteOwnData => {
                 if writer {
                     Ok(())
@@ -120,6 +155,27 @@ impl Principal {
                 }
             }
         }
+    }
+}
+
+impl Principal {
+    /// A write that only a tenant of `kind` makes, and only with a writing role.
+    fn kind_writes(&self, action: Action, kind: TenantKind) -> Result<(), Forbidden> {
+        if self.tenant_kind != kind {
+            let reason = match kind {
+                TenantKind::Platform => "only the platform may do this",
+                TenantKind::Distributor => "only a distributor may do this",
+                TenantKind::Manager => "only a manager may do this",
+            };
+            return Err(Forbidden { action, reason });
+        }
+        if self.role == Role::Viewer {
+            return Err(Forbidden {
+                action,
+                reason: "a viewer cannot write",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -216,5 +272,36 @@ mod tests {
         assert!(platform.can_see_tenant(Uuid::now_v7()));
         assert!(!admin.can_see_tenant(Uuid::now_v7()));
         assert!(admin.can_see_tenant(admin.tenant_id));
+    }
+
+    #[test]
+    fn each_kind_writes_only_its_own_resources() {
+        let cases = [
+            (Action::ManageMarketData, TenantKind::Platform),
+            (Action::ManageStrategies, TenantKind::Manager),
+            (Action::DecideAgreements, TenantKind::Manager),
+            (Action::ProposeAgreements, TenantKind::Distributor),
+            (Action::ManageCustomers, TenantKind::Distributor),
+        ];
+        for (action, owner) in cases {
+            for k in KINDS {
+                for r in ROLES {
+                    let ok = p(k, r).authorize(action).is_ok();
+                    assert_eq!(
+                        ok,
+                        k == owner && r != Role::Viewer,
+                        "{action:?} {k:?} {r:?}"
+                    );
+                }
+            }
+        }
+        for k in KINDS {
+            for r in ROLES {
+                let ok = p(k, r).authorize(Action::SetPlatformFees).is_ok();
+                assert_eq!(ok, k == TenantKind::Platform && r == Role::Admin);
+                let ok = p(k, r).authorize(Action::ReadReconciliation).is_ok();
+                assert_eq!(ok, k != TenantKind::Manager);
+            }
+        }
     }
 }

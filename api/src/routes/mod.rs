@@ -1,5 +1,11 @@
 //! The `/v1` resources. Each module exposes `configure`, mounted by
 //! [`crate::server::routes`], and documents its isolation rule at its top.
 
+pub mod agreements;
+pub mod customers;
+pub mod instruments;
 pub mod ledger;
+pub mod reconciliation;
+pub mod strategies;
 pub mod tenants;
+pub mod wraps;

@@ -279,4 +279,81 @@ impl TestServer {
             .unwrap();
         row.try_get_by_index::<i64>(0).unwrap()
     }
+
+    /// Any request: `method`, optional bearer token, extra headers, and a raw body with its
+    /// content type (for CSV uploads and malformed bodies).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        token: Option<&str>,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Res {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+
+    /// POST a JSON body with an `Idempotency-Key` header (every POST that moves money).
+    pub async fn post_idem(&self, token: &str, path: &str, key: &str, body: Value) -> Res {
+        self.send(
+            reqwest::Method::POST,
+            Some(token),
+            path,
+            &[("idempotency-key", key)],
+            Some(("application/json", serde_json::to_vec(&body).unwrap())),
+        )
+        .await
+    }
+
+    /// PUT with a JSON body.
+    pub async fn put(&self, token: &str, path: &str, body: Value) -> Res {
+        self.send(
+            reqwest::Method::PUT,
+            Some(token),
+            path,
+            &[],
+            Some(("application/json", serde_json::to_vec(&body).unwrap())),
+        )
+        .await
+    }
+
+    /// A new tenant of `kind` and a token of its admin client.
+    pub async fn tenant_with_token(&self, kind: &str, name: &str) -> (Uuid, String) {
+        let platform = self.token(&self.platform).await;
+        let id = self.make_tenant(&platform, kind, name).await;
+        let creds = self.make_client(&platform, id, "admin").await;
+        (id, self.token(&creds).await)
+    }
+
+    /// A token of a new client of `tenant_id` with `role` (`admin`, `operator`, `viewer`).
+    pub async fn token_for_role(&self, tenant_id: Uuid, role: &str) -> String {
+        let platform = self.token(&self.platform).await;
+        let creds = self.make_client(&platform, tenant_id, role).await;
+        self.token(&creds).await
+    }
+
+    /// How many rows `table` holds: to assert that a refused request wrote nothing.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use sea_orm::ConnectionTrait as _;
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db.get_database_backend(),
+                format!("SELECT COUNT(*) FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get_by_index::<i64>(0).unwrap()
+    }
 }

@@ -6,9 +6,15 @@
 
 mod common;
 
+mod agreements;
 mod auth;
 mod cli;
+mod customers;
 mod errors;
 mod health;
+mod instruments;
 mod isolation;
 mod ledger_reads;
+mod reconciliation;
+mod strategies;
+mod wraps;

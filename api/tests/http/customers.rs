@@ -1,0 +1,1 @@
+//! Tests of `/v1/customers`: a distributor's customers, their accounts and cash movements.

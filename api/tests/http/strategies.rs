@@ -1,0 +1,1 @@
+//! Tests of `/v1/strategies`: managers' strategies and their model versions.
