@@ -16,20 +16,34 @@
 //!   known `kid`, and checks `iss`, `aud` and `exp`.
 //! * [`principal`]: who is calling and what they may do; every operation is checked against
 //!   one [`principal::Action`].
+//! * [`strategy`]: managers' strategies and model versions; weights sum to exactly 1.
+//! * [`agreement`]: agreements and their versioned terms; splits sum to exactly 1, tiered fees
+//!   are blended.
+//! * [`market_store`]: persistence of both, and [`market_store::offer`]; a strategy or an
+//!   agreement another tenant may not see answers not found.
 //! * [`store`]: persistence; every query that acts for a tenant is scoped by its id, and there
 //!   is at most one platform tenant (checked here and by a unique index).
 
+pub mod agreement;
 pub mod client;
 pub mod error;
 pub mod jwt;
+pub mod market_store;
 pub mod principal;
 pub mod store;
+pub mod strategy;
 pub mod tenant;
 
+pub use agreement::{
+    Agreement, AgreementStatus, BillingPeriod, FeeSchedule, Split, Terms, TermsInput, TermsStatus,
+    TermsVersion, Tier,
+};
 pub use client::{ApiClient, NewClient, PlainSecret, Role};
 pub use error::TenantsError;
 pub use jwt::{Claims, JwtConfig, JwtError, KeySet, SigningKey};
+pub use market_store::{Offer, offer, strategy_for, version_in_effect};
 pub use principal::{Action, Forbidden, Principal};
+pub use strategy::{NewStrategy, NewVersion, Strategy, StrategyVersion};
 pub use tenant::{DisplaySettings, NewTenant, Tenant, TenantKind, TenantStatus};
 
 /// `t` truncated to whole microseconds: the precision the store keeps, so a value read back
