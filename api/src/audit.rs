@@ -39,7 +39,7 @@ pub struct Change {
     pub detail: serde_json::Value,
 }
 
-fn param(backend: DbBackend, n: usize) -> String {
+pub(crate) fn param(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),

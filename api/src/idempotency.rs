@@ -25,6 +25,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::audit::param;
 use crate::problem::Problem;
 
 /// The header's name.
@@ -84,8 +85,12 @@ impl Idempotency {
         let row = txn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
-                "SELECT request_hash, status_code, response FROM idempotency_keys \
-                 WHERE tenant_id = $1 AND key = $2",
+                format!(
+                    "SELECT request_hash, status_code, response FROM idempotency_keys \
+                     WHERE tenant_id = {} AND key = {}",
+                    param(backend, 1),
+                    param(backend, 2)
+                ),
                 [Value::from(self.tenant_id), Value::from(self.key.clone())],
             ))
             .await?;
@@ -124,9 +129,14 @@ impl Idempotency {
         let backend = txn.get_database_backend();
         txn.execute_raw(Statement::from_sql_and_values(
             backend,
-            "INSERT INTO idempotency_keys \
-             (tenant_id, key, request_hash, status_code, response, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            format!(
+                "INSERT INTO idempotency_keys \
+                 (tenant_id, key, request_hash, status_code, response, created_at) VALUES ({})",
+                (1..=6)
+                    .map(|n| param(backend, n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             [
                 Value::from(self.tenant_id),
                 Value::from(self.key.clone()),

@@ -24,6 +24,7 @@
 //! | [`health`] | `/healthz`, `/readyz` |
 //! | [`idempotency`] | `Idempotency-Key`: the first answer to a money-moving POST, replayed for retries |
 //! | [`migrate`] | `wrapd migrate up|down|status` |
+//! | [`money`] | moving customers' money: deposits, withdrawals, contributions, as balanced entries in the request's transaction |
 //! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
 
 // Money is exact (rust_decimal, integer minor units); floats appear only in benchmark
@@ -47,6 +48,7 @@ pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod migrate;
+pub mod money;
 pub mod onboarding;
 pub mod openapi;
 pub mod problem;

@@ -3,7 +3,9 @@
 //!
 //! Every tenant gets one fee income account in the base currency, where its share of wrap
 //! fees is credited: `fee-income:platform`, `fee-income:channel` (a distributor) or
-//! `fee-income:manager`. Its id is found with `GET /v1/ledger/accounts`.
+//! `fee-income:manager`. Its id is found with `GET /v1/ledger/accounts`. A distributor also
+//! gets its omnibus account in the base currency (`omnibus:JPY`, see [`ledger::wraps`]), so
+//! two first deposits never race to open it.
 
 use chrono::{DateTime, Utc};
 use ledger::{Asset, Ledger, NewAccount, Side};
@@ -56,5 +58,13 @@ pub async fn open_tenant(
             },
         )
         .await?;
+    if tenant.kind == TenantKind::Distributor {
+        ledger
+            .create_account_in(
+                txn,
+                &crate::money::omnibus_account(tenant.id, BASE_CURRENCY),
+            )
+            .await?;
+    }
     Ok(tenant)
 }

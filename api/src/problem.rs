@@ -329,3 +329,9 @@ impl From<actix_web::error::BlockingError> for Problem {
         Problem::internal(&e)
     }
 }
+
+impl From<ledger::wraps::Invalid> for Problem {
+    fn from(e: ledger::wraps::Invalid) -> Self {
+        Problem::invalid_field(&e.field, e.message)
+    }
+}

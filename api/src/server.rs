@@ -37,6 +37,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `auth.default_rotation_overlap_seconds`.
     pub rotation_overlap_seconds: u64,
+    /// `wraps.max_open_per_customer`.
+    pub max_open_wraps: i64,
     /// Bounds concurrent argon2 work (about 20 MiB each): a flood of token requests queues
     /// here instead of exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -90,6 +92,7 @@ pub async fn build_server(
         keys: Arc::new(keys),
         metrics: Arc::new(metrics),
         rotation_overlap_seconds: settings.auth.default_rotation_overlap_seconds,
+        max_open_wraps: settings.wraps.max_open_per_customer,
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),

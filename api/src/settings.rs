@@ -40,6 +40,16 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[auth]`
     pub auth: AuthSettings,
+    /// `[wraps]`
+    pub wraps: WrapSettings,
+}
+
+/// `[wraps]`: limits of the virtual account layer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrapSettings {
+    /// Most wraps a customer may have that are not closed (DOMAIN.md: up to 10 goals).
+    pub max_open_per_customer: i64,
 }
 
 /// `[server]`
@@ -247,6 +257,11 @@ impl Settings {
         if self.server.body_limit_bytes == 0 {
             return Err(Error::Config(
                 "server.body_limit_bytes must be greater than 0".to_owned(),
+            ));
+        }
+        if !(1..=1000).contains(&self.wraps.max_open_per_customer) {
+            return Err(Error::Config(
+                "wraps.max_open_per_customer must be between 1 and 1000".to_owned(),
             ));
         }
         let auth = &self.auth;

@@ -26,11 +26,13 @@
 
 pub mod account;
 pub mod asset;
+pub mod calendar;
 pub mod chain;
 pub mod entry;
 pub mod error;
 pub mod rules;
 pub mod store;
+pub mod wraps;
 
 pub use account::{Account, Balance, NewAccount, Side};
 pub use asset::{Amount, Asset, AssetKind};

@@ -42,6 +42,8 @@ const UP: &[&str] = &[
         manager_tenant_id {uuid} NOT NULL,
         strategy_id {uuid} NOT NULL,
         currency TEXT NOT NULL REFERENCES ledger_assets (code),
+        -- The currency's scale (assets are immutable), so amounts read back without a lookup.
+        currency_scale INTEGER NOT NULL CHECK (currency_scale BETWEEN 0 AND 18),
         name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
         status TEXT NOT NULL CHECK (status IN ('open', 'active', 'closing', 'closed')),
         goal_name TEXT NULL CHECK (length(goal_name) BETWEEN 1 AND 200),

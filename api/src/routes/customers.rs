@@ -1,6 +1,486 @@
-//! `/v1/customers`: a distributor's customers, their accounts and cash movements.
+//! `/v1/customers`: a distributor's customers, their one real account (cash per currency),
+//! and the cash that comes in from and goes back to the bank's settlement.
+//!
+//! Isolation: customers belong to the distributor that opened them; every query is scoped
+//! by the caller's tenant, so another distributor's customer answers 404 exactly like a
+//! missing one (`api/tests/http/customers.rs::customers_are_isolated`). Managers and the
+//! platform may not open customers (403); a manager sees wraps on its strategies through
+//! `/v1/wraps`, never the customers behind them.
+//!
+//! Deposits and withdrawals move money, so they require an `Idempotency-Key`
+//! ([`crate::idempotency`]); a withdrawal never exceeds the available balance (holds
+//! counted), which the ledger's no-negative rule enforces under concurrency.
 
-use actix_web::web;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{NaiveDate, Utc};
+use ledger::store::wraps as store;
+use ledger::wraps::{Customer, CustomerStatus, NewCustomer, WrapStatus};
+use ledger::{Account, BalanceReport};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tenants::{Action, TenantKind};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Change};
+use crate::auth::Caller;
+use crate::extract::{Query, path_uuid};
+use crate::idempotency::Idempotency;
+use crate::money::{self, Transfer};
+use crate::onboarding::BASE_CURRENCY;
+use crate::problem::{Problem, method_not_allowed};
+use crate::routes::tenants::Page;
+use crate::server::AppState;
 
 /// Routes of this module.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(
+        resource("/v1/customers")
+            .get(list_customers)
+            .post(create_customer),
+    )
+    .service(resource("/v1/customers/{id}").get(get_customer))
+    .service(resource("/v1/customers/{id}/deposits").post(deposit))
+    .service(resource("/v1/customers/{id}/withdrawals").post(withdraw))
+    .service(
+        resource("/v1/customers/{id}/wraps")
+            .get(crate::routes::wraps::list_customer_wraps)
+            .post(crate::routes::wraps::open_wrap),
+    );
+}
+
+/// The caller's customer `id`, or 404 (another distributor's customer is not found either).
+pub async fn find_customer<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Customer, Problem> {
+    if caller.principal.tenant_kind != TenantKind::Distributor {
+        return Err(Problem::not_found(format!("no customer {id}")));
+    }
+    store::customer(db, caller.principal.tenant_id, id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no customer {id}")))
+}
+
+/// What it takes to open a customer.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomer {
+    /// The distributor's own reference, unique within the distributor (1 to 100 characters).
+    pub external_ref: String,
+    pub name: String,
+    pub date_of_birth: Option<NaiveDate>,
+    /// 1 (cautious) to 5 (adventurous): wraps on riskier strategies are refused.
+    pub risk_tolerance: i32,
+}
+
+/// Open a customer with its account (cash in JPY) (distributor writers).
+#[utoipa::path(
+    post, path = "/v1/customers", tag = "customers",
+    request_body = CreateCustomer,
+    responses(
+        (status = 201, body = Customer),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "External reference taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_customer(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ManageCustomers)?;
+    Query::parse(&req, &[])?;
+    let body: CreateCustomer = crate::extract::json(&req, payload).await?;
+    let now = Utc::now();
+    let new = NewCustomer {
+        external_ref: body.external_ref,
+        name: body.name,
+        date_of_birth: body.date_of_birth,
+        risk_tolerance: body.risk_tolerance,
+    };
+    new.validate(money::today(now))?;
+    let tenant_id = caller.principal.tenant_id;
+    let txn = ledger::begin_write(&state.db).await?;
+    let customer = store::insert_customer(&txn, tenant_id, &new, now)
+        .await?
+        .ok_or_else(|| {
+            Problem::conflict(format!(
+                "external_ref {:?} is already used by another customer",
+                new.external_ref
+            ))
+        })?;
+    money::customer_cash(&txn, &state.ledger, tenant_id, customer.id, BASE_CURRENCY).await?;
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "customer.create",
+            target_tenant_id: Some(tenant_id),
+            target_type: "customer",
+            target_id: customer.id.to_string(),
+            detail: json!({ "external_ref": customer.external_ref }),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/v1/customers/{}", customer.id),
+        ))
+        .json(customer))
+}
+
+/// List the caller's customers in creation order (distributors).
+#[utoipa::path(
+    get, path = "/v1/customers", tag = "customers",
+    params(
+        ("status" = Option<String>, Query, description = "`active` or `closed`"),
+        ("limit" = Option<u64>, Query, description = "1 to 500, default 100"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = Page<Customer>),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_customers(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ReadOwnData)?;
+    if caller.principal.tenant_kind != TenantKind::Distributor {
+        return Err(Problem::forbidden("only a distributor has customers"));
+    }
+    let q = Query::parse(&req, &["status", "limit", "cursor"])?;
+    let status = q
+        .one_of("status", &["active", "closed"])?
+        .and_then(CustomerStatus::parse);
+    let (items, next) = store::customers(
+        &state.db,
+        caller.principal.tenant_id,
+        status,
+        q.id_cursor()?,
+        q.limit(100, store::MAX_PAGE)?,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next.map(|c| c.to_string()),
+    }))
+}
+
+/// Cash of one currency in a customer's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CashLine {
+    pub currency: String,
+    /// The ledger account (`GET /v1/ledger/accounts/{id}` for its history).
+    pub account_id: Uuid,
+    /// Posted balance.
+    #[schema(value_type = String)]
+    pub balance: Decimal,
+    /// What may be withdrawn or contributed now.
+    #[schema(value_type = String)]
+    pub available: Decimal,
+}
+
+/// A wrap in a customer's overview.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WrapLine {
+    pub id: Uuid,
+    pub name: String,
+    pub strategy_id: Uuid,
+    pub status: WrapStatus,
+    pub currency: String,
+    /// Cash plus units at their last price (see `GET /v1/wraps/{id}` for the detail).
+    #[schema(value_type = String)]
+    pub value: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal: Option<ledger::wraps::Goal>,
+}
+
+/// A customer with its account and wraps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerView {
+    #[serde(flatten)]
+    pub customer: Customer,
+    pub cash: Vec<CashLine>,
+    pub wraps: Vec<WrapLine>,
+    /// Cash plus the value of every wrap, per currency.
+    pub total_value: Vec<crate::routes::wraps::Money>,
+}
+
+/// One customer with its cash and wraps (the customer's distributor).
+#[utoipa::path(
+    get, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = CustomerView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_customer(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let customer = find_customer(&state.db, &caller, id).await?;
+    let tenant_id = caller.principal.tenant_id;
+    let accounts = store::customer_accounts(&state.db, tenant_id, id).await?;
+    let mut cash = Vec::with_capacity(accounts.len());
+    for account in &accounts {
+        let report = balance(&state, account).await?;
+        cash.push(CashLine {
+            currency: account.asset.clone(),
+            account_id: account.id,
+            balance: report.posted,
+            available: report.available,
+        });
+    }
+    let mut wraps = Vec::new();
+    let mut after = None;
+    loop {
+        let filter = store::WrapFilter {
+            customer_id: Some(id),
+            ..Default::default()
+        };
+        let (page, next) = store::wraps(
+            &state.db,
+            store::WrapScope::Distributor(tenant_id),
+            &filter,
+            after,
+            store::MAX_PAGE,
+        )
+        .await?;
+        wraps.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let mut lines = Vec::with_capacity(wraps.len());
+    let mut totals: std::collections::BTreeMap<String, Decimal> = cash
+        .iter()
+        .map(|c| (c.currency.clone(), c.balance))
+        .collect();
+    for w in wraps {
+        let value = crate::routes::wraps::valuation(&state, &w).await?;
+        *totals.entry(w.currency.clone()).or_default() += value.value;
+        lines.push(WrapLine {
+            id: w.id,
+            name: w.name,
+            strategy_id: w.strategy_id,
+            status: w.status,
+            currency: w.currency,
+            value: value.value,
+            goal: w.goal,
+        });
+    }
+    Ok(HttpResponse::Ok().json(CustomerView {
+        customer,
+        cash,
+        wraps: lines,
+        total_value: totals
+            .into_iter()
+            .map(|(currency, amount)| crate::routes::wraps::Money { currency, amount })
+            .collect(),
+    }))
+}
+
+async fn balance(state: &AppState, account: &Account) -> Result<BalanceReport, Problem> {
+    let (_, report) = state
+        .ledger
+        .account_balance(account.tenant_id, account.id, ledger::AsOf::Now)
+        .await?;
+    Ok(report)
+}
+
+/// Cash arriving in, or leaving, a customer's account.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CashMovement {
+    /// A positive decimal string, exact to the currency's minor unit.
+    #[schema(value_type = String, example = "100000")]
+    pub amount: Decimal,
+    /// ISO 4217 code; default JPY.
+    pub currency: Option<String>,
+    /// The bank's reference for the settlement, kept on the entry.
+    pub reference: Option<String>,
+}
+
+/// The result of a cash movement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CashMovementResult {
+    /// The ledger entry.
+    pub entry_id: Uuid,
+    pub customer_id: Uuid,
+    pub currency: String,
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+    /// The customer's cash after it.
+    pub cash: CashLine,
+}
+
+/// Cash received from the bank's settlement into a customer's account (distributor
+/// writers; `Idempotency-Key` required).
+#[utoipa::path(
+    post, path = "/v1/customers/{id}/deposits", tag = "customers",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry")),
+    request_body = CashMovement,
+    responses(
+        (status = 201, body = CashMovementResult),
+        (status = 400, description = "No Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Key used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn deposit(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    cash_movement(req, caller, state, payload, Direction::In).await
+}
+
+/// Cash paid out of a customer's account to the bank (distributor writers;
+/// `Idempotency-Key` required). Never more than the available balance.
+#[utoipa::path(
+    post, path = "/v1/customers/{id}/withdrawals", tag = "customers",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry")),
+    request_body = CashMovement,
+    responses(
+        (status = 201, body = CashMovementResult),
+        (status = 400, description = "No Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Key used for another request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than is available", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn withdraw(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    cash_movement(req, caller, state, payload, Direction::Out).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    In,
+    Out,
+}
+
+async fn cash_movement(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    direction: Direction,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    // Visibility before permission: another distributor's customer is 404 for everyone.
+    let customer = find_customer(&state.db, &caller, id).await?;
+    caller.principal.authorize(Action::ManageCustomers)?;
+    let body: CashMovement = crate::extract::json(&req, payload).await?;
+    let tenant_id = caller.principal.tenant_id;
+    let idem = Idempotency::of(&req, tenant_id, &body)?;
+    let currency = body.currency.as_deref().unwrap_or(BASE_CURRENCY);
+    let asset = money::currency(&state.ledger, "currency", currency).await?;
+    let amount = money::amount("amount", body.amount, &asset)?;
+    if let Some(r) = &body.reference
+        && (r.is_empty() || r.len() > 200 || r.chars().any(char::is_control))
+    {
+        return Err(Problem::invalid_field(
+            "reference",
+            "must be 1 to 200 characters, no control characters",
+        ));
+    }
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    if let Some(replay) = idem.replay(&txn).await? {
+        return Ok(replay);
+    }
+    if customer.status != CustomerStatus::Active && direction == Direction::In {
+        return Err(Problem::conflict(format!("customer {id} is closed")));
+    }
+    let cash = money::customer_cash(&txn, &state.ledger, tenant_id, id, &asset.code).await?;
+    let omnibus = money::omnibus(&txn, &state.ledger, tenant_id, &asset.code).await?;
+    let (kind, debit, credit, description) = match direction {
+        Direction::In => (
+            "deposit",
+            &omnibus,
+            &cash,
+            format!("deposit into customer {}", customer.external_ref),
+        ),
+        Direction::Out => {
+            money::check_available("amount", &cash, amount, &asset)?;
+            (
+                "withdrawal",
+                &cash,
+                &omnibus,
+                format!("withdrawal from customer {}", customer.external_ref),
+            )
+        }
+    };
+    let entry = money::post(
+        &txn,
+        &state.ledger,
+        &caller,
+        Transfer {
+            tenant_id,
+            kind,
+            description,
+            debit,
+            credit,
+            amount,
+            effective_date: money::today(now),
+            metadata: json!({ "customer_id": id, "reference": body.reference }),
+        },
+    )
+    .await?;
+    let after = store::account_by_code(&txn, tenant_id, &cash.code)
+        .await?
+        .ok_or_else(|| Problem::internal(&"customer cash account vanished"))?;
+    let result = CashMovementResult {
+        entry_id: entry.id,
+        customer_id: id,
+        currency: asset.code.clone(),
+        amount,
+        cash: CashLine {
+            currency: asset.code.clone(),
+            account_id: after.id,
+            balance: ledger::asset::decimal_of(
+                after.balance.posted(after.normal_side),
+                asset.scale,
+            ),
+            available: ledger::asset::decimal_of(
+                after.balance.available(after.normal_side),
+                asset.scale,
+            ),
+        },
+    };
+    let response = idem.answer(&txn, StatusCode::CREATED, &result).await?;
+    txn.commit().await?;
+    Ok(response)
+}

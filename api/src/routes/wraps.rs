@@ -1,6 +1,1236 @@
-//! `/v1/wraps`: wraps (virtual sub-accounts) and their money movements.
+//! `/v1/wraps` and `/v1/customers/{id}/wraps`: wraps (virtual sub-accounts) and the money
+//! that moves in and out of them.
+//!
+//! Isolation: a wrap belongs to the distributor that opened it, and is visible to the
+//! manager whose strategy it follows (without the customer's identity) and to the platform;
+//! to anyone else it answers 404 exactly like a missing wrap
+//! (`api/tests/http/wraps.rs::wraps_are_isolated`). Only the distributor changes it.
+//!
+//! Rules enforced here (each tried by a test in `api/tests/http/wraps.rs`):
+//! * a wrap opens only through one of the distributor's ACTIVE agreements, on a strategy no
+//!   riskier than the customer's tolerance, and a customer has at most
+//!   `wraps.max_open_per_customer` wraps that are not closed;
+//! * a contribution is at least the agreement's minimum contribution (and the first at least
+//!   the strategy's minimum initial investment) and never more than the customer's available
+//!   cash;
+//! * a withdrawal, switch or close is recorded at once as a pending movement that end of day
+//!   fulfils by selling units; what is asked for never exceeds the wrap's value less what is
+//!   already pending;
+//! * money-moving POSTs require an `Idempotency-Key` ([`crate::idempotency`]).
 
-use actix_web::web;
+use std::collections::HashMap;
 
-/// Routes of this module.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger::store::wraps::{self as store, WrapFilter, WrapScope};
+use ledger::wraps::{
+    Frequency, Goal, Movement, MovementKind, MovementStatus, NewPlan, Plan, PlanKind, Wrap,
+    WrapStatus, suitability, wrap_cash_code,
+};
+use ledger::{Account, NewAccount, Side};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tenants::{Action, TenantKind};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Change};
+use crate::auth::Caller;
+use crate::extract::{Query, path_uuid};
+use crate::idempotency::Idempotency;
+use crate::money::{self, Transfer};
+use crate::problem::{Problem, method_not_allowed};
+use crate::routes::customers::find_customer;
+use crate::server::AppState;
+
+/// Routes of this module (`/v1/customers/{id}/wraps` is mounted by `customers`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/v1/wraps").get(list_wraps))
+        .service(resource("/v1/wraps/{id}").get(get_wrap))
+        .service(resource("/v1/wraps/{id}/contributions").post(contribute))
+        .service(resource("/v1/wraps/{id}/withdrawals").post(withdraw))
+        .service(resource("/v1/wraps/{id}/switches").post(switch))
+        .service(resource("/v1/wraps/{id}/close").post(close))
+        .service(
+            resource("/v1/wraps/{id}/plans")
+                .get(list_plans)
+                .post(create_plan),
+        )
+        .service(resource("/v1/wraps/{id}/plans/{plan}/cancel").post(cancel_plan));
+}
+
+/// An amount of one currency.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Money {
+    pub currency: String,
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+}
+
+/// Who may see which wraps.
+fn scope(caller: &Caller) -> WrapScope {
+    match caller.principal.tenant_kind {
+        TenantKind::Distributor => WrapScope::Distributor(caller.principal.tenant_id),
+        TenantKind::Manager => WrapScope::Manager(caller.principal.tenant_id),
+        TenantKind::Platform => WrapScope::All,
+    }
+}
+
+fn not_found(id: Uuid) -> Problem {
+    Problem::not_found(format!("no wrap {id}"))
+}
+
+/// Wrap `id` as the caller may see it, or 404.
+async fn find_wrap<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    caller: &Caller,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Wrap, Problem> {
+    store::wrap(db, scope(caller), id, for_update)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Wrap `id` of the calling distributor, for a change: 404 unless the caller may see it,
+/// then 403 unless it is the distributor's own and the role writes.
+async fn own_wrap_for_change(state: &AppState, caller: &Caller, id: Uuid) -> Result<Wrap, Problem> {
+    let wrap = find_wrap(&state.db, caller, id, false).await?;
+    caller.principal.authorize(Action::ManageCustomers)?;
+    Ok(wrap)
+}
+
+/// The JSON of a wrap for `caller`: a manager never sees which customer holds it.
+fn wrap_json(caller: &Caller, wrap: &Wrap) -> serde_json::Value {
+    let mut v = json!(wrap);
+    if caller.principal.tenant_kind == TenantKind::Manager
+        && let Some(m) = v.as_object_mut()
+    {
+        m.remove("customer_id");
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------
+// Valuation
+
+/// A holding of one instrument.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Holding {
+    pub instrument: String,
+    /// The ledger account of these units.
+    pub account_id: Uuid,
+    #[schema(value_type = String)]
+    pub units: Decimal,
+    /// The last price on or before today, per `quote_unit` units; absent if none was ever
+    /// uploaded (the holding is then valued at zero, and `priced` is false).
+    #[schema(value_type = Option<String>)]
+    pub price: Option<Decimal>,
+    pub price_date: Option<NaiveDate>,
+    pub quote_unit: i64,
+    /// units × price ÷ quote unit.
+    #[schema(value_type = String)]
+    pub value: Decimal,
+    pub priced: bool,
+}
+
+/// A wrap's value now: cash plus units at their last prices.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Valuation {
+    pub currency: String,
+    pub as_of: NaiveDate,
+    #[schema(value_type = String)]
+    pub cash: Decimal,
+    /// Cash that may be used now (holds counted).
+    #[schema(value_type = String)]
+    pub cash_available: Decimal,
+    pub holdings: Vec<Holding>,
+    /// cash + Σ holdings' values.
+    #[schema(value_type = String)]
+    pub value: Decimal,
+}
+
+/// Values `wrap` at the last prices on or before today.
+pub async fn valuation(state: &AppState, wrap: &Wrap) -> Result<Valuation, Problem> {
+    let accounts = store::wrap_accounts(&state.db, wrap.tenant_id, wrap.id).await?;
+    let today = money::today(Utc::now());
+    let cash_code = wrap_cash_code(wrap.id);
+    let mut cash = Decimal::ZERO;
+    let mut cash_available = Decimal::ZERO;
+    let mut units: Vec<(&Account, String)> = Vec::new();
+    for a in &accounts {
+        if a.code == cash_code {
+            cash = ledger::asset::decimal_of(a.balance.posted(a.normal_side), wrap.currency_scale);
+            cash_available =
+                ledger::asset::decimal_of(a.balance.available(a.normal_side), wrap.currency_scale);
+        } else if let Some(instrument) = a.code.strip_prefix(&format!("wrap:{}:units:", wrap.id)) {
+            units.push((a, instrument.to_owned()));
+        }
+    }
+    let codes: Vec<String> = units.iter().map(|(_, c)| c.clone()).collect();
+    let prices = if codes.is_empty() {
+        HashMap::new()
+    } else {
+        latest_prices_tempshim(&codes, today)
+    };
+    let mut holdings = Vec::with_capacity(units.len());
+    let mut value = cash;
+    for (account, code) in units {
+        let asset = state.ledger.asset(&code).await?;
+        let quote_unit = match asset.kind {
+            ledger::AssetKind::Instrument { quote_unit, .. } => quote_unit,
+            ledger::AssetKind::Currency => 1,
+        };
+        let n = ledger::asset::decimal_of(account.balance.posted(account.normal_side), asset.scale);
+        let quote = prices.get(&code);
+        let v = quote
+            .map(|q| n * q.price / Decimal::from(quote_unit))
+            .unwrap_or_default();
+        value += v;
+        holdings.push(Holding {
+            instrument: code,
+            account_id: account.id,
+            units: n,
+            price: quote.map(|q| q.price),
+            price_date: quote.map(|q| q.date),
+            quote_unit,
+            value: v.normalize(),
+            priced: quote.is_some(),
+        });
+    }
+    Ok(Valuation {
+        currency: wrap.currency.clone(),
+        as_of: today,
+        cash,
+        cash_available,
+        holdings,
+        value: value.normalize(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening
+
+/// What it takes to open a wrap.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenWrap {
+    /// One of the distributor's active agreements: it fixes the strategy and the fees.
+    pub agreement_id: Uuid,
+    /// Shown to the customer; defaults to the strategy's name.
+    pub name: Option<String>,
+    pub goal: Option<Goal>,
+}
+
+/// Open a wrap for a customer (distributor writers).
+#[utoipa::path(
+    post, path = "/v1/customers/{id}/wraps", tag = "wraps",
+    params(("id" = Uuid, Path, description = "The customer")),
+    request_body = OpenWrap,
+    responses(
+        (status = 201, body = Wrap),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Customer closed, or at the limit of open wraps", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No such active agreement, unsuitable strategy, bad goal", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn open_wrap(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let customer_id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    find_customer(&state.db, &caller, customer_id).await?;
+    caller.principal.authorize(Action::ManageCustomers)?;
+    let body: OpenWrap = crate::extract::json(&req, payload).await?;
+    let tenant_id = caller.principal.tenant_id;
+    let now = Utc::now();
+    let today = money::today(now);
+    let txn = ledger::begin_write(&state.db).await?;
+    let customer = store::customer_for_update(&txn, tenant_id, customer_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no customer {customer_id}")))?;
+    if customer.status != ledger::wraps::CustomerStatus::Active {
+        return Err(Problem::conflict(format!(
+            "customer {customer_id} is closed"
+        )));
+    }
+    let offer = offer(&txn, tenant_id, body.agreement_id, today).await?;
+    if !offer.strategy_active {
+        return Err(Problem::invalid_field(
+            "agreement_id",
+            format!(
+                "the agreement's strategy {} is retired: it takes no new wraps",
+                offer.strategy_id
+            ),
+        ));
+    }
+    suitability(offer.strategy_risk_level, customer.risk_tolerance)
+        .map_err(|why| Problem::invalid_field("agreement_id", why))?;
+    let asset = money::currency(&state.ledger, "agreement_id", &offer.currency).await?;
+    if let Some(goal) = &body.goal {
+        goal.validate(asset.scale, today)?;
+    }
+    let name = body.name.unwrap_or_else(|| offer.strategy_name.clone());
+    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Problem::invalid_field(
+            "name",
+            "must be 1 to 200 characters, not blank",
+        ));
+    }
+    let live = store::count_live_wraps(&txn, tenant_id, customer_id).await?;
+    if live >= state.max_open_wraps {
+        return Err(Problem::conflict(format!(
+            "customer {customer_id} already has {live} wraps that are not closed, the most \
+             allowed (wraps.max_open_per_customer = {}); close one first",
+            state.max_open_wraps
+        )));
+    }
+    let id = Uuid::now_v7();
+    let cash_account_id = state
+        .ledger
+        .create_account_in(
+            &txn,
+            &NewAccount {
+                tenant_id,
+                code: wrap_cash_code(id),
+                asset: asset.code.clone(),
+                normal_side: Side::Credit,
+                no_negative: true,
+                metadata: json!({ "wrap_id": id, "customer_id": customer_id, "purpose": "wrap cash" }),
+            },
+        )
+        .await?;
+    let wrap = Wrap {
+        id,
+        tenant_id,
+        customer_id,
+        agreement_id: body.agreement_id,
+        manager_tenant_id: offer.manager_tenant_id,
+        strategy_id: offer.strategy_id,
+        currency: asset.code.clone(),
+        name,
+        status: WrapStatus::Open,
+        goal: body.goal,
+        cash_account_id,
+        opened_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
+        closed_at: None,
+        currency_scale: asset.scale,
+    };
+    store::insert_wrap(&txn, &wrap).await?;
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "wrap.open",
+            target_tenant_id: Some(tenant_id),
+            target_type: "wrap",
+            target_id: id.to_string(),
+            detail: json!({ "customer_id": customer_id, "agreement_id": wrap.agreement_id, "strategy_id": wrap.strategy_id }),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, format!("/v1/wraps/{id}")))
+        .json(wrap_json(&caller, &wrap)))
+}
+
+/// What an agreement offers a new wrap, read from the tenants crate.
+struct Offer {
+    manager_tenant_id: Uuid,
+    strategy_id: Uuid,
+    strategy_name: String,
+    strategy_risk_level: i32,
+    currency: String,
+    min_initial_investment: Decimal,
+    min_contribution: Decimal,
+    /// A retired strategy takes no new wraps; existing ones go on.
+    strategy_active: bool,
+}
+
+/// The distributor's active agreement `agreement_id` on `on`, or 422 naming it (another
+/// distributor's agreement answers the same as a missing one).
+async fn offer<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    distributor_id: Uuid,
+    agreement_id: Uuid,
+    on: NaiveDate,
+) -> Result<Offer, Problem> {
+    match tenants::market_store::offer(db, distributor_id, agreement_id, on).await {
+        Ok(o) => Ok(Offer {
+            manager_tenant_id: o.manager_tenant_id,
+            strategy_id: o.strategy.id,
+            strategy_name: o.strategy.name.clone(),
+            strategy_risk_level: i32::from(o.strategy.risk_level),
+            currency: o.strategy.base_currency.clone(),
+            min_initial_investment: o.strategy.min_initial_investment,
+            min_contribution: o.terms.min_contribution,
+            strategy_active: o.strategy.status == tenants::strategy::StrategyStatus::Active,
+        }),
+        Err(tenants::TenantsError::NotFound) => Err(Problem::invalid_field(
+            "agreement_id",
+            format!("no active agreement {agreement_id} of yours with terms in effect on {on}"),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads
+
+/// A page of wraps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WrapPage {
+    /// Wraps (without `customer_id` for a manager).
+    #[schema(value_type = Vec<Wrap>)]
+    pub items: Vec<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+async fn wrap_page(
+    req: &HttpRequest,
+    caller: &Caller,
+    state: &AppState,
+    customer_id: Option<Uuid>,
+) -> Result<HttpResponse, Problem> {
+    let known: &[&str] = if customer_id.is_some() {
+        &["status", "strategy_id", "limit", "cursor"]
+    } else {
+        &["status", "strategy_id", "customer_id", "limit", "cursor"]
+    };
+    let q = Query::parse(req, known)?;
+    let filter = WrapFilter {
+        customer_id: customer_id.or(q.uuid("customer_id")?),
+        status: q
+            .one_of("status", &WrapStatus::ALL)?
+            .and_then(WrapStatus::parse),
+        strategy_id: q.uuid("strategy_id")?,
+    };
+    let (items, next) = store::wraps(
+        &state.db,
+        scope(caller),
+        &filter,
+        q.id_cursor()?,
+        q.limit(100, store::MAX_PAGE)?,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(WrapPage {
+        items: items.iter().map(|w| wrap_json(caller, w)).collect(),
+        next_cursor: next.map(|c| c.to_string()),
+    }))
+}
+
+/// Wraps the caller may see: a distributor its own, a manager those on its strategies
+/// (without the customer), the platform all.
+#[utoipa::path(
+    get, path = "/v1/wraps", tag = "wraps",
+    params(
+        ("status" = Option<String>, Query, description = "open, active, closing or closed"),
+        ("strategy_id" = Option<Uuid>, Query),
+        ("customer_id" = Option<Uuid>, Query),
+        ("limit" = Option<u64>, Query, description = "1 to 500, default 100"),
+        ("cursor" = Option<String>, Query),
+    ),
+    responses((status = 200, body = WrapPage)),
+    security(("bearer" = []))
+)]
+pub async fn list_wraps(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ReadOwnData)?;
+    wrap_page(&req, &caller, &state, None).await
+}
+
+/// A customer's wraps (the customer's distributor).
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/wraps", tag = "wraps",
+    params(
+        ("id" = Uuid, Path),
+        ("status" = Option<String>, Query, description = "open, active, closing or closed"),
+        ("strategy_id" = Option<Uuid>, Query),
+        ("limit" = Option<u64>, Query, description = "1 to 500, default 100"),
+        ("cursor" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, body = WrapPage),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_customer_wraps(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let customer_id = path_uuid(&req, "id")?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    find_customer(&state.db, &caller, customer_id).await?;
+    wrap_page(&req, &caller, &state, Some(customer_id)).await
+}
+
+/// A wrap with its holdings, cash, value, pending movements, plans and goal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WrapView {
+    #[schema(value_type = Wrap)]
+    pub wrap: serde_json::Value,
+    pub valuation: Valuation,
+    /// Withdrawals, switches and closes waiting for end of day.
+    pub pending: Vec<Movement>,
+    /// What may still be withdrawn: value less pending movements (zero once everything is
+    /// asked for).
+    #[schema(value_type = String)]
+    pub available_to_withdraw: Decimal,
+    pub plans: Vec<Plan>,
+}
+
+/// One wrap (its distributor, the manager of its strategy, or the platform).
+#[utoipa::path(
+    get, path = "/v1/wraps/{id}", tag = "wraps",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = WrapView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_wrap(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let valuation = valuation(&state, &wrap).await?;
+    let pending =
+        store::movements(&state.db, wrap.tenant_id, id, true, wrap.currency_scale).await?;
+    let available = available_to_withdraw(&valuation, &pending);
+    let plans = store::plans(&state.db, wrap.tenant_id, id, wrap.currency_scale).await?;
+    Ok(HttpResponse::Ok().json(WrapView {
+        wrap: wrap_json(&caller, &wrap),
+        valuation,
+        pending,
+        available_to_withdraw: available,
+        plans,
+    }))
+}
+
+/// Value less what pending movements already ask for; zero when one asks for everything.
+fn available_to_withdraw(valuation: &Valuation, pending: &[Movement]) -> Decimal {
+    let mut left = valuation.value;
+    for m in pending {
+        match m.amount {
+            None => return Decimal::ZERO,
+            Some(a) => left -= a,
+        }
+    }
+    left.max(Decimal::ZERO)
+}
+
+// ---------------------------------------------------------------------------------------
+// Contributions
+
+/// An amount of the wrap's currency.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contribution {
+    /// A positive decimal string, exact to the currency's minor unit.
+    #[schema(value_type = String, example = "100000")]
+    pub amount: Decimal,
+}
+
+/// The result of a contribution.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContributionResult {
+    pub entry_id: Uuid,
+    pub wrap_id: Uuid,
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+    pub wrap_status: WrapStatus,
+    /// The wrap's cash after it (invested at the next end of day).
+    #[schema(value_type = String)]
+    pub wrap_cash: Decimal,
+    /// The customer's available cash after it.
+    #[schema(value_type = String)]
+    pub customer_cash_available: Decimal,
+}
+
+/// Move cash from the customer's account into the wrap (distributor writers;
+/// `Idempotency-Key` required). It is invested at the next end of day.
+#[utoipa::path(
+    post, path = "/v1/wraps/{id}/contributions", tag = "wraps",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    request_body = Contribution,
+    responses(
+        (status = 201, body = ContributionResult),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Wrap closing or closed, agreement no longer active, key reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Below the minimum, more than the customer's cash", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn contribute(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    own_wrap_for_change(&state, &caller, id).await?;
+    let body: Contribution = crate::extract::json(&req, payload).await?;
+    let tenant_id = caller.principal.tenant_id;
+    let idem = Idempotency::of(&req, tenant_id, &body)?;
+    let now = Utc::now();
+    let today = money::today(now);
+    let txn = ledger::begin_write(&state.db).await?;
+    if let Some(replay) = idem.replay(&txn).await? {
+        return Ok(replay);
+    }
+    let wrap = find_wrap(&txn, &caller, id, true).await?;
+    let asset = state.ledger.asset(&wrap.currency).await?;
+    let amount = money::amount("amount", body.amount, &asset)?;
+    if !wrap.status.accepts_money() {
+        return Err(Problem::conflict(format!(
+            "wrap {id} is {}: it takes no contributions",
+            wrap.status.as_str()
+        )));
+    }
+    let offer = match offer(&txn, tenant_id, wrap.agreement_id, today).await {
+        Ok(o) => o,
+        Err(p) if p.status == 422 => {
+            return Err(Problem::conflict(format!(
+                "the wrap's agreement {} is no longer active",
+                wrap.agreement_id
+            )));
+        }
+        Err(p) => return Err(p),
+    };
+    if amount < offer.min_contribution {
+        return Err(Problem::invalid_field(
+            "amount",
+            format!(
+                "{amount} is below the agreement's minimum contribution of {} {}",
+                offer.min_contribution, wrap.currency
+            ),
+        ));
+    }
+    if wrap.status == WrapStatus::Open && amount < offer.min_initial_investment {
+        return Err(Problem::invalid_field(
+            "amount",
+            format!(
+                "the first contribution must be at least the strategy's minimum initial \
+                 investment of {} {}",
+                offer.min_initial_investment, wrap.currency
+            ),
+        ));
+    }
+    let customer_cash = money::customer_cash(
+        &txn,
+        &state.ledger,
+        tenant_id,
+        wrap.customer_id,
+        &wrap.currency,
+    )
+    .await?;
+    money::check_available("amount", &customer_cash, amount, &asset)?;
+    let wrap_cash = ledger::store::wraps::account_by_code(&txn, tenant_id, &wrap_cash_code(id))
+        .await?
+        .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;
+    let entry = money::post(
+        &txn,
+        &state.ledger,
+        &caller,
+        Transfer {
+            tenant_id,
+            kind: "contribution",
+            description: format!("contribution to wrap {}", wrap.name),
+            debit: &customer_cash,
+            credit: &wrap_cash,
+            amount,
+            effective_date: today,
+            metadata: json!({ "customer_id": wrap.customer_id, "wrap_id": id }),
+        },
+    )
+    .await?;
+    let status = if wrap.status == WrapStatus::Open {
+        store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Active, now).await?;
+        WrapStatus::Active
+    } else {
+        wrap.status
+    };
+    let wrap_cash_after = store::account_by_code(&txn, tenant_id, &wrap_cash.code)
+        .await?
+        .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;
+    let customer_after = store::account_by_code(&txn, tenant_id, &customer_cash.code)
+        .await?
+        .ok_or_else(|| Problem::internal(&"customer cash account missing"))?;
+    let result = ContributionResult {
+        entry_id: entry.id,
+        wrap_id: id,
+        amount,
+        wrap_status: status,
+        wrap_cash: ledger::asset::decimal_of(
+            wrap_cash_after.balance.posted(wrap_cash_after.normal_side),
+            asset.scale,
+        ),
+        customer_cash_available: ledger::asset::decimal_of(
+            customer_after.balance.available(customer_after.normal_side),
+            asset.scale,
+        ),
+    };
+    let response = idem.answer(&txn, StatusCode::CREATED, &result).await?;
+    txn.commit().await?;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------
+// Withdrawals, switches and closes: pending until end of day sells units
+
+/// How much to take out of a wrap: an amount, or everything.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WrapWithdrawal {
+    /// A positive decimal string; give this or `all`.
+    #[schema(value_type = Option<String>, example = "50000")]
+    pub amount: Option<Decimal>,
+    /// `true` to take everything (the wrap stays open, empty).
+    pub all: Option<bool>,
+}
+
+/// A switch into another wrap of the same customer.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WrapSwitch {
+    pub to_wrap_id: Uuid,
+    #[schema(value_type = Option<String>, example = "50000")]
+    pub amount: Option<Decimal>,
+    pub all: Option<bool>,
+}
+
+/// Withdraw from a wrap: recorded now as a pending movement that end of day fulfils by
+/// selling units; the cash reaches the customer's account when the sale settles
+/// (distributor writers; `Idempotency-Key` required).
+#[utoipa::path(
+    post, path = "/v1/wraps/{id}/withdrawals", tag = "wraps",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    request_body = WrapWithdrawal,
+    responses(
+        (status = 202, description = "Recorded; end of day fulfils it", body = Movement),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than is available", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn withdraw(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    own_wrap_for_change(&state, &caller, id).await?;
+    let body: WrapWithdrawal = crate::extract::json(&req, payload).await?;
+    let idem = Idempotency::of(&req, caller.principal.tenant_id, &body)?;
+    pending_movement(
+        &caller,
+        &state,
+        idem,
+        id,
+        MovementKind::Withdrawal,
+        body.amount,
+        body.all,
+        None,
+    )
+    .await
+}
+
+/// Switch from one wrap into another wrap of the same customer: pending until end of day
+/// sells units, then contributed to the destination (distributor writers;
+/// `Idempotency-Key` required).
+#[utoipa::path(
+    post, path = "/v1/wraps/{id}/switches", tag = "wraps",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    request_body = WrapSwitch,
+    responses(
+        (status = 202, description = "Recorded; end of day fulfils it", body = Movement),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad destination, more than is available", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn switch(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    own_wrap_for_change(&state, &caller, id).await?;
+    let body: WrapSwitch = crate::extract::json(&req, payload).await?;
+    let idem = Idempotency::of(&req, caller.principal.tenant_id, &body)?;
+    pending_movement(
+        &caller,
+        &state,
+        idem,
+        id,
+        MovementKind::Switch,
+        body.amount,
+        body.all,
+        Some(body.to_wrap_id),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pending_movement(
+    caller: &Caller,
+    state: &AppState,
+    idem: Idempotency,
+    id: Uuid,
+    kind: MovementKind,
+    amount: Option<Decimal>,
+    all: Option<bool>,
+    destination: Option<Uuid>,
+) -> Result<HttpResponse, Problem> {
+    let tenant_id = caller.principal.tenant_id;
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    if let Some(replay) = idem.replay(&txn).await? {
+        return Ok(replay);
+    }
+    let wrap = find_wrap(&txn, caller, id, true).await?;
+    let asset = state.ledger.asset(&wrap.currency).await?;
+    let amount = match (amount, all) {
+        (Some(a), None | Some(false)) => Some(money::amount("amount", a, &asset)?),
+        (None, Some(true)) => None,
+        (Some(_), Some(true)) => {
+            return Err(Problem::invalid_field(
+                "all",
+                "give either amount or all: true, not both",
+            ));
+        }
+        (None, _) => {
+            return Err(Problem::invalid_field(
+                "amount",
+                "is required (or all: true for everything)",
+            ));
+        }
+    };
+    if wrap.status != WrapStatus::Active {
+        return Err(Problem::conflict(format!(
+            "wrap {id} is {}: only an active wrap pays out",
+            wrap.status.as_str()
+        )));
+    }
+    if let Some(to) = destination {
+        let target = store::wrap(&txn, WrapScope::Distributor(tenant_id), to, true).await?;
+        let target = match target {
+            Some(t) if t.customer_id == wrap.customer_id && t.id != id => t,
+            Some(t) if t.id == id => {
+                return Err(Problem::invalid_field(
+                    "to_wrap_id",
+                    "is the wrap being switched from",
+                ));
+            }
+            _ => {
+                return Err(Problem::invalid_field(
+                    "to_wrap_id",
+                    format!("no wrap {to} of the same customer"),
+                ));
+            }
+        };
+        if !target.status.accepts_money() {
+            return Err(Problem::invalid_field(
+                "to_wrap_id",
+                format!("wrap {to} is {} and takes no money", target.status.as_str()),
+            ));
+        }
+        if target.currency != wrap.currency {
+            return Err(Problem::invalid_field(
+                "to_wrap_id",
+                format!("wrap {to} is in {}, not {}", target.currency, wrap.currency),
+            ));
+        }
+    }
+    let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
+    let valuation = valuation(state, &wrap).await?;
+    let available = available_to_withdraw(&valuation, &pending);
+    if pending.iter().any(|m| m.amount.is_none()) {
+        return Err(Problem::conflict(format!(
+            "wrap {id} already has a pending movement of everything it holds"
+        )));
+    }
+    match amount {
+        Some(a) if a > available => {
+            return Err(Problem::invalid_field(
+                "amount",
+                format!(
+                    "{a} {} is more than is available to withdraw, {available} {} (value {} less \
+                     pending movements)",
+                    wrap.currency, wrap.currency, valuation.value
+                ),
+            ));
+        }
+        None if valuation.value <= Decimal::ZERO => {
+            return Err(Problem::conflict(format!("wrap {id} holds nothing")));
+        }
+        _ => {}
+    }
+    let movement = Movement {
+        id: Uuid::now_v7(),
+        wrap_id: id,
+        kind,
+        amount,
+        destination_wrap_id: destination,
+        status: MovementStatus::Pending,
+        requested_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
+        resolved_at: None,
+    };
+    store::insert_movement(&txn, tenant_id, &movement, wrap.currency_scale).await?;
+    let response = idem.answer(&txn, StatusCode::ACCEPTED, &movement).await?;
+    txn.commit().await?;
+    Ok(response)
+}
+
+/// The result of a close.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CloseResult {
+    pub wrap_id: Uuid,
+    /// `closed` at once when the wrap held only cash; otherwise `closing` until end of day
+    /// has sold everything, collected the final fees and paid the cash back.
+    pub status: WrapStatus,
+    /// The cash paid back to the customer's account now (closed at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub paid_back: Option<Decimal>,
+    /// The pending close movement (closing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movement: Option<Movement>,
+}
+
+/// Close a wrap (distributor writers; `Idempotency-Key` required). A wrap that holds only
+/// cash closes at once, its cash paid back to the customer's account; otherwise it becomes
+/// `closing`, takes no more money, its plans are cancelled, and end of day sells everything.
+#[utoipa::path(
+    post, path = "/v1/wraps/{id}/close", tag = "wraps",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    responses(
+        (status = 200, body = CloseResult),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already closing or closed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn close(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    own_wrap_for_change(&state, &caller, id).await?;
+    let body: Option<serde_json::Value> = crate::extract::optional_json(&req, payload).await?;
+    if body
+        .as_ref()
+        .is_some_and(|b| b.as_object().is_none_or(|o| !o.is_empty()))
+    {
+        return Err(Problem::invalid_field("", "close takes no body (or {})"));
+    }
+    let tenant_id = caller.principal.tenant_id;
+    let idem = Idempotency::of(&req, tenant_id, &json!({}))?;
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    if let Some(replay) = idem.replay(&txn).await? {
+        return Ok(replay);
+    }
+    let wrap = find_wrap(&txn, &caller, id, true).await?;
+    if !matches!(wrap.status, WrapStatus::Open | WrapStatus::Active) {
+        return Err(Problem::conflict(format!(
+            "wrap {id} is already {}",
+            wrap.status.as_str()
+        )));
+    }
+    let accounts = store::wrap_accounts(&txn, tenant_id, id).await?;
+    let cash_code = wrap_cash_code(id);
+    let holds_only_cash = accounts.iter().all(|a| {
+        a.code == cash_code
+            || (a.balance.posted(a.normal_side) == 0 && a.balance.pending(a.normal_side) == 0)
+    });
+    let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
+    store::cancel_all_plans(&txn, tenant_id, id, now).await?;
+    let result = if holds_only_cash && pending.is_empty() {
+        let cash = accounts
+            .iter()
+            .find(|a| a.code == cash_code)
+            .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;
+        let minor = cash.balance.posted(cash.normal_side);
+        let amount = ledger::asset::decimal_of(minor, wrap.currency_scale);
+        let entry_id = if minor > 0 {
+            let customer_cash = money::customer_cash(
+                &txn,
+                &state.ledger,
+                tenant_id,
+                wrap.customer_id,
+                &wrap.currency,
+            )
+            .await?;
+            let entry = money::post(
+                &txn,
+                &state.ledger,
+                &caller,
+                Transfer {
+                    tenant_id,
+                    kind: "wrap_close",
+                    description: format!("wrap {} closed: cash paid back", wrap.name),
+                    debit: cash,
+                    credit: &customer_cash,
+                    amount,
+                    effective_date: money::today(now),
+                    metadata: json!({ "customer_id": wrap.customer_id, "wrap_id": id }),
+                },
+            )
+            .await?;
+            Some(entry.id)
+        } else {
+            None
+        };
+        store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Closed, now).await?;
+        CloseResult {
+            wrap_id: id,
+            status: WrapStatus::Closed,
+            entry_id,
+            paid_back: Some(amount),
+            movement: None,
+        }
+    } else {
+        let movement = Movement {
+            id: Uuid::now_v7(),
+            wrap_id: id,
+            kind: MovementKind::Close,
+            amount: None,
+            destination_wrap_id: None,
+            status: MovementStatus::Pending,
+            requested_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
+            resolved_at: None,
+        };
+        store::insert_movement(&txn, tenant_id, &movement, wrap.currency_scale).await?;
+        store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Closing, now).await?;
+        CloseResult {
+            wrap_id: id,
+            status: WrapStatus::Closing,
+            entry_id: None,
+            paid_back: None,
+            movement: Some(movement),
+        }
+    };
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "wrap.close",
+            target_tenant_id: Some(tenant_id),
+            target_type: "wrap",
+            target_id: id.to_string(),
+            detail: json!({ "status": result.status }),
+        },
+        now,
+    )
+    .await?;
+    let response = idem.answer(&txn, StatusCode::OK, &result).await?;
+    txn.commit().await?;
+    Ok(response)
+}
+
+// ---------------------------------------------------------------------------------------
+// Plans
+
+/// A recurring contribution or withdrawal.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlan {
+    /// `contribution` (積立) or `withdrawal` (取り崩し).
+    pub kind: PlanKind,
+    /// Per run; contributions at least the agreement's minimum.
+    #[schema(value_type = Option<String>, example = "30000")]
+    pub amount: Option<Decimal>,
+    /// Withdrawal plans only, instead of `amount`: the share of the wrap's value per run,
+    /// in (0, 1].
+    #[schema(value_type = Option<String>, example = "0.01")]
+    pub percentage: Option<Decimal>,
+    /// Default monthly (contribution plans are always monthly).
+    pub frequency: Option<Frequency>,
+    /// 1 to 28.
+    pub day_of_month: i32,
+    /// Default today.
+    pub start_date: Option<NaiveDate>,
+    pub end_date: Option<NaiveDate>,
+}
+
+/// Set up a plan on a wrap; end of day runs it (distributor writers).
+#[utoipa::path(
+    post, path = "/v1/wraps/{id}/plans", tag = "wraps",
+    params(("id" = Uuid, Path)),
+    request_body = CreatePlan,
+    responses(
+        (status = 201, body = Plan),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Wrap closing or closed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_plan(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    own_wrap_for_change(&state, &caller, id).await?;
+    let body: CreatePlan = crate::extract::json(&req, payload).await?;
+    let tenant_id = caller.principal.tenant_id;
+    let now = Utc::now();
+    let today = money::today(now);
+    let txn = ledger::begin_write(&state.db).await?;
+    let wrap = find_wrap(&txn, &caller, id, true).await?;
+    if !wrap.status.accepts_money() {
+        return Err(Problem::conflict(format!(
+            "wrap {id} is {}: it takes no new plans",
+            wrap.status.as_str()
+        )));
+    }
+    let offer = offer(&txn, tenant_id, wrap.agreement_id, today).await?;
+    let new = NewPlan {
+        kind: body.kind,
+        amount: body.amount,
+        percentage: body.percentage,
+        frequency: body.frequency.unwrap_or(Frequency::Monthly),
+        day_of_month: body.day_of_month,
+        start_date: body.start_date.unwrap_or(today),
+        end_date: body.end_date,
+    };
+    new.validate(wrap.currency_scale, offer.min_contribution, today)?;
+    let plan = store::insert_plan(&txn, tenant_id, id, &new, wrap.currency_scale, now).await?;
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "plan.create",
+            target_tenant_id: Some(tenant_id),
+            target_type: "plan",
+            target_id: plan.id.to_string(),
+            detail: json!({ "wrap_id": id, "kind": plan.kind }),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/v1/wraps/{id}/plans"),
+        ))
+        .json(plan))
+}
+
+/// A wrap's plans, active and cancelled.
+#[utoipa::path(
+    get, path = "/v1/wraps/{id}/plans", tag = "wraps",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Vec<Plan>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_plans(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let plans = store::plans(&state.db, wrap.tenant_id, id, wrap.currency_scale).await?;
+    Ok(HttpResponse::Ok().json(plans))
+}
+
+/// Cancel an active plan (distributor writers).
+#[utoipa::path(
+    post, path = "/v1/wraps/{id}/plans/{plan}/cancel", tag = "wraps",
+    params(("id" = Uuid, Path), ("plan" = Uuid, Path)),
+    responses(
+        (status = 200, body = Plan),
+        (status = 404, description = "No such active plan", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_plan(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    let plan_id = path_uuid(&req, "plan")?;
+    Query::parse(&req, &[])?;
+    let wrap = own_wrap_for_change(&state, &caller, id).await?;
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    if !store::cancel_plan(&txn, wrap.tenant_id, id, plan_id, now).await? {
+        return Err(Problem::not_found(format!(
+            "no active plan {plan_id} on wrap {id}"
+        )));
+    }
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "plan.cancel",
+            target_tenant_id: Some(wrap.tenant_id),
+            target_type: "plan",
+            target_id: plan_id.to_string(),
+            detail: json!({ "wrap_id": id }),
+        },
+        now,
+    )
+    .await?;
+    let plans = store::plans(&txn, wrap.tenant_id, id, wrap.currency_scale).await?;
+    txn.commit().await?;
+    let plan = plans
+        .into_iter()
+        .find(|p| p.id == plan_id)
+        .ok_or_else(|| Problem::internal(&"cancelled plan vanished"))?;
+    Ok(HttpResponse::Ok().json(plan))
+}
+
+// TEMPSHIM until the market data branch lands.
+struct QuoteTemp {
+    price: Decimal,
+    date: NaiveDate,
+}
+fn latest_prices_tempshim(_: &[String], _: NaiveDate) -> HashMap<String, QuoteTemp> {
+    HashMap::new()
+}

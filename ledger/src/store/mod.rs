@@ -14,6 +14,7 @@
 mod read;
 mod sql;
 mod work;
+pub mod wraps;
 
 use std::collections::HashMap;
 use std::str::FromStr;
