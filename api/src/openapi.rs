@@ -48,8 +48,24 @@ use crate::problem::method_not_allowed;
         // agreements and platform fees (routes/agreements.rs)
 
         // customers and their money (routes/customers.rs)
+        crate::routes::customers::create_customer,
+        crate::routes::customers::list_customers,
+        crate::routes::customers::get_customer,
+        crate::routes::customers::deposit,
+        crate::routes::customers::withdraw,
 
         // wraps and their movements (routes/wraps.rs)
+        crate::routes::wraps::open_wrap,
+        crate::routes::wraps::list_customer_wraps,
+        crate::routes::wraps::list_wraps,
+        crate::routes::wraps::get_wrap,
+        crate::routes::wraps::contribute,
+        crate::routes::wraps::withdraw,
+        crate::routes::wraps::switch,
+        crate::routes::wraps::close,
+        crate::routes::wraps::create_plan,
+        crate::routes::wraps::list_plans,
+        crate::routes::wraps::cancel_plan,
 
         // reconciliation (routes/reconciliation.rs)
 
@@ -61,6 +77,8 @@ use crate::problem::method_not_allowed;
         (name = "platform", description = "The platform operator's endpoints"),
         (name = "tenants", description = "A tenant's own record and API clients"),
         (name = "ledger", description = "Reads of the caller's books"),
+        (name = "customers", description = "A distributor's customers and their cash"),
+        (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

@@ -122,8 +122,8 @@ async fn balances_entries_and_trial_balance(backend: &'static str) {
         .get(&root, &format!("/v1/ledger/trial-balance?tenant_id={bank}"))
         .await;
     assert_eq!(tb.ok(200)["tenant_id"], bank.to_string());
-    // The tenant's fee income account, opened with it, and the two seeded ones.
-    assert_eq!(tb.body["lines"][0]["accounts"], 3);
+    // The distributor's fee income and omnibus accounts, opened with it, and the two seeded ones.
+    assert_eq!(tb.body["lines"][0]["accounts"], 4);
 
     // The account list, in creation order, two at a time.
     let first_page = s.get(&token, "/v1/ledger/accounts?limit=2").await;
@@ -134,7 +134,7 @@ async fn balances_entries_and_trial_balance(backend: &'static str) {
         .iter()
         .map(|a| a["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["fee-income:channel", "bank:cash"]);
+    assert_eq!(codes, ["fee-income:channel", "omnibus:JPY"]);
     let cursor = body["next_cursor"].as_str().unwrap();
     let rest = s
         .get(
@@ -143,8 +143,9 @@ async fn balances_entries_and_trial_balance(backend: &'static str) {
         )
         .await;
     let rest = rest.ok(200);
-    assert_eq!(rest["items"][0]["code"], "customer:wraps");
-    assert_eq!(rest["items"][0]["id"], wrap.to_string());
+    assert_eq!(rest["items"][0]["code"], "bank:cash");
+    assert_eq!(rest["items"][1]["code"], "customer:wraps");
+    assert_eq!(rest["items"][1]["id"], wrap.to_string());
     assert!(rest.get("next_cursor").is_none());
     s.stop().await;
 }
