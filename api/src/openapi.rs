@@ -44,8 +44,24 @@ use crate::problem::method_not_allowed;
         // instruments, prices, custodian statements (routes/instruments.rs)
 
         // strategies (routes/strategies.rs)
+        crate::routes::strategies::create_strategy,
+        crate::routes::strategies::list_strategies,
+        crate::routes::strategies::get_strategy,
+        crate::routes::strategies::update_strategy,
+        crate::routes::strategies::create_version,
+        crate::routes::strategies::list_versions,
+        crate::routes::strategies::current_version,
 
         // agreements and platform fees (routes/agreements.rs)
+        crate::routes::agreements::propose_agreement,
+        crate::routes::agreements::list_agreements,
+        crate::routes::agreements::get_agreement,
+        crate::routes::agreements::accept_agreement,
+        crate::routes::agreements::decline_agreement,
+        crate::routes::agreements::propose_terms,
+        crate::routes::agreements::list_terms,
+        crate::routes::agreements::set_platform_fee,
+        crate::routes::agreements::get_platform_fee,
 
         // customers and their money (routes/customers.rs)
         crate::routes::customers::create_customer,
