@@ -42,6 +42,12 @@ use crate::problem::method_not_allowed;
         crate::routes::ledger::trial_balance,
         crate::audit::list_audit,
         // instruments, prices, custodian statements (routes/instruments.rs)
+        crate::routes::instruments::create_instrument,
+        crate::routes::instruments::list_instruments,
+        crate::routes::instruments::get_instrument,
+        crate::routes::instruments::update_instrument,
+        crate::routes::instruments::upload_prices,
+        crate::routes::instruments::list_prices,
 
         // strategies (routes/strategies.rs)
         crate::routes::strategies::create_strategy,

@@ -335,3 +335,40 @@ impl From<ledger::wraps::Invalid> for Problem {
         Problem::invalid_field(&e.field, e.message)
     }
 }
+
+impl From<ledger::MarketError> for Problem {
+    fn from(e: ledger::MarketError) -> Self {
+        use ledger::MarketError as E;
+        match e {
+            E::Invalid(errors) => {
+                let detail = errors
+                    .iter()
+                    .take(5)
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let more = if errors.len() > 5 {
+                    format!(" (and {} more)", errors.len() - 5)
+                } else {
+                    String::new()
+                };
+                errors.into_iter().fold(
+                    Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "validation",
+                        "Validation Failed",
+                    )
+                    .with_detail(format!("{detail}{more}")),
+                    |p, f| p.with_field_error(f.field, f.message),
+                )
+            }
+            E::NotFound(_) => Problem::not_found("no such object"),
+            E::Conflict { detail, errors } => {
+                errors.into_iter().fold(Problem::conflict(detail), |p, f| {
+                    p.with_field_error(f.field, f.message)
+                })
+            }
+            E::Ledger(e) => Problem::from(e),
+        }
+    }
+}

@@ -30,6 +30,7 @@ pub mod calendar;
 pub mod chain;
 pub mod entry;
 pub mod error;
+pub mod market;
 pub mod rules;
 pub mod store;
 pub mod wraps;
@@ -41,4 +42,9 @@ pub use entry::{
     Operation, Outcome, Posted, Posting, Reversal,
 };
 pub use error::LedgerError;
-pub use store::{AsOf, BalanceReport, EntryPage, Ledger, TrialBalanceLine, begin_write, connect};
+pub use market::{
+    Instrument, InstrumentKind, InstrumentStatus, MarketError, NewInstrument, PriceQuote,
+};
+pub use store::{
+    AsOf, BalanceReport, EntryPage, Ledger, TrialBalanceLine, begin_write, connect, create_asset_in,
+};

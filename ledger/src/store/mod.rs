@@ -11,7 +11,9 @@
 //! Amounts are stored as BIGINT counts of minor units (exact on both backends: sea-orm would
 //! bind a `Decimal` as a float on SQLite), times as BIGINT microseconds since the epoch.
 
+pub mod market;
 mod read;
+pub mod reconciliation;
 mod sql;
 mod work;
 pub mod wraps;
@@ -92,6 +94,67 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
         ..TransactionOptions::default()
     })
     .await
+}
+
+/// Registers an asset inside the caller's write transaction (so it commits or rolls back with
+/// the caller's other rows, as an instrument's does). Creating an identical asset again returns
+/// it; a different one with the same code is refused. Not cached until read after commit: a
+/// rolled-back asset must not linger in a process's cache.
+pub async fn create_asset_in(
+    txn: &DatabaseTransaction,
+    asset: &Asset,
+) -> Result<Asset, LedgerError> {
+    asset.validate()?;
+    let backend = txn.get_database_backend();
+    if let Some(existing) = read::load_assets(txn, std::slice::from_ref(&asset.code))
+        .await?
+        .pop()
+    {
+        return if &existing == asset {
+            Ok(existing)
+        } else {
+            Err(LedgerError::AssetConflict(asset.code.clone()))
+        };
+    }
+    let (kind, price_currency, quote_unit) = match &asset.kind {
+        AssetKind::Currency => ("currency", None, None),
+        AssetKind::Instrument {
+            price_currency,
+            quote_unit,
+        } => {
+            let currency = read::load_assets(txn, std::slice::from_ref(price_currency))
+                .await?
+                .pop();
+            if !matches!(
+                currency,
+                Some(Asset {
+                    kind: AssetKind::Currency,
+                    ..
+                })
+            ) {
+                return Err(LedgerError::UnknownAsset(price_currency.clone()));
+            }
+            (
+                "instrument",
+                Some(price_currency.clone()),
+                Some(*quote_unit),
+            )
+        }
+    };
+    let q = format!(
+        "INSERT INTO ledger_assets (code, kind, scale, price_currency, quote_unit, created_at) VALUES {}",
+        sql::value_rows(backend, 1, 6, 1)
+    );
+    let values: Vec<Value> = vec![
+        asset.code.clone().into(),
+        kind.into(),
+        (asset.scale as i32).into(),
+        price_currency.into(),
+        quote_unit.into(),
+        sql::micros(Utc::now()).into(),
+    ];
+    sql::exec(txn, q, values).await?;
+    Ok(asset.clone())
 }
 
 #[derive(Debug)]
@@ -187,60 +250,11 @@ impl Ledger {
     /// Registers an asset. Creating an identical asset again returns it; a different one with
     /// the same code is refused.
     pub async fn create_asset(&self, asset: &Asset) -> Result<Asset, LedgerError> {
-        asset.validate()?;
-        let backend = self.db.get_database_backend();
         let txn = begin_write(&self.db).await?;
-        if let Some(existing) = read::load_assets(&txn, std::slice::from_ref(&asset.code))
-            .await?
-            .pop()
-        {
-            return if &existing == asset {
-                Ok(existing)
-            } else {
-                Err(LedgerError::AssetConflict(asset.code.clone()))
-            };
-        }
-        let (kind, price_currency, quote_unit) = match &asset.kind {
-            AssetKind::Currency => ("currency", None, None),
-            AssetKind::Instrument {
-                price_currency,
-                quote_unit,
-            } => {
-                let currency = read::load_assets(&txn, std::slice::from_ref(price_currency))
-                    .await?
-                    .pop();
-                if !matches!(
-                    currency,
-                    Some(Asset {
-                        kind: AssetKind::Currency,
-                        ..
-                    })
-                ) {
-                    return Err(LedgerError::UnknownAsset(price_currency.clone()));
-                }
-                (
-                    "instrument",
-                    Some(price_currency.clone()),
-                    Some(*quote_unit),
-                )
-            }
-        };
-        let q = format!(
-            "INSERT INTO ledger_assets (code, kind, scale, price_currency, quote_unit, created_at) VALUES {}",
-            sql::value_rows(backend, 1, 6, 1)
-        );
-        let values: Vec<Value> = vec![
-            asset.code.clone().into(),
-            kind.into(),
-            (asset.scale as i32).into(),
-            price_currency.into(),
-            quote_unit.into(),
-            sql::micros(Utc::now()).into(),
-        ];
-        sql::exec(&txn, q, values).await?;
+        let created = create_asset_in(&txn, asset).await?;
         txn.commit().await?;
-        self.assets.insert(asset.clone());
-        Ok(asset.clone())
+        self.assets.insert(created.clone());
+        Ok(created)
     }
 
     /// The asset with this code.
