@@ -174,7 +174,7 @@ pub async fn valuation(state: &AppState, wrap: &Wrap) -> Result<Valuation, Probl
     let prices = if codes.is_empty() {
         HashMap::new()
     } else {
-        latest_prices_tempshim(&codes, today)
+        ledger::store::market::latest_prices(&state.db, &codes, today).await?
     };
     let mut holdings = Vec::with_capacity(units.len());
     let mut value = cash;
@@ -1224,13 +1224,4 @@ pub async fn cancel_plan(
         .find(|p| p.id == plan_id)
         .ok_or_else(|| Problem::internal(&"cancelled plan vanished"))?;
     Ok(HttpResponse::Ok().json(plan))
-}
-
-// TEMPSHIM until the market data branch lands.
-struct QuoteTemp {
-    price: Decimal,
-    date: NaiveDate,
-}
-fn latest_prices_tempshim(_: &[String], _: NaiveDate) -> HashMap<String, QuoteTemp> {
-    HashMap::new()
 }

@@ -20,13 +20,26 @@ pub struct Market {
     pub agreement_id: Uuid,
 }
 
-/// Registers `code` as a JPY investment trust (10,000-unit quote) in the books.
+/// Registers `code` as a JPY investment trust (10,000-unit quote), as the platform does.
 pub async fn seed_instrument(server: &TestServer, code: &str) {
-    // TEMPSHIM: through the ledger until POST /v1/instruments lands.
-    ledger::Ledger::new(server.db.clone())
-        .create_asset(&ledger::Asset::instrument(code, 0, "JPY", 10_000))
-        .await
-        .unwrap();
+    let platform = server.token(&server.platform).await;
+    let r = server
+        .post(
+            &platform,
+            "/v1/instruments",
+            Some(json!({
+                "code": code,
+                "name": format!("Fund {code}"),
+                "kind": "investment_trust",
+                "currency": "JPY",
+                "unit_scale": 0,
+                "quote_unit": 10000,
+                "min_order_amount": "100",
+            })),
+        )
+        .await;
+    // Several strategies share the fund: the second registration finds it taken.
+    assert!(matches!(r.status.as_u16(), 201 | 409), "{}", r.text);
 }
 
 /// A manager's strategy of `risk` with a one-fund model.
