@@ -718,3 +718,143 @@ async fn money_movements(backend: &'static str) {
     result.unwrap();
 }
 on_each_backend!(money_movements_keep_the_books_reconciled, money_movements);
+
+async fn valuation_at_last_price(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    post_money(
+        &server,
+        &m.bank,
+        &format!("/v1/wraps/{w}/contributions"),
+        json!({ "amount": "100000" }),
+    )
+    .await
+    .ok(201);
+
+    // A buy as end of day books it: 50,000 yen leave the wrap (and the omnibus) for 40,000
+    // units of the fund, which the wrap (and the omnibus) now hold.
+    let books = ledger::Ledger::new(server.db.clone());
+    let fund = "JP90C000AAA1";
+    let account = |code: String, side: ledger::Side, asset: &str| ledger::NewAccount {
+        tenant_id: m.bank_id,
+        code,
+        asset: asset.to_owned(),
+        normal_side: side,
+        no_negative: side == ledger::Side::Credit,
+        metadata: json!({}),
+    };
+    let units = books
+        .create_account(&account(
+            format!("wrap:{w}:units:{fund}"),
+            ledger::Side::Credit,
+            fund,
+        ))
+        .await
+        .unwrap();
+    let omnibus_units = books
+        .create_account(&account(
+            format!("omnibus:{fund}"),
+            ledger::Side::Debit,
+            fund,
+        ))
+        .await
+        .unwrap();
+    let wrap_cash = books
+        .account_by_code(m.bank_id, &format!("wrap:{w}:cash"))
+        .await
+        .unwrap()
+        .unwrap();
+    let omnibus_cash = books
+        .account_by_code(m.bank_id, "omnibus:JPY")
+        .await
+        .unwrap()
+        .unwrap();
+    let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: m.bank_id,
+            idempotency_key: format!("buy:{w}"),
+            kind: "trade".into(),
+            effective_date: "2026-11-20".parse().unwrap(),
+            description: "buy".into(),
+            metadata: json!({}),
+            postings: vec![
+                ledger::NewPosting::debit(wrap_cash.id, "JPY", d("50000")),
+                ledger::NewPosting::credit(omnibus_cash.id, "JPY", d("50000")),
+                ledger::NewPosting::debit(omnibus_units.id, fund, d("40000")),
+                ledger::NewPosting::credit(units.id, fund, d("40000")),
+            ],
+            hold: None,
+        })
+        .await
+        .unwrap();
+
+    // No price yet: the holding is shown unpriced, at zero.
+    let r = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
+    let v = r.ok(200)["valuation"].clone();
+    assert_eq!(v["holdings"][0]["priced"], false);
+    assert_eq!(v["value"], "50000");
+
+    // Two prices: the later one (on or before today) values the units.
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [
+                { "instrument": fund, "date": "2026-11-19", "price": "12500" },
+                { "instrument": fund, "date": "2026-11-20", "price": "12345" },
+            ] })),
+        )
+        .await
+        .ok(200);
+    let r = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
+    let view = r.ok(200);
+    let h = &view["valuation"]["holdings"][0];
+    assert_eq!(h["instrument"], fund);
+    assert_eq!(h["units"], "40000");
+    assert_eq!(h["price"], "12345");
+    assert_eq!(h["price_date"], "2026-11-20");
+    // 40,000 units × 12,345 yen per 10,000 units = 49,380 yen.
+    assert_eq!(h["value"], "49380");
+    assert_eq!(view["valuation"]["value"], "99380");
+    assert_eq!(view["available_to_withdraw"], "99380");
+    let r = post_money(
+        &server,
+        &m.bank,
+        &format!("/v1/wraps/{w}/withdrawals"),
+        json!({ "amount": "99381" }),
+    )
+    .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "amount");
+    post_money(
+        &server,
+        &m.bank,
+        &format!("/v1/wraps/{w}/withdrawals"),
+        json!({ "all": true }),
+    )
+    .await
+    .ok(202);
+    let r = post_money(
+        &server,
+        &m.bank,
+        &format!("/v1/wraps/{w}/withdrawals"),
+        json!({ "amount": "1" }),
+    )
+    .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("everything")
+    );
+    // Holding units, the wrap cannot close at once: it becomes closing.
+    let r = post_money(&server, &m.bank, &format!("/v1/wraps/{w}/close"), json!({})).await;
+    assert_eq!(r.ok(200)["status"], "closing");
+    assert_books_balance(&server).await;
+    server.stop().await;
+}
+on_each_backend!(valuation_uses_the_last_price, valuation_at_last_price);
