@@ -279,7 +279,7 @@ pub async fn get_customer(
         .map(|c| (c.currency.clone(), c.balance))
         .collect();
     for w in wraps {
-        let value = crate::routes::wraps::valuation(&state, &w).await?;
+        let value = crate::routes::wraps::valuation(&state, &state.db, &w).await?;
         *totals.entry(w.currency.clone()).or_default() += value.value;
         lines.push(WrapLine {
             id: w.id,

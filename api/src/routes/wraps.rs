@@ -17,6 +17,12 @@
 //!   fulfils by selling units; what is asked for never exceeds the wrap's value less what is
 //!   already pending;
 //! * money-moving POSTs require an `Idempotency-Key` ([`crate::idempotency`]).
+//!
+//! Locking rule (PostgreSQL; SQLite's write transaction is exclusive): a change locks the
+//! customer row before counting its wraps, and wrap rows in id order before checking their
+//! status or pending movements; the ledger then takes the tenant's book lock last. Checks
+//! therefore see the result of any concurrent change to the same wrap, and no two requests
+//! take the same locks in opposite orders.
 
 use std::collections::HashMap;
 
@@ -153,9 +159,15 @@ pub struct Valuation {
     pub value: Decimal,
 }
 
-/// Values `wrap` at the last prices on or before today.
-pub async fn valuation(state: &AppState, wrap: &Wrap) -> Result<Valuation, Problem> {
-    let accounts = store::wrap_accounts(&state.db, wrap.tenant_id, wrap.id).await?;
+/// Values `wrap` at the last prices on or before today, reading through `db` (the request's
+/// transaction when there is one: a second pool connection inside a transaction could wait
+/// for a pool that every waiting transaction holds).
+pub async fn valuation<C: sea_orm::ConnectionTrait>(
+    state: &AppState,
+    db: &C,
+    wrap: &Wrap,
+) -> Result<Valuation, Problem> {
+    let accounts = store::wrap_accounts(db, wrap.tenant_id, wrap.id).await?;
     let today = money::today(Utc::now());
     let cash_code = wrap_cash_code(wrap.id);
     let mut cash = Decimal::ZERO;
@@ -174,7 +186,7 @@ pub async fn valuation(state: &AppState, wrap: &Wrap) -> Result<Valuation, Probl
     let prices = if codes.is_empty() {
         HashMap::new()
     } else {
-        ledger::store::market::latest_prices(&state.db, &codes, today).await?
+        ledger::store::market::latest_prices(db, &codes, today).await?
     };
     let mut holdings = Vec::with_capacity(units.len());
     let mut value = cash;
@@ -514,7 +526,7 @@ pub async fn get_wrap(
     Query::parse(&req, &[])?;
     caller.principal.authorize(Action::ReadOwnData)?;
     let wrap = find_wrap(&state.db, &caller, id, false).await?;
-    let valuation = valuation(&state, &wrap).await?;
+    let valuation = valuation(&state, &state.db, &wrap).await?;
     let pending =
         store::movements(&state.db, wrap.tenant_id, id, true, wrap.currency_scale).await?;
     let available = available_to_withdraw(&valuation, &pending);
@@ -816,6 +828,13 @@ async fn pending_movement(
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
+    // Locking rule: wrap rows are locked in id order (then the book, by the ledger), so two
+    // opposite switches between the same wraps wait for each other instead of deadlocking.
+    if let Some(to) = destination
+        && to < id
+    {
+        store::wrap(&txn, WrapScope::Distributor(tenant_id), to, true).await?;
+    }
     let wrap = find_wrap(&txn, caller, id, true).await?;
     let asset = state.ledger.asset(&wrap.currency).await?;
     let amount = match (amount, all) {
@@ -871,7 +890,7 @@ async fn pending_movement(
         }
     }
     let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
-    let valuation = valuation(state, &wrap).await?;
+    let valuation = valuation(state, &txn, &wrap).await?;
     let available = available_to_withdraw(&valuation, &pending);
     if pending.iter().any(|m| m.amount.is_none()) {
         return Err(Problem::conflict(format!(
