@@ -62,12 +62,13 @@ impl Sql {
         }
     }
 
-    /// Binds `v` and returns its placeholder.
+    /// Binds `v` and returns its placeholder. Numbered on both backends (`$n`, `?n`), so a
+    /// value may be bound before the text that uses it is placed (conditions built first).
     fn bind(&mut self, v: impl Into<Value>) -> String {
         self.values.push(v.into());
         match self.backend {
             DbBackend::Postgres => format!("${}", self.values.len()),
-            _ => "?".to_owned(),
+            _ => format!("?{}", self.values.len()),
         }
     }
 
