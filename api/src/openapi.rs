@@ -58,6 +58,11 @@ use crate::problem::method_not_allowed;
         // wraps and their movements (routes/wraps.rs)
 
         // reconciliation (routes/reconciliation.rs)
+        crate::routes::reconciliation::reconciliation,
+        crate::routes::reconciliation::create_statement,
+        crate::routes::reconciliation::list_statements,
+        crate::routes::reconciliation::get_statement,
+        crate::routes::reconciliation::statement_breaks,
 
         openapi_json,
     ),
