@@ -90,6 +90,11 @@ use crate::problem::method_not_allowed;
         crate::routes::wraps::cancel_plan,
 
         // reconciliation (routes/reconciliation.rs)
+        crate::routes::reconciliation::reconciliation,
+        crate::routes::reconciliation::create_statement,
+        crate::routes::reconciliation::list_statements,
+        crate::routes::reconciliation::get_statement,
+        crate::routes::reconciliation::statement_breaks,
 
         openapi_json,
     ),

@@ -676,7 +676,14 @@ async fn check_prices(state: &AppState, upload: Upload) -> Result<Vec<PriceRow>,
         let price = match instrument {
             Some(i) => market::parse_price(price_text, i.price_scale),
             // Still say what is wrong with the price itself, whatever the instrument.
-            None => market::parse_price(price_text, market::MAX_MARKET_SCALE),
+            // (no scale to check against: only that it is a positive decimal).
+            None => market::parse_decimal(price_text).and_then(|v| {
+                if v > rust_decimal::Decimal::ZERO {
+                    Ok(0)
+                } else {
+                    Err(format!("{price_text:?} must be greater than zero"))
+                }
+            }),
         }
         .map_err(|m| errors.push(FieldError::new(row.label.field("price"), m)))
         .ok();

@@ -138,7 +138,9 @@ async fn instrument_flow(backend: &'static str) {
         .unwrap();
     let audit = s.audit_count().await;
 
-    let created = s.post(&root, "/v1/instruments", Some(fund("JP90C0001"))).await;
+    let created = s
+        .post(&root, "/v1/instruments", Some(fund("JP90C0001")))
+        .await;
     let b = created.ok(201);
     assert_eq!(created.headers["location"], "/v1/instruments/JP90C0001");
     assert_eq!(b["kind"], "investment_trust");
@@ -199,7 +201,13 @@ async fn instrument_flow(backend: &'static str) {
     assert!(p2.get("next_cursor").is_none());
     let etfs = s.get(&dist, "/v1/instruments?kind=etf").await;
     assert_eq!(etfs.ok(200)["items"].as_array().unwrap().len(), 1);
-    for bad in ["kind=bond", "status=gone", "limit=0", "cursor=%20", "colour=red"] {
+    for bad in [
+        "kind=bond",
+        "status=gone",
+        "limit=0",
+        "cursor=%20",
+        "colour=red",
+    ] {
         let r = s.get(&dist, &format!("/v1/instruments?{bad}")).await;
         let name = bad.split('=').next().unwrap();
         assert_eq!(r.problem(400)["errors"][0]["field"], name, "{bad}");
@@ -220,7 +228,11 @@ async fn instrument_flow(backend: &'static str) {
     assert_eq!(b["settlement_days"], 4);
     let suspended = s.get(&dist, "/v1/instruments?status=suspended").await;
     assert_eq!(suspended.ok(200)["items"][0]["code"], "JP90C0001");
-    assert_eq!(s.audit_count().await, audit + 4 + 4, "tenants, clients and the patch");
+    assert_eq!(
+        s.audit_count().await,
+        audit + 4 + 4,
+        "tenants, clients and the patch"
+    );
 
     // Missing instruments: 404, whoever asks.
     for path in ["/v1/instruments/NOPE", "/v1/instruments/bad%20code"] {
@@ -284,7 +296,13 @@ async fn bad_instruments_are_refused_by_field(backend: &'static str) {
     r.problem(422);
     assert_eq!(
         fields(&r),
-        ["code", "name", "unit_scale", "quote_unit", "settlement_days"]
+        [
+            "code",
+            "name",
+            "unit_scale",
+            "quote_unit",
+            "settlement_days"
+        ]
     );
     // Missing and unknown fields.
     let mut missing = fund("NEW1");
@@ -474,7 +492,12 @@ async fn prices_replace_until_end_of_day(backend: &'static str) {
     assert_eq!(items.len(), 2);
     assert_eq!(items[1]["date"], "2026-11-20");
     assert_eq!(items[1]["price"], "10301");
-    assert!(items[1]["uploaded_by"].as_str().unwrap().starts_with("cli_"));
+    assert!(
+        items[1]["uploaded_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("cli_")
+    );
     let vt = s.get(&root, "/v1/prices?instrument=VT").await;
     assert_eq!(vt.ok(200)["items"][0]["price"], "101.25");
 
@@ -521,7 +544,11 @@ async fn prices_replace_until_end_of_day(backend: &'static str) {
         )
         .await;
     r.problem(409);
-    assert!(r.body["detail"].as_str().unwrap().contains("2026-11-20"), "{}", r.text);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("2026-11-20"),
+        "{}",
+        r.text
+    );
     assert!(message(&r, "date").contains("2026-11-20"));
     let r = csv(&s, &root, "instrument,date,price\nF2,2026-11-20,1\n").await;
     r.problem(409);
@@ -683,7 +710,11 @@ async fn price_reads_and_upload_limits(backend: &'static str) {
         let page = s.get(&dist, &path).await;
         let b = page.ok(200).clone();
         for i in b["items"].as_array().unwrap() {
-            seen.push(format!("{}:{}", i["instrument"].as_str().unwrap(), i["price"].as_str().unwrap()));
+            seen.push(format!(
+                "{}:{}",
+                i["instrument"].as_str().unwrap(),
+                i["price"].as_str().unwrap()
+            ));
         }
         match b["next_cursor"].as_str() {
             Some(c) => path = format!("/v1/prices?limit=3&cursor={c}"),
@@ -692,7 +723,10 @@ async fn price_reads_and_upload_limits(backend: &'static str) {
     }
     assert_eq!(seen, ["F1:1", "F1:2", "F1:3", "F2:4"]);
     let window = s
-        .get(&dist, "/v1/prices?instrument=F1&from=2026-11-19&to=2026-11-19")
+        .get(
+            &dist,
+            "/v1/prices?instrument=F1&from=2026-11-19&to=2026-11-19",
+        )
         .await;
     assert_eq!(window.ok(200)["items"][0]["price"], "2");
     for (query, status, field) in [
@@ -706,7 +740,9 @@ async fn price_reads_and_upload_limits(backend: &'static str) {
         let r = s.get(&dist, &format!("/v1/prices?{query}")).await;
         assert_eq!(r.problem(status)["errors"][0]["field"], field, "{query}");
     }
-    s.get(&dist, "/v1/prices?instrument=NOPE").await.problem(404);
+    s.get(&dist, "/v1/prices?instrument=NOPE")
+        .await
+        .problem(404);
 
     // Limits: more rows than allowed (compact rows, under the byte limit) is 413, and the
     // wrong media type 415; nothing written.
