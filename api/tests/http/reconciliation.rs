@@ -34,6 +34,11 @@ impl Book {
     async fn open(ledger: &Ledger, tenant: Uuid, accounts: &[(&str, &str, Side)]) -> Self {
         let mut ids = std::collections::HashMap::new();
         for (code, asset, side) in accounts {
+            // A distributor opens with its `omnibus:JPY` account; the others are new.
+            if let Some(a) = ledger.account_by_code(tenant, code).await.unwrap() {
+                ids.insert((*code).to_owned(), a.id);
+                continue;
+            }
             let a = ledger
                 .create_account(&NewAccount {
                     tenant_id: tenant,
