@@ -18,6 +18,7 @@ on_each_backend!(
     distributor_sees_only_agreed_strategies,
     distributor_sees_only_agreed_strategies
 );
+on_each_backend!(documented_in_openapi, documented_in_openapi);
 
 /// The tables this feature writes, and the audit log: compared before and after a refusal.
 pub const TABLES: [&str; 7] = [
@@ -578,5 +579,29 @@ async fn distributor_sees_only_agreed_strategies(backend: &'static str) {
     }
     assert_eq!(counts(&s).await, before);
     let _ = d;
+    s.stop().await;
+}
+
+async fn documented_in_openapi(backend: &'static str) {
+    let s = TestServer::start(backend).await;
+    let r = s.http.get(format!("{}/v1/openapi.json", s.base)).send().await.unwrap();
+    let doc = TestServer::read(r).await;
+    let paths = doc.ok(200)["paths"].as_object().unwrap().clone();
+    for (route, methods) in [
+        ("/v1/strategies", &["get", "post"][..]),
+        ("/v1/strategies/{id}", &["get", "patch"]),
+        ("/v1/strategies/{id}/versions", &["get", "post"]),
+        ("/v1/strategies/{id}/versions/current", &["get"]),
+        ("/v1/agreements", &["get", "post"]),
+        ("/v1/agreements/{id}", &["get"]),
+        ("/v1/agreements/{id}/accept", &["post"]),
+        ("/v1/agreements/{id}/decline", &["post"]),
+        ("/v1/agreements/{id}/terms", &["get", "post"]),
+        ("/v1/tenants/{id}/platform-fee", &["get", "put"]),
+    ] {
+        for method in methods {
+            assert!(paths[route][method].is_object(), "{method} {route} not documented");
+        }
+    }
     s.stop().await;
 }
