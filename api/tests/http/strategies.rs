@@ -584,7 +584,12 @@ async fn distributor_sees_only_agreed_strategies(backend: &'static str) {
 
 async fn documented_in_openapi(backend: &'static str) {
     let s = TestServer::start(backend).await;
-    let r = s.http.get(format!("{}/v1/openapi.json", s.base)).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/v1/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap();
     let doc = TestServer::read(r).await;
     let paths = doc.ok(200)["paths"].as_object().unwrap().clone();
     for (route, methods) in [
@@ -600,7 +605,10 @@ async fn documented_in_openapi(backend: &'static str) {
         ("/v1/tenants/{id}/platform-fee", &["get", "put"]),
     ] {
         for method in methods {
-            assert!(paths[route][method].is_object(), "{method} {route} not documented");
+            assert!(
+                paths[route][method].is_object(),
+                "{method} {route} not documented"
+            );
         }
     }
     s.stop().await;
