@@ -107,6 +107,17 @@ pub fn names(r: &Res, status: u16, field: &str) -> Value {
     p
 }
 
+/// Runs raw SQL on the server's database (to show what the schema itself refuses).
+pub async fn execute(s: &TestServer, sql: &str) -> Result<u64, sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait as _;
+    s.db.execute_raw(sea_orm::Statement::from_string(
+        s.db.get_database_backend(),
+        sql.to_owned(),
+    ))
+    .await
+    .map(|r| r.rows_affected())
+}
+
 async fn patch(s: &TestServer, token: &str, path: &str, body: Value) -> Res {
     s.send(
         reqwest::Method::PATCH,
@@ -456,6 +467,16 @@ async fn versions_are_checked(backend: &'static str) {
         let r = s.send(method, Some(&mt), &path, &[], None).await;
         r.problem(405);
     }
+    // Nor can SQL: the schema refuses it.
+    for sql in [
+        "UPDATE strategy_versions SET cash_weight = '0.5'",
+        "DELETE FROM strategy_versions",
+        "UPDATE strategy_weights SET weight = '0.5'",
+        "DELETE FROM strategy_weights",
+    ] {
+        assert!(execute(&s, sql).await.is_err(), "{sql}");
+    }
+    assert_eq!(counts(&s).await, after);
     s.stop().await;
 }
 
