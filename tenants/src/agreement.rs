@@ -147,7 +147,7 @@ fn rate_check(
     max: Decimal,
 ) -> Result<(), TenantsError> {
     let low_ok = if allow_zero {
-        !(rate.is_sign_negative() && !rate.is_zero())
+        rate >= Decimal::ZERO
     } else {
         rate > Decimal::ZERO
     };

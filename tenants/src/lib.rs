@@ -1,9 +1,9 @@
 //! # Who is on the platform and what they agreed
 //!
 //! This crate owns tenants (platform, distributors, managers), their API clients and
-//! secrets, JWT issue and verification, and the permission rules of a [`Principal`]. Later
-//! issues add strategies (managers' model portfolios and their versions), agreements (fee
-//! schedules and splits) and lineups. It never depends on HTTP: the `api` crate parses
+//! secrets, JWT issue and verification, the permission rules of a [`Principal`], strategies
+//! (managers' model portfolios and their versions), agreements (fee schedules and splits, in
+//! versioned terms) and the platform's fees to distributors. It never depends on HTTP: the `api` crate parses
 //! requests, calls into here, and maps [`TenantsError`], [`jwt::JwtError`] and
 //! [`principal::Forbidden`] to responses.
 //!

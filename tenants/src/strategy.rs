@@ -197,7 +197,7 @@ pub fn decimals(d: Decimal) -> u32 {
 /// `value` as money of a currency of `scale`: at least 0 and with no more decimals than the
 /// currency has (never rounded).
 pub fn check_money(field: &'static str, value: Decimal, scale: u32) -> Result<(), TenantsError> {
-    if value.is_sign_negative() && !value.is_zero() {
+    if value < Decimal::ZERO {
         return Err(TenantsError::invalid(field, "must not be negative"));
     }
     if decimals(value) > scale {
@@ -225,9 +225,7 @@ impl NewStrategy {
                 "must be between -1 and 1 (a fraction a year: 0.045 is 4.5 %)",
             ));
         }
-        if self.volatility_annual.is_sign_negative() && !self.volatility_annual.is_zero()
-            || self.volatility_annual > Decimal::TWO
-        {
+        if self.volatility_annual < Decimal::ZERO || self.volatility_annual > Decimal::TWO {
             return Err(TenantsError::invalid(
                 "volatility_annual",
                 "must be between 0 and 2 (a fraction a year: 0.12 is 12 %)",
@@ -257,8 +255,7 @@ impl NewStrategy {
                 "must be from 0 to 365",
             ));
         }
-        if self.min_initial_investment.is_sign_negative() && !self.min_initial_investment.is_zero()
-        {
+        if self.min_initial_investment < Decimal::ZERO {
             return Err(TenantsError::invalid(
                 "min_initial_investment",
                 "must not be negative",
@@ -372,9 +369,7 @@ impl NewVersion {
                 "must name at most {MAX_INSTRUMENTS} instruments"
             )));
         }
-        if self.cash_weight.is_sign_negative() && !self.cash_weight.is_zero()
-            || self.cash_weight > Decimal::ONE
-        {
+        if self.cash_weight < Decimal::ZERO || self.cash_weight > Decimal::ONE {
             return Err(TenantsError::invalid(
                 "cash_weight",
                 "must be between 0 and 1",
@@ -469,7 +464,8 @@ mod tests {
     #[test]
     fn strategy_ranges() {
         strategy().validate().unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut NewStrategy)>)> = vec![
+        type Change = Box<dyn Fn(&mut NewStrategy)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("code", Box::new(|s| s.code = "bad code".into())),
             ("code", Box::new(|s| s.code = "x".repeat(65))),
             ("code", Box::new(|s| s.code = String::new())),

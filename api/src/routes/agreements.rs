@@ -148,7 +148,10 @@ pub async fn propose_agreement(
     )
     .await
     .map_err(|e| match e {
-        TenantsError::Validation { field, .. } if field == "strategy_id" => e.into(),
+        TenantsError::Validation {
+            field: "strategy_id",
+            ..
+        } => e.into(),
         other => in_terms(other),
     })?;
     audit::record(

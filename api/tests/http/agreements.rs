@@ -482,6 +482,15 @@ async fn terms_versions(backend: &'static str) {
     assert_eq!(r.ok(200)["in_effect"]["version"], 2);
     assert_eq!(r.body["items"][2]["status"], "declined");
 
+    // Terms never change in place, not even through SQL; only their status moves.
+    for sql in [
+        "UPDATE agreement_terms SET terms = '{}'",
+        "UPDATE agreement_terms SET effective_date = '2020-01-01'",
+        "DELETE FROM agreement_terms",
+    ] {
+        assert!(crate::strategies::execute(&s, sql).await.is_err(), "{sql}");
+    }
+
     // The offer the wraps work calls: the terms in effect on the date, exact.
     let offer = tenants::offer(&s.db, d1, id, date("2026-06-01"))
         .await

@@ -18,6 +18,7 @@ on_each_backend!(
     distributor_sees_only_agreed_strategies,
     distributor_sees_only_agreed_strategies
 );
+on_each_backend!(documented_in_openapi, documented_in_openapi);
 
 /// The tables this feature writes, and the audit log: compared before and after a refusal.
 pub const TABLES: [&str; 7] = [
@@ -104,6 +105,17 @@ pub fn names(r: &Res, status: u16, field: &str) -> Value {
     let p = r.problem(status).clone();
     assert_eq!(p["errors"][0]["field"], field, "{}", r.text);
     p
+}
+
+/// Runs raw SQL on the server's database (to show what the schema itself refuses).
+pub async fn execute(s: &TestServer, sql: &str) -> Result<u64, sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait as _;
+    s.db.execute_raw(sea_orm::Statement::from_string(
+        s.db.get_database_backend(),
+        sql.to_owned(),
+    ))
+    .await
+    .map(|r| r.rows_affected())
 }
 
 async fn patch(s: &TestServer, token: &str, path: &str, body: Value) -> Res {
@@ -455,6 +467,16 @@ async fn versions_are_checked(backend: &'static str) {
         let r = s.send(method, Some(&mt), &path, &[], None).await;
         r.problem(405);
     }
+    // Nor can SQL: the schema refuses it.
+    for sql in [
+        "UPDATE strategy_versions SET cash_weight = '0.5'",
+        "DELETE FROM strategy_versions",
+        "UPDATE strategy_weights SET weight = '0.5'",
+        "DELETE FROM strategy_weights",
+    ] {
+        assert!(execute(&s, sql).await.is_err(), "{sql}");
+    }
+    assert_eq!(counts(&s).await, after);
     s.stop().await;
 }
 
@@ -578,5 +600,37 @@ async fn distributor_sees_only_agreed_strategies(backend: &'static str) {
     }
     assert_eq!(counts(&s).await, before);
     let _ = d;
+    s.stop().await;
+}
+
+async fn documented_in_openapi(backend: &'static str) {
+    let s = TestServer::start(backend).await;
+    let r = s
+        .http
+        .get(format!("{}/v1/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    let doc = TestServer::read(r).await;
+    let paths = doc.ok(200)["paths"].as_object().unwrap().clone();
+    for (route, methods) in [
+        ("/v1/strategies", &["get", "post"][..]),
+        ("/v1/strategies/{id}", &["get", "patch"]),
+        ("/v1/strategies/{id}/versions", &["get", "post"]),
+        ("/v1/strategies/{id}/versions/current", &["get"]),
+        ("/v1/agreements", &["get", "post"]),
+        ("/v1/agreements/{id}", &["get"]),
+        ("/v1/agreements/{id}/accept", &["post"]),
+        ("/v1/agreements/{id}/decline", &["post"]),
+        ("/v1/agreements/{id}/terms", &["get", "post"]),
+        ("/v1/tenants/{id}/platform-fee", &["get", "put"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths[route][method].is_object(),
+                "{method} {route} not documented"
+            );
+        }
+    }
     s.stop().await;
 }
