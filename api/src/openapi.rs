@@ -73,6 +73,7 @@ use crate::problem::method_not_allowed;
         crate::routes::customers::create_customer,
         crate::routes::customers::list_customers,
         crate::routes::customers::get_customer,
+        crate::routes::customers::update_customer,
         crate::routes::customers::deposit,
         crate::routes::customers::withdraw,
 

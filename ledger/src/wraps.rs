@@ -129,16 +129,7 @@ impl NewCustomer {
                 "must be 1 to 100 characters, none of them control characters",
             ));
         }
-        let n = self.name.trim();
-        if n.is_empty()
-            || self.name.chars().count() > 200
-            || self.name.chars().any(char::is_control)
-        {
-            return Err(Invalid::new(
-                "name",
-                "must be 1 to 200 characters, not blank, no control characters",
-            ));
-        }
+        check_name("name", &self.name)?;
         if let Some(dob) = self.date_of_birth {
             if dob > today {
                 return Err(Invalid::new("date_of_birth", "is in the future"));
@@ -151,7 +142,19 @@ impl NewCustomer {
     }
 }
 
-fn check_risk(field: &str, level: i32) -> Result<(), Invalid> {
+/// A display name: 1 to 200 characters, not blank, no control characters.
+pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            field,
+            "must be 1 to 200 characters, not blank, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A risk tolerance or level: 1 to 5.
+pub fn check_risk(field: &str, level: i32) -> Result<(), Invalid> {
     if (1..=5).contains(&level) {
         Ok(())
     } else {
@@ -232,16 +235,7 @@ pub struct Goal {
 impl Goal {
     /// Checks the goal; `scale` is the currency's, `today` the business date.
     pub fn validate(&self, scale: u32, today: NaiveDate) -> Result<(), Invalid> {
-        let n = self.name.trim();
-        if n.is_empty()
-            || self.name.chars().count() > 200
-            || self.name.chars().any(char::is_control)
-        {
-            return Err(Invalid::new(
-                "goal/name",
-                "must be 1 to 200 characters, not blank",
-            ));
-        }
+        check_name("goal/name", &self.name)?;
         check_money("goal/target_amount", self.target_amount, scale)?;
         if self.target_date <= today {
             return Err(Invalid::new(

@@ -42,7 +42,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(list_customers)
             .post(create_customer),
     )
-    .service(resource("/v1/customers/{id}").get(get_customer))
+    .service(
+        resource("/v1/customers/{id}")
+            .get(get_customer)
+            .patch(update_customer),
+    )
     .service(resource("/v1/customers/{id}/deposits").post(deposit))
     .service(resource("/v1/customers/{id}/withdrawals").post(withdraw))
     .service(
@@ -300,6 +304,96 @@ pub async fn get_customer(
             .map(|(currency, amount)| crate::routes::wraps::Money { currency, amount })
             .collect(),
     }))
+}
+
+/// A change to a customer.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCustomer {
+    pub name: Option<String>,
+    /// A lower tolerance leaves existing wraps as they are; it applies to wraps opened later.
+    pub risk_tolerance: Option<i32>,
+    /// `closed` only when the customer has no wrap that is not closed and no cash.
+    pub status: Option<CustomerStatus>,
+}
+
+/// Change a customer's name, risk tolerance or status (distributor writers).
+#[utoipa::path(
+    patch, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = Uuid, Path)),
+    request_body = UpdateCustomer,
+    responses(
+        (status = 200, body = Customer),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Closing a customer that still holds wraps or cash", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_customer(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    find_customer(&state.db, &caller, id).await?;
+    caller.principal.authorize(Action::ManageCustomers)?;
+    let body: UpdateCustomer = crate::extract::json(&req, payload).await?;
+    if let Some(name) = &body.name {
+        ledger::wraps::check_name("name", name)?;
+    }
+    if let Some(r) = body.risk_tolerance {
+        ledger::wraps::check_risk("risk_tolerance", r)?;
+    }
+    let tenant_id = caller.principal.tenant_id;
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    store::customer_for_update(&txn, tenant_id, id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no customer {id}")))?;
+    if body.status == Some(CustomerStatus::Closed) {
+        let live = store::count_live_wraps(&txn, tenant_id, id).await?;
+        if live > 0 {
+            return Err(Problem::conflict(format!(
+                "customer {id} has {live} wraps that are not closed; close them first"
+            )));
+        }
+        let accounts = store::customer_accounts(&txn, tenant_id, id).await?;
+        if let Some(a) = accounts
+            .iter()
+            .find(|a| a.balance.posted(a.normal_side) != 0 || a.balance.pending(a.normal_side) != 0)
+        {
+            return Err(Problem::conflict(format!(
+                "customer {id} still holds {} cash; withdraw it first",
+                a.asset
+            )));
+        }
+    }
+    let change = store::CustomerChange {
+        name: body.name.clone(),
+        risk_tolerance: body.risk_tolerance,
+        status: body.status,
+    };
+    let customer = store::update_customer(&txn, tenant_id, id, &change, now)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no customer {id}")))?;
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "customer.update",
+            target_tenant_id: Some(tenant_id),
+            target_type: "customer",
+            target_id: id.to_string(),
+            detail: json!(body),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(customer))
 }
 
 async fn balance(state: &AppState, account: &Account) -> Result<BalanceReport, Problem> {

@@ -291,12 +291,7 @@ pub async fn open_wrap(
         goal.validate(asset.scale, today)?;
     }
     let name = body.name.unwrap_or_else(|| offer.strategy_name.clone());
-    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(Problem::invalid_field(
-            "name",
-            "must be 1 to 200 characters, not blank",
-        ));
-    }
+    ledger::wraps::check_name("name", &name)?;
     let live = store::count_live_wraps(&txn, tenant_id, customer_id).await?;
     if live >= state.max_open_wraps {
         return Err(Problem::conflict(format!(

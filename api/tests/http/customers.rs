@@ -350,3 +350,86 @@ async fn customers_isolated(backend: &'static str) {
     server.stop().await;
 }
 on_each_backend!(customers_are_isolated, customers_isolated);
+
+async fn customer_changes(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let (_, bank) = server.tenant_with_token("distributor", "Bank").await;
+    let (_, ifa) = server.tenant_with_token("distributor", "IFA").await;
+    let id = make_customer(&server, &bank, "C-001", 3).await;
+    let path = format!("/v1/customers/{id}");
+    let patch = |body: Value| {
+        let server = &server;
+        let bank = bank.clone();
+        let path = path.clone();
+        async move {
+            server
+                .send(
+                    reqwest::Method::PATCH,
+                    Some(&bank),
+                    &path,
+                    &[],
+                    Some(("application/json", serde_json::to_vec(&body).unwrap())),
+                )
+                .await
+        }
+    };
+    let r = patch(json!({ "name": "Hanako Sato", "risk_tolerance": 4 })).await;
+    let c = r.ok(200);
+    assert_eq!(c["name"], "Hanako Sato");
+    assert_eq!(c["risk_tolerance"], 4);
+    let before = counts(&server).await;
+    for (body, field) in [
+        (json!({ "risk_tolerance": 9 }), "risk_tolerance"),
+        (json!({ "name": "" }), "name"),
+        (json!({ "status": "dormant" }), "status"),
+        (json!({ "external_ref": "X" }), "external_ref"),
+    ] {
+        let r = patch(body.clone()).await;
+        assert_eq!(r.problem(422)["errors"][0]["field"], field, "{body}");
+    }
+    // Closing needs an empty account.
+    deposit(&server, &bank, id, "1000").await;
+    let r = patch(json!({ "status": "closed" })).await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("JPY cash")
+    );
+    assert_eq!(counts(&server).await[0], before[0]);
+    server
+        .post_idem(
+            &bank,
+            &format!("{path}/withdrawals"),
+            "w-all",
+            json!({ "amount": "1000" }),
+        )
+        .await
+        .ok(201);
+    assert_eq!(
+        patch(json!({ "status": "closed" })).await.ok(200)["status"],
+        "closed"
+    );
+    let r = server
+        .post_idem(
+            &bank,
+            &format!("{path}/deposits"),
+            "d-closed",
+            json!({ "amount": "1000" }),
+        )
+        .await;
+    r.problem(409);
+    // Another distributor cannot touch it.
+    let r = server
+        .send(
+            reqwest::Method::PATCH,
+            Some(&ifa),
+            &path,
+            &[],
+            Some(("application/json", b"{\"name\":\"X\"}".to_vec())),
+        )
+        .await;
+    r.problem(404);
+    server.stop().await;
+}
+on_each_backend!(customers_change_and_close, customer_changes);

@@ -165,6 +165,50 @@ async fn customer_row<C: ConnectionTrait>(
     rows.first().map(customer_from_row).transpose()
 }
 
+/// Changes a customer's name, risk tolerance or status (the caller has validated them and
+/// holds the row's lock); returns the customer as it is now, or `None` if there is none.
+pub async fn update_customer<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+    change: &CustomerChange,
+    now: DateTime<Utc>,
+) -> Result<Option<Customer>, LedgerError> {
+    let b = db.get_database_backend();
+    let q = format!(
+        "UPDATE customers SET name = COALESCE({}, name), risk_tolerance = COALESCE({}, risk_tolerance), \
+         status = COALESCE({}, status), updated_at = {} WHERE tenant_id = {} AND id = {}",
+        param(b, 1),
+        param(b, 2),
+        param(b, 3),
+        param(b, 4),
+        param(b, 5),
+        param(b, 6)
+    );
+    exec(
+        db,
+        q,
+        vec![
+            change.name.clone().into(),
+            change.risk_tolerance.into(),
+            change.status.map(CustomerStatus::as_str).into(),
+            micros(now).into(),
+            tenant_id.into(),
+            id.into(),
+        ],
+    )
+    .await?;
+    customer(db, tenant_id, id).await
+}
+
+/// A change to a customer; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerChange {
+    pub name: Option<String>,
+    pub risk_tolerance: Option<i32>,
+    pub status: Option<CustomerStatus>,
+}
+
 /// The distributor's customers in id (creation) order after `after`, optionally only those
 /// with `status`; and the next page's cursor.
 pub async fn customers<C: ConnectionTrait>(
