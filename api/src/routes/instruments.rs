@@ -809,10 +809,10 @@ pub async fn list_prices(
     let instrument = q.get("instrument");
     let from = q.date("from")?;
     let to = q.date("to")?;
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            return Err(Problem::bad_parameter("to", "must not be before from"));
-        }
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(Problem::bad_parameter("to", "must not be before from"));
     }
     let after = q
         .get("cursor")

@@ -217,18 +217,10 @@ pub async fn create_statement(
     errors.extend(upload.errors.iter().cloned());
     let codes: Vec<String> = upload.rows.iter().map(|r| r.cells[0].clone()).collect();
     let assets: HashMap<String, Asset> = {
-        let mut unique = codes.clone();
+        let mut unique = codes;
         unique.sort();
         unique.dedup();
-        let mut found = HashMap::new();
-        for code in unique {
-            if market::check_code(&code).is_ok() {
-                if let Ok(a) = state.ledger.asset(&code).await {
-                    found.insert(code, a);
-                }
-            }
-        }
-        found
+        store::assets_by_code(&state.db, &unique).await?
     };
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut positions = Vec::with_capacity(upload.rows.len());

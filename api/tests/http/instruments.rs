@@ -422,6 +422,8 @@ async fn patch_refuses_immutable_fields(backend: &'static str) {
             r.text
         );
     }
+    // PATCH, not PUT: a PUT would have to restate the immutable fields.
+    s.put(&root, path, fund("F1")).await.problem(405);
     let r = patch(&s, &root, path, json!({})).await;
     assert_eq!(fields(&r), ["body"]);
     r.problem(422);
@@ -461,16 +463,18 @@ async fn prices_replace_until_end_of_day(backend: &'static str) {
     .await
     .ok(201);
 
+    // An Idempotency-Key is accepted (and not needed: a re-upload replaces with equal prices).
     let r = s
-        .post(
+        .post_idem(
             &root,
             "/v1/prices",
-            Some(price_rows(&[
+            "prices-2026-11-20",
+            price_rows(&[
                 ("F1", "2026-11-19", "10000"),
                 ("F1", "2026-11-20", "10234"),
                 ("F2", "2026-11-20", "9876"),
                 ("VT", "2026-11-20", "101.25"),
-            ])),
+            ]),
         )
         .await;
     assert_eq!(r.ok(200), &json!({"inserted": 4, "replaced": 0}));

@@ -183,7 +183,7 @@ fn line<'a>(report: &'a Value, asset: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {asset} in {report}"))
 }
 
-fn tenant<'a>(report: &'a Value, id: Uuid) -> &'a Value {
+fn tenant(report: &Value, id: Uuid) -> &Value {
     report["distributors"]
         .as_array()
         .unwrap()

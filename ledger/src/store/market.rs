@@ -257,15 +257,14 @@ pub async fn update_instrument(
         other => MarketError::Ledger(other),
     })?;
     let mut errors = Vec::new();
-    if let Some(name) = &patch.name {
-        if let Err(m) = crate::market::check_name(name) {
-            errors.push(FieldError::new("name", m));
-        }
+    if let Some(Err(m)) = patch.name.as_deref().map(crate::market::check_name) {
+        errors.push(FieldError::new("name", m));
     }
-    if let Some(d) = patch.settlement_days {
-        if let Err(m) = crate::market::check_settlement_days(d) {
-            errors.push(FieldError::new("settlement_days", m));
-        }
+    if let Some(Err(m)) = patch
+        .settlement_days
+        .map(crate::market::check_settlement_days)
+    {
+        errors.push(FieldError::new("settlement_days", m));
     }
     let currency_scale = before.min_order_amount.scale();
     let min_order = match patch.min_order_amount {

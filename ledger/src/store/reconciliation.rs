@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::market::{Params, page_cursor};
 use super::sql::{self, get};
-use crate::asset::decimal_of;
+use crate::asset::{Asset, decimal_of};
 use crate::error::LedgerError;
 
 /// Which side of the reconciliation an account is on, from its code.
@@ -157,6 +157,18 @@ async fn scales<C: ConnectionTrait>(
         .await?
         .into_iter()
         .map(|a| (a.code, a.scale))
+        .collect())
+}
+
+/// The assets among `codes` that exist, by code (one query per 30,000 codes).
+pub async fn assets_by_code<C: ConnectionTrait>(
+    db: &C,
+    codes: &[String],
+) -> Result<HashMap<String, Asset>, LedgerError> {
+    Ok(super::read::load_assets(db, codes)
+        .await?
+        .into_iter()
+        .map(|a| (a.code.clone(), a))
         .collect())
 }
 
