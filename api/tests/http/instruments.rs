@@ -587,15 +587,15 @@ async fn bad_rows_are_each_named(backend: &'static str) {
     assert_eq!(
         fields(&r),
         [
-            "prices/6/price",
-            "prices/7/price",
-            "prices/8/note",
-            "prices/9",
             "prices/1/instrument",
             "prices/2/price",
             "prices/3/price",
             "prices/4/date",
             "prices/5/date",
+            "prices/6/price",
+            "prices/7/price",
+            "prices/8/note",
+            "prices/9",
             "prices/10/price",
         ],
         "{}",
@@ -648,12 +648,12 @@ async fn csv_upload_names_each_bad_row(backend: &'static str) {
     assert_eq!(
         fields(&r),
         [
-            "row 8",
             "row 3: instrument",
             "row 4: price",
             "row 5: price",
             "row 6: date",
             "row 7: date",
+            "row 8",
             "row 9: price",
         ],
         "{}",

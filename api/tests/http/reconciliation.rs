@@ -524,12 +524,12 @@ async fn statement_rows_are_each_named(backend: &'static str) {
     assert_eq!(
         fields(&r),
         [
-            "positions/5/quantity",
             "positions/1/asset",
             "positions/2/quantity",
             "positions/3/asset",
             "positions/4/quantity",
             "positions/4/asset",
+            "positions/5/quantity",
         ],
         "{}",
         r.text
@@ -578,7 +578,7 @@ async fn statement_rows_are_each_named(backend: &'static str) {
     r.problem(422);
     assert_eq!(
         fields(&r),
-        ["row 6", "row 3: asset", "row 4: quantity", "row 5: asset"],
+        ["row 3: asset", "row 4: quantity", "row 5: asset", "row 6"],
         "{}",
         r.text
     );
