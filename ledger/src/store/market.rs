@@ -12,6 +12,7 @@
 //! `running` before it reads that date's prices, in its own write transaction, so an upload
 //! either commits before end of day reads or sees the date running (and then refused once
 //! finished; an upload while running is allowed because end of day reads prices at its start).
+//! Tried by `api/tests/http/instruments.rs::prices_replace_until_end_of_day`.
 
 use std::collections::{HashMap, HashSet};
 
