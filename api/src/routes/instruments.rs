@@ -605,6 +605,9 @@ fn read_csv(bytes: &[u8], columns: &[&'static str]) -> Result<Upload, Problem> {
 
 /// The 422 for an upload's bad rows: each named, at most [`MAX_LISTED_ERRORS`] listed.
 pub(crate) fn rows_refused(mut errors: Vec<FieldError>, what: &str) -> Problem {
+    // In row order (shape errors are found while reading, value errors after), top-level
+    // fields first; a stable sort keeps each row's own order.
+    errors.sort_by_key(|e| row_order(&e.field));
     let total = errors.len();
     errors.truncate(MAX_LISTED_ERRORS);
     let listed = if total > MAX_LISTED_ERRORS {
@@ -623,6 +626,25 @@ pub(crate) fn rows_refused(mut errors: Vec<FieldError>, what: &str) -> Problem {
         )),
         |p, f| p.with_field_error(f.field, f.message),
     )
+}
+
+/// The row a field of an upload names (`prices/3/price` → 3, `row 4: price` → 4); -1 for a
+/// top-level field.
+fn row_order(field: &str) -> i64 {
+    let digits = |t: &str| -> i64 {
+        t.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap_or(-1)
+    };
+    if let Some(rest) = field.strip_prefix("row ") {
+        digits(rest)
+    } else if let Some((_, rest)) = field.split_once('/') {
+        digits(rest)
+    } else {
+        -1
+    }
 }
 
 // ---------------------------------------------------------------------------------------

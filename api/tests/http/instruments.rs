@@ -29,6 +29,7 @@ on_each_backend!(
 on_each_backend!(bad_rows_are_each_named, bad_rows_are_each_named);
 on_each_backend!(csv_upload_names_each_bad_row, csv_upload_names_each_bad_row);
 on_each_backend!(price_reads_and_upload_limits, price_reads_and_upload_limits);
+on_each_backend!(market_routes_are_documented, market_routes_are_documented);
 
 /// A Japanese investment trust in JPY.
 pub fn fund(code: &str) -> Value {
@@ -586,15 +587,15 @@ async fn bad_rows_are_each_named(backend: &'static str) {
     assert_eq!(
         fields(&r),
         [
-            "prices/6/price",
-            "prices/7/price",
-            "prices/8/note",
-            "prices/9",
             "prices/1/instrument",
             "prices/2/price",
             "prices/3/price",
             "prices/4/date",
             "prices/5/date",
+            "prices/6/price",
+            "prices/7/price",
+            "prices/8/note",
+            "prices/9",
             "prices/10/price",
         ],
         "{}",
@@ -647,12 +648,12 @@ async fn csv_upload_names_each_bad_row(backend: &'static str) {
     assert_eq!(
         fields(&r),
         [
-            "row 8",
             "row 3: instrument",
             "row 4: price",
             "row 5: price",
             "row 6: date",
             "row 7: date",
+            "row 8",
             "row 9: price",
         ],
         "{}",
@@ -778,5 +779,39 @@ async fn price_reads_and_upload_limits(backend: &'static str) {
         .await;
     r.problem(400);
     assert_eq!(counts(&s).await, before);
+    s.stop().await;
+}
+
+async fn market_routes_are_documented(backend: &'static str) {
+    let s = TestServer::start(backend).await;
+    let r = s
+        .send(Method::GET, None, "/v1/openapi.json", &[], None)
+        .await;
+    let doc = r.ok(200);
+    for (path, method) in [
+        ("/v1/instruments", "post"),
+        ("/v1/instruments", "get"),
+        ("/v1/instruments/{code}", "get"),
+        ("/v1/instruments/{code}", "patch"),
+        ("/v1/prices", "post"),
+        ("/v1/prices", "get"),
+        ("/v1/ledger/reconciliation", "get"),
+        ("/v1/ledger/reconciliation/custodian-statements", "post"),
+        ("/v1/ledger/reconciliation/custodian-statements", "get"),
+        ("/v1/ledger/reconciliation/custodian-statements/{id}", "get"),
+        (
+            "/v1/ledger/reconciliation/custodian-statements/{id}/breaks",
+            "get",
+        ),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    // Uploads document both media types.
+    let content = &doc["paths"]["/v1/prices"]["post"]["requestBody"]["content"];
+    assert!(content["application/json"].is_object(), "{content}");
+    assert!(content["text/csv"].is_object(), "{content}");
     s.stop().await;
 }

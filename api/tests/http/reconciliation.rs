@@ -61,6 +61,17 @@ impl Book {
 
     /// Posts one entry: (debit account, credit account, asset, amount) legs.
     async fn post(&self, key: &str, date: &str, legs: &[(&str, &str, &str, i64)]) {
+        self.post_as(key, date, legs, None).await;
+    }
+
+    /// Posts one entry, or a hold (pending) with `hold`.
+    async fn post_as(
+        &self,
+        key: &str,
+        date: &str,
+        legs: &[(&str, &str, &str, i64)],
+        hold: Option<ledger::HoldTerms>,
+    ) {
         let mut postings = Vec::new();
         for (debit, credit, asset, amount) in legs {
             postings.push(NewPosting::debit(
@@ -83,7 +94,7 @@ impl Book {
                 description: key.to_owned(),
                 metadata: json!({}),
                 postings,
-                hold: None,
+                hold,
             })
             .await
             .unwrap();
@@ -92,6 +103,8 @@ impl Book {
 
 struct World {
     s: TestServer,
+    a_book: Book,
+    a_cash: String,
     root: String,
     a: Uuid,
     a_token: String,
@@ -164,6 +177,8 @@ async fn world(backend: &'static str) -> World {
         .await;
     World {
         s,
+        a_book,
+        a_cash: cash,
         root,
         a,
         a_token,
@@ -228,6 +243,28 @@ async fn reconciliation_is_scoped(backend: &'static str) {
     );
     let before = s.get(&w.a_token, &format!("{path}?as_of=2026-11-01")).await;
     assert_eq!(before.ok(200)["assets"], json!([]));
+
+    // A withdrawal on hold: shown as pending on both sides, posted balances unchanged.
+    w.a_book
+        .post_as(
+            "withdrawal-hold",
+            "2026-11-20",
+            &[(&w.a_cash, "omnibus:JPY", "JPY", 50_000)],
+            Some(ledger::HoldTerms { expires_at: None }),
+        )
+        .await;
+    let r = s.get(&w.a_token, path).await;
+    let held = r.ok(200).clone();
+    let jpy = line(&held, "JPY");
+    assert_eq!(jpy["customers"], "700000");
+    assert_eq!(jpy["omnibus"], "800000");
+    assert_eq!(jpy["reconciled"], true);
+    assert_eq!(
+        jpy["pending"],
+        json!({"customers": "-50000", "wraps": "0", "virtual_total": "-50000", "omnibus": "-50000"})
+    );
+    let r = s.get(&w.a_token, &format!("{path}?as_of=2026-11-20")).await;
+    assert_eq!(line(r.ok(200), "JPY")["pending"]["virtual_total"], "0");
 
     // B sees only B; a viewer of B too.
     let b_viewer = s.token_for_role(w.b, "viewer").await;
@@ -492,12 +529,12 @@ async fn statement_rows_are_each_named(backend: &'static str) {
     assert_eq!(
         fields(&r),
         [
-            "positions/5/quantity",
             "positions/1/asset",
             "positions/2/quantity",
             "positions/3/asset",
             "positions/4/quantity",
             "positions/4/asset",
+            "positions/5/quantity",
         ],
         "{}",
         r.text
@@ -546,7 +583,7 @@ async fn statement_rows_are_each_named(backend: &'static str) {
     r.problem(422);
     assert_eq!(
         fields(&r),
-        ["row 6", "row 3: asset", "row 4: quantity", "row 5: asset"],
+        ["row 3: asset", "row 4: quantity", "row 5: asset", "row 6"],
         "{}",
         r.text
     );

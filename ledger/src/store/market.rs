@@ -8,10 +8,13 @@
 //!
 //! Price replacement rule: an upload may replace the prices of a date until that date's end
 //! of day has finished (`eod_runs.status = 'finished'`); checked inside the upload's write
-//! transaction, which on SQLite holds the single write lock. End of day must mark a date
-//! `running` before it reads that date's prices, in its own write transaction, so an upload
-//! either commits before end of day reads or sees the date running (and then refused once
-//! finished; an upload while running is allowed because end of day reads prices at its start).
+//! transaction (on SQLite the single write lock). A date whose end of day is `running` still
+//! accepts uploads, as the rule says; end of day (a later issue) must therefore read a date's
+//! prices once, after marking it running, or re-check them before finishing, so that a price
+//! uploaded mid-run is not stored unused. On PostgreSQL the check does not lock a row that
+//! end of day may insert or update concurrently: end of day should take the same decision
+//! under its own lock.
+//! Tried by `api/tests/http/instruments.rs::prices_replace_until_end_of_day`.
 
 use std::collections::{HashMap, HashSet};
 

@@ -6,7 +6,12 @@
 //! `customer:{id}:cash:{CCY}` and `wrap:{id}:cash`, `wrap:{id}:units:{INSTRUMENT}` are
 //! credit-normal (what the platform owes the customer); `omnibus:{ASSET}` is debit-normal (what
 //! it holds at the bank or custodian). Invariant 5: for each asset of each distributor's book,
-//! Σ virtual (credits − debits) = Σ omnibus (debits − credits).
+//! Σ virtual (credits − debits) = Σ omnibus (debits − credits). Reported per book and asset,
+//! and for the platform's total only when every book agrees (two books' errors must not cancel
+//! out): tried by `api/tests/http/reconciliation.rs::reconciliation_is_scoped` (a deliberate
+//! break in one book, holds shown apart, a past date). A custodian statement is compared with
+//! the omnibus of every book as of its date, an asset missing on one side counting as 0:
+//! tried by `reconciliation.rs::break_report_finds_breaks`.
 //!
 //! Sums are taken in SQL as text (PostgreSQL widens SUM(bigint) to numeric, SQLite keeps an
 //! exact integer) and parsed into i128, as the trial balance does: exact whatever the count.
