@@ -12,7 +12,8 @@
 //! * model versions are append-only and in date order: a new version's effective date is later
 //!   than every existing one's, and its number is the next; there is no update or delete path
 //!   (and triggers refuse one) ([`add_version`]; `strategies::versions_are_checked`);
-//! * each instrument of a version exists as a ledger asset of kind instrument priced in the
+//! * each instrument of a version is a registered, active instrument (a ledger asset of kind
+//!   instrument with an `instruments` row whose status is active) priced in the
 //!   strategy's base currency (`strategies::versions_are_checked`);
 //! * one live (proposed or active) agreement per (distributor, strategy); only a proposed
 //!   agreement or a proposed terms version can be decided, once (conditional updates, so a
@@ -187,6 +188,8 @@ struct AssetInfo {
     is_currency: bool,
     scale: u32,
     price_currency: Option<String>,
+    /// `instruments.status` (`active`, `suspended`, `delisted`) for a registered instrument.
+    instrument_status: Option<String>,
 }
 
 async fn assets<C: ConnectionTrait>(
@@ -202,7 +205,8 @@ async fn assets<C: ConnectionTrait>(
         .query(
             db,
             format!(
-                "SELECT code, kind, scale, price_currency FROM ledger_assets WHERE code IN ({})",
+                "SELECT a.code, a.kind, a.scale, a.price_currency, i.status FROM ledger_assets a \
+                 LEFT JOIN instruments i ON i.code = a.code WHERE a.code IN ({})",
                 list.join(", ")
             ),
         )
@@ -217,6 +221,7 @@ async fn assets<C: ConnectionTrait>(
             scale: u32::try_from(scale)
                 .map_err(|_| TenantsError::Corrupt(format!("scale {scale}")))?,
             price_currency: get(row, 3)?,
+            instrument_status: get(row, 4)?,
         };
         out.insert(info.code.clone(), info);
     }
@@ -567,6 +572,17 @@ pub async fn add_version<C: ConnectionTrait>(
                         "{code} is priced in {}, not in the strategy's base currency {}",
                         a.price_currency.as_deref().unwrap_or("?"),
                         strategy.base_currency
+                    ),
+                ));
+            }
+            Some(a) if a.instrument_status.as_deref() != Some("active") => {
+                return Err(TenantsError::invalid(
+                    "weights",
+                    format!(
+                        "{code} is {}: a model holds only active instruments",
+                        a.instrument_status
+                            .as_deref()
+                            .unwrap_or("not a registered instrument")
                     ),
                 ));
             }

@@ -42,17 +42,29 @@ pub async fn counts(s: &TestServer) -> Vec<i64> {
 /// Registers instrument `code` (scale 0, quote unit 10,000) priced in `currency`, as the
 /// instruments work will through its own endpoint.
 pub async fn seed_instrument(s: &TestServer, code: &str, currency: &str) {
-    let ledger = Ledger::new(s.db.clone());
     if currency != "JPY" {
-        ledger
+        // Currencies other than the base one have no endpoint yet: the books register them.
+        Ledger::new(s.db.clone())
             .create_asset(&Asset::currency(currency, 2))
             .await
             .unwrap();
     }
-    ledger
-        .create_asset(&Asset::instrument(code, 0, currency, 10_000))
-        .await
-        .unwrap();
+    let platform = s.token(&s.platform).await;
+    let r = s
+        .post(
+            &platform,
+            "/v1/instruments",
+            Some(json!({
+                "code": code,
+                "name": format!("Fund {code}"),
+                "kind": "investment_trust",
+                "currency": currency,
+                "unit_scale": 0,
+                "quote_unit": 10000,
+            })),
+        )
+        .await;
+    r.ok(201);
 }
 
 pub fn strategy_body(code: &str) -> Value {
@@ -347,6 +359,16 @@ async fn versions_are_checked(backend: &'static str) {
     let id = strategy_with_version(&s, &mt, "BAL").await;
     seed_instrument(&s, "JP90C000BBB2", "JPY").await;
     seed_instrument(&s, "US0000000001", "USD").await;
+    seed_instrument(&s, "JP90C000SUS3", "JPY").await;
+    let platform = s.token(&s.platform).await;
+    patch(
+        &s,
+        &platform,
+        "/v1/instruments/JP90C000SUS3",
+        json!({"status": "suspended"}),
+    )
+    .await
+    .ok(200);
     let path = format!("/v1/strategies/{id}/versions");
     let before = counts(&s).await;
 
@@ -379,6 +401,11 @@ async fn versions_are_checked(backend: &'static str) {
             body("2027-01-01", "0", &[(a, "0.5"), ("US0000000001", "0.5")]),
             "weights",
             "USD",
+        ),
+        (
+            body("2027-01-01", "0", &[(a, "0.5"), ("JP90C000SUS3", "0.5")]),
+            "weights",
+            "suspended",
         ),
         (
             body("2027-01-01", "0", &[(a, "0.5"), ("JPY", "0.5")]),
