@@ -749,21 +749,12 @@ pub async fn withdraw(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let id = path_uuid(&req, "id")?;
-    Query::parse(&req, &[])?;
-    own_wrap_for_change(&state, &caller, id).await?;
-    let body: WrapWithdrawal = crate::extract::json(&req, payload).await?;
-    let idem = Idempotency::of(&req, caller.principal.tenant_id, &body)?;
-    pending_movement(
-        &caller,
-        &state,
-        idem,
-        id,
-        MovementKind::Withdrawal,
-        body.amount,
-        body.all,
-        None,
-    )
+    movement_request(req, caller, state, payload, |b: WrapWithdrawal| Asked {
+        kind: MovementKind::Withdrawal,
+        amount: b.amount,
+        all: b.all,
+        destination: None,
+    })
     .await
 }
 
@@ -788,35 +779,56 @@ pub async fn switch(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let id = path_uuid(&req, "id")?;
-    Query::parse(&req, &[])?;
-    own_wrap_for_change(&state, &caller, id).await?;
-    let body: WrapSwitch = crate::extract::json(&req, payload).await?;
-    let idem = Idempotency::of(&req, caller.principal.tenant_id, &body)?;
-    pending_movement(
-        &caller,
-        &state,
-        idem,
-        id,
-        MovementKind::Switch,
-        body.amount,
-        body.all,
-        Some(body.to_wrap_id),
-    )
+    movement_request(req, caller, state, payload, |b: WrapSwitch| Asked {
+        kind: MovementKind::Switch,
+        amount: b.amount,
+        all: b.all,
+        destination: Some(b.to_wrap_id),
+    })
     .await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a withdrawal or switch request asks for.
+struct Asked {
+    kind: MovementKind,
+    amount: Option<Decimal>,
+    all: Option<bool>,
+    destination: Option<Uuid>,
+}
+
+/// Reads a withdrawal or switch request (`B`) in the order every change does (404, 403,
+/// body, key), then records its pending movement.
+async fn movement_request<B>(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+    asked: impl FnOnce(B) -> Asked,
+) -> Result<HttpResponse, Problem>
+where
+    B: serde::de::DeserializeOwned + Serialize,
+{
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    own_wrap_for_change(&state, &caller, id).await?;
+    let body: B = crate::extract::json(&req, payload).await?;
+    let idem = Idempotency::of(&req, caller.principal.tenant_id, &body)?;
+    pending_movement(&caller, &state, idem, id, asked(body)).await
+}
+
 async fn pending_movement(
     caller: &Caller,
     state: &AppState,
     idem: Idempotency,
     id: Uuid,
-    kind: MovementKind,
-    amount: Option<Decimal>,
-    all: Option<bool>,
-    destination: Option<Uuid>,
+    asked: Asked,
 ) -> Result<HttpResponse, Problem> {
+    let Asked {
+        kind,
+        amount,
+        all,
+        destination,
+    } = asked;
     let tenant_id = caller.principal.tenant_id;
     let now = Utc::now();
     let txn = ledger::begin_write(&state.db).await?;
