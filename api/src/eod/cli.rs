@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
-use super::{Actor, DayOutcome, Progress, Quiet, RunGuard, STEPS};
+use super::{Actor, DayOutcome, Progress, Quiet, RunGuard, RunLock, STEPS};
 use crate::cli::EodArgs;
 use crate::error::Error;
 use crate::settings::Settings;
@@ -80,7 +80,8 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
         request_id: format!("cli:{}", Uuid::now_v7()),
     };
     let to = args.to.unwrap_or(args.date);
-    let _guard = RunGuard::acquire().map_err(|e| Error::Other(e.to_string()))?;
+    let lock = RunLock::new();
+    let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
     let result = if std::io::stderr().is_terminal() {
         let total = ((to - args.date).num_days().max(0) as u64 + 1) * STEPS.len() as u64;
         let bar = ProgressBar::new(total);
@@ -90,11 +91,11 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
                 .progress_chars("=> "),
         );
         let bar = Bar(bar);
-        let r = super::run(&db, &ledger, args.date, to, &actor, &bar).await;
+        let r = super::run(&db, &ledger, args.date, to, &actor, &guard, &bar).await;
         bar.0.finish_and_clear();
         r
     } else {
-        super::run(&db, &ledger, args.date, to, &actor, &Quiet).await
+        super::run(&db, &ledger, args.date, to, &actor, &guard, &Quiet).await
     };
     match result {
         Ok(outcomes) => {

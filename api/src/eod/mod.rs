@@ -24,7 +24,7 @@
 //! * **a finished date's prices are frozen**: the date is marked `running` in `eod_runs`
 //!   (its own transaction) before any step reads prices, and `finished` at the end (the
 //!   price upload refuses finished dates). Tried by `prices_of_a_finished_date_are_refused`;
-//! * one run at a time in this process ([`RunGuard`]): a second request answers 409.
+//! * one run at a time per service ([`RunLock`]): a second request answers 409.
 
 pub mod checks;
 pub mod cli;
@@ -32,8 +32,8 @@ pub mod plans;
 pub mod sql;
 pub mod valuation;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -136,39 +136,51 @@ pub struct DayOutcome {
 // ---------------------------------------------------------------------------------------
 // One run at a time
 
-static RUNNING: AtomicBool = AtomicBool::new(false);
-/// The date and step running now in this process, for the status endpoint.
-static CURRENT: Mutex<Option<(NaiveDate, &'static str)>> = Mutex::new(None);
+/// One run at a time per service (or command): the HTTP server keeps one in its app data,
+/// the command line its own. Also tells the status which step runs now.
+#[derive(Debug, Default)]
+pub struct RunLock {
+    running: AtomicBool,
+    current: Mutex<Option<(NaiveDate, &'static str)>>,
+}
 
-/// Held while a run is in progress in this process; released on drop.
+impl RunLock {
+    /// A free lock.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The date and step running now.
+    pub fn current(&self) -> Option<(NaiveDate, &'static str)> {
+        self.current.lock().ok().and_then(|c| *c)
+    }
+}
+
+/// Held while a run is in progress; released on drop.
 #[derive(Debug)]
-pub struct RunGuard(());
+pub struct RunGuard(Arc<RunLock>);
 
 impl RunGuard {
-    /// The guard, or [`EodError::InProgress`] when another run holds it.
-    pub fn acquire() -> Result<Self, EodError> {
-        RUNNING
+    /// The guard, or [`EodError::InProgress`] when another run holds `lock`.
+    pub fn acquire(lock: &Arc<RunLock>) -> Result<Self, EodError> {
+        lock.running
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| Self(()))
+            .map(|_| Self(Arc::clone(lock)))
             .map_err(|_| EodError::InProgress)
+    }
+
+    fn set_current(&self, v: Option<(NaiveDate, &'static str)>) {
+        if let Ok(mut c) = self.0.current.lock() {
+            *c = v;
+        }
     }
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        set_current(None);
-        RUNNING.store(false, Ordering::Release);
+        self.set_current(None);
+        self.0.running.store(false, Ordering::Release);
     }
-}
-
-fn set_current(v: Option<(NaiveDate, &'static str)>) {
-    if let Ok(mut c) = CURRENT.lock() {
-        *c = v;
-    }
-}
-
-fn current() -> Option<(NaiveDate, &'static str)> {
-    CURRENT.lock().ok().and_then(|c| *c)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -251,12 +263,13 @@ pub async fn run(
     from: NaiveDate,
     to: NaiveDate,
     actor: &Actor,
+    guard: &RunGuard,
     progress: &dyn Progress,
 ) -> Result<Vec<DayOutcome>, EodError> {
     let dates = check_range(db, from, to).await?;
     let mut out = Vec::with_capacity(dates.len());
     for date in dates {
-        let outcome = run_date(db, ledger, date, actor, progress).await?;
+        let outcome = run_date(db, ledger, date, actor, guard, progress).await?;
         progress.date_done(&outcome);
         out.push(outcome);
     }
@@ -269,6 +282,7 @@ pub async fn run_date(
     ledger: &Ledger,
     date: NaiveDate,
     actor: &Actor,
+    guard: &RunGuard,
     progress: &dyn Progress,
 ) -> Result<DayOutcome, EodError> {
     if ledger::store::market::eod_finished(db, date).await? {
@@ -311,7 +325,7 @@ pub async fn run_date(
             });
             continue;
         }
-        set_current(Some((date, step)));
+        guard.set_current(Some((date, step)));
         progress.step_started(date, step, index);
         let started = Utc::now();
         let clock = Instant::now();
@@ -338,11 +352,11 @@ pub async fn run_date(
                 )
                 .await?;
                 txn.commit().await?;
-                set_current(None);
+                guard.set_current(None);
                 return Err(EodError::ChecksFailed { date, reason });
             }
             Err(e) => {
-                set_current(None);
+                guard.set_current(None);
                 return Err(e);
             }
         };
@@ -355,7 +369,7 @@ pub async fn run_date(
             detail,
         });
     }
-    set_current(None);
+    guard.set_current(None);
 
     let txn = ledger::begin_write(db).await?;
     let now = Utc::now();
@@ -520,7 +534,11 @@ pub struct DayStatus {
 }
 
 /// The status of `date` and each of its steps.
-pub async fn status<C: ConnectionTrait>(db: &C, date: NaiveDate) -> Result<DayStatus, EodError> {
+pub async fn status<C: ConnectionTrait>(
+    db: &C,
+    lock: &RunLock,
+    date: NaiveDate,
+) -> Result<DayStatus, EodError> {
     let mut pa = Params::new(db.get_database_backend());
     let q = format!(
         "SELECT status, started_at, finished_at FROM eod_runs WHERE business_date = {}",
@@ -536,7 +554,7 @@ pub async fn status<C: ConnectionTrait>(db: &C, date: NaiveDate) -> Result<DaySt
         None => None,
     };
     let rows = step_rows(db, date).await?;
-    let now_running = current().filter(|(d, _)| *d == date).map(|(_, s)| s);
+    let now_running = lock.current().filter(|(d, _)| *d == date).map(|(_, s)| s);
     let steps: Vec<StepStatus> = STEPS
         .iter()
         .map(|step| match rows.iter().find(|r| r.step == *step) {

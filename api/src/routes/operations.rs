@@ -18,7 +18,7 @@ use tenants::Action;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::eod::{self, Actor, DayStatus, Quiet, RunGuard};
+use crate::eod::{self, Actor, DayStatus, Quiet, RunGuard, RunLock};
 use crate::extract::Query;
 use crate::problem::{Problem, method_not_allowed};
 use crate::server::AppState;
@@ -67,13 +67,14 @@ pub async fn start_eod(
     req: HttpRequest,
     caller: Caller,
     state: web::Data<AppState>,
+    lock: web::Data<RunLock>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     caller.principal.authorize(Action::ManageMarketData)?;
     Query::parse(&req, &[])?;
     let body: EodRequest = crate::extract::json(&req, payload).await?;
     let to = body.to.unwrap_or(body.date);
-    let guard = RunGuard::acquire()?;
+    let guard = RunGuard::acquire(&lock.into_inner())?;
     eod::check_range(&state.db, body.date, to).await?;
     let actor = Actor {
         tenant_id: caller.principal.tenant_id,
@@ -82,8 +83,7 @@ pub async fn start_eod(
     };
     let (db, ledger, from) = (state.db.clone(), state.ledger.clone(), body.date);
     actix_web::rt::spawn(async move {
-        let _guard = guard;
-        match eod::run(&db, &ledger, from, to, &actor, &Quiet).await {
+        match eod::run(&db, &ledger, from, to, &actor, &guard, &Quiet).await {
             Ok(days) => tracing::info!(%from, %to, dates = days.len(), "eod.run_finished"),
             Err(e) => tracing::error!(%from, %to, error = %e, "eod.run_stopped"),
         }
@@ -114,6 +114,7 @@ pub async fn eod_status(
     req: HttpRequest,
     caller: Caller,
     state: web::Data<AppState>,
+    lock: web::Data<RunLock>,
 ) -> Result<HttpResponse, Problem> {
     caller.principal.authorize(Action::ReadTrialBalance)?;
     Query::parse(&req, &[])?;
@@ -121,6 +122,6 @@ pub async fn eod_status(
     let date: NaiveDate = raw.parse().map_err(|_| {
         Problem::bad_parameter("date", format!("{raw:?} is not a date (YYYY-MM-DD)"))
     })?;
-    let status = eod::status(&state.db, date).await?;
+    let status = eod::status(&state.db, &lock, date).await?;
     Ok(HttpResponse::Ok().json(status))
 }
