@@ -239,15 +239,14 @@ pub async fn check_range<C: ConnectionTrait>(
     }
     let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
     let finished = ledger::store::market::finished_dates(db, &dates).await?;
-    if let Some(first) = dates.iter().find(|d| !finished.contains(d)) {
-        if let Some(expected) = expected_date(db).await? {
-            if *first != expected {
-                return Err(EodError::OutOfOrder {
-                    date: *first,
-                    expected,
-                });
-            }
-        }
+    if let Some(first) = dates.iter().find(|d| !finished.contains(d))
+        && let Some(expected) = expected_date(db).await?
+        && *first != expected
+    {
+        return Err(EodError::OutOfOrder {
+            date: *first,
+            expected,
+        });
     }
     Ok(dates)
 }
@@ -292,10 +291,10 @@ pub async fn run_date(
             steps: Vec::new(),
         });
     }
-    if let Some(expected) = expected_date(db).await? {
-        if expected != date {
-            return Err(EodError::OutOfOrder { date, expected });
-        }
+    if let Some(expected) = expected_date(db).await?
+        && expected != date
+    {
+        return Err(EodError::OutOfOrder { date, expected });
     }
     // Mark the date running before any step reads its prices, in a transaction of its own
     // (see ledger::store::market: the price upload checks this row).

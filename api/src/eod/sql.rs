@@ -76,7 +76,7 @@ pub async fn exec<C: ConnectionTrait>(
 }
 
 pub fn get<T: sea_orm::TryGetable>(row: &QueryResult, idx: usize) -> Result<T, DbErr> {
-    row.try_get_by_index::<T>(idx).map_err(DbErr::from)
+    row.try_get_by_index::<T>(idx)
 }
 
 pub fn micros(t: DateTime<Utc>) -> i64 {
