@@ -17,7 +17,8 @@
 //!   (`eod_steps`) in one transaction, so a crash leaves the step not done and a re-run
 //!   redoes it from a clean state; entries the run makes carry deterministic idempotency
 //!   keys (`plan:{plan_id}:{date}`), so even a replayed entry is found, not repeated. Tried
-//!   by `crash_and_resume_matches_an_uninterrupted_run` (kills `wrapd eod` mid-run);
+//!   by `crash_and_resume_matches_an_uninterrupted_run` (`wrapd eod` aborted inside each
+//!   step, just before its commit, through the `WRAP_EOD_ABORT_IN_STEP` fault hook);
 //! * **a day whose checks fail does not finish**: the failing step is recorded `failed` with
 //!   the reason, the date stays unfinished (its prices stay replaceable) and the command
 //!   exits non-zero. Tried by `failing_checks_stop_the_day`;
@@ -360,6 +361,7 @@ pub async fn run_date(
             }
         };
         write_step(&txn, date, step, "done", started, Utc::now(), &detail).await?;
+        crash_point(step);
         txn.commit().await?;
         steps.push(StepOutcome {
             step: (*step).to_owned(),
@@ -399,6 +401,15 @@ pub async fn run_date(
         already_finished: false,
         steps,
     })
+}
+
+/// Fault injection for the crash tests: with `WRAP_EOD_ABORT_IN_STEP=<step>` the process
+/// aborts (as a `kill -9` would stop it) after the step wrote its effects and its checkpoint,
+/// just before the commit. Costs one environment lookup per step.
+fn crash_point(step: &str) {
+    if std::env::var("WRAP_EOD_ABORT_IN_STEP").is_ok_and(|s| s == step) {
+        std::process::abort();
+    }
 }
 
 async fn audit(

@@ -808,3 +808,156 @@ async fn the_command_runs_days_in_order(backend: &'static str) {
     assert_eq!(r.ok(200)["status"], "finished");
     server.stop().await;
 }
+
+/// A book with plans due on `d1`: two customers, three wraps, a contribution plan that
+/// executes, one skipped, a withdrawal plan; units held at a price.
+async fn book_with_plans(server: &TestServer, d1: NaiveDate) {
+    let m = market(server, "Bank", 3).await;
+    let day = d1.day();
+    let a = make_customer(server, &m.bank, "C-A", 3).await;
+    deposit(server, &m.bank, a, "100000").await;
+    let b = make_customer(server, &m.bank, "C-B", 3).await;
+    deposit(server, &m.bank, b, "5000").await;
+    let mut wraps = Vec::new();
+    for (customer, plan) in [
+        (
+            a,
+            json!({ "kind": "contribution", "amount": "30000", "day_of_month": day, "start_date": d1 }),
+        ),
+        (
+            b,
+            json!({ "kind": "contribution", "amount": "20000", "day_of_month": day, "start_date": d1 }),
+        ),
+        (
+            a,
+            json!({ "kind": "withdrawal", "percentage": "0.25", "day_of_month": day, "start_date": d1 }),
+        ),
+    ] {
+        let w = open_wrap(server, &m, customer).await;
+        server
+            .post(&m.bank, &format!("/v1/wraps/{w}/plans"), Some(plan))
+            .await
+            .ok(201);
+        wraps.push(w);
+    }
+    contribute(server, &m, wraps[2], "40000").await;
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": d1, "price": "10123" }] })),
+        )
+        .await
+        .ok(200);
+}
+
+/// What end of day left behind, independent of generated ids.
+async fn state_of(
+    server: &TestServer,
+) -> (
+    Vec<i64>,
+    String,
+    Vec<(String, i64, i64, i64, bool)>,
+    Vec<(String, String)>,
+) {
+    let platform = server.token(&server.platform).await;
+    let tb = server.get(&platform, "/v1/ledger/trial-balance").await.text;
+    let snaps = rows(
+        server,
+        "SELECT s.business_date, s.cash, s.units_value, s.nav, s.stale_prices FROM wrap_snapshots s \
+         ORDER BY s.business_date, s.nav, s.cash",
+        vec![],
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r.try_get_by_index::<NaiveDate>(0).unwrap().to_string(),
+            r.try_get_by_index::<i64>(1).unwrap(),
+            r.try_get_by_index::<i64>(2).unwrap(),
+            r.try_get_by_index::<i64>(3).unwrap(),
+            r.try_get_by_index::<bool>(4).unwrap(),
+        )
+    })
+    .collect();
+    let runs = rows(
+        server,
+        "SELECT run_date, status FROM plan_runs ORDER BY run_date, status",
+        vec![],
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r.try_get_by_index::<NaiveDate>(0).unwrap().to_string(),
+            r.try_get_by_index::<String>(1).unwrap(),
+        )
+    })
+    .collect();
+    // Audit rows differ by design (a resumed run records its start once, its end once).
+    let mut c = counts(server).await;
+    c.pop();
+    (c, tb, snaps, runs)
+}
+
+on_each_backend!(
+    crash_and_resume_matches_an_uninterrupted_run,
+    crash_and_resume_matches_an_uninterrupted_run
+);
+async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
+    let d1 = first_day();
+    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
+
+    // Uninterrupted.
+    let calm = TestServer::start(backend).await;
+    book_with_plans(&calm, d1).await;
+    let out = wrapd(&calm.url, &["eod", "--date", &s1, "--to", &s3]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = state_of(&calm).await;
+    calm.stop().await;
+    assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
+
+    // Killed inside each step in turn, each time re-run.
+    let server = TestServer::start(backend).await;
+    book_with_plans(&server, d1).await;
+    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "checks")] {
+        let d = plus(d1, day).to_string();
+        let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
+            .args(["eod", "--date", &d, "--database-url", &server.url])
+            .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+            .env("WRAP__LOG__LEVEL", "warn")
+            .env("WRAP_EOD_ABORT_IN_STEP", step)
+            .output()
+            .unwrap();
+        assert!(!killed.status.success(), "{step}: the run should have died");
+        // The killed step is not done, the date not finished.
+        let platform = server.token(&server.platform).await;
+        let s = server
+            .get(&platform, &format!("/v1/operations/eod/{d}"))
+            .await;
+        let s = s.ok(200);
+        assert_eq!(s["status"], "running", "{s}");
+        let at = ["plans", "valuation", "checks"]
+            .iter()
+            .position(|x| *x == step)
+            .unwrap();
+        assert_eq!(s["steps"][at]["status"], "pending", "{s}");
+        let out = wrapd(&server.url, &["eod", "--date", &d]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if at > 0 {
+            assert!(stdout.contains("[done earlier]"), "{stdout}");
+        }
+    }
+    assert_eq!(state_of(&server).await, expected);
+    server.stop().await;
+}
