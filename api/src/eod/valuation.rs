@@ -279,7 +279,7 @@ async fn snapshot_tenant(
     // The day's flows through the wraps' cash accounts.
     let mut pa = Params::new(b);
     let q = format!(
-        "SELECT a.code, e.kind, p.side, SUM(p.amount) FROM ledger_postings p \
+        "SELECT a.code, e.kind, p.side, CAST(SUM(p.amount) AS BIGINT) FROM ledger_postings p \
          JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
          JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
          WHERE p.tenant_id = {} AND p.effective_date = {} AND p.pending = {} \
@@ -295,14 +295,8 @@ async fn snapshot_tenant(
         let code: String = get(&r, 0)?;
         let kind: String = get(&r, 1)?;
         let side: String = get(&r, 2)?;
-        // SUM of BIGINT is NUMERIC on PostgreSQL: read it as a decimal, then as minor units.
-        let sum: i64 = match b {
-            sea_orm::DbBackend::Postgres => {
-                let d: Decimal = get(&r, 3)?;
-                i64::try_from(d.mantissa()).unwrap_or(i64::MAX)
-            }
-            _ => get(&r, 3)?,
-        };
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back to BIGINT in SQL (exact).
+        let sum: i64 = get(&r, 3)?;
         let Some((wrap, None)) = parse_code(&code) else {
             continue;
         };
