@@ -607,3 +607,26 @@ pub async fn status<C: ConnectionTrait>(
         steps,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_configured_holidays_are_the_built_in_list() {
+        let settings = crate::settings::Settings::builtin().unwrap();
+        assert_eq!(
+            settings.calendar.calendar().unwrap(),
+            ledger::calendar::Calendar::japan()
+        );
+    }
+
+    #[test]
+    fn a_bad_holiday_is_named() {
+        let mut settings = crate::settings::Settings::builtin().unwrap();
+        settings.calendar.holidays.push("2027-13-01".into());
+        let err = settings.calendar.calendar().unwrap_err().to_string();
+        assert!(
+            err.contains("calendar.holidays") && err.contains("2027-13-01"),
+            "{err}"
+        );
+    }
+}
