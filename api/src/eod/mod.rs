@@ -10,9 +10,10 @@
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
 //!   only the day after the last finished date, or the date that started and did not finish
-//!   ([`expected_date`]). Tried by `a_gap_is_refused`;
+//!   ([`expected_date`]). Tried by `three_days_and_the_date_rules` and
+//!   `the_command_runs_days_in_order`;
 //! * **a finished date runs once**: running it again changes nothing and says so. Tried by
-//!   `rerunning_a_finished_date_changes_nothing`;
+//!   `three_days_and_the_date_rules`;
 //! * **a step is all or nothing**: each step writes its effects and its checkpoint row
 //!   (`eod_steps`) in one transaction, so a crash leaves the step not done and a re-run
 //!   redoes it from a clean state; entries the run makes carry deterministic idempotency
@@ -24,7 +25,11 @@
 //!   exits non-zero. Tried by `failing_checks_stop_the_day`;
 //! * **a finished date's prices are frozen**: the date is marked `running` in `eod_runs`
 //!   (its own transaction) before any step reads prices, and `finished` at the end (the
-//!   price upload refuses finished dates). Tried by `prices_of_a_finished_date_are_refused`;
+//!   price upload refuses finished dates). Tried by `three_days_and_the_date_rules` and
+//!   `snapshots_value_wraps_at_the_days_prices`;
+//! * **no price of the date is stored unused**: a price uploaded after valuation read the
+//!   prices makes the finishing transaction redo valuation and the checks ([`run_date`]).
+//!   Tried by `a_price_arriving_after_valuation_is_used`;
 //! * one run at a time per service ([`RunLock`]): a second request answers 409.
 
 pub mod checks;
@@ -313,6 +318,104 @@ pub async fn run_date(
     }
     txn.commit().await?;
 
+    // A price of `date` uploaded after valuation read the prices would be stored unused:
+    // the finishing transaction checks for one and, if so, redoes valuation and what follows
+    // (a bounded number of times). Steps after valuation must therefore be redoable.
+    for _round in 0..MAX_REVALUATIONS {
+        let steps = run_steps(db, ledger, date, actor, guard, progress).await?;
+        let txn = ledger::begin_write(db).await?;
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Waits for uploads in flight and holds new ones until this transaction ends, so
+            // the check below sees every price that can still land before `finished`.
+            txn.execute_unprepared("LOCK TABLE instrument_prices IN SHARE MODE")
+                .await?;
+        }
+        if prices_changed_since_valuation(&txn, date).await? {
+            let b = txn.get_database_backend();
+            let mut pa = Params::new(b);
+            let q = format!(
+                "DELETE FROM wrap_snapshots WHERE business_date = {}",
+                pa.push(date)
+            );
+            exec(&txn, q, pa.values).await?;
+            let mut pa = Params::new(b);
+            let q = format!(
+                "DELETE FROM eod_steps WHERE business_date = {} AND step IN ('valuation', 'checks')",
+                pa.push(date)
+            );
+            exec(&txn, q, pa.values).await?;
+            txn.commit().await?;
+            tracing::info!(%date, "eod.revalue: a price of the date arrived after valuation");
+            continue;
+        }
+        let now = Utc::now();
+        let mut pa = Params::new(txn.get_database_backend());
+        let q = format!(
+            "UPDATE eod_runs SET status = 'finished', finished_at = {} \
+             WHERE business_date = {} AND status = 'running'",
+            pa.push(micros(now)),
+            pa.push(date)
+        );
+        exec(&txn, q, pa.values).await?;
+        let counts: serde_json::Map<String, serde_json::Value> = steps
+            .iter()
+            .map(|s| (s.step.clone(), s.detail.clone()))
+            .collect();
+        audit(
+            &txn,
+            actor,
+            "eod.finished",
+            date,
+            serde_json::Value::Object(counts),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        return Ok(DayOutcome {
+            date,
+            already_finished: false,
+            steps,
+        });
+    }
+    Err(EodError::Invalid {
+        field: "date",
+        message: format!("the prices of {date} kept changing during end of day; run it again"),
+    })
+}
+
+/// Rounds of valuation per run before giving up on prices that keep arriving.
+const MAX_REVALUATIONS: usize = 3;
+
+/// Whether a price of `date` was uploaded after the valuation step started.
+async fn prices_changed_since_valuation(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+) -> Result<bool, EodError> {
+    let mut pa = Params::new(txn.get_database_backend());
+    let q = format!(
+        "SELECT COUNT(*) FROM instrument_prices p JOIN eod_steps s \
+         ON s.business_date = p.price_date AND s.step = 'valuation' \
+         WHERE p.price_date = {} AND p.uploaded_at >= s.started_at",
+        pa.push(date)
+    );
+    let rows = query(txn, q, pa.values).await?;
+    Ok(rows
+        .first()
+        .map(|r| get::<i64>(r, 0))
+        .transpose()?
+        .unwrap_or(0)
+        > 0)
+}
+
+/// Runs the steps of `date` not done yet, in order.
+async fn run_steps(
+    db: &DatabaseConnection,
+    ledger: &Ledger,
+    date: NaiveDate,
+    actor: &Actor,
+    guard: &RunGuard,
+    progress: &dyn Progress,
+) -> Result<Vec<StepOutcome>, EodError> {
     let done = step_rows(db, date).await?;
     let mut steps = Vec::with_capacity(STEPS.len());
     for (index, step) in STEPS.iter().enumerate() {
@@ -371,36 +474,7 @@ pub async fn run_date(
         });
     }
     guard.set_current(None);
-
-    let txn = ledger::begin_write(db).await?;
-    let now = Utc::now();
-    let mut pa = Params::new(txn.get_database_backend());
-    let q = format!(
-        "UPDATE eod_runs SET status = 'finished', finished_at = {} \
-         WHERE business_date = {} AND status = 'running'",
-        pa.push(micros(now)),
-        pa.push(date)
-    );
-    exec(&txn, q, pa.values).await?;
-    let counts: serde_json::Map<String, serde_json::Value> = steps
-        .iter()
-        .map(|s| (s.step.clone(), s.detail.clone()))
-        .collect();
-    audit(
-        &txn,
-        actor,
-        "eod.finished",
-        date,
-        serde_json::Value::Object(counts),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(DayOutcome {
-        date,
-        already_finished: false,
-        steps,
-    })
+    Ok(steps)
 }
 
 /// Fault injection for the crash tests: with `WRAP_EOD_ABORT_IN_STEP=<step>` the process

@@ -961,3 +961,85 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     assert_eq!(state_of(&server).await, expected);
     server.stop().await;
 }
+
+on_each_backend!(
+    a_price_arriving_after_valuation_is_used,
+    a_price_arriving_after_valuation_is_used
+);
+async fn a_price_arriving_after_valuation_is_used(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    contribute(&server, &m, w, "100000").await;
+    let books = ledger::Ledger::new(server.db.clone());
+    let units = account(
+        &books,
+        m.bank_id,
+        format!("wrap:{w}:units:{FUND}"),
+        ledger::Side::Credit,
+        FUND,
+    )
+    .await;
+    let omnibus_units = account(
+        &books,
+        m.bank_id,
+        format!("omnibus:{FUND}"),
+        ledger::Side::Debit,
+        FUND,
+    )
+    .await;
+    let d1 = first_day();
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: m.bank_id,
+            idempotency_key: "units".into(),
+            kind: "transfer_in".into(),
+            effective_date: d1,
+            description: "units transferred in".into(),
+            metadata: json!({}),
+            postings: vec![
+                ledger::NewPosting::debit(omnibus_units.id, FUND, "20000".parse().unwrap()),
+                ledger::NewPosting::credit(units.id, FUND, "20000".parse().unwrap()),
+            ],
+            hold: None,
+        })
+        .await
+        .unwrap();
+    // The run dies in its last step, after valuation found no price of d1.
+    let out = Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args([
+            "eod",
+            "--date",
+            &d1.to_string(),
+            "--database-url",
+            &server.url,
+        ])
+        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env("WRAP__LOG__LEVEL", "warn")
+        .env("WRAP_EOD_ABORT_IN_STEP", "checks")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(snapshot(&server, w, d1).await.1, 0);
+    // The date is running, so its price is still accepted; the re-run values with it.
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": d1, "price": "15000" }] })),
+        )
+        .await
+        .ok(200);
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    // 20,000 × 15,000 ÷ 10,000 = 30,000.
+    let snap = snapshot(&server, w, d1).await;
+    assert_eq!(
+        (snap.0, snap.1, snap.2, snap.5),
+        (100000, 30000, 130000, false)
+    );
+    server.stop().await;
+}
