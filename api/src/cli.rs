@@ -28,6 +28,10 @@ pub enum Command {
     /// Create the platform tenant and its first admin client; prints the secret once.
     /// Refuses when a platform tenant exists already.
     Bootstrap(BootstrapArgs),
+    /// Run end of day for a date, or every date from --date to --to, in order. Dates run
+    /// strictly in order with no gaps; a finished date is left alone (and says so). Exits
+    /// non-zero when a date is refused or its checks fail.
+    Eod(EodArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -58,6 +62,17 @@ pub struct BootstrapArgs {
     /// Where the platform's operations team is reached.
     #[arg(long, default_value = "operations@wrap.example")]
     pub contact_email: String,
+}
+
+/// `wrapd eod`.
+#[derive(Debug, Clone, Args)]
+pub struct EodArgs {
+    /// The (first) business date to run, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub date: chrono::NaiveDate,
+    /// The last date to run (inclusive); every calendar day in between is run.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
 }
 
 /// `wrapd migrate ...`.

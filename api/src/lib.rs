@@ -25,6 +25,7 @@
 //! | [`idempotency`] | `Idempotency-Key`: the first answer to a money-moving POST, replayed for retries |
 //! | [`migrate`] | `wrapd migrate up|down|status` |
 //! | [`money`] | moving customers' money: deposits, withdrawals, contributions, as balanced entries in the request's transaction |
+//! | [`eod`] | end of day: `wrapd eod`, the steps (plans, valuation, checks), checkpoints and date rules |
 //! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
 
 // Money is exact (rust_decimal, integer minor units); floats appear only in benchmark
@@ -40,6 +41,7 @@ pub mod bench;
 pub mod bootstrap;
 pub mod cli;
 pub mod db;
+pub mod eod;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -74,6 +76,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
         }
         Command::Migrate { action } => migrate::run(&settings.database, action).await,
         Command::Bootstrap(args) => bootstrap::run(&settings, &args).await,
+        Command::Eod(args) => eod::cli::run(&settings, &args).await,
         // The benchmark never touches the configured database: only an explicit
         // --database-url, else a scratch database (see `bench`).
         Command::Bench { target } => match target {

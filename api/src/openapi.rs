@@ -97,6 +97,10 @@ use crate::problem::method_not_allowed;
         crate::routes::reconciliation::get_statement,
         crate::routes::reconciliation::statement_breaks,
 
+        // end of day (routes/operations.rs)
+        crate::routes::operations::start_eod,
+        crate::routes::operations::eod_status,
+
         openapi_json,
     ),
     modifiers(&BearerAuth),

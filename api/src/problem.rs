@@ -372,3 +372,21 @@ impl From<ledger::MarketError> for Problem {
         }
     }
 }
+
+impl From<crate::eod::EodError> for Problem {
+    fn from(e: crate::eod::EodError) -> Self {
+        match e {
+            crate::eod::EodError::OutOfOrder { date, expected } => Problem::conflict(format!(
+                "end of day runs dates in order with no gaps: the next date to run is {expected}, not {date}"
+            ))
+            .with_field_error("date", format!("the next date to run is {expected}")),
+            crate::eod::EodError::InProgress => Problem::conflict("an end-of-day run is in progress"),
+            crate::eod::EodError::Invalid { field, message } => Problem::invalid_field(field, message),
+            crate::eod::EodError::ChecksFailed { date, reason } => {
+                Problem::conflict(format!("end of day for {date} stopped: {reason}"))
+            }
+            crate::eod::EodError::Ledger(e) => Problem::from(e),
+            crate::eod::EodError::Db(e) => Problem::from(e),
+        }
+    }
+}

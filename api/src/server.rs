@@ -73,6 +73,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::customers::configure(cfg);
     crate::routes::wraps::configure(cfg);
     crate::routes::reconciliation::configure(cfg);
+    crate::routes::operations::configure(cfg);
     crate::audit::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
 }
@@ -99,9 +100,12 @@ pub async fn build_server(
     });
     let limit = settings.server.body_limit_bytes;
     let addr = settings.server.bind.clone();
+    // One end-of-day run at a time for this service (shared by every worker).
+    let eod_lock = web::Data::from(crate::eod::RunLock::new());
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(eod_lock.clone())
             .app_data(BodyLimit(limit))
             .app_data(web::PayloadConfig::new(limit))
             .wrap(from_fn(crate::middleware::observe))

@@ -42,6 +42,24 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `[wraps]`
     pub wraps: WrapSettings,
+    /// `[calendar]`
+    pub calendar: CalendarSettings,
+}
+
+/// `[calendar]`: the trading calendar (weekends are always closed).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// Market holidays, ISO dates (`"2027-01-01"`).
+    pub holidays: Vec<String>,
+}
+
+impl CalendarSettings {
+    /// The calendar; an error naming the first holiday that is not a date.
+    pub fn calendar(&self) -> Result<ledger::calendar::Calendar, Error> {
+        ledger::calendar::Calendar::try_from_strs(&self.holidays)
+            .map_err(|e| Error::Config(format!("calendar.holidays: {e}")))
+    }
 }
 
 /// `[wraps]`: limits of the virtual account layer.

@@ -24,6 +24,7 @@ mod m20261121_000003_audit;
 mod m20261121_000004_market;
 mod m20261121_000005_marketplace;
 mod m20261121_000006_wraps;
+mod m20261121_000007_eod;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_market::Migration),
             Box::new(m20261121_000005_marketplace::Migration),
             Box::new(m20261121_000006_wraps::Migration),
+            Box::new(m20261121_000007_eod::Migration),
         ]
     }
 }

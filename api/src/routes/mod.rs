@@ -5,6 +5,7 @@ pub mod agreements;
 pub mod customers;
 pub mod instruments;
 pub mod ledger;
+pub mod operations;
 pub mod reconciliation;
 pub mod strategies;
 pub mod tenants;

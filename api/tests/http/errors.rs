@@ -462,6 +462,8 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/ledger/reconciliation/custodian-statements/{id}/breaks",
         "/v1/ledger/trial-balance",
         "/v1/openapi.json",
+        "/v1/operations/eod",
+        "/v1/operations/eod/{date}",
         "/v1/prices",
         "/v1/strategies",
         "/v1/strategies/{id}",
@@ -492,7 +494,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        50,
+        52,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

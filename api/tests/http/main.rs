@@ -10,6 +10,7 @@ mod agreements;
 mod auth;
 mod cli;
 mod customers;
+mod eod;
 mod errors;
 mod health;
 mod instruments;

@@ -1,0 +1,109 @@
+//! `wrapd eod --date D [--to D2]`: runs end of day from the command line, with a progress
+//! bar when stderr is a terminal and log lines otherwise. Exits non-zero when a date is
+//! refused or stops (a failed check), after printing why.
+
+use std::io::IsTerminal;
+
+use chrono::NaiveDate;
+use indicatif::{ProgressBar, ProgressStyle};
+use uuid::Uuid;
+
+use super::{Actor, DayOutcome, Progress, Quiet, RunGuard, RunLock, STEPS};
+use crate::cli::EodArgs;
+use crate::error::Error;
+use crate::settings::Settings;
+
+/// A progress bar over every step of every date.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn step_started(&self, date: NaiveDate, step: &str, index: usize) {
+        self.0.set_message(format!("{date} {step}"));
+        if index > 0 {
+            self.0.inc(1);
+        }
+    }
+
+    fn date_done(&self, _outcome: &DayOutcome) {
+        // Bring the bar to the end of this date whatever was skipped.
+        let done_dates = self.0.position() / STEPS.len() as u64 + 1;
+        self.0.set_position(done_dates * STEPS.len() as u64);
+    }
+}
+
+/// One line per date for the operator.
+pub fn line(o: &DayOutcome) -> String {
+    if o.already_finished {
+        return format!("{}: already finished; nothing changed", o.date);
+    }
+    let steps: Vec<String> = o
+        .steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}{} ({} ms)",
+                s.step,
+                s.detail,
+                if s.done_earlier {
+                    " [done earlier]"
+                } else {
+                    ""
+                },
+                s.elapsed_ms
+            )
+        })
+        .collect();
+    format!("{}: finished: {}", o.date, steps.join(", "))
+}
+
+/// Runs the command.
+pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
+    // A bad holiday list stops here rather than in the middle of a night.
+    settings.calendar.calendar()?;
+    let db = crate::db::connect(&settings.database.url).await?;
+    crate::db::prepare(&db, &settings.database).await?;
+    let ledger = ledger::Ledger::new(db.clone());
+    let rows = super::sql::query(
+        &db,
+        "SELECT id FROM tenants WHERE kind = 'platform'".to_owned(),
+        vec![],
+    )
+    .await?;
+    let platform = rows
+        .first()
+        .map(|r| super::sql::get::<Uuid>(r, 0))
+        .transpose()?
+        .unwrap_or_else(Uuid::nil);
+    let actor = Actor {
+        tenant_id: platform,
+        client_id: "wrapd-cli".to_owned(),
+        request_id: format!("cli:{}", Uuid::now_v7()),
+    };
+    let to = args.to.unwrap_or(args.date);
+    let lock = RunLock::new();
+    let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
+    let result = if std::io::stderr().is_terminal() {
+        let total = ((to - args.date).num_days().max(0) as u64 + 1) * STEPS.len() as u64;
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+                .map_err(|e| Error::Other(e.to_string()))?
+                .progress_chars("=> "),
+        );
+        let bar = Bar(bar);
+        let r = super::run(&db, &ledger, args.date, to, &actor, &guard, &bar).await;
+        bar.0.finish_and_clear();
+        r
+    } else {
+        super::run(&db, &ledger, args.date, to, &actor, &guard, &Quiet).await
+    };
+    match result {
+        Ok(outcomes) => {
+            for o in &outcomes {
+                println!("{}", line(o));
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::Other(e.to_string())),
+    }
+}

@@ -1,0 +1,706 @@
+//! End of day: the daily run over every tenant's books, one date at a time.
+//!
+//! The run for a date is a fixed sequence of steps ([`STEPS`]): `plans` (due contribution
+//! and withdrawal plans, [`plans`]), `valuation` (a snapshot per wrap, [`valuation`]) and
+//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]). The trading
+//! steps of issue 5 (rebalancing, netting, execution, allocation), fee accrual, billing and
+//! returns are not built yet: they are not in [`STEPS`], and the status lists only the steps
+//! that exist.
+//!
+//! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
+//! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
+//!   only the day after the last finished date, or the date that started and did not finish
+//!   ([`expected_date`]). Tried by `three_days_and_the_date_rules` and
+//!   `the_command_runs_days_in_order`;
+//! * **a finished date runs once**: running it again changes nothing and says so. Tried by
+//!   `three_days_and_the_date_rules`;
+//! * **a step is all or nothing**: each step writes its effects and its checkpoint row
+//!   (`eod_steps`) in one transaction, so a crash leaves the step not done and a re-run
+//!   redoes it from a clean state; entries the run makes carry deterministic idempotency
+//!   keys (`plan:{plan_id}:{date}`), so even a replayed entry is found, not repeated. Tried
+//!   by `crash_and_resume_matches_an_uninterrupted_run` (`wrapd eod` aborted inside each
+//!   step, just before its commit, through the `WRAP_EOD_ABORT_IN_STEP` fault hook);
+//! * **a day whose checks fail does not finish**: the failing step is recorded `failed` with
+//!   the reason, the date stays unfinished (its prices stay replaceable) and the command
+//!   exits non-zero. Tried by `failing_checks_stop_the_day`;
+//! * **a finished date's prices are frozen**: the date is marked `running` in `eod_runs`
+//!   (its own transaction) before any step reads prices, and `finished` at the end (the
+//!   price upload refuses finished dates). Tried by `three_days_and_the_date_rules` and
+//!   `snapshots_value_wraps_at_the_days_prices`;
+//! * **no price of the date is stored unused**: a price uploaded after valuation read the
+//!   prices makes the finishing transaction redo valuation and the checks ([`run_date`]).
+//!   Tried by `a_price_arriving_after_valuation_is_used`;
+//! * one run at a time per service ([`RunLock`]): a second request answers 409.
+
+pub mod checks;
+pub mod cli;
+pub mod plans;
+pub mod sql;
+pub mod valuation;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use ledger::{Ledger, LedgerError};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{Change, record_raw};
+use sql::{Params, exec, from_micros, get, micros, query};
+
+/// The steps built so far, in the order they run.
+pub const STEPS: [&str; 3] = ["plans", "valuation", "checks"];
+
+/// Most dates one request or command may run (ten years of calendar days).
+pub const MAX_DATES: u64 = 3_660;
+
+/// Why end of day refused or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EodError {
+    /// The date is not the next one to run.
+    #[error(
+        "end of day runs dates in order with no gaps: the next date to run is {expected}, not {date}"
+    )]
+    OutOfOrder {
+        date: NaiveDate,
+        expected: NaiveDate,
+    },
+    /// Another run is in progress in this process.
+    #[error("an end-of-day run is in progress")]
+    InProgress,
+    /// A bad argument, naming the field.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The day's checks failed: the date is not finished.
+    #[error("end of day for {date} stopped: {reason}")]
+    ChecksFailed { date: NaiveDate, reason: String },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Who runs end of day, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub request_id: String,
+}
+
+/// Told what the run is doing (a progress bar on a terminal, log lines otherwise).
+pub trait Progress: Send + Sync {
+    /// `step` of `date` starts (`index` of [`STEPS`]).
+    fn step_started(&self, date: NaiveDate, step: &str, index: usize);
+    /// `date` is done (or was already).
+    fn date_done(&self, outcome: &DayOutcome);
+}
+
+/// No progress reporting (the HTTP API's background run logs instead).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step_started(&self, date: NaiveDate, step: &str, _index: usize) {
+        tracing::info!(%date, step, "eod.step");
+    }
+
+    fn date_done(&self, outcome: &DayOutcome) {
+        tracing::info!(date = %outcome.date, already = outcome.already_finished, "eod.date_done");
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepOutcome {
+    pub step: String,
+    /// True when an earlier, interrupted run had already done it.
+    pub done_earlier: bool,
+    pub elapsed_ms: i64,
+    /// The step's counts.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// What running one date did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DayOutcome {
+    pub date: NaiveDate,
+    /// True when the date had finished before: nothing was changed.
+    pub already_finished: bool,
+    pub steps: Vec<StepOutcome>,
+}
+
+// ---------------------------------------------------------------------------------------
+// One run at a time
+
+/// One run at a time per service (or command): the HTTP server keeps one in its app data,
+/// the command line its own. Also tells the status which step runs now.
+#[derive(Debug, Default)]
+pub struct RunLock {
+    running: AtomicBool,
+    current: Mutex<Option<(NaiveDate, &'static str)>>,
+}
+
+impl RunLock {
+    /// A free lock.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The date and step running now.
+    pub fn current(&self) -> Option<(NaiveDate, &'static str)> {
+        self.current.lock().ok().and_then(|c| *c)
+    }
+}
+
+/// Held while a run is in progress; released on drop.
+#[derive(Debug)]
+pub struct RunGuard(Arc<RunLock>);
+
+impl RunGuard {
+    /// The guard, or [`EodError::InProgress`] when another run holds `lock`.
+    pub fn acquire(lock: &Arc<RunLock>) -> Result<Self, EodError> {
+        lock.running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| Self(Arc::clone(lock)))
+            .map_err(|_| EodError::InProgress)
+    }
+
+    fn set_current(&self, v: Option<(NaiveDate, &'static str)>) {
+        if let Ok(mut c) = self.0.current.lock() {
+            *c = v;
+        }
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.set_current(None);
+        self.0.running.store(false, Ordering::Release);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Date rules
+
+/// The date end of day must run next: a date that started and did not finish (a crash or a
+/// failed check), else the day after the last finished date; `None` before the first run.
+pub async fn expected_date<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDate>, EodError> {
+    let rows = query(
+        db,
+        "SELECT MIN(business_date) FROM eod_runs WHERE status = 'running'".to_owned(),
+        vec![],
+    )
+    .await?;
+    if let Some(d) = rows
+        .first()
+        .map(|r| get::<Option<NaiveDate>>(r, 0))
+        .transpose()?
+        .flatten()
+    {
+        return Ok(Some(d));
+    }
+    let rows = query(
+        db,
+        "SELECT MAX(business_date) FROM eod_runs WHERE status = 'finished'".to_owned(),
+        vec![],
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .map(|r| get::<Option<NaiveDate>>(r, 0))
+        .transpose()?
+        .flatten()
+        .and_then(|d| d.checked_add_days(Days::new(1))))
+}
+
+/// The dates from `from` to `to` (inclusive), checked: `to` not before `from`, at most
+/// [`MAX_DATES`], and the first unfinished one is the next date to run.
+pub async fn check_range<C: ConnectionTrait>(
+    db: &C,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<NaiveDate>, EodError> {
+    if to < from {
+        return Err(EodError::Invalid {
+            field: "to",
+            message: format!("{to} is before date {from}"),
+        });
+    }
+    let days = u64::try_from((to - from).num_days()).unwrap_or(u64::MAX);
+    if days >= MAX_DATES {
+        return Err(EodError::Invalid {
+            field: "to",
+            message: format!("at most {MAX_DATES} dates per run"),
+        });
+    }
+    let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+    let finished = ledger::store::market::finished_dates(db, &dates).await?;
+    if let Some(first) = dates.iter().find(|d| !finished.contains(d))
+        && let Some(expected) = expected_date(db).await?
+        && *first != expected
+    {
+        return Err(EodError::OutOfOrder {
+            date: *first,
+            expected,
+        });
+    }
+    Ok(dates)
+}
+
+// ---------------------------------------------------------------------------------------
+// The run
+
+/// Runs end of day for every date from `from` to `to`, in order; a finished date is
+/// reported and left alone. Stops at the first date that fails.
+pub async fn run(
+    db: &DatabaseConnection,
+    ledger: &Ledger,
+    from: NaiveDate,
+    to: NaiveDate,
+    actor: &Actor,
+    guard: &RunGuard,
+    progress: &dyn Progress,
+) -> Result<Vec<DayOutcome>, EodError> {
+    let dates = check_range(db, from, to).await?;
+    let mut out = Vec::with_capacity(dates.len());
+    for date in dates {
+        let outcome = run_date(db, ledger, date, actor, guard, progress).await?;
+        progress.date_done(&outcome);
+        out.push(outcome);
+    }
+    Ok(out)
+}
+
+/// Runs (or resumes) end of day for `date`.
+pub async fn run_date(
+    db: &DatabaseConnection,
+    ledger: &Ledger,
+    date: NaiveDate,
+    actor: &Actor,
+    guard: &RunGuard,
+    progress: &dyn Progress,
+) -> Result<DayOutcome, EodError> {
+    if ledger::store::market::eod_finished(db, date).await? {
+        return Ok(DayOutcome {
+            date,
+            already_finished: true,
+            steps: Vec::new(),
+        });
+    }
+    if let Some(expected) = expected_date(db).await?
+        && expected != date
+    {
+        return Err(EodError::OutOfOrder { date, expected });
+    }
+    // Mark the date running before any step reads its prices, in a transaction of its own
+    // (see ledger::store::market: the price upload checks this row).
+    let txn = ledger::begin_write(db).await?;
+    let now = Utc::now();
+    let mut pa = Params::new(txn.get_database_backend());
+    let q = format!(
+        "INSERT INTO eod_runs (business_date, status, started_at, finished_at) \
+         VALUES ({}, 'running', {}, NULL) ON CONFLICT (business_date) DO NOTHING",
+        pa.push(date),
+        pa.push(micros(now))
+    );
+    if exec(&txn, q, pa.values).await? == 1 {
+        audit(&txn, actor, "eod.started", date, json!({}), now).await?;
+    }
+    txn.commit().await?;
+
+    // A price of `date` uploaded after valuation read the prices would be stored unused:
+    // the finishing transaction checks for one and, if so, redoes valuation and what follows
+    // (a bounded number of times). Steps after valuation must therefore be redoable.
+    for _round in 0..MAX_REVALUATIONS {
+        let steps = run_steps(db, ledger, date, actor, guard, progress).await?;
+        let txn = ledger::begin_write(db).await?;
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // Waits for uploads in flight and holds new ones until this transaction ends, so
+            // the check below sees every price that can still land before `finished`.
+            txn.execute_unprepared("LOCK TABLE instrument_prices IN SHARE MODE")
+                .await?;
+        }
+        if prices_changed_since_valuation(&txn, date).await? {
+            let b = txn.get_database_backend();
+            let mut pa = Params::new(b);
+            let q = format!(
+                "DELETE FROM wrap_snapshots WHERE business_date = {}",
+                pa.push(date)
+            );
+            exec(&txn, q, pa.values).await?;
+            let mut pa = Params::new(b);
+            let q = format!(
+                "DELETE FROM eod_steps WHERE business_date = {} AND step IN ('valuation', 'checks')",
+                pa.push(date)
+            );
+            exec(&txn, q, pa.values).await?;
+            txn.commit().await?;
+            tracing::info!(%date, "eod.revalue: a price of the date arrived after valuation");
+            continue;
+        }
+        let now = Utc::now();
+        let mut pa = Params::new(txn.get_database_backend());
+        let q = format!(
+            "UPDATE eod_runs SET status = 'finished', finished_at = {} \
+             WHERE business_date = {} AND status = 'running'",
+            pa.push(micros(now)),
+            pa.push(date)
+        );
+        exec(&txn, q, pa.values).await?;
+        let counts: serde_json::Map<String, serde_json::Value> = steps
+            .iter()
+            .map(|s| (s.step.clone(), s.detail.clone()))
+            .collect();
+        audit(
+            &txn,
+            actor,
+            "eod.finished",
+            date,
+            serde_json::Value::Object(counts),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        return Ok(DayOutcome {
+            date,
+            already_finished: false,
+            steps,
+        });
+    }
+    Err(EodError::Invalid {
+        field: "date",
+        message: format!("the prices of {date} kept changing during end of day; run it again"),
+    })
+}
+
+/// Rounds of valuation per run before giving up on prices that keep arriving.
+const MAX_REVALUATIONS: usize = 3;
+
+/// Whether a price of `date` was uploaded after the valuation step started.
+async fn prices_changed_since_valuation(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+) -> Result<bool, EodError> {
+    let mut pa = Params::new(txn.get_database_backend());
+    let q = format!(
+        "SELECT COUNT(*) FROM instrument_prices p JOIN eod_steps s \
+         ON s.business_date = p.price_date AND s.step = 'valuation' \
+         WHERE p.price_date = {} AND p.uploaded_at >= s.started_at",
+        pa.push(date)
+    );
+    let rows = query(txn, q, pa.values).await?;
+    Ok(rows
+        .first()
+        .map(|r| get::<i64>(r, 0))
+        .transpose()?
+        .unwrap_or(0)
+        > 0)
+}
+
+/// Runs the steps of `date` not done yet, in order.
+async fn run_steps(
+    db: &DatabaseConnection,
+    ledger: &Ledger,
+    date: NaiveDate,
+    actor: &Actor,
+    guard: &RunGuard,
+    progress: &dyn Progress,
+) -> Result<Vec<StepOutcome>, EodError> {
+    let done = step_rows(db, date).await?;
+    let mut steps = Vec::with_capacity(STEPS.len());
+    for (index, step) in STEPS.iter().enumerate() {
+        if let Some(row) = done.iter().find(|r| r.step == *step && r.status == "done") {
+            steps.push(StepOutcome {
+                step: (*step).to_owned(),
+                done_earlier: true,
+                elapsed_ms: row.elapsed_ms(),
+                detail: row.detail.clone(),
+            });
+            continue;
+        }
+        guard.set_current(Some((date, step)));
+        progress.step_started(date, step, index);
+        let started = Utc::now();
+        let clock = Instant::now();
+        let txn = ledger::begin_write(db).await?;
+        let result = match *step {
+            "plans" => plans::run(&txn, ledger, date).await,
+            "valuation" => valuation::run(&txn, date).await,
+            _ => checks::run(&txn, ledger, date).await,
+        };
+        let detail = match result {
+            Ok(detail) => detail,
+            Err(EodError::ChecksFailed { date, reason }) => {
+                drop(txn);
+                let txn = ledger::begin_write(db).await?;
+                let detail = json!({ "reason": reason });
+                write_step(&txn, date, step, "failed", started, Utc::now(), &detail).await?;
+                audit(
+                    &txn,
+                    actor,
+                    "eod.failed",
+                    date,
+                    json!({ "step": step, "reason": reason }),
+                    Utc::now(),
+                )
+                .await?;
+                txn.commit().await?;
+                guard.set_current(None);
+                return Err(EodError::ChecksFailed { date, reason });
+            }
+            Err(e) => {
+                guard.set_current(None);
+                return Err(e);
+            }
+        };
+        write_step(&txn, date, step, "done", started, Utc::now(), &detail).await?;
+        crash_point(step);
+        txn.commit().await?;
+        steps.push(StepOutcome {
+            step: (*step).to_owned(),
+            done_earlier: false,
+            elapsed_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
+            detail,
+        });
+    }
+    guard.set_current(None);
+    Ok(steps)
+}
+
+/// Fault injection for the crash tests: with `WRAP_EOD_ABORT_IN_STEP=<step>` the process
+/// aborts (as a `kill -9` would stop it) after the step wrote its effects and its checkpoint,
+/// just before the commit. Costs one environment lookup per step.
+fn crash_point(step: &str) {
+    if std::env::var("WRAP_EOD_ABORT_IN_STEP").is_ok_and(|s| s == step) {
+        std::process::abort();
+    }
+}
+
+async fn audit(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    action: &'static str,
+    date: NaiveDate,
+    detail: serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    record_raw(
+        txn,
+        actor.tenant_id,
+        &actor.client_id,
+        &actor.request_id,
+        &Change {
+            action,
+            target_tenant_id: None,
+            target_type: "eod_run",
+            target_id: date.to_string(),
+            detail,
+        },
+        at,
+    )
+    .await
+}
+
+/// Replaces the checkpoint row of `step` (a failed row is replaced when the step is re-run).
+async fn write_step(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+    step: &str,
+    status: &str,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    detail: &serde_json::Value,
+) -> Result<(), DbErr> {
+    let b = txn.get_database_backend();
+    let mut pa = Params::new(b);
+    let q = format!(
+        "DELETE FROM eod_steps WHERE business_date = {} AND step = {}",
+        pa.push(date),
+        pa.push(step.to_owned())
+    );
+    exec(txn, q, pa.values).await?;
+    let mut pa = Params::new(b);
+    let row = pa.row(vec![
+        date.into(),
+        step.to_owned().into(),
+        status.to_owned().into(),
+        micros(started).into(),
+        micros(finished.max(started)).into(),
+        detail.to_string().into(),
+    ]);
+    let q = format!(
+        "INSERT INTO eod_steps (business_date, step, status, started_at, finished_at, detail) VALUES {row}"
+    );
+    exec(txn, q, pa.values).await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Status
+
+struct StepRow {
+    step: String,
+    status: String,
+    started_at: i64,
+    finished_at: i64,
+    detail: serde_json::Value,
+}
+
+impl StepRow {
+    fn elapsed_ms(&self) -> i64 {
+        (self.finished_at - self.started_at) / 1_000
+    }
+}
+
+async fn step_rows<C: ConnectionTrait>(db: &C, date: NaiveDate) -> Result<Vec<StepRow>, EodError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let q = format!(
+        "SELECT step, status, started_at, finished_at, detail FROM eod_steps WHERE business_date = {}",
+        pa.push(date)
+    );
+    let mut out = Vec::new();
+    for r in query(db, q, pa.values).await? {
+        let detail: String = get(&r, 4)?;
+        out.push(StepRow {
+            step: get(&r, 0)?,
+            status: get(&r, 1)?,
+            started_at: get(&r, 2)?,
+            finished_at: get(&r, 3)?,
+            detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        });
+    }
+    Ok(out)
+}
+
+/// One step of a date.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepStatus {
+    pub step: String,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<i64>,
+    /// Counts (done) or the reason (failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// End of day of one date.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DayStatus {
+    pub date: NaiveDate,
+    /// `not_started`, `running`, `failed` (a step failed; re-run the date) or `finished`.
+    pub status: String,
+    /// The next date end of day will accept (absent before the first run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_date: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Every step built so far, in run order.
+    pub steps: Vec<StepStatus>,
+}
+
+/// The status of `date` and each of its steps.
+pub async fn status<C: ConnectionTrait>(
+    db: &C,
+    lock: &RunLock,
+    date: NaiveDate,
+) -> Result<DayStatus, EodError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let q = format!(
+        "SELECT status, started_at, finished_at FROM eod_runs WHERE business_date = {}",
+        pa.push(date)
+    );
+    let run = query(db, q, pa.values).await?;
+    let run = match run.first() {
+        Some(r) => Some((
+            get::<String>(r, 0)?,
+            get::<i64>(r, 1)?,
+            get::<Option<i64>>(r, 2)?,
+        )),
+        None => None,
+    };
+    let rows = step_rows(db, date).await?;
+    let now_running = lock.current().filter(|(d, _)| *d == date).map(|(_, s)| s);
+    let steps: Vec<StepStatus> = STEPS
+        .iter()
+        .map(|step| match rows.iter().find(|r| r.step == *step) {
+            Some(r) if !(r.status == "failed" && now_running == Some(step)) => StepStatus {
+                step: (*step).to_owned(),
+                status: r.status.clone(),
+                started_at: from_micros(r.started_at),
+                finished_at: from_micros(r.finished_at),
+                elapsed_ms: Some(r.elapsed_ms()),
+                detail: Some(r.detail.clone()),
+            },
+            _ => StepStatus {
+                step: (*step).to_owned(),
+                status: if now_running == Some(step) {
+                    "running"
+                } else {
+                    "pending"
+                }
+                .to_owned(),
+                started_at: None,
+                finished_at: None,
+                elapsed_ms: None,
+                detail: None,
+            },
+        })
+        .collect();
+    let failed = steps.iter().any(|s| s.status == "failed");
+    let status = match &run {
+        None => "not_started",
+        Some((s, _, _)) if s == "finished" => "finished",
+        Some(_) if failed => "failed",
+        Some(_) => "running",
+    };
+    Ok(DayStatus {
+        date,
+        status: status.to_owned(),
+        next_date: expected_date(db).await?,
+        started_at: run.as_ref().and_then(|r| from_micros(r.1)),
+        finished_at: run.as_ref().and_then(|r| r.2).and_then(from_micros),
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_configured_holidays_are_the_built_in_list() {
+        let settings = crate::settings::Settings::builtin().unwrap();
+        assert_eq!(
+            settings.calendar.calendar().unwrap(),
+            ledger::calendar::Calendar::japan()
+        );
+    }
+
+    #[test]
+    fn a_bad_holiday_is_named() {
+        let mut settings = crate::settings::Settings::builtin().unwrap();
+        settings.calendar.holidays.push("2027-13-01".into());
+        let err = settings.calendar.calendar().unwrap_err().to_string();
+        assert!(
+            err.contains("calendar.holidays") && err.contains("2027-13-01"),
+            "{err}"
+        );
+    }
+}

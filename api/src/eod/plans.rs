@@ -1,0 +1,438 @@
+//! Step `plans`: due contribution and withdrawal plans.
+//!
+//! A plan is due on `date` when it is active, `start_date <= date <= end_date` (no end:
+//! open-ended), the date's day of month is its `day_of_month` (1–28, so it exists in every
+//! month), and its frequency takes the month: monthly every month; quarterly in January,
+//! April, July and October (calendar quarters, aligned with quarterly billing); yearly in
+//! the month of the plan's start date (its anniversary). Plans run on every calendar day,
+//! holidays included: moving cash between a customer's account and a wrap is a book entry
+//! that needs no market, and the money is invested at the next trading cycle anyway.
+//!
+//! * A **contribution** moves the amount from the customer's cash to the wrap's cash as one
+//!   ledger entry (kind `contribution`, idempotency key `plan:{plan_id}:{date}`), posted in
+//!   batches of at most [`ledger::MAX_BATCH`]. It is skipped, with the reason, when the wrap
+//!   no longer accepts money (closing, closed) or the customer's available cash (holds
+//!   counted, earlier plans of the same day deducted) is short. An `open` wrap becomes
+//!   `active`, as with a contribution through the API.
+//! * A **withdrawal** records a pending `wrap_movements` withdrawal, which the trading steps
+//!   fulfil by selling units: the fixed amount, or the percentage × the wrap's value at the
+//!   last prices on or before `date`, rounded down to the currency's minor unit. Skipped
+//!   when the wrap is not active, holds nothing, holds less than the fixed amount, or the
+//!   percentage rounds to zero.
+//!
+//! Every plan due gets exactly one `plan_runs` row for the date (`executed` or `skipped`);
+//! a skipped plan writes nothing else. Tried by `api/tests/http/eod.rs::plans_execute_skip_and_withdraw`.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use ledger::asset::decimal_of;
+use ledger::wraps::{Movement, MovementKind, MovementStatus, WrapStatus};
+use ledger::{Ledger, MAX_BATCH, NewEntry, NewPosting};
+use rust_decimal::{Decimal, RoundingStrategy};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::EodError;
+use super::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
+
+struct DuePlan {
+    tenant_id: Uuid,
+    id: Uuid,
+    wrap_id: Uuid,
+    kind: String,
+    amount: Option<i64>,
+    percentage: Option<String>,
+    customer_id: Uuid,
+    currency: String,
+    scale: u32,
+    wrap_status: String,
+}
+
+/// What happened to one plan.
+struct PlanRun {
+    tenant_id: Uuid,
+    plan_id: Uuid,
+    reason: Option<String>,
+    amount: Option<i64>,
+    entry_id: Option<Uuid>,
+    movement_id: Option<Uuid>,
+}
+
+/// Whether a plan of `frequency` starting `start` takes the month of `date` (the day of the
+/// month is matched in SQL).
+pub fn month_is_due(frequency: &str, start: NaiveDate, date: NaiveDate) -> bool {
+    match frequency {
+        "monthly" => true,
+        "quarterly" => matches!(date.month(), 1 | 4 | 7 | 10),
+        "yearly" => date.month() == start.month(),
+        _ => false,
+    }
+}
+
+/// Runs the due plans of `date` inside `txn`; returns the counts.
+pub async fn run(
+    txn: &DatabaseTransaction,
+    ledger: &Ledger,
+    date: NaiveDate,
+) -> Result<serde_json::Value, EodError> {
+    let due = due_plans(txn, date).await?;
+    let mut runs: Vec<PlanRun> = Vec::with_capacity(due.len());
+    let mut by_tenant: HashMap<Uuid, Vec<&DuePlan>> = HashMap::new();
+    for plan in &due {
+        by_tenant.entry(plan.tenant_id).or_default().push(plan);
+    }
+    let mut tenants: Vec<Uuid> = by_tenant.keys().copied().collect();
+    tenants.sort();
+    for tenant_id in tenants {
+        let plans = by_tenant.remove(&tenant_id).unwrap_or_default();
+        let (contributions, withdrawals): (Vec<&DuePlan>, Vec<&DuePlan>) =
+            plans.into_iter().partition(|p| p.kind == "contribution");
+        contribute(txn, ledger, tenant_id, date, &contributions, &mut runs).await?;
+        withdraw(txn, tenant_id, date, &withdrawals, &mut runs).await?;
+    }
+    insert_runs(txn, date, &runs).await?;
+    let executed = runs.iter().filter(|r| r.reason.is_none()).count();
+    Ok(json!({
+        "due": runs.len(),
+        "executed": executed,
+        "skipped": runs.len() - executed,
+    }))
+}
+
+async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<DuePlan>, EodError> {
+    let mut pa = Params::new(txn.get_database_backend());
+    let day = i32::try_from(date.day()).unwrap_or(0);
+    let q = format!(
+        "SELECT p.tenant_id, p.id, p.wrap_id, p.kind, p.amount, p.percentage, p.frequency, \
+         p.start_date, w.customer_id, w.currency, w.currency_scale, w.status \
+         FROM wrap_plans p JOIN wraps w ON w.tenant_id = p.tenant_id AND w.id = p.wrap_id \
+         WHERE p.status = 'active' AND p.day_of_month = {} AND p.start_date <= {} \
+         AND (p.end_date IS NULL OR p.end_date >= {}) \
+         AND NOT EXISTS (SELECT 1 FROM plan_runs r WHERE r.tenant_id = p.tenant_id \
+             AND r.plan_id = p.id AND r.run_date = {}) \
+         ORDER BY p.tenant_id, p.id",
+        pa.push(day),
+        pa.push(date),
+        pa.push(date),
+        pa.push(date)
+    );
+    let mut out = Vec::new();
+    for r in query(txn, q, pa.values).await? {
+        let frequency: String = get(&r, 6)?;
+        let start: NaiveDate = get(&r, 7)?;
+        if !month_is_due(&frequency, start, date) {
+            continue;
+        }
+        out.push(DuePlan {
+            tenant_id: get(&r, 0)?,
+            id: get(&r, 1)?,
+            wrap_id: get(&r, 2)?,
+            kind: get(&r, 3)?,
+            amount: get(&r, 4)?,
+            percentage: get(&r, 5)?,
+            customer_id: get(&r, 8)?,
+            currency: get(&r, 9)?,
+            scale: u32::try_from(get::<i32>(&r, 10)?).unwrap_or(0),
+            wrap_status: get(&r, 11)?,
+        });
+    }
+    Ok(out)
+}
+
+/// (account id, available balance in minor units) of the tenant's accounts with `codes`.
+async fn accounts_by_code(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    codes: &[String],
+) -> Result<HashMap<String, (Uuid, i64)>, EodError> {
+    let mut out = HashMap::new();
+    for chunk in codes.chunks(IN_CHUNK) {
+        let mut pa = Params::new(txn.get_database_backend());
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        // Available = posted on the normal side less what holds reserve against it.
+        let q = format!(
+            "SELECT code, id, CASE WHEN normal_side = 'credit' \
+                 THEN credits_posted - debits_posted - debits_pending \
+                 ELSE debits_posted - credits_posted - credits_pending END \
+             FROM ledger_accounts WHERE tenant_id = {t} AND code IN {list}"
+        );
+        for r in query(txn, q, pa.values).await? {
+            out.insert(get::<String>(&r, 0)?, (get(&r, 1)?, get(&r, 2)?));
+        }
+    }
+    Ok(out)
+}
+
+async fn contribute(
+    txn: &DatabaseTransaction,
+    ledger: &Ledger,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    plans: &[&DuePlan],
+    runs: &mut Vec<PlanRun>,
+) -> Result<(), EodError> {
+    if plans.is_empty() {
+        return Ok(());
+    }
+    let mut codes: Vec<String> = Vec::with_capacity(plans.len() * 2);
+    for p in plans {
+        codes.push(ledger::wraps::customer_cash_code(
+            p.customer_id,
+            &p.currency,
+        ));
+        codes.push(ledger::wraps::wrap_cash_code(p.wrap_id));
+    }
+    codes.sort();
+    codes.dedup();
+    let mut accounts = accounts_by_code(txn, tenant_id, &codes).await?;
+    let mut entries: Vec<(usize, NewEntry)> = Vec::new();
+    let mut activated: Vec<Uuid> = Vec::new();
+    for p in plans {
+        let amount = p.amount.unwrap_or(0);
+        let skip = |reason: String| PlanRun {
+            tenant_id,
+            plan_id: p.id,
+            reason: Some(reason),
+            amount: None,
+            entry_id: None,
+            movement_id: None,
+        };
+        let status = WrapStatus::parse(&p.wrap_status);
+        if !status.is_some_and(WrapStatus::accepts_money) {
+            runs.push(skip(format!(
+                "the wrap is {}: it takes no contributions",
+                p.wrap_status
+            )));
+            continue;
+        }
+        let cust_code = ledger::wraps::customer_cash_code(p.customer_id, &p.currency);
+        let wrap_code = ledger::wraps::wrap_cash_code(p.wrap_id);
+        let Some((wrap_account, _)) = accounts.get(&wrap_code).copied() else {
+            return Err(EodError::Ledger(ledger::LedgerError::Corrupt(format!(
+                "wrap {} has no cash account",
+                p.wrap_id
+            ))));
+        };
+        let available = accounts.get(&cust_code).map_or(0, |a| a.1);
+        if available < amount {
+            runs.push(skip(format!(
+                "the customer's available cash of {} {} is less than the plan's {} {}",
+                decimal_of(i128::from(available), p.scale),
+                p.currency,
+                decimal_of(i128::from(amount), p.scale),
+                p.currency
+            )));
+            continue;
+        }
+        let Some(cust) = accounts.get_mut(&cust_code) else {
+            continue;
+        };
+        // Later plans of the same customer today see what this one took.
+        cust.1 -= amount;
+        let value = decimal_of(i128::from(amount), p.scale);
+        entries.push((
+            runs.len(),
+            NewEntry {
+                tenant_id,
+                idempotency_key: format!("plan:{}:{date}", p.id),
+                kind: "contribution".to_owned(),
+                effective_date: date,
+                description: format!("contribution plan {}", p.id),
+                metadata: json!({
+                    "plan_id": p.id,
+                    "wrap_id": p.wrap_id,
+                    "customer_id": p.customer_id,
+                    "eod_date": date,
+                }),
+                postings: vec![
+                    NewPosting::debit(cust.0, &p.currency, value),
+                    NewPosting::credit(wrap_account, &p.currency, value),
+                ],
+                hold: None,
+            },
+        ));
+        if status == Some(WrapStatus::Open) {
+            activated.push(p.wrap_id);
+        }
+        runs.push(PlanRun {
+            tenant_id,
+            plan_id: p.id,
+            reason: None,
+            amount: Some(amount),
+            entry_id: None,
+            movement_id: None,
+        });
+    }
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(MAX_BATCH));
+        let (slots, batch): (Vec<usize>, Vec<NewEntry>) = rest.into_iter().unzip();
+        let posted = ledger.post_batch_in(txn, batch).await?;
+        for (slot, p) in slots.into_iter().zip(posted) {
+            if let Some(run) = runs.get_mut(slot) {
+                run.entry_id = Some(p.entry.id);
+            }
+        }
+        rest = tail;
+    }
+    activated.sort();
+    activated.dedup();
+    for chunk in activated.chunks(IN_CHUNK) {
+        let mut pa = Params::new(txn.get_database_backend());
+        let now = pa.push(micros(Utc::now()));
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "UPDATE wraps SET status = 'active', updated_at = {now} \
+             WHERE tenant_id = {t} AND id IN {list} AND status = 'open'"
+        );
+        exec(txn, q, pa.values).await?;
+    }
+    Ok(())
+}
+
+async fn withdraw(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    plans: &[&DuePlan],
+    runs: &mut Vec<PlanRun>,
+) -> Result<(), EodError> {
+    if plans.is_empty() {
+        return Ok(());
+    }
+    let mut wrap_ids: Vec<Uuid> = plans.iter().map(|p| p.wrap_id).collect();
+    wrap_ids.sort();
+    wrap_ids.dedup();
+    let values = super::valuation::values_of(txn, tenant_id, &wrap_ids, date).await?;
+    for p in plans {
+        let skip = |reason: String| PlanRun {
+            tenant_id,
+            plan_id: p.id,
+            reason: Some(reason),
+            amount: None,
+            entry_id: None,
+            movement_id: None,
+        };
+        if p.wrap_status != "active" {
+            runs.push(skip(format!(
+                "the wrap is {}: a withdrawal plan runs on an active wrap",
+                p.wrap_status
+            )));
+            continue;
+        }
+        let nav = values.get(&p.wrap_id).map_or(0, |v| v.nav);
+        if nav <= 0 {
+            runs.push(skip("the wrap holds nothing".to_owned()));
+            continue;
+        }
+        let amount = match (p.amount, &p.percentage) {
+            (Some(a), _) => a,
+            (None, Some(pct)) => {
+                let pct: Decimal = pct.parse().map_err(|_| {
+                    ledger::LedgerError::Corrupt(format!("plan {} percentage {pct:?}", p.id))
+                })?;
+                let value = decimal_of(i128::from(nav), p.scale) * pct;
+                let mut floor = value.round_dp_with_strategy(p.scale, RoundingStrategy::ToZero);
+                floor.rescale(p.scale);
+                i64::try_from(floor.mantissa()).unwrap_or(0)
+            }
+            (None, None) => 0,
+        };
+        if amount <= 0 {
+            runs.push(skip(
+                "the percentage of the wrap's value rounds to zero".to_owned(),
+            ));
+            continue;
+        }
+        if amount > nav {
+            runs.push(skip(format!(
+                "the wrap's value of {} {} is less than the plan's {} {}",
+                decimal_of(i128::from(nav), p.scale),
+                p.currency,
+                decimal_of(i128::from(amount), p.scale),
+                p.currency
+            )));
+            continue;
+        }
+        let movement = Movement {
+            id: Uuid::now_v7(),
+            wrap_id: p.wrap_id,
+            kind: MovementKind::Withdrawal,
+            amount: Some(decimal_of(i128::from(amount), p.scale)),
+            destination_wrap_id: None,
+            status: MovementStatus::Pending,
+            requested_at: Utc::now(),
+            resolved_at: None,
+        };
+        ledger::store::wraps::insert_movement(txn, tenant_id, &movement, p.scale).await?;
+        runs.push(PlanRun {
+            tenant_id,
+            plan_id: p.id,
+            reason: None,
+            amount: Some(amount),
+            entry_id: None,
+            movement_id: Some(movement.id),
+        });
+    }
+    Ok(())
+}
+
+async fn insert_runs(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+    runs: &[PlanRun],
+) -> Result<(), EodError> {
+    let now = micros(Utc::now());
+    for chunk in runs.chunks(INSERT_ROWS) {
+        let mut pa = Params::new(txn.get_database_backend());
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|r| {
+                pa.row(vec![
+                    r.tenant_id.into(),
+                    r.plan_id.into(),
+                    date.into(),
+                    if r.reason.is_some() {
+                        "skipped"
+                    } else {
+                        "executed"
+                    }
+                    .into(),
+                    r.reason.clone().into(),
+                    r.amount.into(),
+                    Value::from(r.entry_id),
+                    Value::from(r.movement_id),
+                    now.into(),
+                ])
+            })
+            .collect();
+        let q = format!(
+            "INSERT INTO plan_runs (tenant_id, plan_id, run_date, status, reason, amount, \
+             entry_id, movement_id, created_at) VALUES {}",
+            rows.join(", ")
+        );
+        exec(txn, q, pa.values).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequencies_take_their_months() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let start = d("2026-05-10");
+        assert!(month_is_due("monthly", start, d("2026-11-10")));
+        assert!(month_is_due("quarterly", start, d("2026-10-10")));
+        assert!(!month_is_due("quarterly", start, d("2026-11-10")));
+        assert!(month_is_due("yearly", start, d("2027-05-10")));
+        assert!(!month_is_due("yearly", start, d("2027-06-10")));
+        assert!(!month_is_due("weekly", start, d("2027-05-10")));
+    }
+}

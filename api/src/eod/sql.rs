@@ -1,0 +1,88 @@
+//! Raw SQL helpers of end of day (both backends): placeholders, statements, row decoding.
+//! Amounts are BIGINT minor units; no `Decimal` is ever bound (sea-orm binds it as a float
+//! on SQLite).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+
+/// Most rows per multi-row INSERT (rows × columns stays far below both backends' limits).
+pub const INSERT_ROWS: usize = 1_000;
+
+/// Most codes per IN list.
+pub const IN_CHUNK: usize = 500;
+
+/// `?` or `$n`.
+pub fn p(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
+/// Numbered placeholders in the order values are pushed.
+#[derive(Debug)]
+pub struct Params {
+    backend: DbBackend,
+    pub values: Vec<Value>,
+}
+
+impl Params {
+    pub fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            values: Vec::new(),
+        }
+    }
+
+    /// The placeholder of `v`.
+    pub fn push(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        p(self.backend, self.values.len())
+    }
+
+    /// `(?, ?, …)` of `items`.
+    pub fn list<T: Clone + Into<Value>>(&mut self, items: &[T]) -> String {
+        let parts: Vec<String> = items.iter().map(|i| self.push(i.clone())).collect();
+        format!("({})", parts.join(", "))
+    }
+
+    /// One row `(?, ?, …)` of a multi-row VALUES.
+    pub fn row(&mut self, values: Vec<Value>) -> String {
+        let parts: Vec<String> = values.into_iter().map(|v| self.push(v)).collect();
+        format!("({})", parts.join(", "))
+    }
+}
+
+pub async fn query<C: ConnectionTrait>(
+    db: &C,
+    sql: String,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let backend = db.get_database_backend();
+    db.query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+}
+
+pub async fn exec<C: ConnectionTrait>(
+    db: &C,
+    sql: String,
+    values: Vec<Value>,
+) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    Ok(db
+        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?
+        .rows_affected())
+}
+
+pub fn get<T: sea_orm::TryGetable>(row: &QueryResult, idx: usize) -> Result<T, DbErr> {
+    row.try_get_by_index::<T>(idx)
+}
+
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+}

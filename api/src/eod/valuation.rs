@@ -1,0 +1,392 @@
+//! Step `valuation`: a daily snapshot of every wrap that is not closed (`wrap_snapshots`).
+//!
+//! NAV = cash + Σ units × price ÷ quote unit (DOMAIN.md section 4), each holding valued at
+//! its instrument's price of `date`, or when there is none that day the last price before it
+//! (the snapshot's `stale_prices` is then true; a holding never priced is valued at zero and
+//! flagged stale too). The holdings' exact sum is rounded down to the currency's minor unit
+//! once per wrap (`units_value`), so `nav = cash + units_value` exactly. Fees accrued but not
+//! paid are not deducted yet: accrual is a later step, and will be deducted when it exists.
+//! Instruments are priced in the wrap's currency (the marketplace admits no others).
+//!
+//! The day's flows: `contributions` = Σ credits to the wrap's cash account by entries of kind
+//! `contribution` effective on `date` (through the API or a plan); `withdrawals` = Σ debits
+//! of it by entries of kind `withdrawal` or `wrap_close` effective on `date`.
+//!
+//! Set-based: per tenant, one keyset-paged scan of its `wrap:` accounts (by code, on the
+//! `(tenant_id, code)` unique index), one query of the day's flows, prices for every
+//! instrument at once, and multi-row INSERTs of [`INSERT_ROWS`] snapshots; never a query
+//! per wrap. Tried by `api/tests/http/eod.rs::snapshots_value_wraps_at_the_days_prices`.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use ledger::asset::decimal_of;
+use ledger::market::PriceQuote;
+use rust_decimal::{Decimal, RoundingStrategy};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::EodError;
+use super::sql::{INSERT_ROWS, Params, exec, get, query};
+
+/// Accounts read per page of the scan.
+const PAGE: i64 = 20_000;
+
+/// A wrap's value at a date, in minor units of its currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WrapValue {
+    pub cash: i64,
+    pub units_value: i64,
+    pub nav: i64,
+    pub stale_prices: bool,
+}
+
+/// What valuing needs of an instrument: its price quote and how to read units.
+struct Pricing {
+    unit_scale: u32,
+    quote_unit: i64,
+    quote: Option<PriceQuote>,
+}
+
+/// Every instrument with its last price on or before `date`.
+async fn pricing<C: ConnectionTrait>(
+    db: &C,
+    date: NaiveDate,
+) -> Result<HashMap<String, Pricing>, EodError> {
+    let rows = query(
+        db,
+        "SELECT code, unit_scale, quote_unit FROM instruments".to_owned(),
+        vec![],
+    )
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in &rows {
+        out.insert(
+            get::<String>(r, 0)?,
+            Pricing {
+                unit_scale: u32::try_from(get::<i32>(r, 1)?).unwrap_or(0),
+                quote_unit: get(r, 2)?,
+                quote: None,
+            },
+        );
+    }
+    let codes: Vec<String> = out.keys().cloned().collect();
+    let prices = ledger::store::market::latest_prices(db, &codes, date).await?;
+    for (code, q) in prices {
+        if let Some(p) = out.get_mut(&code) {
+            p.quote = Some(q);
+        }
+    }
+    Ok(out)
+}
+
+/// Running total of one wrap while its accounts are read.
+#[derive(Default)]
+struct Acc {
+    cash: i64,
+    units_value: Decimal,
+    stale: bool,
+}
+
+impl Acc {
+    fn add_units(&mut self, code: &str, units_minor: i64, pricing: &HashMap<String, Pricing>) {
+        if units_minor == 0 {
+            return;
+        }
+        let Some(p) = pricing.get(code) else {
+            self.stale = true;
+            return;
+        };
+        let Some(q) = &p.quote else {
+            self.stale = true;
+            return;
+        };
+        let units = decimal_of(i128::from(units_minor), p.unit_scale);
+        let value = units
+            .checked_mul(q.price)
+            .and_then(|v| v.checked_div(Decimal::from(p.quote_unit.max(1))));
+        match value {
+            Some(v) => self.units_value += v,
+            None => self.stale = true,
+        }
+    }
+
+    fn finish(self, scale: u32) -> WrapValue {
+        let mut floor = self
+            .units_value
+            .round_dp_with_strategy(scale, RoundingStrategy::ToZero);
+        floor.rescale(scale);
+        let units_value = i64::try_from(floor.mantissa()).unwrap_or(i64::MAX);
+        WrapValue {
+            cash: self.cash,
+            units_value,
+            nav: self.cash.saturating_add(units_value),
+            stale_prices: self.stale,
+        }
+    }
+}
+
+/// Splits `wrap:{id}:cash` / `wrap:{id}:units:{INSTRUMENT}` into the wrap and what it holds
+/// (`None` for cash).
+fn parse_code(code: &str) -> Option<(Uuid, Option<&str>)> {
+    let rest = code.strip_prefix("wrap:")?;
+    let (id, what) = rest.split_once(':')?;
+    let id = Uuid::parse_str(id).ok()?;
+    if what == "cash" {
+        Some((id, None))
+    } else {
+        what.strip_prefix("units:").map(|i| (id, Some(i)))
+    }
+}
+
+fn add_account(
+    accs: &mut HashMap<Uuid, Acc>,
+    code: &str,
+    balance: i64,
+    pricing: &HashMap<String, Pricing>,
+    date: NaiveDate,
+) {
+    let Some((wrap, what)) = parse_code(code) else {
+        return;
+    };
+    let acc = accs.entry(wrap).or_default();
+    match what {
+        None => acc.cash = acc.cash.saturating_add(balance),
+        Some(instrument) => {
+            acc.add_units(instrument, balance, pricing);
+            if balance != 0 {
+                let stale = pricing
+                    .get(instrument)
+                    .and_then(|p| p.quote.as_ref())
+                    .is_none_or(|q| q.date < date);
+                acc.stale |= stale;
+            }
+        }
+    }
+}
+
+/// The values at `date` of the tenant's wraps `wrap_ids` (one account query per wrap: used
+/// for the few wraps of withdrawal plans).
+pub async fn values_of(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    wrap_ids: &[Uuid],
+    date: NaiveDate,
+) -> Result<HashMap<Uuid, WrapValue>, EodError> {
+    let pricing = pricing(txn, date).await?;
+    let mut out = HashMap::with_capacity(wrap_ids.len());
+    for id in wrap_ids {
+        let Some(wrap) = ledger::store::wraps::wrap(
+            txn,
+            ledger::store::wraps::WrapScope::Distributor(tenant_id),
+            *id,
+            false,
+        )
+        .await?
+        else {
+            continue;
+        };
+        let mut accs = HashMap::new();
+        for a in ledger::store::wraps::wrap_accounts(txn, tenant_id, *id).await? {
+            let balance = i64::try_from(a.balance.posted(a.normal_side)).unwrap_or(i64::MAX);
+            add_account(&mut accs, &a.code, balance, &pricing, date);
+        }
+        let value = accs
+            .remove(id)
+            .unwrap_or_default()
+            .finish(wrap.currency_scale);
+        out.insert(*id, value);
+    }
+    Ok(out)
+}
+
+/// Snapshots every wrap that is not closed at `date`; returns the counts.
+pub async fn run(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+) -> Result<serde_json::Value, EodError> {
+    let pricing = pricing(txn, date).await?;
+    let tenants = query(
+        txn,
+        "SELECT DISTINCT tenant_id FROM wraps WHERE status <> 'closed'".to_owned(),
+        vec![],
+    )
+    .await?;
+    let mut tenant_ids: Vec<Uuid> = tenants
+        .iter()
+        .map(|r| get::<Uuid>(r, 0))
+        .collect::<Result<_, _>>()?;
+    tenant_ids.sort();
+    let (mut wraps_total, mut stale_total) = (0_u64, 0_u64);
+    for tenant_id in tenant_ids {
+        let (n, stale) = snapshot_tenant(txn, tenant_id, date, &pricing).await?;
+        wraps_total += n;
+        stale_total += stale;
+    }
+    Ok(json!({ "wraps": wraps_total, "stale_prices": stale_total }))
+}
+
+async fn snapshot_tenant(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    pricing: &HashMap<String, Pricing>,
+) -> Result<(u64, u64), EodError> {
+    let b = txn.get_database_backend();
+    // The wraps to snapshot, with their currency.
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT id, currency, currency_scale FROM wraps WHERE tenant_id = {} AND status <> 'closed'",
+        pa.push(tenant_id)
+    );
+    let mut wraps: Vec<(Uuid, String, u32)> = Vec::new();
+    for r in query(txn, q, pa.values).await? {
+        wraps.push((
+            get(&r, 0)?,
+            get(&r, 1)?,
+            u32::try_from(get::<i32>(&r, 2)?).unwrap_or(0),
+        ));
+    }
+    if wraps.is_empty() {
+        return Ok((0, 0));
+    }
+    // Every wrap account of the tenant, in code order, a page at a time.
+    let mut accs: HashMap<Uuid, Acc> = HashMap::with_capacity(wraps.len());
+    let mut after = "wrap:".to_owned();
+    loop {
+        let mut pa = Params::new(b);
+        let q = format!(
+            "SELECT code, credits_posted - debits_posted FROM ledger_accounts \
+             WHERE tenant_id = {} AND code > {} AND code < {} ORDER BY code LIMIT {}",
+            pa.push(tenant_id),
+            pa.push(after.clone()),
+            pa.push("wrap;".to_owned()),
+            pa.push(PAGE)
+        );
+        let rows = query(txn, q, pa.values).await?;
+        let n = rows.len();
+        for r in &rows {
+            let code: String = get(r, 0)?;
+            let balance: i64 = get(r, 1)?;
+            add_account(&mut accs, &code, balance, pricing, date);
+            after = code;
+        }
+        if i64::try_from(n).unwrap_or(0) < PAGE {
+            break;
+        }
+    }
+    // The day's flows through the wraps' cash accounts.
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT a.code, e.kind, p.side, CAST(SUM(p.amount) AS BIGINT) FROM ledger_postings p \
+         JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
+         JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+         WHERE p.tenant_id = {} AND p.effective_date = {} AND p.pending = {} \
+         AND e.kind IN ('contribution', 'withdrawal', 'wrap_close') \
+         AND a.code > 'wrap:' AND a.code < 'wrap;' \
+         GROUP BY a.code, e.kind, p.side",
+        pa.push(tenant_id),
+        pa.push(date),
+        pa.push(false)
+    );
+    let mut flows: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    for r in query(txn, q, pa.values).await? {
+        let code: String = get(&r, 0)?;
+        let kind: String = get(&r, 1)?;
+        let side: String = get(&r, 2)?;
+        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back to BIGINT in SQL (exact).
+        let sum: i64 = get(&r, 3)?;
+        let Some((wrap, None)) = parse_code(&code) else {
+            continue;
+        };
+        let f = flows.entry(wrap).or_default();
+        match (kind.as_str(), side.as_str()) {
+            ("contribution", "credit") => f.0 += sum,
+            ("withdrawal" | "wrap_close", "debit") => f.1 += sum,
+            _ => {}
+        }
+    }
+    let mut stale_count = 0_u64;
+    for chunk in wraps.chunks(INSERT_ROWS) {
+        let mut pa = Params::new(b);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(id, currency, scale)| {
+                let v = accs.remove(id).unwrap_or_default().finish(*scale);
+                let (contributions, withdrawals) = flows.get(id).copied().unwrap_or_default();
+                if v.stale_prices {
+                    stale_count += 1;
+                }
+                pa.row(vec![
+                    tenant_id.into(),
+                    (*id).into(),
+                    date.into(),
+                    currency.clone().into(),
+                    v.cash.into(),
+                    v.units_value.into(),
+                    v.nav.into(),
+                    contributions.into(),
+                    withdrawals.into(),
+                    v.stale_prices.into(),
+                ])
+            })
+            .collect();
+        let q = format!(
+            "INSERT INTO wrap_snapshots (tenant_id, wrap_id, business_date, currency, cash, \
+             units_value, nav, contributions, withdrawals, stale_prices) VALUES {}",
+            rows.join(", ")
+        );
+        exec(txn, q, pa.values).await?;
+    }
+    Ok((wraps.len() as u64, stale_count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_name_the_wrap_and_the_holding() {
+        let id = Uuid::now_v7();
+        assert_eq!(parse_code(&format!("wrap:{id}:cash")), Some((id, None)));
+        assert_eq!(
+            parse_code(&format!("wrap:{id}:units:JP90C000AAA1")),
+            Some((id, Some("JP90C000AAA1")))
+        );
+        assert_eq!(parse_code(&format!("wrap:{id}:other")), None);
+        assert_eq!(parse_code("omnibus:JPY"), None);
+    }
+
+    #[test]
+    fn holdings_are_summed_exactly_then_rounded_down_once() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut pricing = HashMap::new();
+        // 1 unit = price / 10,000; units have 0 decimals here.
+        for (code, price, date) in [("A", "15000", "2026-11-20"), ("B", "5000", "2026-11-19")] {
+            pricing.insert(
+                code.to_owned(),
+                Pricing {
+                    unit_scale: 0,
+                    quote_unit: 10_000,
+                    quote: Some(PriceQuote {
+                        date: d(date),
+                        price: price.parse().unwrap(),
+                    }),
+                },
+            );
+        }
+        let id = Uuid::now_v7();
+        let mut accs = HashMap::new();
+        let day = d("2026-11-20");
+        add_account(&mut accs, &format!("wrap:{id}:cash"), 500, &pricing, day);
+        // 3 × 1.5 = 4.5 and 1 × 0.5 = 0.5: 5 exactly together, while rounding each down
+        // first would give 4 + 0 = 4.
+        add_account(&mut accs, &format!("wrap:{id}:units:A"), 3, &pricing, day);
+        add_account(&mut accs, &format!("wrap:{id}:units:B"), 1, &pricing, day);
+        let v = accs.remove(&id).unwrap().finish(0);
+        assert_eq!(v.units_value, 5);
+        assert_eq!(v.nav, 505);
+        assert!(v.stale_prices, "B's price is from the day before");
+    }
+}

@@ -1,0 +1,1045 @@
+//! End of day through the HTTP API and the `wrapd eod` command, on both databases: the date
+//! rules, checkpoints, plans, snapshots worked out by hand, and the checks that stop a day.
+
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{Datelike, Days, NaiveDate, Utc};
+use sea_orm::{ConnectionTrait, Statement, Value as SqlValue};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{Res, TestServer};
+use crate::customers::{deposit, make_customer};
+use crate::on_each_backend;
+use crate::wraps::{Market, market, open_wrap};
+
+const FUND: &str = "JP90C000AAA1";
+
+/// Tables end of day writes (or must leave alone), to compare before and after.
+const TABLES: &[&str] = &[
+    "ledger_entries",
+    "ledger_postings",
+    "eod_runs",
+    "eod_steps",
+    "plan_runs",
+    "wrap_snapshots",
+    "wrap_movements",
+    "audit_log",
+];
+
+async fn counts(server: &TestServer) -> Vec<i64> {
+    let mut out = Vec::new();
+    for t in TABLES {
+        out.push(server.count_rows(t).await);
+    }
+    out
+}
+
+/// The first date from today (Tokyo) whose day of month is at most 28: plans may only start
+/// today or later, and run on days 1–28.
+fn first_day() -> NaiveDate {
+    let mut d = api::money::today(Utc::now());
+    while d.day() > 28 {
+        d = d + Days::new(1);
+    }
+    d
+}
+
+fn plus(d: NaiveDate, n: u64) -> NaiveDate {
+    d + Days::new(n)
+}
+
+async fn start(server: &TestServer, token: &str, body: Value) -> Res {
+    server.post(token, "/v1/operations/eod", Some(body)).await
+}
+
+/// Polls the status of `date` until it is finished or failed.
+async fn wait(server: &TestServer, date: NaiveDate) -> Value {
+    let platform = server.token(&server.platform).await;
+    for _ in 0..300 {
+        let r = server
+            .get(&platform, &format!("/v1/operations/eod/{date}"))
+            .await;
+        let body = r.ok(200).clone();
+        if body["status"] == "finished" || body["status"] == "failed" {
+            // The background task releases its lock just after the last write.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("end of day for {date} did not end");
+}
+
+/// Runs `from..=to` through the API and waits for the last date.
+async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
+    let platform = server.token(&server.platform).await;
+    let r = start(server, &platform, json!({ "date": from, "to": to })).await;
+    let body = r.ok(202);
+    assert_eq!(
+        body["status_url"],
+        format!("/v1/operations/eod/{from}"),
+        "{body}"
+    );
+    assert_eq!(r.headers["location"], format!("/v1/operations/eod/{from}"));
+    wait(server, to).await
+}
+
+async fn rows(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> Vec<sea_orm::QueryResult> {
+    let b = server.db.get_database_backend();
+    let sql = match b {
+        sea_orm::DbBackend::Postgres => {
+            let mut n = 0;
+            sql.chars()
+                .map(|c| {
+                    if c == '?' {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        }
+        _ => sql.to_owned(),
+    };
+    server
+        .db
+        .query_all_raw(Statement::from_sql_and_values(b, sql, values))
+        .await
+        .unwrap()
+}
+
+/// The snapshot of `wrap` at `date`: (cash, units_value, nav, contributions, withdrawals, stale).
+async fn snapshot(
+    server: &TestServer,
+    wrap: Uuid,
+    date: NaiveDate,
+) -> (i64, i64, i64, i64, i64, bool) {
+    let r = rows(
+        server,
+        "SELECT cash, units_value, nav, contributions, withdrawals, stale_prices \
+         FROM wrap_snapshots WHERE wrap_id = ? AND business_date = ?",
+        vec![wrap.into(), date.into()],
+    )
+    .await;
+    assert_eq!(r.len(), 1, "one snapshot of {wrap} at {date}");
+    let g = |i| r[0].try_get_by_index::<i64>(i).unwrap();
+    (
+        g(0),
+        g(1),
+        g(2),
+        g(3),
+        g(4),
+        r[0].try_get_by_index::<bool>(5).unwrap(),
+    )
+}
+
+fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args(args)
+        .args(["--database-url", url])
+        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env("WRAP__LOG__LEVEL", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The ledger handle of the test database, to post what end of day's later steps will
+/// (a buy), or what must never happen (an unreconciled entry).
+async fn account(
+    books: &ledger::Ledger,
+    tenant: Uuid,
+    code: String,
+    side: ledger::Side,
+    asset: &str,
+) -> ledger::Account {
+    if let Some(a) = books.account_by_code(tenant, &code).await.unwrap() {
+        return a;
+    }
+    books
+        .create_account(&ledger::NewAccount {
+            tenant_id: tenant,
+            code,
+            asset: asset.to_owned(),
+            normal_side: side,
+            no_negative: side == ledger::Side::Credit,
+            metadata: json!({}),
+        })
+        .await
+        .unwrap()
+}
+
+async fn contribute(server: &TestServer, m: &Market, wrap: Uuid, amount: &str) {
+    server
+        .post_idem(
+            &m.bank,
+            &format!("/v1/wraps/{wrap}/contributions"),
+            &Uuid::now_v7().to_string(),
+            json!({ "amount": amount }),
+        )
+        .await
+        .ok(201);
+}
+
+// ---------------------------------------------------------------------------------------
+
+on_each_backend!(three_days_and_the_date_rules, three_days_and_the_date_rules);
+async fn three_days_and_the_date_rules(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    contribute(&server, &m, w, "60000").await;
+    let platform = server.token(&server.platform).await;
+    let d1 = first_day();
+
+    // Before the first run: not started, and any date may come first.
+    let r = server
+        .get(&platform, &format!("/v1/operations/eod/{d1}"))
+        .await;
+    let s = r.ok(200);
+    assert_eq!(s["status"], "not_started");
+    assert!(s.get("next_date").is_none(), "{s}");
+    let steps: Vec<&str> = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["plans", "valuation", "checks"]);
+
+    // Day one, then two more in one request.
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    for step in s["steps"].as_array().unwrap() {
+        assert_eq!(step["status"], "done", "{step}");
+        assert!(step["elapsed_ms"].as_i64().unwrap() >= 0);
+        assert!(step["started_at"].is_string() && step["finished_at"].is_string());
+    }
+    assert_eq!(s["steps"][1]["detail"]["wraps"], 1, "{s}");
+    assert_eq!(s["next_date"], plus(d1, 1).to_string());
+    let s = run_days(&server, plus(d1, 1), plus(d1, 2)).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    for d in [d1, plus(d1, 1), plus(d1, 2)] {
+        let (cash, units, nav, ..) = snapshot(&server, w, d).await;
+        assert_eq!((cash, units, nav), (60000, 0, 60000));
+    }
+    // The contribution of day one (made through the API today) counts on its date only.
+    let today = api::money::today(Utc::now());
+    if today == d1 {
+        assert_eq!(snapshot(&server, w, d1).await.3, 60000);
+        assert_eq!(snapshot(&server, w, plus(d1, 1)).await.3, 0);
+    }
+
+    // A gap, an earlier date, and a range starting past the next date are refused, naming
+    // the expected date, and write nothing.
+    let viewer = server
+        .token_for_role(server.platform.tenant_id, "viewer")
+        .await;
+    let before = counts(&server).await;
+    let expected = plus(d1, 3).to_string();
+    for body in [
+        json!({ "date": plus(d1, 4) }),
+        json!({ "date": d1 - Days::new(1) }),
+        json!({ "date": plus(d1, 5), "to": plus(d1, 6) }),
+    ] {
+        let r = start(&server, &platform, body.clone()).await;
+        let p = r.problem(409);
+        assert_eq!(p["errors"][0]["field"], "date", "{body}");
+        assert!(
+            p["detail"].as_str().unwrap().contains(&expected),
+            "{}",
+            r.text
+        );
+    }
+    // Bad bodies: each names its field (or is a syntax error), nothing written.
+    let r = start(
+        &server,
+        &platform,
+        json!({ "date": plus(d1, 3), "to": plus(d1, 2) }),
+    )
+    .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "to");
+    let r = start(&server, &platform, json!({ "date": "2026-02-30" })).await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "date");
+    let r = start(&server, &platform, json!({ "to": plus(d1, 3) })).await;
+    assert!(r.status.is_client_error(), "{}", r.text);
+    assert!(r.text.contains("date"), "{}", r.text);
+    let r = start(
+        &server,
+        &platform,
+        json!({ "date": plus(d1, 3), "extra": 1 }),
+    )
+    .await;
+    assert!(r.status.is_client_error(), "{}", r.text);
+    assert!(r.text.contains("extra"), "{}", r.text);
+    let r = start(
+        &server,
+        &platform,
+        json!({ "date": plus(d1, 3), "to": plus(d1, 4000) }),
+    )
+    .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "to");
+    let r = server.get(&platform, "/v1/operations/eod/yesterday").await;
+    r.problem(400);
+    let r = server
+        .get(&platform, &format!("/v1/operations/eod/{d1}?verbose=1"))
+        .await;
+    r.problem(400);
+    // Only platform writers run it; only the platform reads its status.
+    start(&server, &viewer, json!({ "date": plus(d1, 3) }))
+        .await
+        .problem(403);
+    start(&server, &m.bank, json!({ "date": plus(d1, 3) }))
+        .await
+        .problem(403);
+    start(&server, &m.manager, json!({ "date": plus(d1, 3) }))
+        .await
+        .problem(403);
+    server
+        .get(&m.bank, &format!("/v1/operations/eod/{d1}"))
+        .await
+        .problem(403);
+    server
+        .get(&viewer, &format!("/v1/operations/eod/{d1}"))
+        .await
+        .ok(200);
+    assert_eq!(counts(&server).await, before);
+
+    // Re-running finished dates changes nothing: row counts and balances identical.
+    let balances = server.get(&platform, "/v1/ledger/trial-balance").await.text;
+    let s = run_days(&server, d1, plus(d1, 2)).await;
+    assert_eq!(s["status"], "finished");
+    assert_eq!(counts(&server).await, before);
+    assert_eq!(
+        server.get(&platform, "/v1/ledger/trial-balance").await.text,
+        balances
+    );
+
+    // A finished date's prices are frozen; the next date's are not.
+    let r = server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": plus(d1, 1), "price": "10000" }] })),
+        )
+        .await;
+    assert_eq!(r.problem(409)["errors"][0]["field"], "date");
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": plus(d1, 3), "price": "10000" }] })),
+        )
+        .await
+        .ok(200);
+    server.stop().await;
+}
+
+on_each_backend!(
+    plans_execute_skip_and_withdraw,
+    plans_execute_skip_and_withdraw
+);
+async fn plans_execute_skip_and_withdraw(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let d1 = first_day();
+    let day = d1.day();
+    let plan = |w: Uuid, body: Value| {
+        let server = &server;
+        let token = m.bank.clone();
+        async move {
+            let r = server
+                .post(&token, &format!("/v1/wraps/{w}/plans"), Some(body))
+                .await;
+            r.ok(201)["id"].as_str().unwrap().parse::<Uuid>().unwrap()
+        }
+    };
+    // A: cash for the plan. B: not enough cash. C: a funded wrap with a 10 % withdrawal plan.
+    // D: a 5,000 fixed withdrawal plan on an empty (open) wrap.
+    let a = make_customer(&server, &m.bank, "C-A", 3).await;
+    deposit(&server, &m.bank, a, "100000").await;
+    let wa = open_wrap(&server, &m, a).await;
+    let pa = plan(
+        wa,
+        json!({ "kind": "contribution", "amount": "30000", "day_of_month": day, "start_date": d1 }),
+    )
+    .await;
+    let b = make_customer(&server, &m.bank, "C-B", 3).await;
+    deposit(&server, &m.bank, b, "10000").await;
+    let wb = open_wrap(&server, &m, b).await;
+    let pb = plan(
+        wb,
+        json!({ "kind": "contribution", "amount": "50000", "day_of_month": day, "start_date": d1 }),
+    )
+    .await;
+    let c = make_customer(&server, &m.bank, "C-C", 3).await;
+    deposit(&server, &m.bank, c, "123457").await;
+    let wc = open_wrap(&server, &m, c).await;
+    contribute(&server, &m, wc, "123457").await;
+    let pc = plan(
+        wc,
+        json!({ "kind": "withdrawal", "percentage": "0.1", "day_of_month": day, "start_date": d1 }),
+    )
+    .await;
+    let wd = open_wrap(&server, &m, c).await;
+    let pd = plan(
+        wd,
+        json!({ "kind": "withdrawal", "amount": "5000", "day_of_month": day, "start_date": d1 }),
+    )
+    .await;
+    // Not due: another day of the month.
+    let other = if day == 1 { 2 } else { day - 1 };
+    plan(
+        wa,
+        json!({ "kind": "contribution", "amount": "1000", "day_of_month": other, "start_date": d1 }),
+    )
+    .await;
+
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    assert_eq!(
+        s["steps"][0]["detail"],
+        json!({ "due": 4, "executed": 2, "skipped": 2 })
+    );
+
+    let run = |plan: Uuid| {
+        let server = &server;
+        async move {
+            let r = rows(
+                server,
+                "SELECT status, reason, amount, entry_id, movement_id FROM plan_runs \
+                 WHERE plan_id = ? AND run_date = ?",
+                vec![plan.into(), d1.into()],
+            )
+            .await;
+            assert_eq!(r.len(), 1);
+            (
+                r[0].try_get_by_index::<String>(0).unwrap(),
+                r[0].try_get_by_index::<Option<String>>(1).unwrap(),
+                r[0].try_get_by_index::<Option<i64>>(2).unwrap(),
+                r[0].try_get_by_index::<Option<Uuid>>(3).unwrap(),
+                r[0].try_get_by_index::<Option<Uuid>>(4).unwrap(),
+            )
+        }
+    };
+    // A: executed, one entry; the customer's cash moved into the wrap, which is now active.
+    let (status, reason, amount, entry, movement) = run(pa).await;
+    assert_eq!(
+        (status.as_str(), reason, amount),
+        ("executed", None, Some(30000))
+    );
+    assert!(entry.is_some() && movement.is_none());
+    let r = server.get(&m.bank, &format!("/v1/wraps/{wa}")).await;
+    let v = r.ok(200);
+    assert_eq!(v["wrap"]["status"], "active", "{v}");
+    assert_eq!(v["valuation"]["cash"], "30000");
+    let r = server.get(&m.bank, &format!("/v1/customers/{a}")).await;
+    assert!(r.text.contains("70000"), "{}", r.text);
+    let key = rows(
+        &server,
+        "SELECT idempotency_key, kind FROM ledger_entries WHERE id = ?",
+        vec![entry.unwrap().into()],
+    )
+    .await;
+    assert_eq!(
+        key[0].try_get_by_index::<String>(0).unwrap(),
+        format!("plan:{pa}:{d1}")
+    );
+    assert_eq!(
+        key[0].try_get_by_index::<String>(1).unwrap(),
+        "contribution"
+    );
+    assert_eq!(snapshot(&server, wa, d1).await.3, 30000);
+
+    // B: skipped for lack of cash, with the reason; nothing moved, the wrap still open.
+    let (status, reason, amount, entry, _) = run(pb).await;
+    assert_eq!(status, "skipped");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("available cash of 10000 JPY is less than the plan's 50000 JPY"),
+        "{reason}"
+    );
+    assert_eq!((amount, entry), (None, None));
+    let r = server.get(&m.bank, &format!("/v1/wraps/{wb}")).await;
+    assert_eq!(r.ok(200)["wrap"]["status"], "open");
+    assert_eq!(snapshot(&server, wb, d1).await.2, 0);
+
+    // C: a pending withdrawal of 10 % of 123,457, rounded down: 12,345.
+    let (status, _, amount, _, movement) = run(pc).await;
+    assert_eq!((status.as_str(), amount), ("executed", Some(12345)));
+    let mv = rows(
+        &server,
+        "SELECT kind, status, amount FROM wrap_movements WHERE id = ? AND wrap_id = ?",
+        vec![movement.unwrap().into(), wc.into()],
+    )
+    .await;
+    assert_eq!(mv[0].try_get_by_index::<String>(0).unwrap(), "withdrawal");
+    assert_eq!(mv[0].try_get_by_index::<String>(1).unwrap(), "pending");
+    assert_eq!(mv[0].try_get_by_index::<i64>(2).unwrap(), 12345);
+
+    // D: the wrap holds nothing (and is not active).
+    let (status, reason, ..) = run(pd).await;
+    assert_eq!(status, "skipped");
+    assert!(reason.unwrap().contains("open"));
+
+    // The next day no plan is due; a month later they are again.
+    let s = run_days(&server, plus(d1, 1), plus(d1, 1)).await;
+    assert_eq!(
+        s["steps"][0]["detail"],
+        json!({ "due": 0, "executed": 0, "skipped": 0 })
+    );
+    assert_eq!(server.count_rows("plan_runs").await, 4);
+    server.stop().await;
+}
+
+on_each_backend!(
+    snapshots_value_wraps_at_the_days_prices,
+    snapshots_value_wraps_at_the_days_prices
+);
+async fn snapshots_value_wraps_at_the_days_prices(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    contribute(&server, &m, w, "100000").await;
+    // A closed wrap gets no snapshot: a second wrap, closed at once (it holds nothing).
+    let closed = open_wrap(&server, &m, c).await;
+    server
+        .post_idem(
+            &m.bank,
+            &format!("/v1/wraps/{closed}/close"),
+            &Uuid::now_v7().to_string(),
+            json!({}),
+        )
+        .await;
+
+    // A buy as the trading steps will book it: 50,000 yen for 40,001 units.
+    let books = ledger::Ledger::new(server.db.clone());
+    let units = account(
+        &books,
+        m.bank_id,
+        format!("wrap:{w}:units:{FUND}"),
+        ledger::Side::Credit,
+        FUND,
+    )
+    .await;
+    let omnibus_units = account(
+        &books,
+        m.bank_id,
+        format!("omnibus:{FUND}"),
+        ledger::Side::Debit,
+        FUND,
+    )
+    .await;
+    let cash = account(
+        &books,
+        m.bank_id,
+        format!("wrap:{w}:cash"),
+        ledger::Side::Credit,
+        "JPY",
+    )
+    .await;
+    let omnibus = account(
+        &books,
+        m.bank_id,
+        "omnibus:JPY".into(),
+        ledger::Side::Debit,
+        "JPY",
+    )
+    .await;
+    let d = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+    let d1 = first_day();
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: m.bank_id,
+            idempotency_key: format!("buy:{w}"),
+            kind: "trade".into(),
+            effective_date: d1,
+            description: "buy".into(),
+            metadata: json!({}),
+            postings: vec![
+                ledger::NewPosting::debit(cash.id, "JPY", d("50000")),
+                ledger::NewPosting::credit(omnibus.id, "JPY", d("50000")),
+                ledger::NewPosting::debit(omnibus_units.id, FUND, d("40001")),
+                ledger::NewPosting::credit(units.id, FUND, d("40001")),
+            ],
+            hold: None,
+        })
+        .await
+        .unwrap();
+
+    // Prices: the day before d1 and d1 + 2; none on d1 + 1.
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [
+                { "instrument": FUND, "date": d1 - Days::new(1), "price": "12500" },
+                { "instrument": FUND, "date": plus(d1, 2), "price": "12345" },
+            ] })),
+        )
+        .await
+        .ok(200);
+    // Day one: no price that day, the last one (12,500) is used and the snapshot says so.
+    // 40,001 × 12,500 ÷ 10,000 = 50,001.25 → 50,001; NAV = 50,000 + 50,001 = 100,001.
+    run_days(&server, d1, d1).await;
+    assert_eq!(
+        snapshot(&server, w, d1).await,
+        (
+            50000,
+            50001,
+            100001,
+            if api::money::today(Utc::now()) == d1 {
+                100000
+            } else {
+                0
+            },
+            0,
+            true
+        )
+    );
+    // A price for d1 + 1 arrives before its end of day: valued at it, not stale.
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": plus(d1, 1), "price": "12000" }] })),
+        )
+        .await
+        .ok(200);
+    run_days(&server, plus(d1, 1), plus(d1, 2)).await;
+    // 40,001 × 12,000 ÷ 10,000 = 48,001.2 → 48,001.
+    let s = snapshot(&server, w, plus(d1, 1)).await;
+    assert_eq!((s.0, s.1, s.2, s.5), (50000, 48001, 98001, false));
+    // 40,001 × 12,345 ÷ 10,000 = 49,381.2345 → 49,381.
+    let s = snapshot(&server, w, plus(d1, 2)).await;
+    assert_eq!((s.0, s.1, s.2, s.5), (50000, 49381, 99381, false));
+    // The closed wrap has none.
+    let n = rows(
+        &server,
+        "SELECT COUNT(*) FROM wrap_snapshots WHERE wrap_id = ?",
+        vec![closed.into()],
+    )
+    .await;
+    assert_eq!(n[0].try_get_by_index::<i64>(0).unwrap(), 0);
+    // Finished dates' prices are frozen.
+    let r = server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": plus(d1, 2), "price": "1" }] })),
+        )
+        .await;
+    r.problem(409);
+    server.stop().await;
+}
+
+on_each_backend!(failing_checks_stop_the_day, failing_checks_stop_the_day);
+async fn failing_checks_stop_the_day(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    let d1 = first_day();
+    run_days(&server, d1, d1).await;
+
+    // Money appears in a wrap from a suspense account, not the omnibus: the books still
+    // balance, but the virtual layer no longer reconciles.
+    let books = ledger::Ledger::new(server.db.clone());
+    let suspense = account(
+        &books,
+        m.bank_id,
+        "suspense:JPY".into(),
+        ledger::Side::Debit,
+        "JPY",
+    )
+    .await;
+    let cash = account(
+        &books,
+        m.bank_id,
+        format!("wrap:{w}:cash"),
+        ledger::Side::Credit,
+        "JPY",
+    )
+    .await;
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: m.bank_id,
+            idempotency_key: "mistake".into(),
+            kind: "adjustment".into(),
+            effective_date: d1,
+            description: "a mistake".into(),
+            metadata: json!({}),
+            postings: vec![
+                ledger::NewPosting::debit(suspense.id, "JPY", "777".parse().unwrap()),
+                ledger::NewPosting::credit(cash.id, "JPY", "777".parse().unwrap()),
+            ],
+            hold: None,
+        })
+        .await
+        .unwrap();
+
+    let d2 = plus(d1, 1);
+    let s = run_days(&server, d2, d2).await;
+    assert_eq!(s["status"], "failed", "{s}");
+    assert_eq!(s["steps"][0]["status"], "done");
+    assert_eq!(s["steps"][1]["status"], "done");
+    assert_eq!(s["steps"][2]["status"], "failed");
+    let reason = s["steps"][2]["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("does not reconcile in JPY"), "{reason}");
+    assert!(reason.contains(&m.bank_id.to_string()), "{reason}");
+    // Not finished: its prices stay open, the next date is refused, the same date is next.
+    assert_eq!(s["next_date"], d2.to_string());
+    let platform = server.token(&server.platform).await;
+    let r = start(&server, &platform, json!({ "date": plus(d1, 2) })).await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&d2.to_string()),
+        "{}",
+        r.text
+    );
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": d2, "price": "10000" }] })),
+        )
+        .await
+        .ok(200);
+
+    // The command line stops loudly too, and the date is still not finished.
+    let out = wrapd(&server.url, &["eod", "--date", &d2.to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stopped") && err.contains("reconcile"),
+        "{err}"
+    );
+    let r = server
+        .get(&platform, &format!("/v1/operations/eod/{d2}"))
+        .await;
+    assert_eq!(r.ok(200)["status"], "failed");
+
+    // Corrected by a reversing entry, the same date re-runs its failed step and finishes;
+    // the steps done before are not redone (one snapshot per wrap).
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: m.bank_id,
+            idempotency_key: "mistake-corrected".into(),
+            kind: "adjustment".into(),
+            effective_date: d2,
+            description: "the mistake undone".into(),
+            metadata: json!({}),
+            postings: vec![
+                ledger::NewPosting::debit(cash.id, "JPY", "777".parse().unwrap()),
+                ledger::NewPosting::credit(suspense.id, "JPY", "777".parse().unwrap()),
+            ],
+            hold: None,
+        })
+        .await
+        .unwrap();
+    let s = run_days(&server, d2, d2).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    assert_eq!(server.count_rows("wrap_snapshots").await, 2);
+    server.stop().await;
+}
+
+on_each_backend!(
+    the_command_runs_days_in_order,
+    the_command_runs_days_in_order
+);
+async fn the_command_runs_days_in_order(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    contribute(&server, &m, w, "40000").await;
+    let d1 = first_day();
+    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
+
+    let out = wrapd(&server.url, &["eod", "--date", &s1, "--to", &s3]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(
+        stdout.lines().all(|l| l.contains(": finished: plans")),
+        "{stdout}"
+    );
+    for d in 0..3 {
+        assert_eq!(snapshot(&server, w, plus(d1, d)).await.2, 40000);
+    }
+
+    // A gap is refused, naming the expected date; nothing is written.
+    let before = counts(&server).await;
+    let out = wrapd(&server.url, &["eod", "--date", &plus(d1, 4).to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&plus(d1, 3).to_string()), "{err}");
+    // A finished date says so and changes nothing.
+    let out = wrapd(&server.url, &["eod", "--date", &s1]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("already finished"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = wrapd(&server.url, &["eod", "--date", "2026-13-01"]);
+    assert!(!out.status.success());
+    assert_eq!(counts(&server).await, before);
+    // The HTTP status agrees.
+    let platform = server.token(&server.platform).await;
+    let r = server
+        .get(&platform, &format!("/v1/operations/eod/{s3}"))
+        .await;
+    assert_eq!(r.ok(200)["status"], "finished");
+    server.stop().await;
+}
+
+/// A book with plans due on `d1`: two customers, three wraps, a contribution plan that
+/// executes, one skipped, a withdrawal plan; units held at a price.
+async fn book_with_plans(server: &TestServer, d1: NaiveDate) {
+    let m = market(server, "Bank", 3).await;
+    let day = d1.day();
+    let a = make_customer(server, &m.bank, "C-A", 3).await;
+    deposit(server, &m.bank, a, "100000").await;
+    let b = make_customer(server, &m.bank, "C-B", 3).await;
+    deposit(server, &m.bank, b, "5000").await;
+    let mut wraps = Vec::new();
+    for (customer, plan) in [
+        (
+            a,
+            json!({ "kind": "contribution", "amount": "30000", "day_of_month": day, "start_date": d1 }),
+        ),
+        (
+            b,
+            json!({ "kind": "contribution", "amount": "20000", "day_of_month": day, "start_date": d1 }),
+        ),
+        (
+            a,
+            json!({ "kind": "withdrawal", "percentage": "0.25", "day_of_month": day, "start_date": d1 }),
+        ),
+    ] {
+        let w = open_wrap(server, &m, customer).await;
+        server
+            .post(&m.bank, &format!("/v1/wraps/{w}/plans"), Some(plan))
+            .await
+            .ok(201);
+        wraps.push(w);
+    }
+    contribute(server, &m, wraps[2], "40000").await;
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": d1, "price": "10123" }] })),
+        )
+        .await
+        .ok(200);
+}
+
+/// What end of day left behind, independent of generated ids.
+async fn state_of(
+    server: &TestServer,
+) -> (
+    Vec<i64>,
+    String,
+    Vec<(String, i64, i64, i64, bool)>,
+    Vec<(String, String)>,
+) {
+    let platform = server.token(&server.platform).await;
+    let tb = server.get(&platform, "/v1/ledger/trial-balance").await.text;
+    let snaps = rows(
+        server,
+        "SELECT s.business_date, s.cash, s.units_value, s.nav, s.stale_prices FROM wrap_snapshots s \
+         ORDER BY s.business_date, s.nav, s.cash",
+        vec![],
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r.try_get_by_index::<NaiveDate>(0).unwrap().to_string(),
+            r.try_get_by_index::<i64>(1).unwrap(),
+            r.try_get_by_index::<i64>(2).unwrap(),
+            r.try_get_by_index::<i64>(3).unwrap(),
+            r.try_get_by_index::<bool>(4).unwrap(),
+        )
+    })
+    .collect();
+    let runs = rows(
+        server,
+        "SELECT run_date, status FROM plan_runs ORDER BY run_date, status",
+        vec![],
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r.try_get_by_index::<NaiveDate>(0).unwrap().to_string(),
+            r.try_get_by_index::<String>(1).unwrap(),
+        )
+    })
+    .collect();
+    // Audit rows differ by design (a resumed run records its start once, its end once).
+    let mut c = counts(server).await;
+    c.pop();
+    (c, tb, snaps, runs)
+}
+
+on_each_backend!(
+    crash_and_resume_matches_an_uninterrupted_run,
+    crash_and_resume_matches_an_uninterrupted_run
+);
+async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
+    let d1 = first_day();
+    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
+
+    // Uninterrupted.
+    let calm = TestServer::start(backend).await;
+    book_with_plans(&calm, d1).await;
+    let out = wrapd(&calm.url, &["eod", "--date", &s1, "--to", &s3]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = state_of(&calm).await;
+    calm.stop().await;
+    assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
+
+    // Killed inside each step in turn, each time re-run.
+    let server = TestServer::start(backend).await;
+    book_with_plans(&server, d1).await;
+    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "checks")] {
+        let d = plus(d1, day).to_string();
+        let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
+            .args(["eod", "--date", &d, "--database-url", &server.url])
+            .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+            .env("WRAP__LOG__LEVEL", "warn")
+            .env("WRAP_EOD_ABORT_IN_STEP", step)
+            .output()
+            .unwrap();
+        assert!(!killed.status.success(), "{step}: the run should have died");
+        // The killed step is not done, the date not finished.
+        let platform = server.token(&server.platform).await;
+        let s = server
+            .get(&platform, &format!("/v1/operations/eod/{d}"))
+            .await;
+        let s = s.ok(200);
+        assert_eq!(s["status"], "running", "{s}");
+        let at = ["plans", "valuation", "checks"]
+            .iter()
+            .position(|x| *x == step)
+            .unwrap();
+        assert_eq!(s["steps"][at]["status"], "pending", "{s}");
+        let out = wrapd(&server.url, &["eod", "--date", &d]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if at > 0 {
+            assert!(stdout.contains("[done earlier]"), "{stdout}");
+        }
+    }
+    assert_eq!(state_of(&server).await, expected);
+    server.stop().await;
+}
+
+on_each_backend!(
+    a_price_arriving_after_valuation_is_used,
+    a_price_arriving_after_valuation_is_used
+);
+async fn a_price_arriving_after_valuation_is_used(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    contribute(&server, &m, w, "100000").await;
+    let books = ledger::Ledger::new(server.db.clone());
+    let units = account(
+        &books,
+        m.bank_id,
+        format!("wrap:{w}:units:{FUND}"),
+        ledger::Side::Credit,
+        FUND,
+    )
+    .await;
+    let omnibus_units = account(
+        &books,
+        m.bank_id,
+        format!("omnibus:{FUND}"),
+        ledger::Side::Debit,
+        FUND,
+    )
+    .await;
+    let d1 = first_day();
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: m.bank_id,
+            idempotency_key: "units".into(),
+            kind: "transfer_in".into(),
+            effective_date: d1,
+            description: "units transferred in".into(),
+            metadata: json!({}),
+            postings: vec![
+                ledger::NewPosting::debit(omnibus_units.id, FUND, "20000".parse().unwrap()),
+                ledger::NewPosting::credit(units.id, FUND, "20000".parse().unwrap()),
+            ],
+            hold: None,
+        })
+        .await
+        .unwrap();
+    // The run dies in its last step, after valuation found no price of d1.
+    let out = Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args([
+            "eod",
+            "--date",
+            &d1.to_string(),
+            "--database-url",
+            &server.url,
+        ])
+        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env("WRAP__LOG__LEVEL", "warn")
+        .env("WRAP_EOD_ABORT_IN_STEP", "checks")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(snapshot(&server, w, d1).await.1, 0);
+    // The date is running, so its price is still accepted; the re-run values with it.
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": d1, "price": "15000" }] })),
+        )
+        .await
+        .ok(200);
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    // 20,000 × 15,000 ÷ 10,000 = 30,000.
+    let snap = snapshot(&server, w, d1).await;
+    assert_eq!(
+        (snap.0, snap.1, snap.2, snap.5),
+        (100000, 30000, 130000, false)
+    );
+    server.stop().await;
+}
