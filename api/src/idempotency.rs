@@ -2,8 +2,9 @@
 //!
 //! Invariant: the same key with the same request returns the first answer and changes
 //! nothing; the same key with a different request answers 409; a retry after a timeout
-//! therefore never moves money twice. Tried by `api/tests/http/customers.rs::idempotent_money`
-//! and the property test in `api/tests/http/wraps.rs`.
+//! therefore never moves money twice. Tried by `api/tests/http/customers.rs`
+//! (`customer_and_cash_flow_works`, and `concurrent_retries_move_money_once`: eight copies at
+//! once move the money once) and the property test in `api/tests/http/wraps.rs`.
 //!
 //! How: the first answer is stored in `idempotency_keys` in the SAME transaction as the
 //! change it describes, so either both are committed or neither is. A request is looked up

@@ -433,3 +433,48 @@ async fn customer_changes(backend: &'static str) {
     server.stop().await;
 }
 on_each_backend!(customers_change_and_close, customer_changes);
+
+async fn concurrent_retries(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let (_, bank) = server.tenant_with_token("distributor", "Bank").await;
+    let id = make_customer(&server, &bank, "C-001", 3).await;
+    let path = format!("/v1/customers/{id}/deposits");
+    let entries = server.count_rows("ledger_entries").await;
+    // Eight copies of one request at once, as a client retrying after timeouts might send.
+    let tries =
+        (0..8).map(|_| server.post_idem(&bank, &path, "same-key", json!({ "amount": "5000" })));
+    let answers = futures::future::join_all(tries).await;
+    let mut entry_ids = std::collections::BTreeSet::new();
+    for r in &answers {
+        match r.status.as_u16() {
+            201 => {
+                entry_ids.insert(r.body["entry_id"].as_str().unwrap().to_owned());
+            }
+            // A copy that raced the first one to commit is told to retry; it moved nothing.
+            409 => assert!(
+                r.body["detail"].as_str().unwrap().contains("retry"),
+                "{}",
+                r.text
+            ),
+            _ => panic!("{}", r.text),
+        }
+    }
+    assert_eq!(entry_ids.len(), 1, "every success names the same entry");
+    assert_eq!(
+        server.count_rows("ledger_entries").await,
+        entries + 1,
+        "money moved once"
+    );
+    let view = server.get(&bank, &format!("/v1/customers/{id}")).await;
+    assert_eq!(view.ok(200)["cash"][0]["balance"], "5000");
+    // The retry after the race gets the first answer.
+    let again = server
+        .post_idem(&bank, &path, "same-key", json!({ "amount": "5000" }))
+        .await;
+    assert_eq!(
+        again.ok(201)["entry_id"].as_str().unwrap(),
+        entry_ids.iter().next().unwrap()
+    );
+    server.stop().await;
+}
+on_each_backend!(concurrent_retries_move_money_once, concurrent_retries);
