@@ -13,7 +13,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
+use ledger::store::param;
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use serde::Serialize;
 use tenants::Action;
 use utoipa::ToSchema;
@@ -37,13 +38,6 @@ pub struct Change {
     pub target_id: String,
     /// What changed, as JSON (never a secret).
     pub detail: serde_json::Value,
-}
-
-pub(crate) fn param(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
 }
 
 /// Appends `change` made by `actor` at `at`, inside the caller's transaction `db`.

@@ -26,8 +26,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::audit::param;
 use crate::problem::Problem;
+use ledger::store::param;
 
 /// The header's name.
 pub const HEADER: &str = "idempotency-key";

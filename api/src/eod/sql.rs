@@ -3,7 +3,7 @@
 //! on SQLite).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
 
 /// Most rows per multi-row INSERT (rows × columns stays far below both backends' limits).
 pub const INSERT_ROWS: usize = 1_000;
@@ -11,47 +11,7 @@ pub const INSERT_ROWS: usize = 1_000;
 /// Most codes per IN list.
 pub const IN_CHUNK: usize = 500;
 
-/// `?` or `$n`.
-pub fn p(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
-}
-
-/// Numbered placeholders in the order values are pushed.
-#[derive(Debug)]
-pub struct Params {
-    backend: DbBackend,
-    pub values: Vec<Value>,
-}
-
-impl Params {
-    pub fn new(backend: DbBackend) -> Self {
-        Self {
-            backend,
-            values: Vec::new(),
-        }
-    }
-
-    /// The placeholder of `v`.
-    pub fn push(&mut self, v: impl Into<Value>) -> String {
-        self.values.push(v.into());
-        p(self.backend, self.values.len())
-    }
-
-    /// `(?, ?, …)` of `items`.
-    pub fn list<T: Clone + Into<Value>>(&mut self, items: &[T]) -> String {
-        let parts: Vec<String> = items.iter().map(|i| self.push(i.clone())).collect();
-        format!("({})", parts.join(", "))
-    }
-
-    /// One row `(?, ?, …)` of a multi-row VALUES.
-    pub fn row(&mut self, values: Vec<Value>) -> String {
-        let parts: Vec<String> = values.into_iter().map(|v| self.push(v)).collect();
-        format!("({})", parts.join(", "))
-    }
-}
+pub use ledger::store::Params;
 
 pub async fn query<C: ConnectionTrait>(
     db: &C,

@@ -14,9 +14,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{NaiveDate, Utc};
+use ledger::Account;
 use ledger::store::wraps as store;
 use ledger::wraps::{Customer, CustomerStatus, NewCustomer, WrapStatus};
-use ledger::{Account, BalanceReport};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -199,6 +199,21 @@ pub struct CashLine {
     pub available: Decimal,
 }
 
+impl CashLine {
+    /// The line of a customer's cash `account` (its currency has `scale` decimals).
+    fn of(account: &Account, scale: u32) -> Self {
+        Self {
+            currency: account.asset.clone(),
+            account_id: account.id,
+            balance: ledger::asset::decimal_of(account.balance.posted(account.normal_side), scale),
+            available: ledger::asset::decimal_of(
+                account.balance.available(account.normal_side),
+                scale,
+            ),
+        }
+    }
+}
+
 /// A wrap in a customer's overview.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WrapLine {
@@ -248,13 +263,8 @@ pub async fn get_customer(
     let accounts = store::customer_accounts(&state.db, tenant_id, id).await?;
     let mut cash = Vec::with_capacity(accounts.len());
     for account in &accounts {
-        let report = balance(&state, account).await?;
-        cash.push(CashLine {
-            currency: account.asset.clone(),
-            account_id: account.id,
-            balance: report.posted,
-            available: report.available,
-        });
+        let scale = state.ledger.asset(&account.asset).await?.scale;
+        cash.push(CashLine::of(account, scale));
     }
     let mut wraps = Vec::new();
     let mut after = None;
@@ -394,14 +404,6 @@ pub async fn update_customer(
     .await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(customer))
-}
-
-async fn balance(state: &AppState, account: &Account) -> Result<BalanceReport, Problem> {
-    let (_, report) = state
-        .ledger
-        .account_balance(account.tenant_id, account.id, ledger::AsOf::Now)
-        .await?;
-    Ok(report)
 }
 
 /// Cash arriving in, or leaving, a customer's account.
@@ -561,18 +563,7 @@ async fn cash_movement(
         customer_id: id,
         currency: asset.code.clone(),
         amount,
-        cash: CashLine {
-            currency: asset.code.clone(),
-            account_id: after.id,
-            balance: ledger::asset::decimal_of(
-                after.balance.posted(after.normal_side),
-                asset.scale,
-            ),
-            available: ledger::asset::decimal_of(
-                after.balance.available(after.normal_side),
-                asset.scale,
-            ),
-        },
+        cash: CashLine::of(&after, asset.scale),
     };
     let response = idem.answer(&txn, StatusCode::CREATED, &result).await?;
     txn.commit().await?;

@@ -20,10 +20,10 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, SqlErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, SqlErr, Value};
 use serde::Serialize;
 
-use super::sql::{self, get};
+use super::sql::{self, Params, get};
 use crate::asset::{Asset, AssetKind};
 use crate::error::LedgerError;
 use crate::market::{
@@ -33,34 +33,6 @@ use crate::market::{
 
 /// Most codes in one `IN` list (well below both backends' parameter limits).
 const CHUNK: usize = 1_000;
-
-/// Numbered placeholders in the order values are pushed (`?` on SQLite binds in text order,
-/// so a statement must be written in the order its values are pushed).
-pub(crate) struct Params {
-    backend: DbBackend,
-    pub(crate) values: Vec<Value>,
-}
-
-impl Params {
-    pub(crate) fn new(backend: DbBackend) -> Self {
-        Self {
-            backend,
-            values: Vec::new(),
-        }
-    }
-
-    /// The placeholder for `v`.
-    pub(crate) fn push(&mut self, v: impl Into<Value>) -> String {
-        self.values.push(v.into());
-        sql::param(self.backend, self.values.len())
-    }
-
-    /// `(?, ?, …)` for every item.
-    pub(crate) fn list<T: Clone + Into<Value>>(&mut self, items: &[T]) -> String {
-        let parts: Vec<String> = items.iter().map(|i| self.push(i.clone())).collect();
-        format!("({})", parts.join(", "))
-    }
-}
 
 const INSTRUMENT_COLS: &str = "i.code, i.name, i.kind, i.currency, i.unit_scale, i.quote_unit, i.price_scale, \
      i.min_order_amount, i.settlement_days, i.status, i.created_at, i.updated_at, c.scale";

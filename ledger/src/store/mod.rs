@@ -37,6 +37,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub use read::{AsOf, BalanceReport, EntryPage, MAX_PAGE, TrialBalanceLine};
+/// Placeholders for raw SQL on both backends, shared by every store and workflow.
+pub use sql::{Params, param};
 
 use crate::account::{Account, NewAccount};
 use crate::asset::{Asset, AssetKind};

@@ -26,7 +26,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Value};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::market::{Params, page_cursor};
+use super::market::page_cursor;
+use super::sql::Params;
 use super::sql::{self, get};
 use crate::asset::{Asset, decimal_of};
 use crate::error::LedgerError;

@@ -42,10 +42,45 @@ pub(crate) fn value_rows(backend: DbBackend, rows: usize, cols: usize, first: us
 }
 
 /// `?` or `$n`.
-pub(crate) fn param(backend: DbBackend, n: usize) -> String {
+pub fn param(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
+    }
+}
+
+/// Numbered placeholders in the order values are pushed (`?` on SQLite binds in text order,
+/// so a statement must be written in the order its values are pushed).
+#[derive(Debug)]
+pub struct Params {
+    backend: DbBackend,
+    pub values: Vec<Value>,
+}
+
+impl Params {
+    pub fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            values: Vec::new(),
+        }
+    }
+
+    /// The placeholder for `v`.
+    pub fn push(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        param(self.backend, self.values.len())
+    }
+
+    /// `(?, ?, …)` for every item.
+    pub fn list<T: Clone + Into<Value>>(&mut self, items: &[T]) -> String {
+        let parts: Vec<String> = items.iter().map(|i| self.push(i.clone())).collect();
+        format!("({})", parts.join(", "))
+    }
+
+    /// One row `(?, ?, …)` of a multi-row VALUES.
+    pub fn row(&mut self, values: Vec<Value>) -> String {
+        let parts: Vec<String> = values.into_iter().map(|v| self.push(v)).collect();
+        format!("({})", parts.join(", "))
     }
 }
 

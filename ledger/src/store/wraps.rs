@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
 use super::read::{ACCOUNT_COLS, account_from_row};
-use super::sql::{self, exec, from_micros, get, micros, param, query};
+use super::sql::{self, exec, from_micros, get, micros, param, query, value_rows};
 use crate::account::Account;
 use crate::asset::{Amount, decimal_of};
 use crate::error::LedgerError;
@@ -23,13 +23,6 @@ use crate::wraps::{
 
 /// Largest page of a list.
 pub const MAX_PAGE: u64 = 500;
-
-fn placeholders(backend: sea_orm::DbBackend, n: usize) -> String {
-    (1..=n)
-        .map(|i| param(backend, i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 fn corrupt(what: &str, value: &str) -> LedgerError {
     LedgerError::Corrupt(format!("unknown {what} {value:?}"))
@@ -103,8 +96,8 @@ pub async fn insert_customer<C: ConnectionTrait>(
         created_at: sql::from_micros(micros(now))?,
     };
     let q = format!(
-        "INSERT INTO customers ({CUSTOMER_COLS}, updated_at) VALUES ({})",
-        placeholders(backend, 9)
+        "INSERT INTO customers ({CUSTOMER_COLS}, updated_at) VALUES {}",
+        value_rows(backend, 1, 9, 1)
     );
     let values: Vec<Value> = vec![
         customer.id.into(),
@@ -326,8 +319,8 @@ pub async fn insert_wrap<C: ConnectionTrait>(db: &C, wrap: &Wrap) -> Result<(), 
     let scale = wrap.currency_scale;
     let b = db.get_database_backend();
     let q = format!(
-        "INSERT INTO wraps ({WRAP_COLS}, updated_at) VALUES ({})",
-        placeholders(b, 17)
+        "INSERT INTO wraps ({WRAP_COLS}, updated_at) VALUES {}",
+        value_rows(b, 1, 17, 1)
     );
     let goal_target = wrap
         .goal
@@ -536,8 +529,8 @@ pub async fn insert_movement<C: ConnectionTrait>(
 ) -> Result<(), LedgerError> {
     let b = db.get_database_backend();
     let q = format!(
-        "INSERT INTO wrap_movements (tenant_id, {MOVEMENT_COLS}) VALUES ({})",
-        placeholders(b, 9)
+        "INSERT INTO wrap_movements (tenant_id, {MOVEMENT_COLS}) VALUES {}",
+        value_rows(b, 1, 9, 1)
     );
     let amount = m.amount.map(|a| minor(a, scale)).transpose()?;
     let values: Vec<Value> = vec![
@@ -634,8 +627,8 @@ pub async fn insert_plan<C: ConnectionTrait>(
         created_at: from_micros(micros(now))?,
     };
     let q = format!(
-        "INSERT INTO wrap_plans (tenant_id, {PLAN_COLS}, updated_at) VALUES ({})",
-        placeholders(b, 13)
+        "INSERT INTO wrap_plans (tenant_id, {PLAN_COLS}, updated_at) VALUES {}",
+        value_rows(b, 1, 13, 1)
     );
     let amount = plan.amount.map(|a| minor(a, scale)).transpose()?;
     let values: Vec<Value> = vec![
