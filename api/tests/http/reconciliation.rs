@@ -261,7 +261,7 @@ async fn reconciliation_is_scoped(backend: &'static str) {
     assert_eq!(jpy["reconciled"], true);
     assert_eq!(
         jpy["pending"],
-        json!({"customers": "-50000", "wraps": "0", "virtual_total": "-50000", "omnibus": "-50000"})
+        json!({"customers": "-50000", "wraps": "0", "partners": "0", "virtual_total": "-50000", "omnibus": "-50000"})
     );
     let r = s.get(&w.a_token, &format!("{path}?as_of=2026-11-20")).await;
     assert_eq!(line(r.ok(200), "JPY")["pending"]["virtual_total"], "0");

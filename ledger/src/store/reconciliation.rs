@@ -4,9 +4,14 @@
 //!
 //! Account code conventions (fixed; the customers and wraps work creates the accounts):
 //! `customer:{id}:cash:{CCY}` and `wrap:{id}:cash`, `wrap:{id}:units:{INSTRUMENT}` are
-//! credit-normal (what the platform owes the customer); `omnibus:{ASSET}` is debit-normal (what
-//! it holds at the bank or custodian). Invariant 5: for each asset of each distributor's book,
-//! Σ virtual (credits − debits) = Σ omnibus (debits − credits). Reported per book and asset,
+//! credit-normal (what the platform owes the customer); `payable:…` (fees collected from wraps
+//! and owed to the distributor, the manager, the platform or the tax authority) and
+//! `residual:…` (allocation residue, the platform's own) are credit-normal too: money or units
+//! the omnibus still holds, owed to a partner rather than a customer; `omnibus:{ASSET}` is
+//! debit-normal (what it holds at the bank or custodian). Every other account (fee accruals,
+//! for one) is outside the reconciliation: it never moves what the omnibus holds. Invariant 5:
+//! for each asset of each distributor's book, Σ virtual (credits − debits) = Σ omnibus
+//! (debits − credits), virtual being customers + wraps + partners. Reported per book and asset,
 //! and for the platform's total only when every book agrees (two books' errors must not cancel
 //! out): tried by `api/tests/http/reconciliation.rs::reconciliation_is_scoped` (a deliberate
 //! break in one book, holds shown apart, a past date). A custodian statement is compared with
@@ -39,6 +44,8 @@ pub enum Group {
     Customer,
     /// `wrap:…`: a wrap's cash or units (virtual).
     Wrap,
+    /// `payable:…` and `residual:…`: owed to a partner or the platform (virtual).
+    Partner,
     /// `omnibus:…`: the real holding.
     Omnibus,
 }
@@ -60,7 +67,9 @@ impl HoldingSums {
     pub fn posted(&self) -> i128 {
         match self.group {
             Group::Omnibus => self.debits_posted - self.credits_posted,
-            Group::Customer | Group::Wrap => self.credits_posted - self.debits_posted,
+            Group::Customer | Group::Wrap | Group::Partner => {
+                self.credits_posted - self.debits_posted
+            }
         }
     }
 
@@ -68,14 +77,19 @@ impl HoldingSums {
     pub fn pending(&self) -> i128 {
         match self.group {
             Group::Omnibus => self.debits_pending - self.credits_pending,
-            Group::Customer | Group::Wrap => self.credits_pending - self.debits_pending,
+            Group::Customer | Group::Wrap | Group::Partner => {
+                self.credits_pending - self.debits_pending
+            }
         }
     }
 }
 
 const GROUP_CASE: &str = "CASE WHEN substr(a.code, 1, 9) = 'customer:' THEN 'customer' \
-     WHEN substr(a.code, 1, 5) = 'wrap:' THEN 'wrap' ELSE 'omnibus' END";
+     WHEN substr(a.code, 1, 5) = 'wrap:' THEN 'wrap' \
+     WHEN substr(a.code, 1, 8) = 'payable:' OR substr(a.code, 1, 9) = 'residual:' THEN 'partner' \
+     ELSE 'omnibus' END";
 const GROUP_FILTER: &str = "(substr(a.code, 1, 9) = 'customer:' OR substr(a.code, 1, 5) = 'wrap:' \
+     OR substr(a.code, 1, 8) = 'payable:' OR substr(a.code, 1, 9) = 'residual:' \
      OR substr(a.code, 1, 8) = 'omnibus:')";
 
 fn sum(row: &QueryResult, idx: usize) -> Result<i128, LedgerError> {
@@ -138,6 +152,7 @@ pub async fn holdings<C: ConnectionTrait>(
                 group: match group.as_str() {
                     "customer" => Group::Customer,
                     "wrap" => Group::Wrap,
+                    "partner" => Group::Partner,
                     _ => Group::Omnibus,
                 },
                 debits_posted: sum(row, 3)?,
@@ -183,6 +198,7 @@ pub async fn assets_by_code<C: ConnectionTrait>(
 pub struct PendingAmounts {
     pub customers: Decimal,
     pub wraps: Decimal,
+    pub partners: Decimal,
     pub virtual_total: Decimal,
     pub omnibus: Decimal,
 }
@@ -195,7 +211,10 @@ pub struct ReconciliationLine {
     pub customers: Decimal,
     /// Σ posted balances of `wrap:` accounts (credits − debits).
     pub wraps: Decimal,
-    /// customers + wraps.
+    /// Σ posted balances of `payable:` and `residual:` accounts (credits − debits): collected
+    /// fees owed to partners and tax, allocation residue.
+    pub partners: Decimal,
+    /// customers + wraps + partners.
     pub virtual_total: Decimal,
     /// Σ posted balances of `omnibus:` accounts (debits − credits).
     pub omnibus: Decimal,
@@ -234,9 +253,11 @@ pub struct Reconciliation {
 struct Acc {
     customers: i128,
     wraps: i128,
+    partners: i128,
     omnibus: i128,
     p_customers: i128,
     p_wraps: i128,
+    p_partners: i128,
     p_omnibus: i128,
 }
 
@@ -251,6 +272,10 @@ impl Acc {
                 self.wraps += h.posted();
                 self.p_wraps += h.pending();
             }
+            Group::Partner => {
+                self.partners += h.posted();
+                self.p_partners += h.pending();
+            }
             Group::Omnibus => {
                 self.omnibus += h.posted();
                 self.p_omnibus += h.pending();
@@ -259,7 +284,7 @@ impl Acc {
     }
 
     fn difference(&self) -> i128 {
-        self.customers + self.wraps - self.omnibus
+        self.customers + self.wraps + self.partners - self.omnibus
     }
 
     fn line(&self, asset: &str, scale: u32, reconciled: bool) -> ReconciliationLine {
@@ -268,14 +293,16 @@ impl Acc {
             asset: asset.to_owned(),
             customers: d(self.customers),
             wraps: d(self.wraps),
-            virtual_total: d(self.customers + self.wraps),
+            partners: d(self.partners),
+            virtual_total: d(self.customers + self.wraps + self.partners),
             omnibus: d(self.omnibus),
             difference: d(self.difference()),
             reconciled,
             pending: PendingAmounts {
                 customers: d(self.p_customers),
                 wraps: d(self.p_wraps),
-                virtual_total: d(self.p_customers + self.p_wraps),
+                partners: d(self.p_partners),
+                virtual_total: d(self.p_customers + self.p_wraps + self.p_partners),
                 omnibus: d(self.p_omnibus),
             },
         }
@@ -312,9 +339,11 @@ pub async fn reconcile<C: ConnectionTrait>(
                 .or_insert((Acc::default(), true));
             t.0.customers += acc.customers;
             t.0.wraps += acc.wraps;
+            t.0.partners += acc.partners;
             t.0.omnibus += acc.omnibus;
             t.0.p_customers += acc.p_customers;
             t.0.p_wraps += acc.p_wraps;
+            t.0.p_partners += acc.p_partners;
             t.0.p_omnibus += acc.p_omnibus;
             t.1 &= ok;
         }
