@@ -101,6 +101,10 @@ use crate::problem::method_not_allowed;
         crate::routes::operations::start_eod,
         crate::routes::operations::eod_status,
 
+        // projections (routes/projections.rs)
+        crate::routes::projections::fee_impact,
+        crate::routes::projections::wrap_goal,
+
         openapi_json,
     ),
     modifiers(&BearerAuth),
@@ -111,6 +115,7 @@ use crate::problem::method_not_allowed;
         (name = "ledger", description = "Reads of the caller's books"),
         (name = "customers", description = "A distributor's customers and their cash"),
         (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),
+        (name = "projections", description = "Fee impact and goal probability"),
         (name = "operations", description = "Probes, metrics and this document"),
     )
 )]

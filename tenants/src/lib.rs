@@ -21,12 +21,16 @@
 //!   are blended.
 //! * [`market_store`]: persistence of both, and [`market_store::offer`]; a strategy or an
 //!   agreement another tenant may not see answers not found.
+//! * [`fee_impact`]: the fee impact projection, in exact decimals month by month.
+//! * [`goal`]: goal probability by seeded Monte Carlo, with the closed form to check it.
 //! * [`store`]: persistence; every query that acts for a tenant is scoped by its id, and there
 //!   is at most one platform tenant (checked here and by a unique index).
 
 pub mod agreement;
 pub mod client;
 pub mod error;
+pub mod fee_impact;
+pub mod goal;
 pub mod jwt;
 pub mod market_store;
 pub mod principal;

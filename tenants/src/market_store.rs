@@ -398,7 +398,7 @@ pub async fn strategy_for<C: ConnectionTrait>(
 }
 
 /// The strategy `id` of manager `manager_id` (no visibility: for rules that already know).
-async fn strategy_of<C: ConnectionTrait>(
+pub async fn strategy_of<C: ConnectionTrait>(
     db: &C,
     manager_id: Uuid,
     id: Uuid,

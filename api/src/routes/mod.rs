@@ -6,6 +6,7 @@ pub mod customers;
 pub mod instruments;
 pub mod ledger;
 pub mod operations;
+pub mod projections;
 pub mod reconciliation;
 pub mod strategies;
 pub mod tenants;

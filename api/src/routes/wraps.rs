@@ -90,7 +90,7 @@ fn not_found(id: Uuid) -> Problem {
 }
 
 /// Wrap `id` as the caller may see it, or 404.
-async fn find_wrap<C: sea_orm::ConnectionTrait>(
+pub(crate) async fn find_wrap<C: sea_orm::ConnectionTrait>(
     db: &C,
     caller: &Caller,
     id: Uuid,

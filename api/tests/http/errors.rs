@@ -465,6 +465,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/operations/eod",
         "/v1/operations/eod/{date}",
         "/v1/prices",
+        "/v1/projections/fee-impact",
         "/v1/strategies",
         "/v1/strategies/{id}",
         "/v1/strategies/{id}/versions",
@@ -482,6 +483,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}",
         "/v1/wraps/{id}/close",
         "/v1/wraps/{id}/contributions",
+        "/v1/wraps/{id}/goal",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
         "/v1/wraps/{id}/switches",
@@ -494,7 +496,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        52,
+        54,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

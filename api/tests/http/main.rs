@@ -16,6 +16,7 @@ mod health;
 mod instruments;
 mod isolation;
 mod ledger_reads;
+mod projections;
 mod reconciliation;
 mod strategies;
 mod wraps;

@@ -1,0 +1,468 @@
+//! Projections: `POST /v1/projections/fee-impact` (what fees cost over the years) and
+//! `GET /v1/wraps/{id}/goal` (the probability of reaching a wrap's goal).
+//!
+//! The arithmetic lives in `tenants::fee_impact` and `tenants::goal`; this module gathers
+//! the inputs (an agreement's schedule, a wrap's value, plans, strategy and fees) and answers.
+//!
+//! Isolation (tested by `api/tests/http/projections.rs`): the fee impact of an agreement's
+//! schedule needs an agreement the caller may see (its distributor, its manager, the
+//! platform; anyone else gets 404 as for a missing one); a wrap's goal is visible exactly as
+//! `GET /v1/wraps/{id}` is. Both only read: nothing is written.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Datelike, NaiveDate, Utc};
+use ledger::wraps::{Frequency, Plan, PlanKind, PlanStatus, Wrap};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tenants::fee_impact::{self, FeeImpactInput, FeeScenario, InvalidProjection};
+use tenants::goal::{self, FlowKind, GoalInput, GoalProjection, PlannedFlow};
+use tenants::{Action, FeeSchedule, market_store};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::extract::{Query, path_uuid};
+use crate::problem::{Problem, method_not_allowed};
+use crate::routes::wraps::{find_wrap, valuation};
+use crate::server::AppState;
+
+/// Routes of this module.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/v1/projections/fee-impact").post(fee_impact))
+        .service(resource("/v1/wraps/{id}/goal").get(wrap_goal));
+}
+
+impl From<InvalidProjection> for Problem {
+    fn from(e: InvalidProjection) -> Self {
+        Problem::invalid_field(&e.field, e.message)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fee impact
+
+/// What to project: give `fee_rates` (flat annual rates to compare) or `agreement_id` (the
+/// schedule in effect today, tiers included), not both.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeeImpactRequest {
+    #[schema(value_type = String, example = "1000000")]
+    pub initial_amount: Decimal,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "30000")]
+    pub monthly_contribution: Option<Decimal>,
+    /// 1 to 60.
+    #[schema(example = 20)]
+    pub years: u32,
+    /// Before fees, as a fraction (0.05 is 5 %), compounded monthly.
+    #[schema(value_type = String, example = "0.05")]
+    pub gross_annual_return: Decimal,
+    /// Annual fee rates to compare, as fractions.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["0.011", "0.0055"]))]
+    pub fee_rates: Option<Vec<Decimal>>,
+    /// An agreement the caller may see: its schedule in effect today.
+    #[serde(default)]
+    pub agreement_id: Option<Uuid>,
+    /// Consumption tax on the fee; defaults to the agreement's, or 0.10.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "0.10")]
+    pub tax_rate: Option<Decimal>,
+    /// Defaults to JPY.
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// The projection, one scenario per fee rate (or the agreement's schedule).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeeImpact {
+    pub currency: String,
+    pub years: u32,
+    #[schema(value_type = String)]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub tax_rate: Decimal,
+    pub scenarios: Vec<FeeScenario>,
+}
+
+/// Project values with and without fees, the cumulative cost and the total expense ratio
+/// (any authenticated caller).
+#[utoipa::path(
+    post, path = "/v1/projections/fee-impact", tag = "projections",
+    request_body = FeeImpactRequest,
+    responses(
+        (status = 200, body = FeeImpact),
+        (status = 404, description = "No such agreement (or not visible to the caller)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field out of range, both or neither of fee_rates and agreement_id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn fee_impact(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ReadOwnData)?;
+    Query::parse(&req, &[])?;
+    let body: FeeImpactRequest = crate::extract::json(&req, payload).await?;
+    let currency = body.currency.clone().unwrap_or_else(|| "JPY".to_owned());
+    let asset = match state.ledger.asset(&currency).await {
+        Ok(a) if a.kind == ledger::AssetKind::Currency => a,
+        _ => {
+            return Err(Problem::invalid_field(
+                "currency",
+                format!("{currency} is not a currency of the platform"),
+            ));
+        }
+    };
+    let (schedules, agreement_tax) = match (&body.fee_rates, body.agreement_id) {
+        (Some(rates), None) => {
+            for (i, r) in rates.iter().enumerate() {
+                if *r < Decimal::ZERO || *r >= Decimal::ONE {
+                    return Err(Problem::invalid_field(
+                        &format!("fee_rates/{i}"),
+                        "must be from 0 to below 1 (a fraction: 0.011 is 1.1 %)",
+                    ));
+                }
+            }
+            let schedules = rates
+                .iter()
+                .map(|r| FeeSchedule::Flat { rate_annual: *r })
+                .collect();
+            (schedules, None)
+        }
+        (None, Some(id)) => {
+            let agreement = market_store::agreement_for(&state.db, &caller.principal, id).await?;
+            let today = crate::money::today(Utc::now());
+            let terms = market_store::terms_in_effect(
+                &state.db,
+                agreement.distributor_tenant_id,
+                id,
+                today,
+            )
+            .await?
+            .ok_or_else(|| {
+                Problem::invalid_field("agreement_id", "the agreement has no terms in effect today")
+            })?;
+            (
+                vec![terms.terms.management_fee.clone()],
+                Some(terms.terms.consumption_tax_rate),
+            )
+        }
+        _ => {
+            return Err(Problem::invalid_field(
+                "fee_rates",
+                "give either fee_rates or agreement_id",
+            ));
+        }
+    };
+    let tax_rate = body
+        .tax_rate
+        .or(agreement_tax)
+        .unwrap_or(Decimal::new(10, 2));
+    let input = FeeImpactInput {
+        initial_amount: body.initial_amount,
+        monthly_contribution: body.monthly_contribution.unwrap_or_default(),
+        years: body.years,
+        gross_annual_return: body.gross_annual_return,
+        tax_rate,
+        schedules,
+        scale: asset.scale,
+    };
+    input.validate()?;
+    let scenarios = web::block(move || fee_impact::project(&input))
+        .await
+        .map_err(|e| Problem::internal(&e))??;
+    Ok(HttpResponse::Ok().json(FeeImpact {
+        currency,
+        years: body.years,
+        tax_rate,
+        scenarios,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Goal probability
+
+/// The goal of a wrap, the inputs used, and the simulation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WrapGoal {
+    pub wrap_id: Uuid,
+    pub goal: ledger::wraps::Goal,
+    pub as_of: NaiveDate,
+    /// The wrap's value now (cash and units at their last prices).
+    #[schema(value_type = String)]
+    pub current_value: Decimal,
+    /// The strategy's assumptions.
+    #[schema(value_type = String)]
+    pub expected_return_annual: Decimal,
+    #[schema(value_type = String)]
+    pub volatility_annual: Decimal,
+    /// The agreement's blended fee at the current value, tax included.
+    #[schema(value_type = String)]
+    pub fee_rate_annual: Decimal,
+    /// The active plans counted as monthly flows.
+    pub plans_counted: usize,
+    #[serde(flatten)]
+    pub projection: GoalProjection,
+    /// Asked with `target_probability`: the extra monthly contribution that reaches it
+    /// (`null` when even the whole target a month would not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needed_monthly_contribution: Option<NeededContribution>,
+}
+
+/// The contribution that lifts the probability to a level.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NeededContribution {
+    #[schema(value_type = String)]
+    pub target_probability: Decimal,
+    #[schema(value_type = Option<String>)]
+    pub amount: Option<Decimal>,
+}
+
+/// Months from `today` to `date`, counting calendar months (a date later this month is 0).
+fn months_between(today: NaiveDate, date: NaiveDate) -> i64 {
+    i64::from(date.year() - today.year()) * 12 + i64::from(date.month()) - i64::from(today.month())
+}
+
+/// A plan as monthly flows from next month (1) on; `None` when it no longer runs.
+fn plan_flow(plan: &Plan, today: NaiveDate) -> Option<PlannedFlow> {
+    if plan.status != PlanStatus::Active {
+        return None;
+    }
+    let kind = match (plan.kind, plan.amount, plan.percentage) {
+        (PlanKind::Contribution, Some(a), _) => FlowKind::Contribution(a),
+        (PlanKind::Withdrawal, Some(a), _) => FlowKind::Withdrawal(a),
+        (PlanKind::Withdrawal, None, Some(p)) => FlowKind::WithdrawalFraction(p),
+        _ => return None,
+    };
+    let start = months_between(today, plan.start_date).max(1);
+    let last = plan.end_date.map(|e| months_between(today, e));
+    if last.is_some_and(|l| l < start) {
+        return None;
+    }
+    let month_of = |k: i64| (i64::from(today.month0()) + k).rem_euclid(12) + 1;
+    let (every, first) = match plan.frequency {
+        Frequency::Monthly => (1, start),
+        Frequency::Quarterly => (
+            3,
+            (start..start + 3).find(|k| matches!(month_of(*k), 1 | 4 | 7 | 10))?,
+        ),
+        Frequency::Yearly => (
+            12,
+            (start..start + 12).find(|k| month_of(*k) == i64::from(plan.start_date.month()))?,
+        ),
+    };
+    Some(PlannedFlow {
+        first_month: u32::try_from(first).ok()?,
+        every_months: every,
+        last_month: last.and_then(|l| u32::try_from(l).ok()),
+        kind,
+    })
+}
+
+/// The default seed of a wrap: its id's first eight bytes, so the same wrap with the same
+/// inputs always gets the same answer.
+fn wrap_seed(id: Uuid) -> u64 {
+    let b = id.as_bytes();
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// The probability of reaching the wrap's goal, with a fan chart (distributors for their
+/// wraps, managers for wraps on their strategies, the platform).
+#[utoipa::path(
+    get, path = "/v1/wraps/{id}/goal", tag = "projections",
+    params(
+        ("id" = Uuid, Path),
+        ("paths" = Option<u32>, Query, description = "Monte Carlo paths, 10,000 (default) to 100,000"),
+        ("seed" = Option<u64>, Query, description = "Generator seed; defaults to one fixed per wrap"),
+        ("target_probability" = Option<String>, Query, description = "Also find the extra monthly contribution reaching this probability, e.g. 0.8"),
+    ),
+    responses(
+        (status = 200, body = WrapGoal),
+        (status = 400, description = "A bad query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The wrap has no goal, or its date has passed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn wrap_goal(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    let q = Query::parse(&req, &["paths", "seed", "target_probability"])?;
+    let paths = match q.get("paths") {
+        None => goal::MIN_PATHS,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|p| (goal::MIN_PATHS..=goal::MAX_PATHS).contains(p))
+            .ok_or_else(|| {
+                Problem::bad_parameter(
+                    "paths",
+                    format!("must be {} to {}", goal::MIN_PATHS, goal::MAX_PATHS),
+                )
+            })?,
+    };
+    let seed = match q.get("seed") {
+        None => wrap_seed(id),
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| Problem::bad_parameter("seed", "must be a whole number"))?,
+    };
+    let level = match q.get("target_probability") {
+        None => None,
+        Some(s) => Some(
+            s.parse::<Decimal>()
+                .ok()
+                .filter(|p| *p > Decimal::ZERO && *p < Decimal::ONE)
+                .ok_or_else(|| {
+                    Problem::bad_parameter("target_probability", "must be above 0 and below 1")
+                })?,
+        ),
+    };
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let input = goal_input(&state, &wrap, paths, seed).await?;
+    let (goal_def, today, value, plans_counted) = input.1;
+    let input = input.0;
+    let fee_rate = input.fee_rate_annual;
+    let (mu, sigma) = (input.expected_return_annual, input.volatility_annual);
+    let (projection, needed) = web::block(move || {
+        let p = goal::project(&input)?;
+        let n = match level {
+            Some(l) => Some((l, goal::needed_contribution(&input, l)?)),
+            None => None,
+        };
+        Ok::<_, InvalidProjection>((p, n))
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))??;
+    Ok(HttpResponse::Ok().json(WrapGoal {
+        wrap_id: wrap.id,
+        goal: goal_def,
+        as_of: today,
+        current_value: value,
+        expected_return_annual: mu,
+        volatility_annual: sigma,
+        fee_rate_annual: fee_rate,
+        plans_counted,
+        projection,
+        needed_monthly_contribution: needed.map(|(l, a)| NeededContribution {
+            target_probability: l,
+            amount: a,
+        }),
+    }))
+}
+
+type GoalContext = (ledger::wraps::Goal, NaiveDate, Decimal, usize);
+
+/// The simulation's inputs for `wrap`: its value now, plans, strategy and fee.
+async fn goal_input(
+    state: &AppState,
+    wrap: &Wrap,
+    paths: u32,
+    seed: u64,
+) -> Result<(GoalInput, GoalContext), Problem> {
+    let Some(goal_def) = wrap.goal.clone() else {
+        return Err(Problem::conflict(format!("wrap {} has no goal", wrap.id)));
+    };
+    let today = crate::money::today(Utc::now());
+    let months = months_between(today, goal_def.target_date);
+    if months < 1 {
+        return Err(Problem::conflict(format!(
+            "the goal's target date {} is not after this month",
+            goal_def.target_date
+        )));
+    }
+    let value = valuation(state, &state.db, wrap).await?.value;
+    let plans =
+        ledger::store::wraps::plans(&state.db, wrap.tenant_id, wrap.id, wrap.currency_scale)
+            .await?;
+    let flows: Vec<PlannedFlow> = plans.iter().filter_map(|p| plan_flow(p, today)).collect();
+    let strategy = market_store::strategy_of(&state.db, wrap.manager_tenant_id, wrap.strategy_id)
+        .await?
+        .ok_or_else(|| Problem::internal(&"the wrap's strategy is missing"))?;
+    let terms =
+        market_store::terms_in_effect(&state.db, wrap.tenant_id, wrap.agreement_id, today).await?;
+    let fee_rate = match terms {
+        Some(t) => {
+            let base = value.max(Decimal::ONE);
+            t.terms.blended_annual_fee(base) / base * (Decimal::ONE + t.terms.consumption_tax_rate)
+        }
+        None => Decimal::ZERO,
+    };
+    let plans_counted = flows.len();
+    Ok((
+        GoalInput {
+            current_value: value,
+            target_amount: goal_def.target_amount,
+            months: u32::try_from(months).unwrap_or(u32::MAX),
+            expected_return_annual: strategy.expected_return_annual,
+            volatility_annual: strategy.volatility_annual,
+            fee_rate_annual: fee_rate.round_dp(8).normalize(),
+            flows,
+            paths,
+            seed,
+            scale: wrap.currency_scale,
+        },
+        (goal_def, today, value, plans_counted),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn plan(frequency: Frequency, start: &str, end: Option<&str>) -> Plan {
+        Plan {
+            id: Uuid::nil(),
+            wrap_id: Uuid::nil(),
+            kind: PlanKind::Contribution,
+            amount: Some(Decimal::from(10_000)),
+            percentage: None,
+            frequency,
+            day_of_month: 10,
+            start_date: d(start),
+            end_date: end.map(d),
+            status: PlanStatus::Active,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn plans_become_monthly_flows_from_next_month() {
+        let today = d("2026-11-21");
+        // Monthly, started long ago: from month 1 (December).
+        let f = plan_flow(&plan(Frequency::Monthly, "2026-01-10", None), today).unwrap();
+        assert_eq!((f.first_month, f.every_months, f.last_month), (1, 1, None));
+        // Quarterly: January is month 2, then every 3.
+        let f = plan_flow(&plan(Frequency::Quarterly, "2026-01-10", None), today).unwrap();
+        assert_eq!((f.first_month, f.every_months), (2, 3));
+        // Yearly on the start month (March): month 4.
+        let f = plan_flow(&plan(Frequency::Yearly, "2025-03-10", None), today).unwrap();
+        assert_eq!((f.first_month, f.every_months), (4, 12));
+        // Ending in June 2027: month 7 is the last.
+        let f = plan_flow(
+            &plan(Frequency::Monthly, "2026-01-10", Some("2027-06-30")),
+            today,
+        )
+        .unwrap();
+        assert_eq!(f.last_month, Some(7));
+        // Ended already: not counted.
+        assert!(
+            plan_flow(
+                &plan(Frequency::Monthly, "2026-01-10", Some("2026-10-31")),
+                today
+            )
+            .is_none()
+        );
+    }
+}
