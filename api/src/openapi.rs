@@ -105,6 +105,10 @@ use crate::problem::method_not_allowed;
         crate::routes::projections::fee_impact,
         crate::routes::projections::wrap_goal,
 
+        // reports (routes/reports.rs)
+        crate::routes::reports::aum,
+        crate::routes::reports::aum_history,
+
         openapi_json,
     ),
     modifiers(&BearerAuth),
@@ -115,6 +119,7 @@ use crate::problem::method_not_allowed;
         (name = "ledger", description = "Reads of the caller's books"),
         (name = "customers", description = "A distributor's customers and their cash"),
         (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),
+        (name = "reports", description = "AUM and fee reports"),
         (name = "projections", description = "Fee impact and goal probability"),
         (name = "operations", description = "Probes, metrics and this document"),
     )

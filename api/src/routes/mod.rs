@@ -8,6 +8,7 @@ pub mod ledger;
 pub mod operations;
 pub mod projections;
 pub mod reconciliation;
+pub mod reports;
 pub mod strategies;
 pub mod tenants;
 pub mod wraps;

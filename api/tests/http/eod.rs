@@ -38,7 +38,7 @@ async fn counts(server: &TestServer) -> Vec<i64> {
 
 /// The first date from today (Tokyo) whose day of month is at most 28: plans may only start
 /// today or later, and run on days 1–28.
-fn first_day() -> NaiveDate {
+pub(crate) fn first_day() -> NaiveDate {
     let mut d = api::money::today(Utc::now());
     while d.day() > 28 {
         d = d + Days::new(1);
@@ -73,7 +73,7 @@ async fn wait(server: &TestServer, date: NaiveDate) -> Value {
 }
 
 /// Runs `from..=to` through the API and waits for the last date.
-async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
+pub(crate) async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
     let r = start(server, &platform, json!({ "date": from, "to": to })).await;
     let body = r.ok(202);

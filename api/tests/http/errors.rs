@@ -466,6 +466,8 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/operations/eod/{date}",
         "/v1/prices",
         "/v1/projections/fee-impact",
+        "/v1/reports/aum",
+        "/v1/reports/aum/history",
         "/v1/strategies",
         "/v1/strategies/{id}",
         "/v1/strategies/{id}/versions",
@@ -496,7 +498,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        54,
+        56,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

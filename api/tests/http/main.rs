@@ -18,5 +18,6 @@ mod isolation;
 mod ledger_reads;
 mod projections;
 mod reconciliation;
+mod reports;
 mod strategies;
 mod wraps;
