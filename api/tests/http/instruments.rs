@@ -815,3 +815,61 @@ async fn market_routes_are_documented(backend: &'static str) {
     assert!(content["text/csv"].is_object(), "{content}");
     s.stop().await;
 }
+
+/// PostgreSQL: an upload racing with end of day's finishing transaction for the same date.
+/// End of day takes `instrument_prices` in SHARE mode, checks for late prices, then marks the
+/// date finished. An upload that arrives in between must wait and then be refused, never
+/// store a price of a date that is already finished (the upload takes its table lock before
+/// reading the date's status).
+async fn an_upload_racing_the_finish_is_refused(backend: &'static str) {
+    if backend != "postgres" {
+        return; // SQLite has one writer at a time: the race cannot happen.
+    }
+    let s = TestServer::start(backend).await;
+    let root = s.token(&s.platform).await;
+    make_fund(&s, &root, "F1").await;
+    let day: NaiveDate = "2026-11-20".parse().unwrap();
+    let b = s.db.get_database_backend();
+    s.db.execute_raw(sea_orm::Statement::from_sql_and_values(
+        b,
+        "INSERT INTO eod_runs (business_date, status, started_at, finished_at) VALUES ($1, 'running', 0, NULL)",
+        [day.into()],
+    ))
+    .await
+    .unwrap();
+    // End of day's finishing transaction, as in api/src/eod/mod.rs::run_date.
+    let finish = async {
+        let txn = sea_orm::TransactionTrait::begin(&s.db).await.unwrap();
+        txn.execute_unprepared("LOCK TABLE instrument_prices IN SHARE MODE")
+            .await
+            .unwrap();
+        // Let the upload arrive and block while this transaction holds the lock.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            b,
+            "UPDATE eod_runs SET status = 'finished', finished_at = 1 WHERE business_date = $1",
+            [day.into()],
+        ))
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+    };
+    let upload = async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s.post(
+            &root,
+            "/v1/prices",
+            Some(price_rows(&[("F1", "2026-11-20", "10000")])),
+        )
+        .await
+    };
+    let ((), r) = tokio::join!(finish, upload);
+    let p = r.problem(409);
+    assert!(p["detail"].as_str().unwrap().contains("2026-11-20"), "{p}");
+    assert_eq!(s.count_rows("instrument_prices").await, 0);
+    s.stop().await;
+}
+on_each_backend!(
+    an_upload_racing_the_finish_is_refused,
+    an_upload_racing_the_finish_is_refused
+);

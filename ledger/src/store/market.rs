@@ -374,6 +374,17 @@ pub async fn upload_prices(
         v.sort();
         v
     };
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Take the table's write lock before reading the dates' status, in the same order as
+        // end of day's finishing transaction (`LOCK … IN SHARE MODE`, then its check and the
+        // `finished` update): either this upload goes first and end of day, waiting for it,
+        // sees its prices and revalues, or end of day goes first and this upload, waiting,
+        // then reads `finished` and is refused. Reading the status first would let an upload
+        // that read `running` insert after the date finished. (SQLite runs one writer at a
+        // time, so the status it reads holds until it commits.)
+        txn.execute_unprepared("LOCK TABLE instrument_prices IN ROW EXCLUSIVE MODE")
+            .await?;
+    }
     let frozen = finished_dates(txn, &dates).await?;
     if !frozen.is_empty() {
         let names: Vec<String> = frozen.iter().map(NaiveDate::to_string).collect();
