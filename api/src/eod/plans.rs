@@ -11,7 +11,8 @@
 //! * A **contribution** moves the amount from the customer's cash to the wrap's cash as one
 //!   ledger entry (kind `contribution`, idempotency key `plan:{plan_id}:{date}`), posted in
 //!   batches of at most [`ledger::MAX_BATCH`]. It is skipped, with the reason, when the wrap
-//!   no longer accepts money (closing, closed) or the customer's available cash (holds
+//!   no longer accepts money (closing, closed), its agreement is no longer active (checked
+//!   on the day, as a contribution through the API is), or the customer's available cash (holds
 //!   counted, earlier plans of the same day deducted) is short. An `open` wrap becomes
 //!   `active`, as with a contribution through the API.
 //! * A **withdrawal** records a pending `wrap_movements` withdrawal, which the trading steps
@@ -48,6 +49,8 @@ struct DuePlan {
     currency: String,
     scale: u32,
     wrap_status: String,
+    /// The wrap's agreement: a contribution needs it `active`, as through the API.
+    agreement_status: String,
 }
 
 /// What happened to one plan.
@@ -106,8 +109,9 @@ async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<Due
     let day = i32::try_from(date.day()).unwrap_or(0);
     let q = format!(
         "SELECT p.tenant_id, p.id, p.wrap_id, p.kind, p.amount, p.percentage, p.frequency, \
-         p.start_date, w.customer_id, w.currency, w.currency_scale, w.status \
+         p.start_date, w.customer_id, w.currency, w.currency_scale, w.status, a.status \
          FROM wrap_plans p JOIN wraps w ON w.tenant_id = p.tenant_id AND w.id = p.wrap_id \
+         JOIN agreements a ON a.tenant_id = w.tenant_id AND a.id = w.agreement_id \
          WHERE p.status = 'active' AND p.day_of_month = {} AND p.start_date <= {} \
          AND (p.end_date IS NULL OR p.end_date >= {}) \
          AND NOT EXISTS (SELECT 1 FROM plan_runs r WHERE r.tenant_id = p.tenant_id \
@@ -136,6 +140,7 @@ async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<Due
             currency: get(&r, 9)?,
             scale: u32::try_from(get::<i32>(&r, 10)?).unwrap_or(0),
             wrap_status: get(&r, 11)?,
+            agreement_status: get(&r, 12)?,
         });
     }
     Ok(out)
@@ -205,6 +210,13 @@ async fn contribute(
             runs.push(skip(format!(
                 "the wrap is {}: it takes no contributions",
                 p.wrap_status
+            )));
+            continue;
+        }
+        if p.agreement_status != "active" {
+            runs.push(skip(format!(
+                "the wrap's agreement is {}: it takes no contributions",
+                p.agreement_status
             )));
             continue;
         }

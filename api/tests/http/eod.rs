@@ -86,7 +86,11 @@ pub(crate) async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate
     wait(server, to).await
 }
 
-async fn rows(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> Vec<sea_orm::QueryResult> {
+pub(crate) async fn rows(
+    server: &TestServer,
+    sql: &str,
+    values: Vec<SqlValue>,
+) -> Vec<sea_orm::QueryResult> {
     let b = server.db.get_database_backend();
     let sql = match b {
         sea_orm::DbBackend::Postgres => {
