@@ -205,19 +205,18 @@ async fn bal(server: &TestServer, tenant: Uuid, code: &str) -> i64 {
         .map_or(0, |r| r.try_get_by_index::<i64>(0).unwrap())
 }
 
-/// (instrument, side, amount, units, status, reason) of a wrap's orders on `date`.
-async fn orders(
-    server: &TestServer,
-    wrap: Uuid,
-    date: NaiveDate,
-) -> Vec<(
+/// (instrument, side, amount, units, status, reason) of an order.
+type OrderRow = (
     String,
     String,
     Option<i64>,
     Option<i64>,
     String,
     Option<String>,
-)> {
+);
+
+/// A wrap's orders on `date`.
+async fn orders(server: &TestServer, wrap: Uuid, date: NaiveDate) -> Vec<OrderRow> {
     rows(
         server,
         "SELECT instrument, side, amount, units, status, reason FROM trade_orders \
@@ -256,18 +255,7 @@ async fn count(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> i64 {
         .unwrap()
 }
 
-fn buy(
-    instrument: &str,
-    amount: i64,
-    status: &str,
-) -> (
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    String,
-    Option<String>,
-) {
+fn buy(instrument: &str, amount: i64, status: &str) -> OrderRow {
     (
         instrument.into(),
         "buy".into(),
@@ -278,18 +266,7 @@ fn buy(
     )
 }
 
-fn sell(
-    instrument: &str,
-    units: i64,
-    status: &str,
-) -> (
-    String,
-    String,
-    Option<i64>,
-    Option<i64>,
-    String,
-    Option<String>,
-) {
+fn sell(instrument: &str, units: i64, status: &str) -> OrderRow {
     (
         instrument.into(),
         "sell".into(),
