@@ -103,7 +103,10 @@ pub async fn build_server(
     let limit = settings.server.body_limit_bytes;
     let addr = settings.server.bind.clone();
     // One end-of-day run at a time for this service (shared by every worker).
-    let eod_lock = web::Data::from(crate::eod::RunLock::new());
+    let eod_lock = web::Data::from(crate::eod::RunLock::with(
+        settings.calendar.calendar()?,
+        Arc::new(crate::eod::trading::SimulatedVenue),
+    ));
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

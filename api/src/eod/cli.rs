@@ -59,7 +59,7 @@ pub fn line(o: &DayOutcome) -> String {
 /// Runs the command.
 pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     // A bad holiday list stops here rather than in the middle of a night.
-    settings.calendar.calendar()?;
+    let calendar = settings.calendar.calendar()?;
     let db = crate::db::connect(&settings.database.url).await?;
     crate::db::prepare(&db, &settings.database).await?;
     let ledger = ledger::Ledger::new(db.clone());
@@ -80,7 +80,10 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
         request_id: format!("cli:{}", Uuid::now_v7()),
     };
     let to = args.to.unwrap_or(args.date);
-    let lock = RunLock::new();
+    let lock = RunLock::with(
+        calendar,
+        std::sync::Arc::new(super::trading::SimulatedVenue),
+    );
     let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
     let result = if std::io::stderr().is_terminal() {
         let total = ((to - args.date).num_days().max(0) as u64 + 1) * STEPS.len() as u64;

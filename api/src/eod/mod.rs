@@ -1,11 +1,14 @@
 //! End of day: the daily run over every tenant's books, one date at a time.
 //!
 //! The run for a date is a fixed sequence of steps ([`STEPS`]): `plans` (due contribution
-//! and withdrawal plans, [`plans`]), `valuation` (a snapshot per wrap, [`valuation`]) and
-//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]). The trading
-//! steps of issue 5 (rebalancing, netting, execution, allocation), fee accrual, billing and
-//! returns are not built yet: they are not in [`STEPS`], and the status lists only the steps
-//! that exist.
+//! and withdrawal plans, [`plans`]), the trading steps `rebalance` (decisions and orders per
+//! wrap, [`rebalance`]), `netting`, `execution` and `allocation` (per distributor and
+//! instrument: crossed internally, the net sent to a [`trading::Venue`], fills allocated to
+//! the wraps and pending movements paid out, [`trading`]; they do nothing on a day that is
+//! not a business day of the calendar), `valuation` (a snapshot per wrap, [`valuation`]) and
+//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]). Fee accrual,
+//! billing and returns are not built yet: they are not in [`STEPS`], and the status lists
+//! only the steps that exist.
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
@@ -35,7 +38,9 @@
 pub mod checks;
 pub mod cli;
 pub mod plans;
+pub mod rebalance;
 pub mod sql;
+pub mod trading;
 pub mod valuation;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +59,15 @@ use crate::audit::{Change, record_raw};
 use sql::{Params, exec, from_micros, get, micros, query};
 
 /// The steps built so far, in the order they run.
-pub const STEPS: [&str; 3] = ["plans", "valuation", "checks"];
+pub const STEPS: [&str; 7] = [
+    "plans",
+    "rebalance",
+    "netting",
+    "execution",
+    "allocation",
+    "valuation",
+    "checks",
+];
 
 /// Most dates one request or command may run (ten years of calendar days).
 pub const MAX_DATES: u64 = 3_660;
@@ -143,17 +156,33 @@ pub struct DayOutcome {
 // One run at a time
 
 /// One run at a time per service (or command): the HTTP server keeps one in its app data,
-/// the command line its own. Also tells the status which step runs now.
-#[derive(Debug, Default)]
+/// the command line its own. Also tells the status which step runs now, and carries what
+/// the run is configured with: the trading calendar and the venue block orders go to.
+#[derive(Debug)]
 pub struct RunLock {
     running: AtomicBool,
     current: Mutex<Option<(NaiveDate, &'static str)>>,
+    calendar: ledger::calendar::Calendar,
+    venue: Arc<dyn trading::Venue>,
 }
 
 impl RunLock {
-    /// A free lock.
+    /// A free lock, with the built-in Tokyo calendar and the simulated venue.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Self::with(
+            ledger::calendar::Calendar::japan(),
+            Arc::new(trading::SimulatedVenue),
+        )
+    }
+
+    /// A free lock for runs on `calendar` (`[calendar]` of the settings) through `venue`.
+    pub fn with(calendar: ledger::calendar::Calendar, venue: Arc<dyn trading::Venue>) -> Arc<Self> {
+        Arc::new(Self {
+            running: AtomicBool::new(false),
+            current: Mutex::new(None),
+            calendar,
+            venue,
+        })
     }
 
     /// The date and step running now.
@@ -433,8 +462,13 @@ async fn run_steps(
         let started = Utc::now();
         let clock = Instant::now();
         let txn = ledger::begin_write(db).await?;
+        let (calendar, venue) = (&guard.0.calendar, guard.0.venue.as_ref());
         let result = match *step {
             "plans" => plans::run(&txn, ledger, date).await,
+            "rebalance" => rebalance::run(&txn, date, calendar).await,
+            "netting" => trading::run_netting(&txn, date, calendar).await,
+            "execution" => trading::run_execution(&txn, date, calendar, venue).await,
+            "allocation" => trading::run_allocation(&txn, ledger, date, calendar).await,
             "valuation" => valuation::run(&txn, date).await,
             _ => checks::run(&txn, ledger, date).await,
         };

@@ -25,6 +25,13 @@ const TABLES: &[&str] = &[
     "plan_runs",
     "wrap_snapshots",
     "wrap_movements",
+    "rebalance_decisions",
+    "trade_orders",
+    "trade_netting",
+    "block_orders",
+    "trade_fills",
+    "trade_allocations",
+    "wrap_trading",
     "audit_log",
 ];
 
@@ -213,7 +220,19 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
         .iter()
         .map(|x| x["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["plans", "valuation", "checks"]);
+    assert_eq!(steps, api::eod::STEPS);
+    assert_eq!(
+        steps,
+        [
+            "plans",
+            "rebalance",
+            "netting",
+            "execution",
+            "allocation",
+            "valuation",
+            "checks"
+        ]
+    );
 
     // Day one, then two more in one request.
     let s = run_days(&server, d1, d1).await;
@@ -223,7 +242,8 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
         assert!(step["elapsed_ms"].as_i64().unwrap() >= 0);
         assert!(step["started_at"].is_string() && step["finished_at"].is_string());
     }
-    assert_eq!(s["steps"][1]["detail"]["wraps"], 1, "{s}");
+    assert_eq!(s["steps"][5]["step"], "valuation", "{s}");
+    assert_eq!(s["steps"][5]["detail"]["wraps"], 1, "{s}");
     assert_eq!(s["next_date"], plus(d1, 1).to_string());
     let s = run_days(&server, plus(d1, 1), plus(d1, 2)).await;
     assert_eq!(s["status"], "finished", "{s}");
@@ -482,7 +502,13 @@ async fn plans_execute_skip_and_withdraw(backend: &'static str) {
     )
     .await;
     assert_eq!(mv[0].try_get_by_index::<String>(0).unwrap(), "withdrawal");
-    assert_eq!(mv[0].try_get_by_index::<String>(1).unwrap(), "pending");
+    // On a business day the trading steps pay it out at once (the wrap holds the cash); on
+    // other days it waits for the next business day.
+    let paid_today = ledger::calendar::Calendar::japan().is_business_day(d1);
+    assert_eq!(
+        mv[0].try_get_by_index::<String>(1).unwrap(),
+        if paid_today { "fulfilled" } else { "pending" }
+    );
     assert_eq!(mv[0].try_get_by_index::<i64>(2).unwrap(), 12345);
 
     // D: the wrap holds nothing (and is not active).
@@ -579,6 +605,21 @@ async fn snapshots_value_wraps_at_the_days_prices(backend: &'static str) {
 
     // Prices: the day before d1 and d1 + 2; none on d1 + 1.
     let platform = server.token(&server.platform).await;
+    // The fund is suspended, so the trading steps leave the holdings as they are (their
+    // orders are skipped): this test is about valuation.
+    server
+        .send(
+            reqwest::Method::PATCH,
+            Some(&platform),
+            &format!("/v1/instruments/{FUND}"),
+            &[],
+            Some((
+                "application/json",
+                serde_json::to_vec(&json!({ "status": "suspended" })).unwrap(),
+            )),
+        )
+        .await
+        .ok(200);
     server
         .post(
             &platform,
@@ -693,10 +734,12 @@ async fn failing_checks_stop_the_day(backend: &'static str) {
     let d2 = plus(d1, 1);
     let s = run_days(&server, d2, d2).await;
     assert_eq!(s["status"], "failed", "{s}");
-    assert_eq!(s["steps"][0]["status"], "done");
-    assert_eq!(s["steps"][1]["status"], "done");
-    assert_eq!(s["steps"][2]["status"], "failed");
-    let reason = s["steps"][2]["detail"]["reason"].as_str().unwrap();
+    for i in 0..6 {
+        assert_eq!(s["steps"][i]["status"], "done", "{s}");
+    }
+    assert_eq!(s["steps"][6]["step"], "checks");
+    assert_eq!(s["steps"][6]["status"], "failed");
+    let reason = s["steps"][6]["detail"]["reason"].as_str().unwrap();
     assert!(reason.contains("does not reconcile in JPY"), "{reason}");
     assert!(reason.contains(&m.bank_id.to_string()), "{reason}");
     // Not finished: its prices stay open, the next date is refused, the same date is next.
@@ -910,7 +953,12 @@ on_each_backend!(
     crash_and_resume_matches_an_uninterrupted_run
 );
 async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
-    let d1 = first_day();
+    // A business day, so the trading steps trade (the book has a price on d1).
+    let cal = ledger::calendar::Calendar::japan();
+    let mut d1 = first_day();
+    while !cal.is_business_day(d1) || d1.day() > 28 {
+        d1 = d1 + Days::new(1);
+    }
     let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
 
     // Uninterrupted.
@@ -923,14 +971,27 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
         String::from_utf8_lossy(&out.stderr)
     );
     let expected = state_of(&calm).await;
+    // The book traded on d1: a plan's contribution invested, a withdrawal paid out.
+    assert!(calm.count_rows("trade_fills").await > 0);
     calm.stop().await;
     assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
 
-    // Killed inside each step in turn, each time re-run.
+    // Killed inside each step in turn: the trading steps of d1 one after the other (each
+    // re-run resumes and dies in the next), valuation on d1 + 1, checks on d1 + 2; each
+    // date is then run to its end.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
-    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "checks")] {
-        let d = plus(d1, day).to_string();
+    let kills = [
+        (0, "plans"),
+        (0, "rebalance"),
+        (0, "netting"),
+        (0, "execution"),
+        (0, "allocation"),
+        (1, "valuation"),
+        (2, "checks"),
+    ];
+    for (k, (day, step)) in kills.iter().enumerate() {
+        let d = plus(d1, *day).to_string();
         let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
             .args(["eod", "--date", &d, "--database-url", &server.url])
             .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
@@ -939,18 +1000,21 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
             .output()
             .unwrap();
         assert!(!killed.status.success(), "{step}: the run should have died");
-        // The killed step is not done, the date not finished.
+        // The killed step is not done, the date not finished; the steps before it are.
         let platform = server.token(&server.platform).await;
         let s = server
             .get(&platform, &format!("/v1/operations/eod/{d}"))
             .await;
         let s = s.ok(200);
         assert_eq!(s["status"], "running", "{s}");
-        let at = ["plans", "valuation", "checks"]
-            .iter()
-            .position(|x| *x == step)
-            .unwrap();
+        let at = api::eod::STEPS.iter().position(|x| x == step).unwrap();
         assert_eq!(s["steps"][at]["status"], "pending", "{s}");
+        for i in 0..at {
+            assert_eq!(s["steps"][i]["status"], "done", "{s}");
+        }
+        if kills.get(k + 1).is_some_and(|(next, _)| next == day) {
+            continue;
+        }
         let out = wrapd(&server.url, &["eod", "--date", &d]);
         assert!(
             out.status.success(),

@@ -12,6 +12,7 @@ mod cli;
 mod customers;
 mod eod;
 mod eod_plans;
+mod eod_trading;
 mod errors;
 mod health;
 mod instruments;

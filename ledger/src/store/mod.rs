@@ -15,6 +15,7 @@ pub mod market;
 mod read;
 pub mod reconciliation;
 mod sql;
+pub mod trading;
 mod work;
 pub mod wraps;
 
