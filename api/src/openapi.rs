@@ -108,6 +108,8 @@ use crate::problem::method_not_allowed;
         // reports (routes/reports.rs)
         crate::routes::reports::aum,
         crate::routes::reports::aum_history,
+        crate::routes::reports::fee_split_report,
+        crate::routes::reports::invoices,
 
         openapi_json,
     ),

@@ -1,5 +1,12 @@
-//! Reports: `GET /v1/reports/aum` (assets under management as of a date, grouped) and
-//! `GET /v1/reports/aum/history` (the same over a range of dates).
+//! Reports: `GET /v1/reports/aum` (assets under management as of a date, grouped),
+//! `GET /v1/reports/aum/history` (the same over a range of dates), `GET /v1/reports/fee-split`
+//! (fees collected over a period, split, and reconciled with the ledger) and
+//! `GET /v1/reports/invoices` (the platform's monthly fees to distributors).
+//!
+//! The fee split reads `fee_collections` (written by end of day's billing in the same
+//! transaction as its ledger entries) and checks its totals against the credits of the
+//! `fee_billing` entries to the `payable:` accounts over the same dates: equal to the minor
+//! unit, or the report says `reconciled: false` and names the part.
 //!
 //! AUM is struck by end of day: it is the sum of the wraps' NAVs in that date's snapshots
 //! (`wrap_snapshots`, written by end of day's valuation step), so a date counts only once its
@@ -35,7 +42,9 @@ pub const MAX_HISTORY_DAYS: i64 = 366;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/v1/reports/aum").get(aum))
-        .service(resource("/v1/reports/aum/history").get(aum_history));
+        .service(resource("/v1/reports/aum/history").get(aum_history))
+        .service(resource("/v1/reports/fee-split").get(fee_split_report))
+        .service(resource("/v1/reports/invoices").get(invoices));
 }
 
 /// One group's AUM in one currency.
@@ -349,4 +358,529 @@ pub async fn aum_history(
         group_by: group_by.to_owned(),
         points,
     }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Fee split
+
+/// One agreement's fees over the period.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeeSplitLine {
+    pub agreement_id: Uuid,
+    pub strategy_id: Uuid,
+    pub strategy: String,
+    pub distributor_tenant_id: Uuid,
+    pub manager_tenant_id: Uuid,
+    pub currency: String,
+    /// Wraps with a snapshot on a date of the period.
+    pub wraps: i64,
+    /// Σ NAV over the period's finished dates ÷ their number, rounded half to even.
+    #[schema(value_type = String)]
+    pub average_aum: Decimal,
+    /// Management fees collected (before tax).
+    #[schema(value_type = String)]
+    pub management_fee: Decimal,
+    /// Performance fees collected (before tax).
+    #[schema(value_type = String)]
+    pub performance_fee: Decimal,
+    /// Consumption tax collected on both.
+    #[schema(value_type = String)]
+    pub tax: Decimal,
+    /// The distributor's share.
+    #[schema(value_type = String)]
+    pub channel: Decimal,
+    #[schema(value_type = String)]
+    pub manager: Decimal,
+    #[schema(value_type = String)]
+    pub platform: Decimal,
+}
+
+/// The report's figures against the ledger's postings to the `payable:` accounts by billing
+/// entries effective in the period, for the books and parts the caller may see.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeeLedgerCheck {
+    pub currency: String,
+    /// `channel`, `manager`, `platform` or `tax`.
+    pub part: String,
+    #[schema(value_type = String)]
+    pub report: Decimal,
+    #[schema(value_type = String)]
+    pub ledger: Decimal,
+    pub reconciled: bool,
+}
+
+/// The fee-split report.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeeSplit {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub lines: Vec<FeeSplitLine>,
+    /// Per currency: the lines summed (ids nil, strategy "total").
+    pub totals: Vec<FeeSplitLine>,
+    pub ledger_check: Vec<FeeLedgerCheck>,
+    /// Every check agrees.
+    pub reconciled: bool,
+}
+
+/// Per (agreement, currency): collected amounts in minor units.
+#[derive(Debug, Default, Clone, Copy)]
+struct Collected {
+    management: i128,
+    performance: i128,
+    tax: i128,
+    channel: i128,
+    manager: i128,
+    platform: i128,
+}
+
+/// The period's fee lines the caller may see, with the ledger check.
+async fn fee_split(
+    state: &AppState,
+    caller: &Caller,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<FeeSplit, Problem> {
+    let db = &state.db;
+    let b = db.get_database_backend();
+    // Collections, per agreement and currency.
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT w.agreement_id, s.currency, s.kind, \
+         CAST(SUM(s.fee_collected) AS TEXT), CAST(SUM(s.tax_collected) AS TEXT), \
+         CAST(SUM(s.channel) AS TEXT), CAST(SUM(s.manager) AS TEXT), CAST(SUM(s.platform) AS TEXT) \
+         FROM fee_collections s JOIN wraps w ON w.tenant_id = s.tenant_id AND w.id = s.wrap_id \
+         WHERE s.business_date >= {} AND s.business_date <= {} AND {} \
+         GROUP BY w.agreement_id, s.currency, s.kind",
+        pa.push(from),
+        pa.push(to),
+        scope(caller, &mut pa),
+    );
+    let int = |r: &sea_orm::QueryResult, i: usize| -> Result<i128, Problem> {
+        let s: Option<String> = get(r, i)?;
+        let s = s.unwrap_or_else(|| "0".to_owned());
+        s.parse::<i128>()
+            .map_err(|_| Problem::internal(&format!("fee sum {s}")))
+    };
+    let mut collected: BTreeMap<(Uuid, String), Collected> = BTreeMap::new();
+    for r in query(db, q, pa.values).await? {
+        let c = collected.entry((get(&r, 0)?, get(&r, 1)?)).or_default();
+        let kind: String = get(&r, 2)?;
+        let fee = int(&r, 3)?;
+        if kind == "performance" {
+            c.performance += fee;
+        } else {
+            c.management += fee;
+        }
+        c.tax += int(&r, 4)?;
+        c.channel += int(&r, 5)?;
+        c.manager += int(&r, 6)?;
+        c.platform += int(&r, 7)?;
+    }
+    // AUM over the period's finished dates, per agreement and currency.
+    let dates = finished_between(db, from, to).await?.len();
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT w.agreement_id, s.currency, COUNT(DISTINCT s.wrap_id), CAST(SUM(s.nav) AS TEXT) \
+         FROM wrap_snapshots s JOIN wraps w ON w.tenant_id = s.tenant_id AND w.id = s.wrap_id \
+         JOIN eod_runs e ON e.business_date = s.business_date AND e.status = 'finished' \
+         WHERE s.business_date >= {} AND s.business_date <= {} AND {} \
+         GROUP BY w.agreement_id, s.currency",
+        pa.push(from),
+        pa.push(to),
+        scope(caller, &mut pa),
+    );
+    let mut aum: BTreeMap<(Uuid, String), (i64, i128)> = BTreeMap::new();
+    for r in query(db, q, pa.values).await? {
+        aum.insert((get(&r, 0)?, get(&r, 1)?), (get(&r, 2)?, int(&r, 3)?));
+    }
+    // The agreements named, with their parties and strategy.
+    let mut keys: Vec<(Uuid, String)> = collected.keys().chain(aum.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    let ids: Vec<Uuid> = {
+        let mut v: Vec<Uuid> = keys.iter().map(|(id, _)| *id).collect();
+        v.dedup();
+        v
+    };
+    let mut parties: HashMap<Uuid, (Uuid, Uuid, Uuid, String)> = HashMap::new();
+    for chunk in ids.chunks(crate::eod::sql::IN_CHUNK) {
+        let mut pa = Params::new(b);
+        let list: Vec<String> = chunk.iter().map(|id| pa.push(*id)).collect();
+        let q = format!(
+            "SELECT a.id, a.tenant_id, a.manager_tenant_id, a.strategy_id, s.name \
+             FROM agreements a JOIN strategies s \
+             ON s.tenant_id = a.manager_tenant_id AND s.id = a.strategy_id \
+             WHERE a.id IN ({})",
+            list.join(", ")
+        );
+        for r in query(db, q, pa.values).await? {
+            parties.insert(
+                get(&r, 0)?,
+                (get(&r, 1)?, get(&r, 2)?, get(&r, 3)?, get(&r, 4)?),
+            );
+        }
+    }
+    let mut scales: HashMap<String, u32> = HashMap::new();
+    let mut lines = Vec::with_capacity(keys.len());
+    let mut totals: BTreeMap<String, (Collected, i64, i128)> = BTreeMap::new();
+    for (agreement, currency) in keys {
+        let scale = match scales.get(&currency) {
+            Some(s) => *s,
+            None => {
+                let s = state.ledger.asset(&currency).await?.scale;
+                scales.insert(currency.clone(), s);
+                s
+            }
+        };
+        let c = collected
+            .get(&(agreement, currency.clone()))
+            .copied()
+            .unwrap_or_default();
+        let (wraps, nav_sum) = aum
+            .get(&(agreement, currency.clone()))
+            .copied()
+            .unwrap_or_default();
+        let t = totals.entry(currency.clone()).or_default();
+        add(&mut t.0, &c);
+        t.1 += wraps;
+        t.2 += nav_sum;
+        let (distributor, manager, strategy_id, strategy) =
+            parties.get(&agreement).cloned().unwrap_or_default();
+        lines.push(line(
+            (agreement, strategy_id, strategy, distributor, manager),
+            currency,
+            scale,
+            &c,
+            wraps,
+            nav_sum,
+            dates,
+        ));
+    }
+    let totals: Vec<FeeSplitLine> = totals
+        .into_iter()
+        .map(|(currency, (c, wraps, nav_sum))| {
+            let scale = scales.get(&currency).copied().unwrap_or(0);
+            line(
+                (
+                    Uuid::nil(),
+                    Uuid::nil(),
+                    "total".to_owned(),
+                    Uuid::nil(),
+                    Uuid::nil(),
+                ),
+                currency,
+                scale,
+                &c,
+                wraps,
+                nav_sum,
+                dates,
+            )
+        })
+        .collect();
+    let ledger_check = ledger_check(state, caller, from, to, &totals).await?;
+    Ok(FeeSplit {
+        from,
+        to,
+        reconciled: ledger_check.iter().all(|c| c.reconciled),
+        lines,
+        totals,
+        ledger_check,
+    })
+}
+
+fn add(t: &mut Collected, c: &Collected) {
+    t.management += c.management;
+    t.performance += c.performance;
+    t.tax += c.tax;
+    t.channel += c.channel;
+    t.manager += c.manager;
+    t.platform += c.platform;
+}
+
+fn line(
+    who: (Uuid, Uuid, String, Uuid, Uuid),
+    currency: String,
+    scale: u32,
+    c: &Collected,
+    wraps: i64,
+    nav_sum: i128,
+    dates: usize,
+) -> FeeSplitLine {
+    let d = |v: i128| ledger::asset::decimal_of(v, scale);
+    let average = if dates == 0 {
+        Decimal::ZERO
+    } else {
+        let mut a = (d(nav_sum) / Decimal::from(dates as u64))
+            .round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        a.rescale(scale);
+        a
+    };
+    FeeSplitLine {
+        agreement_id: who.0,
+        strategy_id: who.1,
+        strategy: who.2,
+        distributor_tenant_id: who.3,
+        manager_tenant_id: who.4,
+        currency,
+        wraps,
+        average_aum: average,
+        management_fee: d(c.management),
+        performance_fee: d(c.performance),
+        tax: d(c.tax),
+        channel: d(c.channel),
+        manager: d(c.manager),
+        platform: d(c.platform),
+    }
+}
+
+/// Sums the credits of billing entries to the caller's visible `payable:` accounts and
+/// compares them with the report's totals. A distributor's check covers its own book (every
+/// part), a manager's its own share in every book, the platform's every book and part.
+async fn ledger_check(
+    state: &AppState,
+    caller: &Caller,
+    from: NaiveDate,
+    to: NaiveDate,
+    totals: &[FeeSplitLine],
+) -> Result<Vec<FeeLedgerCheck>, Problem> {
+    let db = &state.db;
+    let me = caller.principal.tenant_id;
+    let mut pa = Params::new(db.get_database_backend());
+    let part = "CASE WHEN substr(a.code, 1, 16) = 'payable:channel:' THEN 'channel' \
+         WHEN substr(a.code, 1, 16) = 'payable:manager:' THEN 'manager' \
+         WHEN substr(a.code, 1, 17) = 'payable:platform:' THEN 'platform' \
+         WHEN substr(a.code, 1, 12) = 'payable:tax:' THEN 'tax' ELSE 'other' END";
+    let scope = match caller.principal.tenant_kind {
+        TenantKind::Distributor => format!("p.tenant_id = {}", pa.push(me)),
+        TenantKind::Manager => format!(
+            "substr(a.code, 1, {}) = {}",
+            format!("payable:manager:{me}:").len(),
+            pa.push(format!("payable:manager:{me}:"))
+        ),
+        TenantKind::Platform => "1 = 1".to_owned(),
+    };
+    let q = format!(
+        "SELECT a.asset_code, {part}, CAST(SUM(p.amount) AS TEXT) \
+         FROM ledger_postings p \
+         JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
+         JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+         WHERE e.kind = 'fee_billing' AND p.side = 'credit' AND p.pending = {} \
+         AND p.effective_date >= {} AND p.effective_date <= {} \
+         AND substr(a.code, 1, 8) = 'payable:' AND {scope} \
+         GROUP BY a.asset_code, {part}",
+        pa.push(false),
+        pa.push(from),
+        pa.push(to),
+    );
+    let mut ledger_sums: HashMap<(String, String), i128> = HashMap::new();
+    for r in query(db, q, pa.values).await? {
+        let s: Option<String> = get(&r, 2)?;
+        let v = s
+            .unwrap_or_else(|| "0".to_owned())
+            .parse::<i128>()
+            .map_err(|_| Problem::internal(&"payable sum"))?;
+        ledger_sums.insert((get(&r, 0)?, get(&r, 1)?), v);
+    }
+    let parts: &[&str] = match caller.principal.tenant_kind {
+        TenantKind::Manager => &["manager"],
+        _ => &["channel", "manager", "platform", "tax"],
+    };
+    let mut currencies: Vec<String> = totals.iter().map(|t| t.currency.clone()).collect();
+    currencies.extend(ledger_sums.keys().map(|(c, _)| c.clone()));
+    currencies.sort();
+    currencies.dedup();
+    let mut out = Vec::new();
+    for currency in currencies {
+        let scale = state.ledger.asset(&currency).await?.scale;
+        let total = totals.iter().find(|t| t.currency == currency);
+        for part in parts {
+            let report = total
+                .map(|t| match *part {
+                    "channel" => t.channel,
+                    "manager" => t.manager,
+                    "platform" => t.platform,
+                    _ => t.tax,
+                })
+                .unwrap_or(Decimal::ZERO);
+            let ledger = ledger::asset::decimal_of(
+                ledger_sums
+                    .get(&(currency.clone(), (*part).to_owned()))
+                    .copied()
+                    .unwrap_or(0),
+                scale,
+            );
+            out.push(FeeLedgerCheck {
+                currency: currency.clone(),
+                part: (*part).to_owned(),
+                reconciled: report == ledger,
+                report,
+                ledger,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The CSV of the lines: a header row, then one row per line; amounts as exact decimal
+/// strings (UTF-8, RFC 4180 quoting where a name needs it).
+fn fee_split_csv(report: &FeeSplit) -> String {
+    let mut out = String::from(
+        "agreement_id,strategy_id,strategy,distributor_tenant_id,manager_tenant_id,currency,\
+         wraps,average_aum,management_fee,performance_fee,tax,channel,manager,platform\r\n",
+    );
+    for l in &report.lines {
+        let name = if l.strategy.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", l.strategy.replace('"', "\"\""))
+        } else {
+            l.strategy.clone()
+        };
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
+            l.agreement_id,
+            l.strategy_id,
+            name,
+            l.distributor_tenant_id,
+            l.manager_tenant_id,
+            l.currency,
+            l.wraps,
+            l.average_aum,
+            l.management_fee,
+            l.performance_fee,
+            l.tax,
+            l.channel,
+            l.manager,
+            l.platform
+        ));
+    }
+    out
+}
+
+/// Whether the caller asked for CSV (`?format=csv`, or `Accept: text/csv`).
+fn wants_csv(req: &HttpRequest, q: &Query) -> Result<bool, Problem> {
+    if let Some(f) = q.one_of("format", &["json", "csv"])? {
+        return Ok(f == "csv");
+    }
+    Ok(req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv"))))
+}
+
+/// The period from `from` and `to` (required, at most 366 days).
+fn period(q: &Query) -> Result<(NaiveDate, NaiveDate), Problem> {
+    let from = q
+        .date("from")?
+        .ok_or_else(|| Problem::bad_parameter("from", "is required"))?;
+    let to = q
+        .date("to")?
+        .ok_or_else(|| Problem::bad_parameter("to", "is required"))?;
+    if to < from {
+        return Err(Problem::bad_parameter(
+            "to",
+            format!("{to} is before from {from}"),
+        ));
+    }
+    if (to - from).num_days() >= MAX_HISTORY_DAYS {
+        return Err(Problem::bad_parameter(
+            "to",
+            format!("at most {MAX_HISTORY_DAYS} dates per report"),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// Fees collected over a period per agreement and strategy, split into channel, manager and
+/// platform shares, with tax, wraps and average AUM, and reconciled with the ledger's billing
+/// postings. JSON, or CSV with `?format=csv` or `Accept: text/csv`.
+#[utoipa::path(
+    get, path = "/v1/reports/fee-split", tag = "reports",
+    params(
+        ("from" = NaiveDate, Query),
+        ("to" = NaiveDate, Query),
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+    ),
+    responses(
+        (status = 200, body = FeeSplit, content_type = "application/json"),
+        (status = 200, description = "CSV, one row per line", body = String, content_type = "text/csv"),
+        (status = 400, description = "A bad or missing query parameter, or a period too long", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn fee_split_report(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let q = Query::parse(&req, &["from", "to", "format"])?;
+    let (from, to) = period(&q)?;
+    let csv = wants_csv(&req, &q)?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let report = fee_split(&state, &caller, from, to).await?;
+    if csv {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(fee_split_csv(&report)));
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The platform's monthly fee invoiced to a distributor.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Invoice {
+    pub distributor_tenant_id: Uuid,
+    pub distributor: String,
+    /// The month's last day.
+    pub period_end: NaiveDate,
+    pub currency: String,
+    #[schema(value_type = String)]
+    pub amount: Decimal,
+}
+
+/// The platform's monthly invoices whose month ends in the period: every distributor's for
+/// the platform, its own for a distributor (a manager has none).
+#[utoipa::path(
+    get, path = "/v1/reports/invoices", tag = "reports",
+    params(("from" = NaiveDate, Query), ("to" = NaiveDate, Query)),
+    responses(
+        (status = 200, body = Vec<Invoice>),
+        (status = 400, description = "A bad or missing query parameter", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn invoices(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let q = Query::parse(&req, &["from", "to"])?;
+    let (from, to) = period(&q)?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let db = &state.db;
+    let mut pa = Params::new(db.get_database_backend());
+    let scope = match caller.principal.tenant_kind {
+        TenantKind::Platform => "1 = 1".to_owned(),
+        _ => format!("i.tenant_id = {}", pa.push(caller.principal.tenant_id)),
+    };
+    let q = format!(
+        "SELECT i.tenant_id, t.name, i.period_end, i.currency, i.amount \
+         FROM platform_invoices i JOIN tenants t ON t.id = i.tenant_id \
+         WHERE i.period_end >= {} AND i.period_end <= {} AND {scope} \
+         ORDER BY i.period_end, t.name",
+        pa.push(from),
+        pa.push(to),
+    );
+    let mut out = Vec::new();
+    for r in query(db, q, pa.values).await? {
+        let currency: String = get(&r, 3)?;
+        let scale = state.ledger.asset(&currency).await?.scale;
+        out.push(Invoice {
+            distributor_tenant_id: get(&r, 0)?,
+            distributor: get(&r, 1)?,
+            period_end: get(&r, 2)?,
+            amount: ledger::asset::decimal_of(i128::from(get::<i64>(&r, 4)?), scale),
+            currency,
+        });
+    }
+    Ok(HttpResponse::Ok().json(out))
 }

@@ -468,6 +468,8 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/projections/fee-impact",
         "/v1/reports/aum",
         "/v1/reports/aum/history",
+        "/v1/reports/fee-split",
+        "/v1/reports/invoices",
         "/v1/strategies",
         "/v1/strategies/{id}",
         "/v1/strategies/{id}/versions",
@@ -498,7 +500,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        56,
+        58,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
