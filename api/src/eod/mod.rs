@@ -1,11 +1,12 @@
 //! End of day: the daily run over every tenant's books, one date at a time.
 //!
 //! The run for a date is a fixed sequence of steps ([`STEPS`]): `plans` (due contribution
-//! and withdrawal plans, [`plans`]), `valuation` (a snapshot per wrap, [`valuation`]) and
-//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]). The trading
-//! steps of issue 5 (rebalancing, netting, execution, allocation), fee accrual, billing and
-//! returns are not built yet: they are not in [`STEPS`], and the status lists only the steps
-//! that exist.
+//! and withdrawal plans, [`plans`]), `valuation` (a snapshot per wrap, [`valuation`]),
+//! `accrual` (the day's management fee, [`fees`]), `billing` (period-end collection, split,
+//! performance and platform fees, [`billing`]) and `checks` (trial balance, reconciliation,
+//! no negative balance, [`checks`]). The trading steps of issue 5 (rebalancing, netting,
+//! execution, allocation) and returns are not built yet: they are not in [`STEPS`], and the
+//! status lists only the steps that exist.
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
@@ -32,8 +33,10 @@
 //!   Tried by `a_price_arriving_after_valuation_is_used`;
 //! * one run at a time per service ([`RunLock`]): a second request answers 409.
 
+pub mod billing;
 pub mod checks;
 pub mod cli;
+pub mod fees;
 pub mod plans;
 pub mod sql;
 pub mod valuation;
@@ -54,7 +57,7 @@ use crate::audit::{Change, record_raw};
 use sql::{Params, exec, from_micros, get, micros, query};
 
 /// The steps built so far, in the order they run.
-pub const STEPS: [&str; 3] = ["plans", "valuation", "checks"];
+pub const STEPS: [&str; 5] = ["plans", "valuation", "accrual", "billing", "checks"];
 
 /// Most dates one request or command may run (ten years of calendar days).
 pub const MAX_DATES: u64 = 3_660;
@@ -436,6 +439,8 @@ async fn run_steps(
         let result = match *step {
             "plans" => plans::run(&txn, ledger, date).await,
             "valuation" => valuation::run(&txn, date).await,
+            "accrual" => fees::run(&txn, ledger, date).await,
+            "billing" => billing::run(&txn, ledger, date).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {

@@ -55,7 +55,7 @@ async fn start(server: &TestServer, token: &str, body: Value) -> Res {
 }
 
 /// Polls the status of `date` until it is finished or failed.
-async fn wait(server: &TestServer, date: NaiveDate) -> Value {
+pub async fn wait(server: &TestServer, date: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
     for _ in 0..300 {
         let r = server
@@ -73,7 +73,7 @@ async fn wait(server: &TestServer, date: NaiveDate) -> Value {
 }
 
 /// Runs `from..=to` through the API and waits for the last date.
-async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
+pub async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
     let r = start(server, &platform, json!({ "date": from, "to": to })).await;
     let body = r.ok(202);
@@ -86,7 +86,7 @@ async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value 
     wait(server, to).await
 }
 
-async fn rows(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> Vec<sea_orm::QueryResult> {
+pub async fn rows(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> Vec<sea_orm::QueryResult> {
     let b = server.db.get_database_backend();
     let sql = match b {
         sea_orm::DbBackend::Postgres => {
@@ -112,7 +112,7 @@ async fn rows(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> Vec<sea_
 }
 
 /// The snapshot of `wrap` at `date`: (cash, units_value, nav, contributions, withdrawals, stale).
-async fn snapshot(
+pub async fn snapshot(
     server: &TestServer,
     wrap: Uuid,
     date: NaiveDate,
@@ -148,7 +148,7 @@ fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
 
 /// The ledger handle of the test database, to post what end of day's later steps will
 /// (a buy), or what must never happen (an unreconciled entry).
-async fn account(
+pub async fn account(
     books: &ledger::Ledger,
     tenant: Uuid,
     code: String,

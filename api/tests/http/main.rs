@@ -11,6 +11,7 @@ mod auth;
 mod cli;
 mod customers;
 mod eod;
+mod eod_fees;
 mod errors;
 mod health;
 mod instruments;
