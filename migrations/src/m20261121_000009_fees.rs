@@ -177,7 +177,11 @@ fn snapshots_sqlite(with_fees: bool) -> Vec<String> {
             "INSERT INTO wrap_snapshots_new ({cols}) SELECT tenant_id, wrap_id, \
              business_date, currency, cash, units_value, {}, contributions, withdrawals, \
              stale_prices FROM wrap_snapshots",
-            if with_fees { "nav" } else { "cash + units_value" }
+            if with_fees {
+                "nav"
+            } else {
+                "cash + units_value"
+            }
         ),
         "DROP TABLE wrap_snapshots".to_owned(),
         "ALTER TABLE wrap_snapshots_new RENAME TO wrap_snapshots".to_owned(),

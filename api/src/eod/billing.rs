@@ -474,7 +474,11 @@ async fn bill_tenant(
         let mut managers: Vec<Uuid> = rows.iter().map(|(i, _)| wraps[*i].manager).collect();
         managers.sort();
         managers.dedup();
-        codes.extend(managers.iter().map(|m| format!("payable:manager:{m}:{ccy}")));
+        codes.extend(
+            managers
+                .iter()
+                .map(|m| format!("payable:manager:{m}:{ccy}")),
+        );
         let acc = book_accounts(txn, tenant_id, ccy, &codes).await?;
         let mut start = 0;
         while start < rows.len() {
@@ -649,7 +653,10 @@ async fn insert_crystallisations(
 }
 
 /// Invoices each distributor its monthly platform fee in effect on `date` (a month end).
-async fn invoice_platform_fees(txn: &DatabaseTransaction, date: NaiveDate) -> Result<u64, EodError> {
+async fn invoice_platform_fees(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+) -> Result<u64, EodError> {
     let mut pa = Params::new(txn.get_database_backend());
     let q = format!(
         "SELECT tenant_id, effective_date, amount, currency FROM platform_fees \
@@ -703,7 +710,10 @@ mod tests {
     fn period_ends() {
         use BillingPeriod::{Monthly, Quarterly};
         assert!(is_period_end(Monthly, d("2027-02-28")));
-        assert!(!is_period_end(Monthly, d("2028-02-28")), "2028 is a leap year");
+        assert!(
+            !is_period_end(Monthly, d("2028-02-28")),
+            "2028 is a leap year"
+        );
         assert!(is_period_end(Monthly, d("2028-02-29")));
         assert!(!is_period_end(Quarterly, d("2027-02-28")));
         assert!(is_period_end(Quarterly, d("2027-03-31")));

@@ -534,14 +534,8 @@ async fn accrue_tenant(
             }
             None => continue,
         };
-        let day = accrue_day(
-            t,
-            nav,
-            scale,
-            state.fee_carry_x365,
-            state.tax_carry_x365,
-        )
-        .ok_or_else(|| corrupt(format!("the fee of wrap {wrap_id} on {date} overflows")))?;
+        let day = accrue_day(t, nav, scale, state.fee_carry_x365, state.tax_carry_x365)
+            .ok_or_else(|| corrupt(format!("the fee of wrap {wrap_id} on {date} overflows")))?;
         state.fee_carry_x365 = day.fee_carry_x365;
         state.tax_carry_x365 = day.tax_carry_x365;
         state.fee_owed += day.fee_posted;

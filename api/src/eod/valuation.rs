@@ -292,7 +292,11 @@ async fn snapshot_tenant(
     let mut unpaid: HashMap<Uuid, i64> = HashMap::new();
     for r in query(txn, q, pa.values).await? {
         let as_of: NaiveDate = get(&r, 1)?;
-        let owed = if as_of >= date { get(&r, 2)? } else { get(&r, 3)? };
+        let owed = if as_of >= date {
+            get(&r, 2)?
+        } else {
+            get(&r, 3)?
+        };
         unpaid.insert(get(&r, 0)?, owed);
     }
     // The day's flows through the wraps' cash accounts.

@@ -25,6 +25,9 @@ const TABLES: &[&str] = &[
     "plan_runs",
     "wrap_snapshots",
     "wrap_movements",
+    "fee_accruals",
+    "wrap_fee_state",
+    "fee_collections",
     "audit_log",
 ];
 
@@ -48,6 +51,13 @@ fn first_day() -> NaiveDate {
 
 fn plus(d: NaiveDate, n: u64) -> NaiveDate {
     d + Days::new(n)
+}
+
+/// Whether a month ends from `from` to `to` (billing collects fees then, changing cash).
+fn month_end_within(from: NaiveDate, to: NaiveDate) -> bool {
+    from.iter_days()
+        .take_while(|d| *d <= to)
+        .any(|d| plus(d, 1).month() != d.month())
 }
 
 async fn start(server: &TestServer, token: &str, body: Value) -> Res {
@@ -86,7 +96,11 @@ pub async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Va
     wait(server, to).await
 }
 
-pub async fn rows(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> Vec<sea_orm::QueryResult> {
+pub async fn rows(
+    server: &TestServer,
+    sql: &str,
+    values: Vec<SqlValue>,
+) -> Vec<sea_orm::QueryResult> {
     let b = server.db.get_database_backend();
     let sql = match b {
         sea_orm::DbBackend::Postgres => {
@@ -209,7 +223,10 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
         .iter()
         .map(|x| x["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["plans", "valuation", "checks"]);
+    assert_eq!(
+        steps,
+        ["plans", "valuation", "accrual", "billing", "checks"]
+    );
 
     // Day one, then two more in one request.
     let s = run_days(&server, d1, d1).await;
@@ -223,9 +240,15 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
     assert_eq!(s["next_date"], plus(d1, 1).to_string());
     let s = run_days(&server, plus(d1, 1), plus(d1, 2)).await;
     assert_eq!(s["status"], "finished", "{s}");
-    for d in [d1, plus(d1, 1), plus(d1, 2)] {
-        let (cash, units, nav, ..) = snapshot(&server, w, d).await;
-        assert_eq!((cash, units, nav), (60000, 0, 60000));
+    // Fees accrue from day one (1.1 % a year, eod_fees.rs works them out): 60,000 × 0.011 =
+    // 660 a year, ÷ 365 = ¥1 posted (295/365 carried), tax 66 ÷ 365 < 1; day two owes ¥1:
+    // 59,999 × 0.011 = 659.989, + 295 = 954.989 → ¥2 more (224.989 carried). NAV = cash −
+    // fees owed.
+    if !month_end_within(d1, plus(d1, 1)) {
+        for (d, nav) in [(d1, 60000), (plus(d1, 1), 59999), (plus(d1, 2), 59997)] {
+            let (cash, units, got, ..) = snapshot(&server, w, d).await;
+            assert_eq!((cash, units, got), (60000, 0, nav));
+        }
     }
     // The contribution of day one (made through the API today) counts on its date only.
     let today = api::money::today(Utc::now());
@@ -614,12 +637,17 @@ async fn snapshots_value_wraps_at_the_days_prices(backend: &'static str) {
         .await
         .ok(200);
     run_days(&server, plus(d1, 1), plus(d1, 2)).await;
-    // 40,001 × 12,000 ÷ 10,000 = 48,001.2 → 48,001.
+    // 40,001 × 12,000 ÷ 10,000 = 48,001.2 → 48,001. Less the fee owed from day one:
+    // 100,001 × 0.011 = 1,100.011 a year ÷ 365 → ¥3 (5.011 carried; tax 110.0011 ÷ 365 < 1).
     let s = snapshot(&server, w, plus(d1, 1)).await;
-    assert_eq!((s.0, s.1, s.2, s.5), (50000, 48001, 98001, false));
-    // 40,001 × 12,345 ÷ 10,000 = 49,381.2345 → 49,381.
-    let s = snapshot(&server, w, plus(d1, 2)).await;
-    assert_eq!((s.0, s.1, s.2, s.5), (50000, 49381, 99381, false));
+    assert_eq!((s.0, s.1, s.5), (50000, 48001, false));
+    // 40,001 × 12,345 ÷ 10,000 = 49,381.2345 → 49,381. Day two's fee: 97,998 × 0.011 =
+    // 1,077.978 + 5.011 = 1,082.989 → ¥2; owed 5.
+    let s2 = snapshot(&server, w, plus(d1, 2)).await;
+    assert_eq!((s2.1, s2.5), (49381, false));
+    if !month_end_within(d1, plus(d1, 1)) {
+        assert_eq!((s.2, s2.0, s2.2), (98001 - 3, 50000, 99381 - 5));
+    }
     // The closed wrap has none.
     let n = rows(
         &server,
@@ -689,10 +717,12 @@ async fn failing_checks_stop_the_day(backend: &'static str) {
     let d2 = plus(d1, 1);
     let s = run_days(&server, d2, d2).await;
     assert_eq!(s["status"], "failed", "{s}");
-    assert_eq!(s["steps"][0]["status"], "done");
-    assert_eq!(s["steps"][1]["status"], "done");
-    assert_eq!(s["steps"][2]["status"], "failed");
-    let reason = s["steps"][2]["detail"]["reason"].as_str().unwrap();
+    let last = api::eod::STEPS.len() - 1;
+    for i in 0..last {
+        assert_eq!(s["steps"][i]["status"], "done", "{s}");
+    }
+    assert_eq!(s["steps"][last]["status"], "failed");
+    let reason = s["steps"][last]["detail"]["reason"].as_str().unwrap();
     assert!(reason.contains("does not reconcile in JPY"), "{reason}");
     assert!(reason.contains(&m.bank_id.to_string()), "{reason}");
     // Not finished: its prices stay open, the next date is refused, the same date is next.
@@ -779,8 +809,12 @@ async fn the_command_runs_days_in_order(backend: &'static str) {
         stdout.lines().all(|l| l.contains(": finished: plans")),
         "{stdout}"
     );
-    for d in 0..3 {
-        assert_eq!(snapshot(&server, w, plus(d1, d)).await.2, 40000);
+    // NAV less fees owed: 40,000 × 0.011 = 440 a year → ¥1 on day one (75/365 carried);
+    // 439.989 + 75 = 514.989 → ¥1 on day two.
+    if !month_end_within(d1, plus(d1, 1)) {
+        for (d, nav) in [(0, 40000), (1, 39999), (2, 39998)] {
+            assert_eq!(snapshot(&server, w, plus(d1, d)).await.2, nav);
+        }
     }
 
     // A gap is refused, naming the expected date; nothing is written.
@@ -907,7 +941,9 @@ on_each_backend!(
 );
 async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     let d1 = first_day();
-    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
+    // One day per step, each killed inside it.
+    let last = u64::try_from(api::eod::STEPS.len()).unwrap() - 1;
+    let (s1, s3) = (d1.to_string(), plus(d1, last).to_string());
 
     // Uninterrupted.
     let calm = TestServer::start(backend).await;
@@ -925,8 +961,8 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     // Killed inside each step in turn, each time re-run.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
-    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "checks")] {
-        let d = plus(d1, day).to_string();
+    for (day, step) in api::eod::STEPS.iter().enumerate() {
+        let d = plus(d1, day as u64).to_string();
         let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
             .args(["eod", "--date", &d, "--database-url", &server.url])
             .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
@@ -942,10 +978,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
             .await;
         let s = s.ok(200);
         assert_eq!(s["status"], "running", "{s}");
-        let at = ["plans", "valuation", "checks"]
-            .iter()
-            .position(|x| *x == step)
-            .unwrap();
+        let at = day;
         assert_eq!(s["steps"][at]["status"], "pending", "{s}");
         let out = wrapd(&server.url, &["eod", "--date", &d]);
         assert!(

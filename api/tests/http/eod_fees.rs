@@ -206,7 +206,6 @@ async fn row_of(server: &TestServer, sql: &str, wrap: Uuid, date: NaiveDate) -> 
 }
 
 async fn finished(s: &Value) {
-    eprintln!("DEBUG {s}");
     assert_eq!(s["status"], "finished", "{s}");
     for step in s["steps"].as_array().unwrap() {
         assert_eq!(step["status"], "done", "{step}");
@@ -234,7 +233,10 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
     // 11,000 ÷ 365 = 30.1369… → ¥30 posted, 11,000 − 30 × 365 = 50 carried (as 50/365 yen).
     // Tax: 1,100 a year ÷ 365 = 3.0136… → ¥3, 1,100 − 1,095 = 5 carried.
     let sql = "SELECT nav, fee_posted, tax_posted FROM fee_accruals WHERE wrap_id = ? AND business_date = ?";
-    assert_eq!(row_of(&server, sql, w, day("2031-04-01")).await, [1_000_000, 30, 3]);
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-01")).await,
+        [1_000_000, 30, 3]
+    );
     let r = rows(
         &server,
         "SELECT annual_fee, fee_carry_x365, tax_carry_x365 FROM fee_accruals WHERE wrap_id = ? AND business_date = ?",
@@ -242,21 +244,42 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
     )
     .await;
     let text = |i| dec(&r[0].try_get_by_index::<String>(i).unwrap());
-    assert_eq!((text(0), text(1), text(2)), (dec("11000"), dec("50"), dec("5")));
+    assert_eq!(
+        (text(0), text(1), text(2)),
+        (dec("11000"), dec("50"), dec("5"))
+    );
     // Day two: NAV = 1,000,000 − 33 owed = 999,967 (valuation deducts fee and tax owed).
     // 999,967 × 0.011 = 10,999.637 a year; 50 + 10,999.637 = 11,049.637 = 30 × 365 + 99.637.
-    assert_eq!(row_of(&server, sql, w, day("2031-04-02")).await, [999_967, 30, 3]);
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-02")).await,
+        [999_967, 30, 3]
+    );
     let (cash, units, nav, ..) = snapshot(&server, w, day("2031-04-02")).await;
     assert_eq!((cash, units, nav), (1_000_000, 0, 999_967));
     // Day eight: the carry passes a yen: ¥31.
-    assert_eq!(row_of(&server, sql, w, day("2031-04-08")).await, [999_769, 31, 3]);
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-08")).await,
+        [999_769, 31, 3]
+    );
 
     // A contribution of ¥500,000 on 16 April.
-    dated_contribution(&server, &books, m.bank_id, c, w, day("2031-04-16"), "500000").await;
+    dated_contribution(
+        &server,
+        &books,
+        m.bank_id,
+        c,
+        w,
+        day("2031-04-16"),
+        "500000",
+    )
+    .await;
     let s = run_days(&server, day("2031-04-16"), day("2031-04-30")).await;
     finished(&s).await;
     // 16 April: 1,500,000 − 496 owed (15 days of 30–31 + 3) = 1,499,504; fee ¥46, tax ¥4.
-    assert_eq!(row_of(&server, sql, w, day("2031-04-16")).await, [1_499_504, 46, 4]);
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-16")).await,
+        [1_499_504, 46, 4]
+    );
     assert_eq!(snapshot(&server, w, day("2031-04-16")).await.3, 500_000);
 
     // The month: Σ NAV × 0.011 over the 30 days = 412,322.548 (the annual fees, listed in
@@ -287,11 +310,20 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
         vec![w.into()],
     )
     .await;
-    assert_eq!(dec(&st[0].try_get_by_index::<String>(0).unwrap()), dec("237.548"));
-    assert_eq!(dec(&st[0].try_get_by_index::<String>(1).unwrap()), dec("352.2548"));
+    assert_eq!(
+        dec(&st[0].try_get_by_index::<String>(0).unwrap()),
+        dec("237.548")
+    );
+    assert_eq!(
+        dec(&st[0].try_get_by_index::<String>(1).unwrap()),
+        dec("352.2548")
+    );
     // Collected on 30 April (month end): all 1,129 + 112; nothing owed, the carry remains.
     assert_eq!(
-        (st[0].try_get_by_index::<i64>(2).unwrap(), st[0].try_get_by_index::<i64>(3).unwrap()),
+        (
+            st[0].try_get_by_index::<i64>(2).unwrap(),
+            st[0].try_get_by_index::<i64>(3).unwrap()
+        ),
         (0, 0)
     );
     // Split of 1,129 by 0.5 / 0.4 / 0.1: 564.5, 451.6, 112.9 → floors 564 + 451 + 112 =
@@ -303,20 +335,39 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
         [1129, 112, 1129, 112, 564, 452, 113, 0]
     );
     // The books: the wrap paid 1,241; the payables hold it; the accruals are cleared.
-    assert_eq!(balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await, 1_500_000 - 1241);
-    assert_eq!(balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await, 0);
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        1_500_000 - 1241
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        0
+    );
     assert_eq!(balance(&server, m.bank_id, "accrued:fees:JPY").await, 0);
     assert_eq!(balance(&server, m.bank_id, "accrued:tax:JPY").await, 0);
     assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 112);
     assert_eq!(
-        balance(&server, m.bank_id, &format!("payable:channel:{}:JPY", m.bank_id)).await,
+        balance(
+            &server,
+            m.bank_id,
+            &format!("payable:channel:{}:JPY", m.bank_id)
+        )
+        .await,
         564
     );
     assert_eq!(
-        balance(&server, m.bank_id, &format!("payable:manager:{}:JPY", m.manager_id)).await,
+        balance(
+            &server,
+            m.bank_id,
+            &format!("payable:manager:{}:JPY", m.manager_id)
+        )
+        .await,
         452
     );
-    assert_eq!(balance(&server, m.bank_id, "payable:platform:JPY").await, 113);
+    assert_eq!(
+        balance(&server, m.bank_id, "payable:platform:JPY").await,
+        113
+    );
     // The reconciliation counts the payables with the wraps: unchanged by billing.
     let r = server.get(&m.bank, "/v1/ledger/reconciliation").await;
     let body = r.ok(200).to_string();
@@ -324,7 +375,10 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
     // 1 May: nothing owed, so NAV = cash again.
     let s = run_days(&server, day("2031-05-01"), day("2031-05-01")).await;
     finished(&s).await;
-    assert_eq!(snapshot(&server, w, day("2031-05-01")).await.2, 1_500_000 - 1241);
+    assert_eq!(
+        snapshot(&server, w, day("2031-05-01")).await.2,
+        1_500_000 - 1241
+    );
     server.stop().await;
 }
 
@@ -370,7 +424,10 @@ async fn uneven_split_and_tiers(backend: &'static str) {
     // 40,000 ÷ 365 = 109.589… → ¥109 (39,785), 215 carried. Tax 8 %: 3,200 ÷ 365 = 8.767…
     // → ¥8 (2,920), 280 carried.
     let sql = "SELECT nav, fee_posted, tax_posted FROM fee_accruals WHERE wrap_id = ? AND business_date = ?";
-    assert_eq!(row_of(&server, sql, w, day("2031-01-31")).await, [3_000_000, 109, 8]);
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-01-31")).await,
+        [3_000_000, 109, 8]
+    );
     // Split of 109 by thirds (0.3333333333, 0.3333333333, 0.3333333334): 36.3333333297,
     // 36.3333333297, 36.3333333406 → 36 each = 108; the unit left goes to the largest
     // remainder, the platform's: 36 + 36 + 37 = 109 exactly.
@@ -380,9 +437,15 @@ async fn uneven_split_and_tiers(backend: &'static str) {
         row_of(&server, sql, w, day("2031-01-31")).await,
         [109, 8, 109, 8, 36, 36, 37, 0]
     );
-    assert_eq!(balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await, 3_000_000 - 117);
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        3_000_000 - 117
+    );
     assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 8);
-    assert_eq!(balance(&server, m.bank_id, "payable:platform:JPY").await, 37);
+    assert_eq!(
+        balance(&server, m.bank_id, "payable:platform:JPY").await,
+        37
+    );
     // The platform fee: one invoice for January, at the fee in effect.
     let inv = rows(
         &server,
@@ -411,7 +474,11 @@ async fn cash_short_at_billing(backend: &'static str) {
     let books = ledger::Ledger::new(server.db.clone());
     // Invested but ¥20: 999,980 units at 10,000 per 10,000 units = ¥999,980.
     buy(&books, m.bank_id, w, FUND, "999980", "999980").await;
-    prices(&server, json!([{ "instrument": FUND, "date": "2031-01-31", "price": "10000" }])).await;
+    prices(
+        &server,
+        json!([{ "instrument": FUND, "date": "2031-01-31", "price": "10000" }]),
+    )
+    .await;
 
     let s = run_days(&server, day("2031-01-31"), day("2031-01-31")).await;
     finished(&s).await;
@@ -424,8 +491,14 @@ async fn cash_short_at_billing(backend: &'static str) {
         row_of(&server, sql, w, day("2031-01-31")).await,
         [30, 3, 17, 3, 8, 7, 2, 13]
     );
-    assert_eq!(balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await, 0);
-    assert_eq!(balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await, 13);
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        0
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        13
+    );
 
     // Cash arrives on 1 February (the rebalance step would sell units for it).
     dated_contribution(&server, &books, m.bank_id, c, w, day("2031-02-01"), "1000").await;
@@ -443,9 +516,18 @@ async fn cash_short_at_billing(backend: &'static str) {
     // The day's own accrual (1,000,967 × 0.011 = 11,010.637; + 50 carried = 11,060.637 → ¥30;
     // tax 1,101.0637 + 5 = 1,106.0637 → ¥3) stays owed until the February period end.
     let sql = "SELECT nav, fee_posted, tax_posted FROM fee_accruals WHERE wrap_id = ? AND business_date = ?";
-    assert_eq!(row_of(&server, sql, w, day("2031-02-01")).await, [1_000_967, 30, 3]);
-    assert_eq!(balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await, 1000 - 13);
-    assert_eq!(balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await, 33);
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-02-01")).await,
+        [1_000_967, 30, 3]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        1000 - 13
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        33
+    );
     server.stop().await;
 }
 
@@ -516,7 +598,16 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     }
     // B gets ¥100,000 more in June 2033: the mark is adjusted by it (not a gain).
     run_days(&server, day("2033-01-01"), day("2033-06-14")).await;
-    dated_contribution(&server, &books, m.bank_id, c, b, day("2033-06-15"), "100000").await;
+    dated_contribution(
+        &server,
+        &books,
+        m.bank_id,
+        c,
+        b,
+        day("2033-06-15"),
+        "100000",
+    )
+    .await;
     let s = run_days(&server, day("2033-06-15"), day("2033-12-31")).await;
     finished(&s).await;
     // A: 100,000 + 900,000 × 0.9 = 910,000: up 90,000 on the year, still 90,000 below the
@@ -530,7 +621,9 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     // tax 1,800; the new mark is the NAV after them: 1,190,000 − 19,800 = 1,170,200.
     assert_eq!(
         row_of(&server, sql, b, day("2033-12-31")).await,
-        [1_190_000, 1_000_000, 100_000, 90_000, 18_000, 1_800, 1_170_200]
+        [
+            1_190_000, 1_000_000, 100_000, 90_000, 18_000, 1_800, 1_170_200
+        ]
     );
     // Collected from B's cash with the performance split 0.2 / 0.7 / 0.1: 3,600, 12,600, 1,800.
     let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, platform, uncollected \
@@ -539,7 +632,10 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
         row_of(&server, sql, b, day("2033-12-31")).await,
         [18_000, 1_800, 18_000, 1_800, 3_600, 12_600, 1_800, 0]
     );
-    assert_eq!(balance(&server, m.bank_id, &format!("wrap:{b}:cash")).await, 200_000 - 19_800);
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{b}:cash")).await,
+        200_000 - 19_800
+    );
     assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 1_800);
     assert_eq!(server.count_rows("performance_fees").await, 6);
     server.stop().await;

@@ -74,7 +74,9 @@ pub async fn ensure_accounts_in(
         let mut pa = sql::Params::new(backend);
         let t = pa.push(tenant_id);
         let list = pa.list(chunk);
-        let q = format!("SELECT code, id FROM ledger_accounts WHERE tenant_id = {t} AND code IN {list}");
+        let q = format!(
+            "SELECT code, id FROM ledger_accounts WHERE tenant_id = {t} AND code IN {list}"
+        );
         for r in sql::query(txn, q, pa.values).await? {
             out.insert(sql::get::<String>(&r, 0)?, sql::get::<Uuid>(&r, 1)?);
         }
