@@ -15,8 +15,9 @@
 //! with something due every day, not only on period ends. The rebalance step keeps enough cash
 //! for the next collection and raises it by selling units when it is short (it reads
 //! `wrap_fee_state`: `fee_due + tax_due + perf_due + perf_tax_due` is due now). Every
-//! collection (or attempt) is a `fee_collections` row per wrap, date and kind: what was due,
-//! what was collected, its split, and what is still uncollected.
+//! collection is a `fee_collections` row per wrap, date and kind: what was due, what was
+//! collected, its split, and what is still uncollected; on a period end the row is written
+//! even when nothing could be collected, on other days only when something was.
 //!
 //! **Entries** (kind `fee_billing`, key `billing:{tenant}:{date}:{chunk}`), per book and
 //! currency, for a chunk of wraps: Dr `wrap:{id}:cash` and Cr `accrued:wrap:{id}` the amount
@@ -336,6 +337,11 @@ async fn bill_tenant(
         k.fee = take_of(s.fee_due);
         k.perf_tax = take_of(s.perf_tax_due);
         k.perf = take_of(s.perf_due);
+        if !period_end && k.total() == 0 {
+            // Arrears and still no cash: nothing to record until some arrives (a closed
+            // wrap's arrears would otherwise add a row every day).
+            continue;
+        }
         k.parts = split_amount(k.fee, &t.split);
         let perf_split: Split = t.performance_fee.as_ref().map_or(t.split, |p| p.split);
         k.perf_parts = split_amount(k.perf, &perf_split);

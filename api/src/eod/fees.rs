@@ -546,6 +546,8 @@ async fn accrue_tenant(
             .1
             .push(Row { wrap_id, nav, day });
     }
+    // The rows are decoded: free them before the writes (a tenant may have a million).
+    drop(snaps);
     if by_currency.is_empty() {
         return Ok((0, 0, 0, 0));
     }
