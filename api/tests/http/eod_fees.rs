@@ -13,10 +13,72 @@ use crate::common::TestServer;
 use crate::customers::{deposit, make_customer};
 use crate::eod::{account, rows, run_days, snapshot};
 use crate::on_each_backend;
-use crate::wraps::{Market, make_strategy, market, open_wrap, seed_instrument};
+use crate::wraps::{Market, market};
 
-const FUND: &str = "JP90C000AAA1";
-const FUND_B: &str = "JP90C000BBB2";
+/// Funds whose minimum order (¥1,000,000,000) no wrap here reaches: the trading steps
+/// (rebalance) skip every order in them, so these tests see fees alone.
+const FUND: &str = "JP90C000CCC3";
+const FUND_B: &str = "JP90C000DDD4";
+
+/// Registers `code` as a JPY investment trust that the trading steps never trade here.
+async fn seed_untradable(server: &TestServer, code: &str) {
+    let platform = server.token(&server.platform).await;
+    let r = server
+        .post(
+            &platform,
+            "/v1/instruments",
+            Some(json!({
+                "code": code,
+                "name": format!("Fund {code}"),
+                "kind": "investment_trust",
+                "currency": "JPY",
+                "unit_scale": 0,
+                "quote_unit": 10000,
+                "min_order_amount": "1000000000",
+            })),
+        )
+        .await;
+    assert!(matches!(r.status.as_u16(), 201 | 409), "{}", r.text);
+}
+
+/// A strategy of the market's manager holding the two untradable funds (45 % each, 10 %
+/// cash).
+async fn untradable_strategy(server: &TestServer, m: &Market, code: &str) -> Uuid {
+    let r = server
+        .post(
+            &m.manager,
+            "/v1/strategies",
+            Some(json!({
+                "code": code,
+                "name": format!("Strategy {code}"),
+                "base_currency": "JPY",
+                "risk_level": 3,
+                "expected_return_annual": "0.04",
+                "volatility_annual": "0.10",
+                "drift_band_kind": "absolute",
+                "drift_band": "0.05",
+                "min_initial_investment": "10000",
+            })),
+        )
+        .await;
+    let id: Uuid = r.ok(201)["id"].as_str().unwrap().parse().unwrap();
+    server
+        .post(
+            &m.manager,
+            &format!("/v1/strategies/{id}/versions"),
+            Some(json!({
+                "effective_date": "2020-01-01",
+                "cash_weight": "0.1",
+                "weights": [
+                    { "instrument": FUND, "weight": "0.45" },
+                    { "instrument": FUND_B, "weight": "0.45" },
+                ],
+            })),
+        )
+        .await
+        .ok(201);
+    id
+}
 
 fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
@@ -28,7 +90,9 @@ fn dec(s: &str) -> Decimal {
 
 /// A new strategy of the market's manager, offered to its bank under `terms` (accepted).
 async fn agreement_with(server: &TestServer, m: &Market, code: &str, terms: Value) -> Uuid {
-    let strategy = make_strategy(server, &m.manager, code, 3).await;
+    seed_untradable(server, FUND).await;
+    seed_untradable(server, FUND_B).await;
+    let strategy = untradable_strategy(server, m, code).await;
     let mut terms = terms;
     terms["effective_date"] = json!("2020-01-01");
     let r = server
@@ -48,6 +112,22 @@ async fn agreement_with(server: &TestServer, m: &Market, code: &str, terms: Valu
         .await
         .ok(200);
     id
+}
+
+/// The standard terms (as `wraps::market`'s): flat 1.1 %, tax 10 % (the JPY default), split
+/// 0.5 / 0.4 / 0.1, billed monthly; on the untradable strategy.
+async fn standard_agreement(server: &TestServer, m: &Market) -> Uuid {
+    agreement_with(
+        server,
+        m,
+        "STD",
+        json!({
+            "management_fee": { "kind": "flat", "rate_annual": "0.011" },
+            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+            "billing_period": "monthly",
+        }),
+    )
+    .await
 }
 
 async fn wrap_on(server: &TestServer, m: &Market, customer: Uuid, agreement: Uuid) -> Uuid {
@@ -217,12 +297,13 @@ async fn finished(s: &Value) {
 on_each_backend!(a_month_of_accrual_is_exact, a_month_of_accrual_is_exact);
 async fn a_month_of_accrual_is_exact(backend: &'static str) {
     let server = TestServer::start(backend).await;
-    // The standard market: flat 1.1 %, tax 10 % (the JPY default), split 0.5 / 0.4 / 0.1,
+    // The standard terms: flat 1.1 %, tax 10 % (the JPY default), split 0.5 / 0.4 / 0.1,
     // billed monthly.
     let m = market(&server, "Bank", 3).await;
     let c = make_customer(&server, &m.bank, "C-001", 3).await;
     deposit(&server, &m.bank, c, "1500000").await;
-    let w = open_wrap(&server, &m, c).await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
     contribute(&server, &m, w, "1000000").await;
     let books = ledger::Ledger::new(server.db.clone());
 
@@ -469,7 +550,8 @@ async fn cash_short_at_billing(backend: &'static str) {
     let m = market(&server, "Bank", 3).await;
     let c = make_customer(&server, &m.bank, "C-001", 3).await;
     deposit(&server, &m.bank, c, "1001000").await;
-    let w = open_wrap(&server, &m, c).await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
     contribute(&server, &m, w, "1000000").await;
     let books = ledger::Ledger::new(server.db.clone());
     // Invested but ¥20: 999,980 units at 10,000 per 10,000 units = ¥999,980.
@@ -538,7 +620,6 @@ on_each_backend!(
 async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     let server = TestServer::start(backend).await;
     let m = market(&server, "Bank", 3).await;
-    seed_instrument(&server, FUND_B).await;
     // No management fee, so the NAVs are the holdings; 20 % performance fee, tax 10 %.
     let perf = agreement_with(
         &server,
