@@ -1,14 +1,17 @@
 //! End of day: the daily run over every tenant's books, one date at a time.
 //!
 //! The run for a date is a fixed sequence of steps ([`STEPS`]): `plans` (due contribution
-//! and withdrawal plans, [`plans`]), the trading steps `rebalance` (decisions and orders per
-//! wrap, [`rebalance`]), `netting`, `execution` and `allocation` (per distributor and
-//! instrument: crossed internally, the net sent to a [`trading::Venue`], fills allocated to
-//! the wraps and pending movements paid out, [`trading`]; they do nothing on a day that is
-//! not a business day of the calendar), `valuation` (a snapshot per wrap, [`valuation`]) and
-//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]). Fee accrual,
-//! billing and returns are not built yet: they are not in [`STEPS`], and the status lists
-//! only the steps that exist.
+pub const STEPS: [&str; 9] = [
+    "plans",
+    "rebalance",
+    "netting",
+    "execution",
+    "allocation",
+    "valuation",
+    "accrual",
+    "billing",
+    "checks",
+];
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
@@ -35,8 +38,10 @@
 //!   Tried by `a_price_arriving_after_valuation_is_used`;
 //! * one run at a time per service ([`RunLock`]): a second request answers 409.
 
+pub mod billing;
 pub mod checks;
 pub mod cli;
+pub mod fees;
 pub mod plans;
 pub mod rebalance;
 pub mod sql;
@@ -59,13 +64,15 @@ use crate::audit::{Change, record_raw};
 use sql::{Params, exec, from_micros, get, micros, query};
 
 /// The steps built so far, in the order they run.
-pub const STEPS: [&str; 7] = [
+pub const STEPS: [&str; 9] = [
     "plans",
     "rebalance",
     "netting",
     "execution",
     "allocation",
     "valuation",
+    "accrual",
+    "billing",
     "checks",
 ];
 
@@ -470,6 +477,8 @@ async fn run_steps(
             "execution" => trading::run_execution(&txn, date, calendar, venue).await,
             "allocation" => trading::run_allocation(&txn, ledger, date, calendar).await,
             "valuation" => valuation::run(&txn, date).await,
+            "accrual" => fees::run(&txn, ledger, date).await,
+            "billing" => billing::run(&txn, ledger, date).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {

@@ -1,11 +1,17 @@
 //! Step `valuation`: a daily snapshot of every wrap that is not closed (`wrap_snapshots`).
 //!
-//! NAV = cash + Σ units × price ÷ quote unit (DOMAIN.md section 4), each holding valued at
-//! its instrument's price of `date`, or when there is none that day the last price before it
-//! (the snapshot's `stale_prices` is then true; a holding never priced is valued at zero and
-//! flagged stale too). The holdings' exact sum is rounded down to the currency's minor unit
-//! once per wrap (`units_value`), so `nav = cash + units_value` exactly. Fees accrued but not
-//! paid are not deducted yet: accrual is a later step, and will be deducted when it exists.
+//! NAV = cash + Σ units × price ÷ quote unit − fees accrued but not paid (DOMAIN.md section
+//! 4), each holding valued at its instrument's price of `date`, or when there is none that
+//! day the last price before it (the snapshot's `stale_prices` is then true; a holding never
+//! priced is valued at zero and flagged stale too). The holdings' exact sum is rounded down to
+//! the currency's minor unit once per wrap (`units_value`), so `nav = cash + units_value −
+//! fees_unpaid` exactly (a CHECK says so). `fees_unpaid` is what the wrap owes in whole minor
+//! units when the date begins: management fee and its consumption tax (and a crystallised
+//! performance fee and its tax) posted to `accrued:wrap:{id}` by earlier dates' accrual and
+//! not yet collected by billing ([`super::fees`]); tax included, because the customer owes it
+//! with the fee. The sub-unit carry is not deducted (it is not owed yet). The date's own
+//! accrual runs after valuation and is deducted from the next date on; a valuation redone on
+//! the same date (a late price) deducts the same amount (`wrap_fee_state.owed_at_start`).
 //! Instruments are priced in the wrap's currency (the marketplace admits no others).
 //!
 //! The day's flows: `contributions` = Σ credits to the wrap's cash account by entries of kind
@@ -276,6 +282,23 @@ async fn snapshot_tenant(
             break;
         }
     }
+    // Fees owed when the date began (see the module doc).
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT wrap_id, as_of, owed_at_start, fee_owed + tax_owed + perf_owed + perf_tax_owed \
+         FROM wrap_fee_state WHERE tenant_id = {}",
+        pa.push(tenant_id)
+    );
+    let mut unpaid: HashMap<Uuid, i64> = HashMap::new();
+    for r in query(txn, q, pa.values).await? {
+        let as_of: NaiveDate = get(&r, 1)?;
+        let owed = if as_of >= date {
+            get(&r, 2)?
+        } else {
+            get(&r, 3)?
+        };
+        unpaid.insert(get(&r, 0)?, owed);
+    }
     // The day's flows through the wraps' cash accounts.
     let mut pa = Params::new(b);
     let q = format!(
@@ -313,7 +336,9 @@ async fn snapshot_tenant(
         let rows: Vec<String> = chunk
             .iter()
             .map(|(id, currency, scale)| {
-                let v = accs.remove(id).unwrap_or_default().finish(*scale);
+                let mut v = accs.remove(id).unwrap_or_default().finish(*scale);
+                let fees_unpaid = unpaid.get(id).copied().unwrap_or(0);
+                v.nav = v.nav.saturating_sub(fees_unpaid);
                 let (contributions, withdrawals) = flows.get(id).copied().unwrap_or_default();
                 if v.stale_prices {
                     stale_count += 1;
@@ -329,12 +354,13 @@ async fn snapshot_tenant(
                     contributions.into(),
                     withdrawals.into(),
                     v.stale_prices.into(),
+                    fees_unpaid.into(),
                 ])
             })
             .collect();
         let q = format!(
             "INSERT INTO wrap_snapshots (tenant_id, wrap_id, business_date, currency, cash, \
-             units_value, nav, contributions, withdrawals, stale_prices) VALUES {}",
+             units_value, nav, contributions, withdrawals, stale_prices, fees_unpaid) VALUES {}",
             rows.join(", ")
         );
         exec(txn, q, pa.values).await?;

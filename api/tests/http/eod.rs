@@ -32,6 +32,9 @@ const TABLES: &[&str] = &[
     "trade_fills",
     "trade_allocations",
     "wrap_trading",
+    "fee_accruals",
+    "wrap_fee_state",
+    "fee_collections",
     "audit_log",
 ];
 
@@ -57,12 +60,19 @@ fn plus(d: NaiveDate, n: u64) -> NaiveDate {
     d + Days::new(n)
 }
 
+/// Whether a month ends from `from` to `to` (billing collects fees then, changing cash).
+fn month_end_within(from: NaiveDate, to: NaiveDate) -> bool {
+    from.iter_days()
+        .take_while(|d| *d <= to)
+        .any(|d| plus(d, 1).month() != d.month())
+}
+
 async fn start(server: &TestServer, token: &str, body: Value) -> Res {
     server.post(token, "/v1/operations/eod", Some(body)).await
 }
 
 /// Polls the status of `date` until it is finished or failed.
-async fn wait(server: &TestServer, date: NaiveDate) -> Value {
+pub async fn wait(server: &TestServer, date: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
     for _ in 0..300 {
         let r = server
@@ -80,7 +90,7 @@ async fn wait(server: &TestServer, date: NaiveDate) -> Value {
 }
 
 /// Runs `from..=to` through the API and waits for the last date.
-pub(crate) async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
+pub async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
     let r = start(server, &platform, json!({ "date": from, "to": to })).await;
     let body = r.ok(202);
@@ -93,7 +103,7 @@ pub(crate) async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate
     wait(server, to).await
 }
 
-pub(crate) async fn rows(
+pub async fn rows(
     server: &TestServer,
     sql: &str,
     values: Vec<SqlValue>,
@@ -123,7 +133,7 @@ pub(crate) async fn rows(
 }
 
 /// The snapshot of `wrap` at `date`: (cash, units_value, nav, contributions, withdrawals, stale).
-async fn snapshot(
+pub async fn snapshot(
     server: &TestServer,
     wrap: Uuid,
     date: NaiveDate,
@@ -159,7 +169,7 @@ fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
 
 /// The ledger handle of the test database, to post what end of day's later steps will
 /// (a buy), or what must never happen (an unreconciled entry).
-async fn account(
+pub async fn account(
     books: &ledger::Ledger,
     tenant: Uuid,
     code: String,
@@ -230,6 +240,8 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
             "execution",
             "allocation",
             "valuation",
+            "accrual",
+            "billing",
             "checks"
         ]
     );
@@ -247,9 +259,15 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
     assert_eq!(s["next_date"], plus(d1, 1).to_string());
     let s = run_days(&server, plus(d1, 1), plus(d1, 2)).await;
     assert_eq!(s["status"], "finished", "{s}");
-    for d in [d1, plus(d1, 1), plus(d1, 2)] {
-        let (cash, units, nav, ..) = snapshot(&server, w, d).await;
-        assert_eq!((cash, units, nav), (60000, 0, 60000));
+    // Fees accrue from day one (1.1 % a year, eod_fees.rs works them out): 60,000 × 0.011 =
+    // 660 a year, ÷ 365 = ¥1 posted (295/365 carried), tax 66 ÷ 365 < 1; day two owes ¥1:
+    // 59,999 × 0.011 = 659.989, + 295 = 954.989 → ¥2 more (224.989 carried). NAV = cash −
+    // fees owed.
+    if !month_end_within(d1, plus(d1, 1)) {
+        for (d, nav) in [(d1, 60000), (plus(d1, 1), 59999), (plus(d1, 2), 59997)] {
+            let (cash, units, got, ..) = snapshot(&server, w, d).await;
+            assert_eq!((cash, units, got), (60000, 0, nav));
+        }
     }
     // The contribution of day one (made through the API today) counts on its date only.
     let today = api::money::today(Utc::now());
@@ -659,12 +677,17 @@ async fn snapshots_value_wraps_at_the_days_prices(backend: &'static str) {
         .await
         .ok(200);
     run_days(&server, plus(d1, 1), plus(d1, 2)).await;
-    // 40,001 × 12,000 ÷ 10,000 = 48,001.2 → 48,001.
+    // 40,001 × 12,000 ÷ 10,000 = 48,001.2 → 48,001. Less the fee owed from day one:
+    // 100,001 × 0.011 = 1,100.011 a year ÷ 365 → ¥3 (5.011 carried; tax 110.0011 ÷ 365 < 1).
     let s = snapshot(&server, w, plus(d1, 1)).await;
-    assert_eq!((s.0, s.1, s.2, s.5), (50000, 48001, 98001, false));
-    // 40,001 × 12,345 ÷ 10,000 = 49,381.2345 → 49,381.
-    let s = snapshot(&server, w, plus(d1, 2)).await;
-    assert_eq!((s.0, s.1, s.2, s.5), (50000, 49381, 99381, false));
+    assert_eq!((s.0, s.1, s.5), (50000, 48001, false));
+    // 40,001 × 12,345 ÷ 10,000 = 49,381.2345 → 49,381. Day two's fee: 97,998 × 0.011 =
+    // 1,077.978 + 5.011 = 1,082.989 → ¥2; owed 5.
+    let s2 = snapshot(&server, w, plus(d1, 2)).await;
+    assert_eq!((s2.1, s2.5), (49381, false));
+    if !month_end_within(d1, plus(d1, 1)) {
+        assert_eq!((s.2, s2.0, s2.2), (98001 - 3, 50000, 99381 - 5));
+    }
     // The closed wrap has none.
     let n = rows(
         &server,
@@ -734,12 +757,12 @@ async fn failing_checks_stop_the_day(backend: &'static str) {
     let d2 = plus(d1, 1);
     let s = run_days(&server, d2, d2).await;
     assert_eq!(s["status"], "failed", "{s}");
-    for i in 0..6 {
+    let last = api::eod::STEPS.len() - 1;
+    for i in 0..last {
         assert_eq!(s["steps"][i]["status"], "done", "{s}");
     }
-    assert_eq!(s["steps"][6]["step"], "checks");
-    assert_eq!(s["steps"][6]["status"], "failed");
-    let reason = s["steps"][6]["detail"]["reason"].as_str().unwrap();
+    assert_eq!(s["steps"][last]["status"], "failed");
+    let reason = s["steps"][last]["detail"]["reason"].as_str().unwrap();
     assert!(reason.contains("does not reconcile in JPY"), "{reason}");
     assert!(reason.contains(&m.bank_id.to_string()), "{reason}");
     // Not finished: its prices stay open, the next date is refused, the same date is next.
@@ -826,8 +849,12 @@ async fn the_command_runs_days_in_order(backend: &'static str) {
         stdout.lines().all(|l| l.contains(": finished: plans")),
         "{stdout}"
     );
-    for d in 0..3 {
-        assert_eq!(snapshot(&server, w, plus(d1, d)).await.2, 40000);
+    // NAV less fees owed: 40,000 × 0.011 = 440 a year → ¥1 on day one (75/365 carried);
+    // 439.989 + 75 = 514.989 → ¥1 on day two.
+    if !month_end_within(d1, plus(d1, 1)) {
+        for (d, nav) in [(0, 40000), (1, 39999), (2, 39998)] {
+            assert_eq!(snapshot(&server, w, plus(d1, d)).await.2, nav);
+        }
     }
 
     // A gap is refused, naming the expected date; nothing is written.
@@ -977,7 +1004,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
 
     // Killed inside each step in turn: the trading steps of d1 one after the other (each
-    // re-run resumes and dies in the next), valuation on d1 + 1, checks on d1 + 2; each
+    // re-run resumes and dies in the next), valuation, accrual and billing on d1 + 1, checks on d1 + 2; each
     // date is then run to its end.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
@@ -988,6 +1015,8 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
         (0, "execution"),
         (0, "allocation"),
         (1, "valuation"),
+        (1, "accrual"),
+        (1, "billing"),
         (2, "checks"),
     ];
     for (k, (day, step)) in kills.iter().enumerate() {

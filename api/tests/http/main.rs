@@ -11,6 +11,7 @@ mod auth;
 mod cli;
 mod customers;
 mod eod;
+mod eod_fees;
 mod eod_plans;
 mod eod_trading;
 mod errors;

@@ -11,6 +11,7 @@
 //! Amounts are stored as BIGINT counts of minor units (exact on both backends: sea-orm would
 //! bind a `Decimal` as a float on SQLite), times as BIGINT microseconds since the epoch.
 
+pub mod accounts_bulk;
 pub mod market;
 mod read;
 pub mod reconciliation;

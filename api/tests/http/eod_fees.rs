@@ -1,0 +1,723 @@
+//! Fees through end of day, on both databases: daily accrual (exact, carried), billing at
+//! period end with the split, tax, tiers, a wrap short of cash, the performance fee's
+//! high-water mark, and the platform's monthly invoice. Every figure is worked out by hand in
+//! the comments; every day runs the `checks` step (trial balance, reconciliation with the
+//! payables counted), so a day that did not reconcile would not finish.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::TestServer;
+use crate::customers::{deposit, make_customer};
+use crate::eod::{account, rows, run_days, snapshot};
+use crate::on_each_backend;
+use crate::wraps::{Market, market};
+
+/// Funds whose minimum order (¥1,000,000,000) no wrap here reaches: the trading steps
+/// (rebalance) skip every order in them, so these tests see fees alone.
+const FUND: &str = "JP90C000CCC3";
+const FUND_B: &str = "JP90C000DDD4";
+
+/// Registers `code` as a JPY investment trust that the trading steps never trade here.
+async fn seed_untradable(server: &TestServer, code: &str) {
+    let platform = server.token(&server.platform).await;
+    let r = server
+        .post(
+            &platform,
+            "/v1/instruments",
+            Some(json!({
+                "code": code,
+                "name": format!("Fund {code}"),
+                "kind": "investment_trust",
+                "currency": "JPY",
+                "unit_scale": 0,
+                "quote_unit": 10000,
+                "min_order_amount": "1000000000",
+            })),
+        )
+        .await;
+    assert!(matches!(r.status.as_u16(), 201 | 409), "{}", r.text);
+}
+
+/// A strategy of the market's manager holding the two untradable funds (45 % each, 10 %
+/// cash).
+async fn untradable_strategy(server: &TestServer, m: &Market, code: &str) -> Uuid {
+    let r = server
+        .post(
+            &m.manager,
+            "/v1/strategies",
+            Some(json!({
+                "code": code,
+                "name": format!("Strategy {code}"),
+                "base_currency": "JPY",
+                "risk_level": 3,
+                "expected_return_annual": "0.04",
+                "volatility_annual": "0.10",
+                "drift_band_kind": "absolute",
+                "drift_band": "0.05",
+                "min_initial_investment": "10000",
+            })),
+        )
+        .await;
+    let id: Uuid = r.ok(201)["id"].as_str().unwrap().parse().unwrap();
+    server
+        .post(
+            &m.manager,
+            &format!("/v1/strategies/{id}/versions"),
+            Some(json!({
+                "effective_date": "2020-01-01",
+                "cash_weight": "0.1",
+                "weights": [
+                    { "instrument": FUND, "weight": "0.45" },
+                    { "instrument": FUND_B, "weight": "0.45" },
+                ],
+            })),
+        )
+        .await
+        .ok(201);
+    id
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().unwrap()
+}
+
+/// A new strategy of the market's manager, offered to its bank under `terms` (accepted).
+async fn agreement_with(server: &TestServer, m: &Market, code: &str, terms: Value) -> Uuid {
+    seed_untradable(server, FUND).await;
+    seed_untradable(server, FUND_B).await;
+    let strategy = untradable_strategy(server, m, code).await;
+    let mut terms = terms;
+    terms["effective_date"] = json!("2020-01-01");
+    let r = server
+        .post(
+            &m.bank,
+            "/v1/agreements",
+            Some(json!({
+                "manager_tenant_id": m.manager_id,
+                "strategy_id": strategy,
+                "terms": terms,
+            })),
+        )
+        .await;
+    let id: Uuid = r.ok(201)["id"].as_str().unwrap().parse().unwrap();
+    server
+        .post(&m.manager, &format!("/v1/agreements/{id}/accept"), None)
+        .await
+        .ok(200);
+    id
+}
+
+/// The standard terms (as `wraps::market`'s): flat 1.1 %, tax 10 % (the JPY default), split
+/// 0.5 / 0.4 / 0.1, billed monthly; on the untradable strategy.
+async fn standard_agreement(server: &TestServer, m: &Market) -> Uuid {
+    agreement_with(
+        server,
+        m,
+        "STD",
+        json!({
+            "management_fee": { "kind": "flat", "rate_annual": "0.011" },
+            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+            "billing_period": "monthly",
+        }),
+    )
+    .await
+}
+
+async fn wrap_on(server: &TestServer, m: &Market, customer: Uuid, agreement: Uuid) -> Uuid {
+    let r = server
+        .post(
+            &m.bank,
+            &format!("/v1/customers/{customer}/wraps"),
+            Some(json!({ "agreement_id": agreement })),
+        )
+        .await;
+    r.ok(201)["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn contribute(server: &TestServer, m: &Market, wrap: Uuid, amount: &str) {
+    server
+        .post_idem(
+            &m.bank,
+            &format!("/v1/wraps/{wrap}/contributions"),
+            &Uuid::now_v7().to_string(),
+            json!({ "amount": amount }),
+        )
+        .await
+        .ok(201);
+}
+
+/// The signed balance (on its normal side) of the bank's account `code`; 0 when it does not
+/// exist.
+async fn balance(server: &TestServer, tenant: Uuid, code: &str) -> i64 {
+    let r = rows(
+        server,
+        "SELECT CASE WHEN normal_side = 'credit' THEN credits_posted - debits_posted \
+         ELSE debits_posted - credits_posted END FROM ledger_accounts \
+         WHERE tenant_id = ? AND code = ?",
+        vec![tenant.into(), code.to_owned().into()],
+    )
+    .await;
+    r.first()
+        .map_or(0, |r| r.try_get_by_index::<i64>(0).unwrap())
+}
+
+/// Posts what the trading steps or a dated contribution would: an entry of `kind` on `date`.
+async fn post(
+    books: &ledger::Ledger,
+    tenant: Uuid,
+    kind: &str,
+    date: NaiveDate,
+    postings: Vec<ledger::NewPosting>,
+) {
+    books
+        .post_entry(ledger::NewEntry {
+            tenant_id: tenant,
+            idempotency_key: Uuid::now_v7().to_string(),
+            kind: kind.into(),
+            effective_date: date,
+            description: kind.into(),
+            metadata: json!({}),
+            postings,
+            hold: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// A contribution dated `date` (the API dates contributions today): customer cash → wrap.
+async fn dated_contribution(
+    server: &TestServer,
+    books: &ledger::Ledger,
+    tenant: Uuid,
+    customer: Uuid,
+    wrap: Uuid,
+    date: NaiveDate,
+    amount: &str,
+) {
+    let from = account(
+        books,
+        tenant,
+        format!("customer:{customer}:cash:JPY"),
+        ledger::Side::Credit,
+        "JPY",
+    )
+    .await;
+    let to = account(
+        books,
+        tenant,
+        format!("wrap:{wrap}:cash"),
+        ledger::Side::Credit,
+        "JPY",
+    )
+    .await;
+    let _ = server;
+    post(
+        books,
+        tenant,
+        "contribution",
+        date,
+        vec![
+            ledger::NewPosting::debit(from.id, "JPY", dec(amount)),
+            ledger::NewPosting::credit(to.id, "JPY", dec(amount)),
+        ],
+    )
+    .await;
+}
+
+/// A buy as the trading steps book it: `yen` of the wrap's cash for `units` of `fund`.
+async fn buy(books: &ledger::Ledger, tenant: Uuid, wrap: Uuid, fund: &str, yen: &str, units: &str) {
+    let a = |code: String, side, asset: &'static str| account(books, tenant, code, side, asset);
+    let cash = a(format!("wrap:{wrap}:cash"), ledger::Side::Credit, "JPY").await;
+    let omnibus = a("omnibus:JPY".into(), ledger::Side::Debit, "JPY").await;
+    let held = account(
+        books,
+        tenant,
+        format!("wrap:{wrap}:units:{fund}"),
+        ledger::Side::Credit,
+        fund,
+    )
+    .await;
+    let omnibus_units = account(
+        books,
+        tenant,
+        format!("omnibus:{fund}"),
+        ledger::Side::Debit,
+        fund,
+    )
+    .await;
+    post(
+        books,
+        tenant,
+        "trade",
+        day("2020-01-01"),
+        vec![
+            ledger::NewPosting::debit(cash.id, "JPY", dec(yen)),
+            ledger::NewPosting::credit(omnibus.id, "JPY", dec(yen)),
+            ledger::NewPosting::debit(omnibus_units.id, fund, dec(units)),
+            ledger::NewPosting::credit(held.id, fund, dec(units)),
+        ],
+    )
+    .await;
+}
+
+async fn prices(server: &TestServer, prices: Value) {
+    let platform = server.token(&server.platform).await;
+    server
+        .post(&platform, "/v1/prices", Some(json!({ "prices": prices })))
+        .await
+        .ok(200);
+}
+
+/// `SELECT cols FROM table WHERE wrap_id = ? AND business_date = ?` as i64s (one row).
+async fn row_of(server: &TestServer, sql: &str, wrap: Uuid, date: NaiveDate) -> Vec<i64> {
+    let r = rows(server, sql, vec![wrap.into(), date.into()]).await;
+    assert_eq!(r.len(), 1, "{sql} for {wrap} on {date}");
+    let n = sql.split(" FROM ").next().unwrap().matches(',').count() + 1;
+    (0..n)
+        .map(|i| r[0].try_get_by_index::<i64>(i).unwrap())
+        .collect()
+}
+
+async fn finished(s: &Value) {
+    assert_eq!(s["status"], "finished", "{s}");
+    for step in s["steps"].as_array().unwrap() {
+        assert_eq!(step["status"], "done", "{step}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+on_each_backend!(a_month_of_accrual_is_exact, a_month_of_accrual_is_exact);
+async fn a_month_of_accrual_is_exact(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    // The standard terms: flat 1.1 %, tax 10 % (the JPY default), split 0.5 / 0.4 / 0.1,
+    // billed monthly.
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "1500000").await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
+    contribute(&server, &m, w, "1000000").await;
+    let books = ledger::Ledger::new(server.db.clone());
+
+    // 1–15 April: the wrap holds ¥1,000,000 in cash.
+    let s = run_days(&server, day("2031-04-01"), day("2031-04-15")).await;
+    finished(&s).await;
+    // Day one, by hand: NAV 1,000,000 (nothing owed yet); 1,000,000 × 0.011 = 11,000 a year;
+    // 11,000 ÷ 365 = 30.1369… → ¥30 posted, 11,000 − 30 × 365 = 50 carried (as 50/365 yen).
+    // Tax: 1,100 a year ÷ 365 = 3.0136… → ¥3, 1,100 − 1,095 = 5 carried.
+    let sql = "SELECT nav, fee_posted, tax_posted FROM fee_accruals WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-01")).await,
+        [1_000_000, 30, 3]
+    );
+    let r = rows(
+        &server,
+        "SELECT annual_fee, fee_carry_x365, tax_carry_x365 FROM fee_accruals WHERE wrap_id = ? AND business_date = ?",
+        vec![w.into(), day("2031-04-01").into()],
+    )
+    .await;
+    let text = |i| dec(&r[0].try_get_by_index::<String>(i).unwrap());
+    assert_eq!(
+        (text(0), text(1), text(2)),
+        (dec("11000"), dec("50"), dec("5"))
+    );
+    // Day two: NAV = 1,000,000 − 33 owed = 999,967 (valuation deducts fee and tax owed).
+    // 999,967 × 0.011 = 10,999.637 a year; 50 + 10,999.637 = 11,049.637 = 30 × 365 + 99.637.
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-02")).await,
+        [999_967, 30, 3]
+    );
+    let (cash, units, nav, ..) = snapshot(&server, w, day("2031-04-02")).await;
+    assert_eq!((cash, units, nav), (1_000_000, 0, 999_967));
+    // Day eight: the carry passes a yen: ¥31.
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-08")).await,
+        [999_769, 31, 3]
+    );
+
+    // A contribution of ¥500,000 on 16 April.
+    dated_contribution(
+        &server,
+        &books,
+        m.bank_id,
+        c,
+        w,
+        day("2031-04-16"),
+        "500000",
+    )
+    .await;
+    let s = run_days(&server, day("2031-04-16"), day("2031-04-30")).await;
+    finished(&s).await;
+    // 16 April: 1,500,000 − 496 owed (15 days of 30–31 + 3) = 1,499,504; fee ¥46, tax ¥4.
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-16")).await,
+        [1_499_504, 46, 4]
+    );
+    assert_eq!(snapshot(&server, w, day("2031-04-16")).await.3, 500_000);
+
+    // The month: Σ NAV × 0.011 over the 30 days = 412,322.548 (the annual fees, listed in
+    // fee_accruals); ÷ 365 = 1,129.6508… yen of fee. Posted: 1,129 = floor, with
+    // 412,322.548 − 1,129 × 365 = 237.548 still carried (237.548 / 365 = ¥0.6508).
+    // Tax: 41,232.2548 ÷ 365 = 112.965… → 112 posted, 352.2548 carried.
+    let sums = rows(
+        &server,
+        "SELECT CAST(SUM(fee_posted) AS BIGINT), CAST(SUM(tax_posted) AS BIGINT), COUNT(*) FROM fee_accruals WHERE wrap_id = ?",
+        vec![w.into()],
+    )
+    .await;
+    let g = |i| sums[0].try_get_by_index::<i64>(i).unwrap();
+    assert_eq!((g(0), g(1), g(2)), (1129, 112, 30));
+    let annual: Vec<Decimal> = rows(
+        &server,
+        "SELECT annual_fee FROM fee_accruals WHERE wrap_id = ?",
+        vec![w.into()],
+    )
+    .await
+    .iter()
+    .map(|r| dec(&r.try_get_by_index::<String>(0).unwrap()))
+    .collect();
+    assert_eq!(annual.iter().sum::<Decimal>(), dec("412322.548"));
+    let st = rows(
+        &server,
+        "SELECT fee_carry_x365, tax_carry_x365, fee_owed, tax_owed FROM wrap_fee_state WHERE wrap_id = ?",
+        vec![w.into()],
+    )
+    .await;
+    assert_eq!(
+        dec(&st[0].try_get_by_index::<String>(0).unwrap()),
+        dec("237.548")
+    );
+    assert_eq!(
+        dec(&st[0].try_get_by_index::<String>(1).unwrap()),
+        dec("352.2548")
+    );
+    // Collected on 30 April (month end): all 1,129 + 112; nothing owed, the carry remains.
+    assert_eq!(
+        (
+            st[0].try_get_by_index::<i64>(2).unwrap(),
+            st[0].try_get_by_index::<i64>(3).unwrap()
+        ),
+        (0, 0)
+    );
+    // Split of 1,129 by 0.5 / 0.4 / 0.1: 564.5, 451.6, 112.9 → floors 564 + 451 + 112 =
+    // 1,127; the two units left go to the largest remainders, platform (.9) and manager (.6).
+    let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, platform, uncollected \
+               FROM fee_collections WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-04-30")).await,
+        [1129, 112, 1129, 112, 564, 452, 113, 0]
+    );
+    // The books: the wrap paid 1,241; the payables hold it; the accruals are cleared.
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        1_500_000 - 1241
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        0
+    );
+    assert_eq!(balance(&server, m.bank_id, "accrued:fees:JPY").await, 0);
+    assert_eq!(balance(&server, m.bank_id, "accrued:tax:JPY").await, 0);
+    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 112);
+    assert_eq!(
+        balance(
+            &server,
+            m.bank_id,
+            &format!("payable:channel:{}:JPY", m.bank_id)
+        )
+        .await,
+        564
+    );
+    assert_eq!(
+        balance(
+            &server,
+            m.bank_id,
+            &format!("payable:manager:{}:JPY", m.manager_id)
+        )
+        .await,
+        452
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, "payable:platform:JPY").await,
+        113
+    );
+    // The reconciliation counts the payables with the wraps: unchanged by billing.
+    let r = server.get(&m.bank, "/v1/ledger/reconciliation").await;
+    let body = r.ok(200).to_string();
+    assert!(body.contains("\"partners\":\"1241\""), "{body}");
+    // 1 May: nothing owed, so NAV = cash again.
+    let s = run_days(&server, day("2031-05-01"), day("2031-05-01")).await;
+    finished(&s).await;
+    assert_eq!(
+        snapshot(&server, w, day("2031-05-01")).await.2,
+        1_500_000 - 1241
+    );
+    server.stop().await;
+}
+
+on_each_backend!(uneven_split_and_tiers, uneven_split_and_tiers);
+async fn uneven_split_and_tiers(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let tiered = agreement_with(
+        &server,
+        &m,
+        "TIER",
+        json!({
+            "management_fee": { "kind": "tiered", "tiers": [
+                { "up_to": "1000000", "rate_annual": "0.02" },
+                { "up_to": null, "rate_annual": "0.01" },
+            ] },
+            "consumption_tax_rate": "0.08",
+            "split": { "channel": "0.3333333333", "manager": "0.3333333333", "platform": "0.3333333334" },
+            "billing_period": "monthly",
+        }),
+    )
+    .await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "3000000").await;
+    let w = wrap_on(&server, &m, c, tiered).await;
+    contribute(&server, &m, w, "3000000").await;
+    // The platform's monthly fee for the bank.
+    let platform = server.token(&server.platform).await;
+    server
+        .put(
+            &platform,
+            &format!("/v1/tenants/{}/platform-fee", m.bank_id),
+            json!({ "amount": "50000", "currency": "JPY", "effective_date": "2031-01-01" }),
+        )
+        .await
+        .ok(200);
+
+    // 31 January, a month end.
+    let s = run_days(&server, day("2031-01-31"), day("2031-01-31")).await;
+    finished(&s).await;
+    // Blended: 2 % of the first 1,000,000 + 1 % of the other 2,000,000 = 20,000 + 20,000 =
+    // 40,000 a year (not 1 % of all 3,000,000 = 30,000, nor 2 % = 60,000).
+    // 40,000 ÷ 365 = 109.589… → ¥109 (39,785), 215 carried. Tax 8 %: 3,200 ÷ 365 = 8.767…
+    // → ¥8 (2,920), 280 carried.
+    let sql = "SELECT nav, fee_posted, tax_posted FROM fee_accruals WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-01-31")).await,
+        [3_000_000, 109, 8]
+    );
+    // Split of 109 by thirds (0.3333333333, 0.3333333333, 0.3333333334): 36.3333333297,
+    // 36.3333333297, 36.3333333406 → 36 each = 108; the unit left goes to the largest
+    // remainder, the platform's: 36 + 36 + 37 = 109 exactly.
+    let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, platform, uncollected \
+               FROM fee_collections WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-01-31")).await,
+        [109, 8, 109, 8, 36, 36, 37, 0]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        3_000_000 - 117
+    );
+    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 8);
+    assert_eq!(
+        balance(&server, m.bank_id, "payable:platform:JPY").await,
+        37
+    );
+    // The platform fee: one invoice for January, at the fee in effect.
+    let inv = rows(
+        &server,
+        "SELECT amount, currency FROM platform_invoices WHERE tenant_id = ? AND period_end = ?",
+        vec![m.bank_id.into(), day("2031-01-31").into()],
+    )
+    .await;
+    assert_eq!(inv.len(), 1);
+    assert_eq!(inv[0].try_get_by_index::<i64>(0).unwrap(), 50_000);
+    // 1 February is no period end: accrued, not collected, no invoice.
+    let s = run_days(&server, day("2031-02-01"), day("2031-02-01")).await;
+    finished(&s).await;
+    assert_eq!(server.count_rows("fee_collections").await, 1);
+    assert_eq!(server.count_rows("platform_invoices").await, 1);
+    server.stop().await;
+}
+
+on_each_backend!(cash_short_at_billing, cash_short_at_billing);
+async fn cash_short_at_billing(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "1001000").await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
+    contribute(&server, &m, w, "1000000").await;
+    let books = ledger::Ledger::new(server.db.clone());
+    // Invested but ¥20: 999,980 units at 10,000 per 10,000 units = ¥999,980.
+    buy(&books, m.bank_id, w, FUND, "999980", "999980").await;
+    prices(
+        &server,
+        json!([{ "instrument": FUND, "date": "2031-01-31", "price": "10000" }]),
+    )
+    .await;
+
+    let s = run_days(&server, day("2031-01-31"), day("2031-01-31")).await;
+    finished(&s).await;
+    // NAV 20 + 999,980 = 1,000,000 → fee ¥30 and tax ¥3 (as in the month above); due 33 at
+    // the month end, cash 20: tax 3 first, then 17 of the fee; 13 uncollected.
+    // Split of 17: 8.5, 6.8, 1.7 → 8 + 6 + 1 = 15; two left: manager (.8), platform (.7).
+    let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, platform, uncollected \
+               FROM fee_collections WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-01-31")).await,
+        [30, 3, 17, 3, 8, 7, 2, 13]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        0
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        13
+    );
+
+    // Cash arrives on 1 February (the rebalance step would sell units for it).
+    dated_contribution(&server, &books, m.bank_id, c, w, day("2031-02-01"), "1000").await;
+    let s = run_days(&server, day("2031-02-01"), day("2031-02-01")).await;
+    finished(&s).await;
+    // NAV = 1,000 + 999,980 − 13 still owed = 1,000,967. The arrears (fee 13) are collected
+    // although 1 February is no period end: 6.5, 5.2, 1.3 → 6 + 5 + 1 = 12; one left, to the
+    // largest remainder, the channel's (.5).
+    let (cash, units, nav, ..) = snapshot(&server, w, day("2031-02-01")).await;
+    assert_eq!((cash, units, nav), (1000, 999_980, 1_000_967));
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-02-01")).await,
+        [13, 0, 13, 0, 7, 5, 1, 0]
+    );
+    // The day's own accrual (1,000,967 × 0.011 = 11,010.637; + 50 carried = 11,060.637 → ¥30;
+    // tax 1,101.0637 + 5 = 1,106.0637 → ¥3) stays owed until the February period end.
+    let sql = "SELECT nav, fee_posted, tax_posted FROM fee_accruals WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-02-01")).await,
+        [1_000_967, 30, 3]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
+        1000 - 13
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        33
+    );
+    server.stop().await;
+}
+
+on_each_backend!(
+    high_water_mark_through_a_loss_and_a_recovery,
+    high_water_mark_through_a_loss_and_a_recovery
+);
+async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    // No management fee, so the NAVs are the holdings; 20 % performance fee, tax 10 %.
+    let perf = agreement_with(
+        &server,
+        &m,
+        "PERF",
+        json!({
+            "management_fee": { "kind": "flat", "rate_annual": "0" },
+            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+            "performance_fee": {
+                "rate": "0.2", "high_water_mark": true, "crystallisation": "yearly",
+                "split": { "channel": "0.2", "manager": "0.7", "platform": "0.1" },
+            },
+            "billing_period": "quarterly",
+        }),
+    )
+    .await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "2100000").await;
+    let a = wrap_on(&server, &m, c, perf).await;
+    let b = wrap_on(&server, &m, c, perf).await;
+    contribute(&server, &m, a, "1000000").await;
+    contribute(&server, &m, b, "1000000").await;
+    let books = ledger::Ledger::new(server.db.clone());
+    // Each: ¥100,000 cash and 900,000 units at 10,000 (¥900,000). A holds fund A, B fund B.
+    buy(&books, m.bank_id, a, FUND, "900000", "900000").await;
+    buy(&books, m.bank_id, b, FUND_B, "900000", "900000").await;
+    prices(
+        &server,
+        json!([
+            { "instrument": FUND, "date": "2031-12-31", "price": "10000" },
+            { "instrument": FUND_B, "date": "2031-12-31", "price": "10000" },
+            // A year later both lost 20 %.
+            { "instrument": FUND, "date": "2032-12-31", "price": "8000" },
+            { "instrument": FUND_B, "date": "2032-12-31", "price": "8000" },
+            // Another year: A recovers part of it, B all and more.
+            { "instrument": FUND, "date": "2033-12-31", "price": "9000" },
+            { "instrument": FUND_B, "date": "2033-12-31", "price": "11000" },
+        ]),
+    )
+    .await;
+    let sql = "SELECT nav, hwm, hwm_flows, gain, fee, tax, new_hwm FROM performance_fees \
+               WHERE wrap_id = ? AND business_date = ?";
+
+    // 31 December 2031, the first day: the mark starts at the NAV, 1,000,000; no gain.
+    let s = run_days(&server, day("2031-12-31"), day("2032-12-31")).await;
+    finished(&s).await;
+    for w in [a, b] {
+        assert_eq!(
+            row_of(&server, sql, w, day("2031-12-31")).await,
+            [1_000_000, 1_000_000, 0, 0, 0, 0, 1_000_000]
+        );
+        // 2032: 100,000 + 900,000 × 0.8 = 820,000: a loss, no fee, the mark stays.
+        assert_eq!(
+            row_of(&server, sql, w, day("2032-12-31")).await,
+            [820_000, 1_000_000, 0, -180_000, 0, 0, 1_000_000]
+        );
+    }
+    // B gets ¥100,000 more in June 2033: the mark is adjusted by it (not a gain).
+    run_days(&server, day("2033-01-01"), day("2033-06-14")).await;
+    dated_contribution(
+        &server,
+        &books,
+        m.bank_id,
+        c,
+        b,
+        day("2033-06-15"),
+        "100000",
+    )
+    .await;
+    let s = run_days(&server, day("2033-06-15"), day("2033-12-31")).await;
+    finished(&s).await;
+    // A: 100,000 + 900,000 × 0.9 = 910,000: up 90,000 on the year, still 90,000 below the
+    // mark: no fee until the loss is recovered.
+    assert_eq!(
+        row_of(&server, sql, a, day("2033-12-31")).await,
+        [910_000, 1_000_000, 0, -90_000, 0, 0, 1_000_000]
+    );
+    // B: 200,000 + 900,000 × 1.1 = 1,190,000; mark 1,000,000 + 100,000 contributed =
+    // 1,100,000; gain 90,000 (not the 270,000 gained on the year's low): fee 20 % = 18,000,
+    // tax 1,800; the new mark is the NAV after them: 1,190,000 − 19,800 = 1,170,200.
+    assert_eq!(
+        row_of(&server, sql, b, day("2033-12-31")).await,
+        [
+            1_190_000, 1_000_000, 100_000, 90_000, 18_000, 1_800, 1_170_200
+        ]
+    );
+    // Collected from B's cash with the performance split 0.2 / 0.7 / 0.1: 3,600, 12,600, 1,800.
+    let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, platform, uncollected \
+               FROM fee_collections WHERE wrap_id = ? AND business_date = ? AND kind = 'performance'";
+    assert_eq!(
+        row_of(&server, sql, b, day("2033-12-31")).await,
+        [18_000, 1_800, 18_000, 1_800, 3_600, 12_600, 1_800, 0]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("wrap:{b}:cash")).await,
+        200_000 - 19_800
+    );
+    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 1_800);
+    assert_eq!(server.count_rows("performance_fees").await, 6);
+    server.stop().await;
+}
