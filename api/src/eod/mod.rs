@@ -1,17 +1,14 @@
 //! End of day: the daily run over every tenant's books, one date at a time.
 //!
 //! The run for a date is a fixed sequence of steps ([`STEPS`]): `plans` (due contribution
-pub const STEPS: [&str; 9] = [
-    "plans",
-    "rebalance",
-    "netting",
-    "execution",
-    "allocation",
-    "valuation",
-    "accrual",
-    "billing",
-    "checks",
-];
+//! and withdrawal plans, [`plans`]), the trading steps `rebalance` (decisions and orders per
+//! wrap, [`rebalance`]), `netting`, `execution` and `allocation` (per distributor and
+//! instrument: crossed internally, the net sent to a [`trading::Venue`], fills allocated to
+//! the wraps and pending movements paid out, [`trading`]; they do nothing on a day that is
+//! not a business day of the calendar), `valuation` (a snapshot per wrap, [`valuation`]),
+//! `accrual` (the day's management fee, [`fees`]), `billing` (period-end collection, split,
+//! performance and platform fees, [`billing`]) and `checks` (trial balance, reconciliation,
+//! no negative balance, [`checks`]).
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it

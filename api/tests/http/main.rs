@@ -14,6 +14,7 @@ mod eod;
 mod eod_fees;
 mod eod_plans;
 mod eod_trading;
+mod eod_year;
 mod errors;
 mod health;
 mod instruments;
