@@ -650,13 +650,15 @@ async fn ledger_check(
          WHEN substr(a.code, 1, 16) = 'payable:manager:' THEN 'manager' \
          WHEN substr(a.code, 1, 17) = 'payable:platform:' THEN 'platform' \
          WHEN substr(a.code, 1, 12) = 'payable:tax:' THEN 'tax' ELSE 'other' END";
+    // Placeholders are positional on SQLite: push in the order they appear in the text.
+    let pending = pa.push(false);
+    let (from_p, to_p) = (pa.push(from), pa.push(to));
     let scope = match caller.principal.tenant_kind {
         TenantKind::Distributor => format!("p.tenant_id = {}", pa.push(me)),
-        TenantKind::Manager => format!(
-            "substr(a.code, 1, {}) = {}",
-            format!("payable:manager:{me}:").len(),
-            pa.push(format!("payable:manager:{me}:"))
-        ),
+        TenantKind::Manager => {
+            let prefix = format!("payable:manager:{me}:");
+            format!("substr(a.code, 1, {}) = {}", prefix.len(), pa.push(prefix))
+        }
         TenantKind::Platform => "1 = 1".to_owned(),
     };
     let q = format!(
@@ -664,13 +666,10 @@ async fn ledger_check(
          FROM ledger_postings p \
          JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
          JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
-         WHERE e.kind = 'fee_billing' AND p.side = 'credit' AND p.pending = {} \
-         AND p.effective_date >= {} AND p.effective_date <= {} \
+         WHERE e.kind = 'fee_billing' AND p.side = 'credit' AND p.pending = {pending} \
+         AND p.effective_date >= {from_p} AND p.effective_date <= {to_p} \
          AND substr(a.code, 1, 8) = 'payable:' AND {scope} \
-         GROUP BY a.asset_code, {part}",
-        pa.push(false),
-        pa.push(from),
-        pa.push(to),
+         GROUP BY a.asset_code, {part}"
     );
     let mut ledger_sums: HashMap<(String, String), i128> = HashMap::new();
     for r in query(db, q, pa.values).await? {

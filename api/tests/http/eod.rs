@@ -74,7 +74,8 @@ async fn start(server: &TestServer, token: &str, body: Value) -> Res {
 /// Polls the status of `date` until it is finished or failed.
 pub async fn wait(server: &TestServer, date: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
-    for _ in 0..300 {
+    // Up to three minutes: the suite runs many servers at once on two cores.
+    for _ in 0..3_600 {
         let r = server
             .get(&platform, &format!("/v1/operations/eod/{date}"))
             .await;

@@ -345,7 +345,10 @@ async fn a_first_contribution_is_invested_along_the_model(backend: &'static str)
     )
     .await;
     assert_eq!(n, 1);
-    // The snapshot values the holdings: 599,999.097 + 379,999.44 = 979,998.537 → 979,998.
+    // The snapshot values the holdings: 599,999.097 + 379,999.44 = 979,998.537 → 979,998;
+    // the NAV is net of the day's fee accrued and not paid: 999,998 × 1.1 % ÷ 365 =
+    // 30.136… → ¥30 posted, tax 10 % of it 3.0136… → ¥3 (the fractions carried), so
+    // 20,000 + 979,998 − 33 = 999,965.
     let snap = rows(
         &server,
         "SELECT cash, units_value, nav FROM wrap_snapshots WHERE wrap_id = ? AND business_date = ?",
@@ -353,7 +356,7 @@ async fn a_first_contribution_is_invested_along_the_model(backend: &'static str)
     )
     .await;
     let g = |i| snap[0].try_get_by_index::<i64>(i).unwrap();
-    assert_eq!((g(0), g(1), g(2)), (20_000, 979_998, 999_998));
+    assert_eq!((g(0), g(1), g(2)), (20_000, 979_998, 999_965));
 
     // The next day nothing triggers: the cash is at its target (2 % of 999,998 = 19,999.96
     // → 20,000) and the weights are on the model (A 599,999 ÷ 999,998 = 0.6000).

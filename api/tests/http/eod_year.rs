@@ -135,7 +135,7 @@ async fn a_year(backend: &'static str) {
             json!({ "amount": "100000" }),
         )
         .await
-        .ok(201);
+        .ok(202);
     let _ = w1;
 
     let last = run_year(&server, d1, end).await;
