@@ -25,6 +25,7 @@ mod m20261121_000004_market;
 mod m20261121_000005_marketplace;
 mod m20261121_000006_wraps;
 mod m20261121_000007_eod;
+mod m20261121_000010_returns;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_marketplace::Migration),
             Box::new(m20261121_000006_wraps::Migration),
             Box::new(m20261121_000007_eod::Migration),
+            Box::new(m20261121_000010_returns::Migration),
         ]
     }
 }

@@ -1,11 +1,11 @@
 //! End of day: the daily run over every tenant's books, one date at a time.
 //!
 //! The run for a date is a fixed sequence of steps ([`STEPS`]): `plans` (due contribution
-//! and withdrawal plans, [`plans`]), `valuation` (a snapshot per wrap, [`valuation`]) and
-//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]). The trading
-//! steps of issue 5 (rebalancing, netting, execution, allocation), fee accrual, billing and
-//! returns are not built yet: they are not in [`STEPS`], and the status lists only the steps
-//! that exist.
+//! and withdrawal plans, [`plans`]), `valuation` (a snapshot per wrap, [`valuation`]),
+//! `returns` (the daily time-weighted return per wrap, [`returns`]) and `checks` (trial
+//! balance, reconciliation, no negative balance, [`checks`]). The trading steps of issue 5
+//! (rebalancing, netting, execution, allocation), fee accrual and billing are not built yet:
+//! they are not in [`STEPS`], and the status lists only the steps that exist.
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
@@ -35,6 +35,7 @@
 pub mod checks;
 pub mod cli;
 pub mod plans;
+pub mod returns;
 pub mod sql;
 pub mod valuation;
 
@@ -54,7 +55,7 @@ use crate::audit::{Change, record_raw};
 use sql::{Params, exec, from_micros, get, micros, query};
 
 /// The steps built so far, in the order they run.
-pub const STEPS: [&str; 3] = ["plans", "valuation", "checks"];
+pub const STEPS: [&str; 4] = ["plans", "valuation", "returns", "checks"];
 
 /// Most dates one request or command may run (ten years of calendar days).
 pub const MAX_DATES: u64 = 3_660;
@@ -338,10 +339,17 @@ pub async fn run_date(
                 pa.push(date)
             );
             exec(&txn, q, pa.values).await?;
+            // Valuation and every step after it are redone (each replaces its own rows).
             let mut pa = Params::new(b);
+            let on = pa.push(date);
+            let redo: Vec<&str> = STEPS
+                .iter()
+                .copied()
+                .skip_while(|s| *s != "valuation")
+                .collect();
             let q = format!(
-                "DELETE FROM eod_steps WHERE business_date = {} AND step IN ('valuation', 'checks')",
-                pa.push(date)
+                "DELETE FROM eod_steps WHERE business_date = {on} AND step IN {}",
+                pa.list(&redo)
             );
             exec(&txn, q, pa.values).await?;
             txn.commit().await?;
@@ -436,6 +444,7 @@ async fn run_steps(
         let result = match *step {
             "plans" => plans::run(&txn, ledger, date).await,
             "valuation" => valuation::run(&txn, date).await,
+            "returns" => returns::run(&txn, date).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {

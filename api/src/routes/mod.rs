@@ -7,6 +7,7 @@ pub mod instruments;
 pub mod ledger;
 pub mod operations;
 pub mod reconciliation;
+pub mod returns;
 pub mod strategies;
 pub mod tenants;
 pub mod wraps;

@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "eod_steps",
     "plan_runs",
     "wrap_snapshots",
+    "wrap_returns",
     "wrap_movements",
     "audit_log",
 ];
@@ -209,7 +210,7 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
         .iter()
         .map(|x| x["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["plans", "valuation", "checks"]);
+    assert_eq!(steps, api::eod::STEPS);
 
     // Day one, then two more in one request.
     let s = run_days(&server, d1, d1).await;
@@ -689,10 +690,14 @@ async fn failing_checks_stop_the_day(backend: &'static str) {
     let d2 = plus(d1, 1);
     let s = run_days(&server, d2, d2).await;
     assert_eq!(s["status"], "failed", "{s}");
-    assert_eq!(s["steps"][0]["status"], "done");
-    assert_eq!(s["steps"][1]["status"], "done");
-    assert_eq!(s["steps"][2]["status"], "failed");
-    let reason = s["steps"][2]["detail"]["reason"].as_str().unwrap();
+    // Every step before the checks (the last) is done; the checks failed.
+    let last = api::eod::STEPS.len() - 1;
+    for i in 0..last {
+        assert_eq!(s["steps"][i]["status"], "done", "{s}");
+    }
+    assert_eq!(s["steps"][last]["step"], "checks");
+    assert_eq!(s["steps"][last]["status"], "failed");
+    let reason = s["steps"][last]["detail"]["reason"].as_str().unwrap();
     assert!(reason.contains("does not reconcile in JPY"), "{reason}");
     assert!(reason.contains(&m.bank_id.to_string()), "{reason}");
     // Not finished: its prices stay open, the next date is refused, the same date is next.
@@ -907,7 +912,7 @@ on_each_backend!(
 );
 async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     let d1 = first_day();
-    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
+    let (s1, s3) = (d1.to_string(), plus(d1, 3).to_string());
 
     // Uninterrupted.
     let calm = TestServer::start(backend).await;
@@ -925,7 +930,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     // Killed inside each step in turn, each time re-run.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
-    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "checks")] {
+    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "returns"), (3, "checks")] {
         let d = plus(d1, day).to_string();
         let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
             .args(["eod", "--date", &d, "--database-url", &server.url])
@@ -942,7 +947,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
             .await;
         let s = s.ok(200);
         assert_eq!(s["status"], "running", "{s}");
-        let at = ["plans", "valuation", "checks"]
+        let at = api::eod::STEPS
             .iter()
             .position(|x| *x == step)
             .unwrap();

@@ -484,6 +484,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/contributions",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
+        "/v1/wraps/{id}/returns",
         "/v1/wraps/{id}/switches",
         "/v1/wraps/{id}/withdrawals",
     ] {
@@ -494,7 +495,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        52,
+        53,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -8,9 +8,11 @@ mod common;
 
 mod agreements;
 mod auth;
+mod bench_eod;
 mod cli;
 mod customers;
 mod eod;
+mod eod_returns;
 mod errors;
 mod health;
 mod instruments;
