@@ -260,7 +260,10 @@ async fn build_book(
     let clock = Instant::now();
     let mut rng = XorShift::from_seed(seed);
     let (platform, reference) = reference_data(db, ledger, &mut rng, days).await?;
-    tracing::info!(ms = clock.elapsed().as_millis() as u64, "bench eod: reference data");
+    tracing::info!(
+        ms = clock.elapsed().as_millis() as u64,
+        "bench eod: reference data"
+    );
     // Wraps per distributor: an even share, the remainder to the first ones.
     let per = wraps / DISTRIBUTORS as u64;
     let extra = wraps % DISTRIBUTORS as u64;
@@ -447,8 +450,8 @@ async fn reference_data(
     for d in &distributors {
         let mut row = Vec::new();
         for s in &strategies {
-            let input: tenants::agreement::TermsInput = serde_json::from_value(terms.clone())
-                .map_err(|e| Error::Other(e.to_string()))?;
+            let input: tenants::agreement::TermsInput =
+                serde_json::from_value(terms.clone()).map_err(|e| Error::Other(e.to_string()))?;
             let (agreement, _) = tenants::market_store::propose_agreement(
                 db, *d, s.manager, s.id, input, "bench", now,
             )
@@ -518,7 +521,12 @@ async fn write_chunk(
             customer.into(),
             format!("BENCH-{customer_no}").into(),
             format!("Customer {customer_no}").into(),
-            date(1970 + (*customer_no % 40) as i32, 1 + (*customer_no % 12) as u32, 15).into(),
+            date(
+                1970 + (*customer_no % 40) as i32,
+                1 + (*customer_no % 12) as u32,
+                15,
+            )
+            .into(),
             5_i32.into(),
             "active".into(),
             now_us.into(),
@@ -541,8 +549,9 @@ async fn write_chunk(
                 id: cash,
                 code: ledger::wraps::wrap_cash_code(wrap),
                 asset: CURRENCY.to_owned(),
-                metadata: json!({ "wrap_id": wrap, "customer_id": customer, "purpose": "wrap cash" })
-                    .to_string(),
+                metadata:
+                    json!({ "wrap_id": wrap, "customer_id": customer, "purpose": "wrap cash" })
+                        .to_string(),
                 credit: 1_000 + rng.below(100_000) as i64,
             });
             for code in &strategy.instruments {
@@ -674,7 +683,9 @@ async fn write_chunk(
     }
     while !entries.is_empty() {
         let rest = entries.split_off(entries.len().min(OPENING_ENTRIES_PER_BATCH));
-        ledger.post_batch(std::mem::replace(&mut entries, rest)).await?;
+        ledger
+            .post_batch(std::mem::replace(&mut entries, rest))
+            .await?;
     }
     Ok(())
 }

@@ -585,10 +585,7 @@ mod tests {
         let i = next_index(Decimal::ONE, d("0.05"));
         assert_eq!(i, d("1.05"));
         // 1.05 × (1 − 0.036666666666666667) = 1.01149999999999999965 → 18 places.
-        assert_eq!(
-            next_index(i, d("-0.036666666666666667")),
-            d("1.0115")
-        );
+        assert_eq!(next_index(i, d("-0.036666666666666667")), d("1.0115"));
     }
 
     #[test]
@@ -660,13 +657,7 @@ mod tests {
     fn xirr_says_why_there_is_no_rate() {
         assert!(xirr(&[]).is_err());
         // Only money paid in.
-        assert!(
-            xirr(&[Flow {
-                day: 0,
-                amount: -5
-            }])
-            .is_err()
-        );
+        assert!(xirr(&[Flow { day: 0, amount: -5 }]).is_err());
         // Lost 99.99 % in a year: below the bracket.
         let flows = [
             Flow {

@@ -53,7 +53,10 @@ pub async fn wrap_returns(
     caller.principal.authorize(Action::ReadOwnData)?;
     if let (Some(f), Some(t)) = (from, to) {
         if t < f {
-            return Err(Problem::bad_parameter("to", format!("{t} is before from {f}")));
+            return Err(Problem::bad_parameter(
+                "to",
+                format!("{t} is before from {f}"),
+            ));
         }
         if (t - f).num_days() >= MAX_RANGE_DAYS {
             return Err(Problem::bad_parameter(

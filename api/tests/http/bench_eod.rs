@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use crate::on_each_backend;
 
-on_each_backend!(bench_eod_runs_on_a_small_book, bench_eod_runs_on_a_small_book);
+on_each_backend!(
+    bench_eod_runs_on_a_small_book,
+    bench_eod_runs_on_a_small_book
+);
 
 async fn bench_eod_runs_on_a_small_book(backend: &'static str) {
     let (url, dir) = match backend {

@@ -930,7 +930,12 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     // Killed inside each step in turn, each time re-run.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
-    for (day, step) in [(0, "plans"), (1, "valuation"), (2, "returns"), (3, "checks")] {
+    for (day, step) in [
+        (0, "plans"),
+        (1, "valuation"),
+        (2, "returns"),
+        (3, "checks"),
+    ] {
         let d = plus(d1, day).to_string();
         let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
             .args(["eod", "--date", &d, "--database-url", &server.url])
@@ -947,10 +952,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
             .await;
         let s = s.ok(200);
         assert_eq!(s["status"], "running", "{s}");
-        let at = api::eod::STEPS
-            .iter()
-            .position(|x| *x == step)
-            .unwrap();
+        let at = api::eod::STEPS.iter().position(|x| *x == step).unwrap();
         assert_eq!(s["steps"][at]["status"], "pending", "{s}");
         let out = wrapd(&server.url, &["eod", "--date", &d]);
         assert!(

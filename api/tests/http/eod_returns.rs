@@ -235,9 +235,7 @@ async fn returns_with_flows_match_the_hand_computation(backend: &'static str) {
     // d4: cash 75,000; 40,000 × 12,520 ÷ 10,000 = 50,080; NAV 125,080.
     //     r4 = 125,080 ÷ (144,960 − 20,000) − 1 = 0.000960307298335467
     //     index 0.999848207391064534 × (1 + r4) = 1.000808368921849807   → 1.0008083689
-    let r = server
-        .get(&m.bank, &format!("/v1/wraps/{w}/returns"))
-        .await;
+    let r = server.get(&m.bank, &format!("/v1/wraps/{w}/returns")).await;
     let body = r.ok(200).clone();
     assert_eq!(body["days"], 4, "{body}");
     assert_eq!(body["from"], json!(d1));
@@ -280,7 +278,11 @@ async fn returns_with_flows_match_the_hand_computation(backend: &'static str) {
     let r = server
         .get(
             &m.bank,
-            &format!("/v1/wraps/{w}/returns?from={}&to={}", plus(d1, 2), plus(d1, 3)),
+            &format!(
+                "/v1/wraps/{w}/returns?from={}&to={}",
+                plus(d1, 2),
+                plus(d1, 3)
+            ),
         )
         .await;
     let body = r.ok(200).clone();
@@ -330,10 +332,7 @@ async fn returns_are_isolated(backend: &'static str) {
     missing.problem(404);
     server.get(&other.manager, &path).await.problem(404);
     server
-        .get(
-            &m.bank,
-            &format!("/v1/wraps/{}/returns", Uuid::now_v7()),
-        )
+        .get(&m.bank, &format!("/v1/wraps/{}/returns", Uuid::now_v7()))
         .await
         .problem(404);
     server.stop().await;
