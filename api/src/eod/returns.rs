@@ -111,10 +111,11 @@ pub fn daily_return(
     if base <= 0 {
         return Decimal::ZERO;
     }
-    let (Ok(base), Ok(nav)) = (i64::try_from(base), Decimal::try_from(nav)) else {
+    let Ok(base) = i64::try_from(base) else {
         return Decimal::ZERO;
     };
-    nav.checked_div(Decimal::from(base))
+    Decimal::from(nav)
+        .checked_div(Decimal::from(base))
         .map_or(Decimal::ZERO, |q| round(q - Decimal::ONE, STORED_DP))
 }
 
