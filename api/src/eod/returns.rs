@@ -49,10 +49,11 @@
 //! sign change inside the bracket (no rate exists there, or the flows do not change sign)
 //! gives no figure and says why.
 //!
-//! Set-based: one read of the date's snapshots with yesterday's snapshot and return row of
-//! the same wrap (joined on their keys), per tenant; multi-row INSERTs of [`INSERT_ROWS`]
-//! rows. The step first deletes its rows of the date, so redoing it (after a late price made
-//! valuation run again) replaces them.
+//! Set-based, per tenant: one read each of the date's snapshots, yesterday's snapshots and
+//! yesterday's return rows (range scans on the `(business_date, tenant_id)` indexes, matched
+//! by wrap in memory); multi-row INSERTs of [`INSERT_ROWS`] rows. The step first deletes its
+//! rows of the date, so redoing it (after a late price made valuation run again) replaces
+//! them.
 //!
 //! Invariants, and the tests that try to break them (`api/tests/http/eod_returns.rs`):
 //! * the daily return follows the start-of-day convention, with flows in and out, and the
@@ -62,6 +63,8 @@
 //! * a wrap's returns are seen by its distributor, the manager of its strategy and the
 //!   platform only (404 otherwise): `returns_are_isolated`; bad dates answer problem+json
 //!   naming the parameter: `bad_ranges_are_refused`.
+
+use std::collections::HashMap;
 
 use chrono::{Days, NaiveDate};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -291,32 +294,40 @@ async fn run_tenant(
     yesterday: NaiveDate,
 ) -> Result<(u64, u64), EodError> {
     let b = txn.get_database_backend();
-    let mut pa = Params::new(b);
-    let q = format!(
-        "SELECT s.wrap_id, s.nav, s.contributions, s.withdrawals, y.nav, r.cumulative_index \
-         FROM wrap_snapshots s \
-         LEFT JOIN wrap_snapshots y ON y.tenant_id = s.tenant_id AND y.wrap_id = s.wrap_id \
-           AND y.business_date = {y1} \
-         LEFT JOIN wrap_returns r ON r.tenant_id = s.tenant_id AND r.wrap_id = s.wrap_id \
-           AND r.business_date = {y2} \
-         WHERE s.business_date = {d} AND s.tenant_id = {t}",
-        y1 = pa.push(yesterday),
-        y2 = pa.push(yesterday),
-        d = pa.push(date),
-        t = pa.push(tenant_id),
-    );
-    let rows = query(txn, q, pa.values).await?;
+    // Three range scans on the date indexes, joined here rather than in SQL: a planner with
+    // stale statistics (PostgreSQL with autovacuum off, right after a day's rows were
+    // written) joined them as a nested loop over whole days, quadratic in wraps per tenant.
+    let day_rows = |table: &str, cols: &str, day: NaiveDate| {
+        let mut pa = Params::new(b);
+        let q = format!(
+            "SELECT wrap_id, {cols} FROM {table} WHERE business_date = {} AND tenant_id = {}",
+            pa.push(day),
+            pa.push(tenant_id)
+        );
+        (q, pa.values)
+    };
+    let (q, v) = day_rows("wrap_snapshots", "nav", yesterday);
+    let mut prev_navs: HashMap<Uuid, i64> = HashMap::new();
+    for r in query(txn, q, v).await? {
+        prev_navs.insert(get(&r, 0)?, get(&r, 1)?);
+    }
+    let (q, v) = day_rows("wrap_returns", "cumulative_index", yesterday);
+    let mut prev_indexes: HashMap<Uuid, String> = HashMap::with_capacity(prev_navs.len());
+    for r in query(txn, q, v).await? {
+        prev_indexes.insert(get(&r, 0)?, get(&r, 1)?);
+    }
+    let (q, v) = day_rows("wrap_snapshots", "nav, contributions, withdrawals", date);
+    let rows = query(txn, q, v).await?;
     let mut out: Vec<(Uuid, Decimal, Decimal)> = Vec::with_capacity(rows.len());
     let mut first_days = 0_u64;
     for r in &rows {
         let wrap: Uuid = get(r, 0)?;
-        let prev_nav: Option<i64> = get(r, 4)?;
-        let prev_index: Option<String> = get(r, 5)?;
+        let prev_nav = prev_navs.get(&wrap).copied();
         if prev_nav.is_none() {
             first_days += 1;
         }
         let daily = daily_return(prev_nav, get(r, 1)?, get(r, 2)?, get(r, 3)?);
-        let prev_index = match prev_index {
+        let prev_index = match prev_indexes.get(&wrap) {
             Some(s) => s.parse::<Decimal>().map_err(|e| {
                 EodError::Db(sea_orm::DbErr::Custom(format!(
                     "wrap_returns of {wrap}: bad cumulative_index {s}: {e}"
