@@ -68,14 +68,7 @@ pub struct BenchResult {
 pub async fn run_ledger(args: &LedgerBenchArgs, database_url: Option<&str>) -> Result<(), Error> {
     let target = Target::resolve(args.backend, database_url).await?;
     let result = run_on(args, &target.url).await;
-    if let Some(path) = &target.scratch_file {
-        crate::db::remove_sqlite_files(path);
-    }
-    if target.scratch_database
-        && let Err(e) = crate::db::drop_postgres_database(&target.url).await
-    {
-        tracing::warn!(error = %e, "bench: could not drop its scratch database");
-    }
+    target.clean_up().await;
     result
 }
 
@@ -197,9 +190,9 @@ async fn seed_fixture(db: &sea_orm::DatabaseConnection) -> Result<Fixture, Error
 // ---------------------------------------------------------------------------------------
 // `wrapd bench ledger`
 
-/// Where the benchmark writes.
-struct Target {
-    url: String,
+/// Where a benchmark writes (`bench ledger`, `bench eod`).
+pub(crate) struct Target {
+    pub(crate) url: String,
     /// A temporary SQLite file to delete afterwards.
     scratch_file: Option<PathBuf>,
     /// A temporary PostgreSQL database to drop afterwards.
@@ -207,7 +200,20 @@ struct Target {
 }
 
 impl Target {
-    async fn resolve(backend: Backend, explicit: Option<&str>) -> Result<Self, Error> {
+    /// Removes the scratch file or drops the scratch database, if the benchmark made one.
+    pub(crate) async fn clean_up(&self) {
+        if let Some(path) = &self.scratch_file {
+            crate::db::remove_sqlite_files(path);
+        }
+        if self.scratch_database
+            && let Err(e) = crate::db::drop_postgres_database(&self.url).await
+        {
+            tracing::warn!(error = %e, "bench: could not drop its scratch database");
+        }
+    }
+
+    /// An explicit URL of the backend's kind, else a scratch database of that kind.
+    pub(crate) async fn resolve(backend: Backend, explicit: Option<&str>) -> Result<Self, Error> {
         match (backend, explicit) {
             (Backend::Sqlite, Some(url)) if crate::db::is_sqlite(url) => Ok(Self {
                 url: url.to_owned(),
@@ -486,9 +492,14 @@ pub fn peak_rss_kib() -> Option<u64> {
 
 /// xorshift64: fast, reproducible, and plenty for spreading load (not for anything secret).
 #[derive(Debug, Clone)]
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
+    /// A generator that depends on `seed` only (reproducible runs).
+    pub(crate) fn from_seed(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
     fn seeded(run_id: &Uuid, scenario: Scenario, stream: u64) -> Self {
         let (hi, lo) = run_id.as_u64_pair();
         let salt: u64 = match scenario {
@@ -515,7 +526,7 @@ impl XorShift {
     }
 
     /// Uniform enough in `0..n` (n > 0) for load spreading.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }

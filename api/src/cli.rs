@@ -91,6 +91,14 @@ pub enum MigrateAction {
 pub enum BenchTarget {
     /// Posting throughput of the ledger; prints one JSON line per scenario.
     Ledger(LedgerBenchArgs),
+    /// End of day over a synthetic book of N wraps; prints one JSON line per day run
+    /// (`wraps`, `backend`, `day_kind`, `date`, `seconds`, `peak_rss_mib`, `steps_ms`).
+    ///
+    /// Builds the book first (not timed): 5 distributors, 4 managers, 20 strategies of 4-8
+    /// instruments, customers with 1-4 wraps holding cash and units, monthly contribution
+    /// plans, daily price moves. Then runs end of day (every step `wrapd eod` runs) on an
+    /// ordinary day (2027-09-28, 2027-09-29) and a month-end day (2027-09-30).
+    Eod(EodBenchArgs),
     /// Test data for an HTTP load test of `GET /v1/ledger/accounts/{id}` (deploy/bench/http.sh).
     ///
     /// Needs --database-url (never the configured database). Migrates it, then creates a
@@ -115,6 +123,33 @@ pub struct LedgerBenchArgs {
     /// Entries per scenario (default 40000 for single and hot, 200000 for batch).
     #[arg(long, value_name = "N")]
     pub entries: Option<u64>,
+}
+
+/// `wrapd bench eod`.
+#[derive(Debug, Clone, Args)]
+pub struct EodBenchArgs {
+    /// Wraps in the synthetic book (1 to 10,000,000).
+    #[arg(long, value_name = "N")]
+    pub wraps: u64,
+    /// Database kind; without --database-url a scratch database, as for `bench ledger`.
+    #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
+    pub backend: Backend,
+    /// Which days to time, comma-separated. The days between the first and the last are
+    /// run too (end of day runs dates with no gaps).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [DayKind::Ordinary, DayKind::MonthEnd])]
+    pub days: Vec<DayKind>,
+    /// Seed of the book's random amounts, prices and plans (same seed, same book).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// A kind of day for `wrapd bench eod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DayKind {
+    /// Trades, valuation, accrual, returns (2027-09-28 and 2027-09-29).
+    Ordinary,
+    /// An ordinary day plus billing (2027-09-30, a month and quarter end).
+    MonthEnd,
 }
 
 /// Database kind for the benchmark.

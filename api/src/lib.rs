@@ -27,6 +27,7 @@
 //! | [`money`] | moving customers' money: deposits, withdrawals, contributions, as balanced entries in the request's transaction |
 //! | [`eod`] | end of day: `wrapd eod`, the steps (plans, valuation, checks), checkpoints and date rules |
 //! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
+//! | [`bench_eod`] | `wrapd bench eod` (end of day over a synthetic book of N wraps) |
 
 // Money is exact (rust_decimal, integer minor units); floats appear only in benchmark
 // statistics, where each use is allowed explicitly.
@@ -38,6 +39,7 @@
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod bench_eod;
 pub mod bootstrap;
 pub mod cli;
 pub mod db;
@@ -84,6 +86,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
                 bench::run_ledger(&args, cli.database_url.as_deref()).await
             }
             BenchTarget::Fixture => bench::run_fixture(cli.database_url.as_deref()).await,
+            BenchTarget::Eod(args) => bench_eod::run(&args, cli.database_url.as_deref()).await,
         },
     }
 }

@@ -89,6 +89,7 @@ use crate::problem::method_not_allowed;
         crate::routes::wraps::create_plan,
         crate::routes::wraps::list_plans,
         crate::routes::wraps::cancel_plan,
+        crate::routes::returns::wrap_returns,
 
         // reconciliation (routes/reconciliation.rs)
         crate::routes::reconciliation::reconciliation,

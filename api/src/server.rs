@@ -72,6 +72,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::agreements::configure(cfg);
     crate::routes::customers::configure(cfg);
     crate::routes::wraps::configure(cfg);
+    crate::routes::returns::configure(cfg);
     crate::routes::reconciliation::configure(cfg);
     crate::routes::operations::configure(cfg);
     crate::routes::projections::configure(cfg);

@@ -27,6 +27,7 @@ mod m20261121_000006_wraps;
 mod m20261121_000007_eod;
 mod m20261121_000008_trading;
 mod m20261121_000009_fees;
+mod m20261121_000010_returns;
 mod m20261121_000011_eod_indexes;
 pub mod sql;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_eod::Migration),
             Box::new(m20261121_000008_trading::Migration),
             Box::new(m20261121_000009_fees::Migration),
+            Box::new(m20261121_000010_returns::Migration),
             Box::new(m20261121_000011_eod_indexes::Migration),
         ]
     }

@@ -1,10 +1,8 @@
-//! Indexes end of day and the reports read by date.
-//!
-//! * `ledger_postings (tenant_id, effective_date)`: valuation reads each book's flows of one
-//!   day, and the reconciliation as of a date sums postings up to it; without it both scan a
-//!   book's whole history, which grows by every day's trades and fees.
-//! * `wrap_snapshots (business_date, tenant_id)`: AUM and its history read every snapshot of
-//!   a date across books (the primary key leads with the tenant and the wrap).
+//! An index end of day and the reports read by date: `ledger_postings (tenant_id,
+//! effective_date)`. Valuation reads each book's flows of one day, the reconciliation as of a
+//! date and the fee-split report's ledger check sum postings up to or between dates; without
+//! it each scans a book's whole history, which grows by every day's trades and fees. (The
+//! snapshots' date index comes with `m20261121_000010_returns`.)
 
 use sea_orm_migration::prelude::*;
 
@@ -13,15 +11,10 @@ use crate::sql;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &[&str] = &[
-    "CREATE INDEX ledger_postings_by_date ON ledger_postings (tenant_id, effective_date)",
-    "CREATE INDEX wrap_snapshots_by_date ON wrap_snapshots (business_date, tenant_id)",
-];
+const UP: &[&str] =
+    &["CREATE INDEX ledger_postings_by_date ON ledger_postings (tenant_id, effective_date)"];
 
-const DOWN: &[&str] = &[
-    "DROP INDEX wrap_snapshots_by_date",
-    "DROP INDEX ledger_postings_by_date",
-];
+const DOWN: &[&str] = &["DROP INDEX ledger_postings_by_date"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

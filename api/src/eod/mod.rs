@@ -7,8 +7,9 @@
 //! the wraps and pending movements paid out, [`trading`]; they do nothing on a day that is
 //! not a business day of the calendar), `valuation` (a snapshot per wrap, [`valuation`]),
 //! `accrual` (the day's management fee, [`fees`]), `billing` (period-end collection, split,
-//! performance and platform fees, [`billing`]) and `checks` (trial balance, reconciliation,
-//! no negative balance, [`checks`]).
+//! performance and platform fees, [`billing`]), `returns` (the daily time-weighted return per
+//! wrap, [`returns`]) and `checks` (trial balance, reconciliation, no negative balance,
+//! [`checks`]).
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
@@ -41,6 +42,7 @@ pub mod cli;
 pub mod fees;
 pub mod plans;
 pub mod rebalance;
+pub mod returns;
 pub mod sql;
 pub mod trading;
 pub mod valuation;
@@ -61,7 +63,7 @@ use crate::audit::{Change, record_raw};
 use sql::{Params, exec, from_micros, get, micros, query};
 
 /// The steps built so far, in the order they run.
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     "plans",
     "rebalance",
     "netting",
@@ -70,6 +72,7 @@ pub const STEPS: [&str; 9] = [
     "valuation",
     "accrual",
     "billing",
+    "returns",
     "checks",
 ];
 
@@ -371,10 +374,17 @@ pub async fn run_date(
                 pa.push(date)
             );
             exec(&txn, q, pa.values).await?;
+            // Valuation and every step after it are redone (each replaces its own rows).
             let mut pa = Params::new(b);
+            let on = pa.push(date);
+            let redo: Vec<&str> = STEPS
+                .iter()
+                .copied()
+                .skip_while(|s| *s != "valuation")
+                .collect();
             let q = format!(
-                "DELETE FROM eod_steps WHERE business_date = {} AND step IN ('valuation', 'checks')",
-                pa.push(date)
+                "DELETE FROM eod_steps WHERE business_date = {on} AND step IN {}",
+                pa.list(&redo)
             );
             exec(&txn, q, pa.values).await?;
             txn.commit().await?;
@@ -476,6 +486,7 @@ async fn run_steps(
             "valuation" => valuation::run(&txn, date).await,
             "accrual" => fees::run(&txn, ledger, date).await,
             "billing" => billing::run(&txn, ledger, date).await,
+            "returns" => returns::run(&txn, date).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {

@@ -9,6 +9,7 @@ pub mod operations;
 pub mod projections;
 pub mod reconciliation;
 pub mod reports;
+pub mod returns;
 pub mod strategies;
 pub mod tenants;
 pub mod wraps;

@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "eod_steps",
     "plan_runs",
     "wrap_snapshots",
+    "wrap_returns",
     "wrap_movements",
     "rebalance_decisions",
     "trade_orders",
@@ -243,6 +244,7 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
             "valuation",
             "accrual",
             "billing",
+            "returns",
             "checks"
         ]
     );
@@ -758,10 +760,12 @@ async fn failing_checks_stop_the_day(backend: &'static str) {
     let d2 = plus(d1, 1);
     let s = run_days(&server, d2, d2).await;
     assert_eq!(s["status"], "failed", "{s}");
+    // Every step before the checks (the last) is done; the checks failed.
     let last = api::eod::STEPS.len() - 1;
     for i in 0..last {
         assert_eq!(s["steps"][i]["status"], "done", "{s}");
     }
+    assert_eq!(s["steps"][last]["step"], "checks");
     assert_eq!(s["steps"][last]["status"], "failed");
     let reason = s["steps"][last]["detail"]["reason"].as_str().unwrap();
     assert!(reason.contains("does not reconcile in JPY"), "{reason}");
@@ -1005,7 +1009,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
 
     // Killed inside each step in turn: the trading steps of d1 one after the other (each
-    // re-run resumes and dies in the next), valuation, accrual and billing on d1 + 1, checks on d1 + 2; each
+    // re-run resumes and dies in the next), valuation, accrual and billing on d1 + 1, returns and checks on d1 + 2; each
     // date is then run to its end.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
@@ -1018,6 +1022,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
         (1, "valuation"),
         (1, "accrual"),
         (1, "billing"),
+        (2, "returns"),
         (2, "checks"),
     ];
     for (k, (day, step)) in kills.iter().enumerate() {

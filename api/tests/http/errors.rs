@@ -490,6 +490,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/goal",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
+        "/v1/wraps/{id}/returns",
         "/v1/wraps/{id}/switches",
         "/v1/wraps/{id}/withdrawals",
     ] {
@@ -500,7 +501,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        58,
+        59,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

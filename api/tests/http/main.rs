@@ -8,11 +8,13 @@ mod common;
 
 mod agreements;
 mod auth;
+mod bench_eod;
 mod cli;
 mod customers;
 mod eod;
 mod eod_fees;
 mod eod_plans;
+mod eod_returns;
 mod eod_trading;
 mod eod_year;
 mod errors;
