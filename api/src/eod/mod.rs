@@ -374,13 +374,16 @@ pub async fn run_date(
                 pa.push(date)
             );
             exec(&txn, q, pa.values).await?;
-            // Valuation and every step after it are redone (each replaces its own rows).
+            // Valuation and the steps after it that only read it are redone (each replaces
+            // its own rows). Accrual and billing are not: they posted the day's fees, which
+            // stand (the day's fee was struck on the NAV valuation first gave).
             let mut pa = Params::new(b);
             let on = pa.push(date);
             let redo: Vec<&str> = STEPS
                 .iter()
                 .copied()
                 .skip_while(|s| *s != "valuation")
+                .filter(|s| !matches!(*s, "accrual" | "billing"))
                 .collect();
             let q = format!(
                 "DELETE FROM eod_steps WHERE business_date = {on} AND step IN {}",

@@ -75,20 +75,32 @@ async fn start(server: &TestServer, token: &str, body: Value) -> Res {
 /// Polls the status of `date` until it is finished or failed.
 pub async fn wait(server: &TestServer, date: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
-    // Up to three minutes: the suite runs many servers at once on two cores.
+    // Up to three minutes: the suite runs many servers at once on two cores. A run that
+    // stopped on an error leaves the date `running` with no step running: say so at once.
+    let mut idle = 0;
+    let mut body = Value::Null;
     for _ in 0..3_600 {
         let r = server
             .get(&platform, &format!("/v1/operations/eod/{date}"))
             .await;
-        let body = r.ok(200).clone();
+        body = r.ok(200).clone();
         if body["status"] == "finished" || body["status"] == "failed" {
             // The background task releases its lock just after the last write.
             tokio::time::sleep(Duration::from_millis(50)).await;
             return body;
         }
+        let stepping = body["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x["status"] == "running"));
+        idle = if body["status"] == "running" && !stepping {
+            idle + 1
+        } else {
+            0
+        };
+        assert!(idle < 200, "end of day for {date} stopped: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("end of day for {date} did not end");
+    panic!("end of day for {date} did not end: {body}");
 }
 
 /// Runs `from..=to` through the API and waits for the last date.

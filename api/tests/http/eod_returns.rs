@@ -106,7 +106,39 @@ async fn post(
 async fn book(server: &TestServer, m: &Market) -> (Uuid, NaiveDate) {
     let c = make_customer(server, &m.bank, "C-001", 3).await;
     deposit(server, &m.bank, c, "200000").await;
-    let w = open_wrap(server, m, c).await;
+    // On an agreement without a management fee, so the NAVs are cash + units exactly (the
+    // fee's own arithmetic is tried in eod_fees.rs); one agreement per strategy.
+    let strategy = crate::wraps::make_strategy(server, &m.manager, "NOFEE", 3).await;
+    let r = server
+        .post(
+            &m.bank,
+            "/v1/agreements",
+            Some(json!({
+                "manager_tenant_id": m.manager_id,
+                "strategy_id": strategy,
+                "terms": {
+                    "effective_date": "2020-01-01",
+                    "management_fee": { "kind": "flat", "rate_annual": "0" },
+                    "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+                    "billing_period": "monthly",
+                },
+            })),
+        )
+        .await;
+    let free: Uuid = r.ok(201)["id"].as_str().unwrap().parse().unwrap();
+    server
+        .post(&m.manager, &format!("/v1/agreements/{free}/accept"), None)
+        .await
+        .ok(200);
+    let free = Market {
+        bank_id: m.bank_id,
+        bank: m.bank.clone(),
+        manager_id: m.manager_id,
+        manager: m.manager.clone(),
+        strategy_id: strategy,
+        agreement_id: free,
+    };
+    let w = open_wrap(server, &free, c).await;
     let books = ledger::Ledger::new(server.db.clone());
     let t = m.bank_id;
     let jpy = "JPY";
