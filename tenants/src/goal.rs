@@ -189,6 +189,7 @@ pub fn normal_cdf(x: f64) -> f64 {
     }
 }
 
+/// A decimal input as the simulation's `f64`: statistics, never a balance (module doc).
 fn f(v: Decimal) -> f64 {
     v.to_f64().unwrap_or(0.0)
 }

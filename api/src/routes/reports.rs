@@ -117,6 +117,29 @@ fn scope(caller: &Caller, pa: &mut Params) -> String {
     }
 }
 
+/// An exact sum taken in SQL as text (PostgreSQL widens SUM(bigint) to numeric; NULL when no
+/// row matched).
+fn sum_at(row: &sea_orm::QueryResult, idx: usize) -> Result<i128, Problem> {
+    let s: Option<String> = get(row, idx)?;
+    let s = s.unwrap_or_else(|| "0".to_owned());
+    s.parse::<i128>()
+        .map_err(|_| Problem::internal(&format!("sum {s}")))
+}
+
+/// The minor-unit scale of `currency`, remembered in `seen` (one lookup per currency).
+async fn scale_of(
+    state: &AppState,
+    seen: &mut HashMap<String, u32>,
+    currency: &str,
+) -> Result<u32, Problem> {
+    if let Some(s) = seen.get(currency) {
+        return Ok(*s);
+    }
+    let s = state.ledger.asset(currency).await?.scale;
+    seen.insert(currency.to_owned(), s);
+    Ok(s)
+}
+
 /// The finished end-of-day dates in `from..=to`.
 async fn finished_between<C: ConnectionTrait>(
     db: &C,
@@ -211,11 +234,7 @@ async fn aum_on(
         let Some(groups) = per_date.get_mut(&date) else {
             continue;
         };
-        let sum: String = get(r, 4)?;
-        let sum: i128 = sum
-            .parse()
-            .map_err(|_| Problem::internal(&format!("AUM sum {sum}")))?;
-        groups.insert((get(r, 1)?, get(r, 2)?), (get(r, 3)?, sum));
+        groups.insert((get(r, 1)?, get(r, 2)?), (get(r, 3)?, sum_at(r, 4)?));
     }
     let ids: Vec<Uuid> = {
         let mut v: Vec<Uuid> = per_date
@@ -233,14 +252,7 @@ async fn aum_on(
         let mut totals: BTreeMap<String, (i64, i128)> = BTreeMap::new();
         let mut list = Vec::with_capacity(groups.len());
         for ((id, currency), (wraps, minor)) in groups {
-            let scale = match scales.get(&currency) {
-                Some(s) => *s,
-                None => {
-                    let s = state.ledger.asset(&currency).await?.scale;
-                    scales.insert(currency.clone(), s);
-                    s
-                }
-            };
+            let scale = scale_of(state, &mut scales, &currency).await?;
             let t = totals.entry(currency.clone()).or_default();
             t.0 += wraps;
             t.1 += minor;
@@ -332,24 +344,7 @@ pub async fn aum_history(
 ) -> Result<HttpResponse, Problem> {
     let q = Query::parse(&req, &["from", "to", "group_by"])?;
     let group_by = q.one_of("group_by", &GROUPS)?.unwrap_or("distributor");
-    let from = q
-        .date("from")?
-        .ok_or_else(|| Problem::bad_parameter("from", "is required"))?;
-    let to = q
-        .date("to")?
-        .ok_or_else(|| Problem::bad_parameter("to", "is required"))?;
-    if to < from {
-        return Err(Problem::bad_parameter(
-            "to",
-            format!("{to} is before from {from}"),
-        ));
-    }
-    if (to - from).num_days() >= MAX_HISTORY_DAYS {
-        return Err(Problem::bad_parameter(
-            "to",
-            format!("at most {MAX_HISTORY_DAYS} dates per history"),
-        ));
-    }
+    let (from, to) = period(&q)?;
     caller.principal.authorize(Action::ReadOwnData)?;
     let points = aum_on(&state, &caller, group_by, from, to).await?;
     Ok(HttpResponse::Ok().json(AumHistory {
@@ -455,26 +450,20 @@ async fn fee_split(
         pa.push(to),
         scope(caller, &mut pa),
     );
-    let int = |r: &sea_orm::QueryResult, i: usize| -> Result<i128, Problem> {
-        let s: Option<String> = get(r, i)?;
-        let s = s.unwrap_or_else(|| "0".to_owned());
-        s.parse::<i128>()
-            .map_err(|_| Problem::internal(&format!("fee sum {s}")))
-    };
     let mut collected: BTreeMap<(Uuid, String), Collected> = BTreeMap::new();
     for r in query(db, q, pa.values).await? {
         let c = collected.entry((get(&r, 0)?, get(&r, 1)?)).or_default();
         let kind: String = get(&r, 2)?;
-        let fee = int(&r, 3)?;
+        let fee = sum_at(&r, 3)?;
         if kind == "performance" {
             c.performance += fee;
         } else {
             c.management += fee;
         }
-        c.tax += int(&r, 4)?;
-        c.channel += int(&r, 5)?;
-        c.manager += int(&r, 6)?;
-        c.platform += int(&r, 7)?;
+        c.tax += sum_at(&r, 4)?;
+        c.channel += sum_at(&r, 5)?;
+        c.manager += sum_at(&r, 6)?;
+        c.platform += sum_at(&r, 7)?;
     }
     // AUM over the period's finished dates, per agreement and currency.
     let dates = finished_between(db, from, to).await?.len();
@@ -491,7 +480,7 @@ async fn fee_split(
     );
     let mut aum: BTreeMap<(Uuid, String), (i64, i128)> = BTreeMap::new();
     for r in query(db, q, pa.values).await? {
-        aum.insert((get(&r, 0)?, get(&r, 1)?), (get(&r, 2)?, int(&r, 3)?));
+        aum.insert((get(&r, 0)?, get(&r, 1)?), (get(&r, 2)?, sum_at(&r, 3)?));
     }
     // The agreements named, with their parties and strategy.
     let mut keys: Vec<(Uuid, String)> = collected.keys().chain(aum.keys()).cloned().collect();
@@ -524,14 +513,7 @@ async fn fee_split(
     let mut lines = Vec::with_capacity(keys.len());
     let mut totals: BTreeMap<String, (Collected, i64, i128)> = BTreeMap::new();
     for (agreement, currency) in keys {
-        let scale = match scales.get(&currency) {
-            Some(s) => *s,
-            None => {
-                let s = state.ledger.asset(&currency).await?.scale;
-                scales.insert(currency.clone(), s);
-                s
-            }
-        };
+        let scale = scale_of(state, &mut scales, &currency).await?;
         let c = collected
             .get(&(agreement, currency.clone()))
             .copied()
@@ -673,12 +655,7 @@ async fn ledger_check(
     );
     let mut ledger_sums: HashMap<(String, String), i128> = HashMap::new();
     for r in query(db, q, pa.values).await? {
-        let s: Option<String> = get(&r, 2)?;
-        let v = s
-            .unwrap_or_else(|| "0".to_owned())
-            .parse::<i128>()
-            .map_err(|_| Problem::internal(&"payable sum"))?;
-        ledger_sums.insert((get(&r, 0)?, get(&r, 1)?), v);
+        ledger_sums.insert((get(&r, 0)?, get(&r, 1)?), sum_at(&r, 2)?);
     }
     let parts: &[&str] = match caller.principal.tenant_kind {
         TenantKind::Manager => &["manager"],
