@@ -32,6 +32,10 @@ pub enum Command {
     /// strictly in order with no gaps; a finished date is left alone (and says so). Exits
     /// non-zero when a date is refused or its checks fail.
     Eod(EodArgs),
+    /// Seed a platform with two distributors, two managers, five strategies and thousands of
+    /// customers on the configured (empty) database, run a year of end of day, and print AUM,
+    /// the fee split, a customer's statement and goals; `wrapd serve` then serves it all.
+    Demo(DemoArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -73,6 +77,17 @@ pub struct EodArgs {
     /// The last date to run (inclusive); every calendar day in between is run.
     #[arg(long, value_name = "DATE")]
     pub to: Option<chrono::NaiveDate>,
+}
+
+/// `wrapd demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Wraps to create (customers hold one to four each).
+    #[arg(long, default_value_t = 5_000)]
+    pub wraps: u64,
+    /// Seed of the synthetic book and prices (the same seed, the same book).
+    #[arg(long, default_value_t = 2025)]
+    pub seed: u64,
 }
 
 /// `wrapd migrate ...`.

@@ -40,6 +40,8 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bench_eod;
+pub mod book;
+pub mod demo;
 pub mod bootstrap;
 pub mod cli;
 pub mod db;
@@ -79,6 +81,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
         Command::Migrate { action } => migrate::run(&settings.database, action).await,
         Command::Bootstrap(args) => bootstrap::run(&settings, &args).await,
         Command::Eod(args) => eod::cli::run(&settings, &args).await,
+        Command::Demo(args) => demo::run(&settings, &args).await,
         // The benchmark never touches the configured database: only an explicit
         // --database-url, else a scratch database (see `bench`).
         Command::Bench { target } => match target {

@@ -81,13 +81,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.default_service(web::to(crate::problem::not_found));
 }
 
-/// Binds `settings.server.bind` (port 0 picks a free port) and returns the server, not yet
-/// running (await it, or `tokio::spawn` it and stop it with `server.handle().stop(true)`),
-/// with the address it listens on.
-pub async fn build_server(
+/// What the handlers share, and the one end-of-day lock of a service: built once per
+/// service (and by `wrapd demo`, which calls the same handlers in process).
+pub fn app_data(
     settings: &Settings,
     db: DatabaseConnection,
-) -> Result<(Server, SocketAddr), Error> {
+) -> Result<(web::Data<AppState>, web::Data<crate::eod::RunLock>), Error> {
     let keys = crate::auth::load_keys(&settings.auth, &settings.database.url)?;
     let metrics = Metrics::new().map_err(|e| Error::Other(format!("metrics: {e}")))?;
     let state = web::Data::new(AppState {
@@ -101,13 +100,24 @@ pub async fn build_server(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
     });
-    let limit = settings.server.body_limit_bytes;
-    let addr = settings.server.bind.clone();
     // One end-of-day run at a time for this service (shared by every worker).
     let eod_lock = web::Data::from(crate::eod::RunLock::with(
         settings.calendar.calendar()?,
         Arc::new(crate::eod::trading::SimulatedVenue),
     ));
+    Ok((state, eod_lock))
+}
+
+/// Binds `settings.server.bind` (port 0 picks a free port) and returns the server, not yet
+/// running (await it, or `tokio::spawn` it and stop it with `server.handle().stop(true)`),
+/// with the address it listens on.
+pub async fn build_server(
+    settings: &Settings,
+    db: DatabaseConnection,
+) -> Result<(Server, SocketAddr), Error> {
+    let (state, eod_lock) = app_data(settings, db)?;
+    let limit = settings.server.body_limit_bytes;
+    let addr = settings.server.bind.clone();
     let http = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -56,6 +56,32 @@ pub fn line(o: &DayOutcome) -> String {
     format!("{}: finished: {}", o.date, steps.join(", "))
 }
 
+/// Runs every date from `from` to `to` with a progress bar when stderr is a terminal (log
+/// lines otherwise): the command's run, shared with `wrapd demo`.
+pub async fn run_dates(
+    db: &sea_orm::DatabaseConnection,
+    ledger: &ledger::Ledger,
+    from: NaiveDate,
+    to: NaiveDate,
+    actor: &Actor,
+    guard: &RunGuard,
+) -> Result<Vec<DayOutcome>, super::EodError> {
+    if !std::io::stderr().is_terminal() {
+        return super::run(db, ledger, from, to, actor, guard, &Quiet).await;
+    }
+    let total = ((to - from).num_days().max(0) as u64 + 1) * STEPS.len() as u64;
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg} (eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let bar = Bar(bar);
+    let r = super::run(db, ledger, from, to, actor, guard, &bar).await;
+    bar.0.finish_and_clear();
+    r
+}
+
 /// Runs the command.
 pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     // A bad holiday list stops here rather than in the middle of a night.
@@ -85,21 +111,7 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
         std::sync::Arc::new(super::trading::SimulatedVenue),
     );
     let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
-    let result = if std::io::stderr().is_terminal() {
-        let total = ((to - args.date).num_days().max(0) as u64 + 1) * STEPS.len() as u64;
-        let bar = ProgressBar::new(total);
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
-                .map_err(|e| Error::Other(e.to_string()))?
-                .progress_chars("=> "),
-        );
-        let bar = Bar(bar);
-        let r = super::run(&db, &ledger, args.date, to, &actor, &guard, &bar).await;
-        bar.0.finish_and_clear();
-        r
-    } else {
-        super::run(&db, &ledger, args.date, to, &actor, &guard, &Quiet).await
-    };
+    let result = run_dates(&db, &ledger, args.date, to, &actor, &guard).await;
     match result {
         Ok(outcomes) => {
             for o in &outcomes {

@@ -30,10 +30,13 @@
 //!   owed (a crossing and a partial fill rounded apart), the pool itself is split by largest
 //!   remainder instead. Tried by
 //!   `eod_trading.rs::a_partial_fill_is_allocated_by_largest_remainder`;
-//! * every wrap's trades of the day are ONE ledger entry (kind `trade`, key
-//!   `trade:{wrap_id}:{date}`): its cash against `omnibus:{CCY}` and its units against
-//!   `omnibus:{INSTRUMENT}`, so each entry reconciles on its own and the crossed part nets
-//!   to nothing on the omnibus; the residue is one entry per distributor
+//! * the wraps' trades of the day are ledger entries of a chunk of wraps each (kind `trade`,
+//!   key `trade:{tenant_id}:{date}:{chunk}`, chunks in wrap order, at most
+//!   [`ledger::MAX_POSTINGS`] postings): each wrap's net cash and units, and per asset one
+//!   posting of the chunk's net against `omnibus:{ASSET}`, so each entry reconciles on its
+//!   own, the crossed part nets to nothing on the omnibus, and a day's trades take one
+//!   entry per thousand postings rather than one per wrap; the residue is one entry per
+//!   distributor
 //!   (`trade-residual:{date}`); payouts one per movement (`movement:{movement_id}`). All go
 //!   through [`ledger::Ledger::post_batch_in`] in batches of at most [`ledger::MAX_BATCH`];
 //! * **movements**: a withdrawal pays `min(amount, the wrap's available cash)` to the
@@ -756,6 +759,49 @@ async fn side_totals(
     Ok((out, short, prices))
 }
 
+/// The wraps' side of one allocation entry being gathered.
+#[derive(Default)]
+struct TradeChunk {
+    postings: Vec<NewPosting>,
+    /// Asset → (what the chunk's wraps received, net; the asset's scale).
+    net: BTreeMap<String, (i64, u32)>,
+    wraps: usize,
+}
+
+impl TradeChunk {
+    /// The entry: the wraps' postings and one omnibus posting per asset that nets to
+    /// non-zero; leaves the chunk empty for the next.
+    fn entry(
+        &mut self,
+        tenant_id: Uuid,
+        date: NaiveDate,
+        number: usize,
+        id_of: &impl Fn(&str) -> Result<Uuid, EodError>,
+    ) -> Result<NewEntry, EodError> {
+        let mut postings = std::mem::take(&mut self.postings);
+        for (asset, (net, scale)) in std::mem::take(&mut self.net) {
+            let omnibus = id_of(&omnibus_code(&asset))?;
+            let amount = decimal_of(i128::from(net.abs()), scale);
+            match net.signum() {
+                1 => postings.push(NewPosting::debit(omnibus, &asset, amount)),
+                -1 => postings.push(NewPosting::credit(omnibus, &asset, amount)),
+                _ => {}
+            }
+        }
+        let wraps = std::mem::take(&mut self.wraps);
+        Ok(NewEntry {
+            tenant_id,
+            idempotency_key: format!("trade:{tenant_id}:{date}:{number}"),
+            kind: "trade".to_owned(),
+            effective_date: date,
+            description: format!("trades of {date}"),
+            metadata: json!({ "eod_date": date, "chunk": number, "wraps": wraps }),
+            postings,
+            hold: None,
+        })
+    }
+}
+
 async fn allocate_tenant(
     txn: &DatabaseTransaction,
     ledger: &Ledger,
@@ -1019,56 +1065,62 @@ async fn allocate_tenant(
             .ok_or_else(|| corrupt(format!("account {code} missing")))
     };
 
-    // One entry per wrap.
-    let mut entries: Vec<NewEntry> = Vec::with_capacity(trades.len() + 1);
+    // Every trading wrap's cash and units against the omnibus of each asset, a chunk of
+    // wraps per entry: the wraps' postings in wrap order, then per asset one omnibus posting
+    // of the chunk's net (none where the chunk's buys and sells cancel). At most
+    // MAX_POSTINGS postings, omnibus ones included.
+    let mut entries: Vec<NewEntry> = Vec::new();
+    let mut chunk = TradeChunk::default();
     for (wrap_id, t) in &trades {
         let Some(w) = wraps.get(wrap_id) else {
             continue;
         };
-        let mut postings = Vec::new();
-        let cash = decimal_of(i128::from(t.cash.abs()), w.scale);
-        let (wc, oc) = (
-            id_of(&wrap_cash_code(*wrap_id))?,
-            id_of(&omnibus_code(&w.currency))?,
-        );
-        if t.cash > 0 {
-            postings.push(NewPosting::debit(oc, &w.currency, cash));
-            postings.push(NewPosting::credit(wc, &w.currency, cash));
-        } else if t.cash < 0 {
-            postings.push(NewPosting::debit(wc, &w.currency, cash));
-            postings.push(NewPosting::credit(oc, &w.currency, cash));
+        let mut mine: Vec<(String, Uuid, i64, u32)> = Vec::with_capacity(t.units.len() + 1);
+        if t.cash != 0 {
+            mine.push((
+                w.currency.clone(),
+                id_of(&wrap_cash_code(*wrap_id))?,
+                t.cash,
+                w.scale,
+            ));
         }
         for (instrument, delta) in &t.units {
-            if *delta == 0 {
-                continue;
-            }
-            let scale = unit_scale(ledger, instrument).await?;
-            let units = decimal_of(i128::from(delta.abs()), scale);
-            let (wu, ou) = (
-                id_of(&wrap_units_code(*wrap_id, instrument))?,
-                id_of(&omnibus_code(instrument))?,
-            );
-            if *delta > 0 {
-                postings.push(NewPosting::debit(ou, instrument, units));
-                postings.push(NewPosting::credit(wu, instrument, units));
-            } else {
-                postings.push(NewPosting::debit(wu, instrument, units));
-                postings.push(NewPosting::credit(ou, instrument, units));
+            if *delta != 0 {
+                mine.push((
+                    instrument.clone(),
+                    id_of(&wrap_units_code(*wrap_id, instrument))?,
+                    *delta,
+                    unit_scale(ledger, instrument).await?,
+                ));
             }
         }
-        if postings.is_empty() {
+        if mine.is_empty() {
             continue;
         }
-        entries.push(NewEntry {
-            tenant_id,
-            idempotency_key: format!("trade:{wrap_id}:{date}"),
-            kind: "trade".to_owned(),
-            effective_date: date,
-            description: format!("trades of {date}"),
-            metadata: json!({ "wrap_id": wrap_id, "eod_date": date }),
-            postings,
-            hold: None,
-        });
+        let new_assets = mine
+            .iter()
+            .filter(|m| !chunk.net.contains_key(&m.0))
+            .count();
+        if chunk.wraps > 0
+            && chunk.postings.len() + mine.len() + chunk.net.len() + new_assets
+                > ledger::MAX_POSTINGS
+        {
+            entries.push(chunk.entry(tenant_id, date, entries.len(), &id_of)?);
+        }
+        for (asset, account, delta, scale) in mine {
+            let amount = decimal_of(i128::from(delta.abs()), scale);
+            chunk.postings.push(if delta > 0 {
+                NewPosting::credit(account, &asset, amount)
+            } else {
+                NewPosting::debit(account, &asset, amount)
+            });
+            let net = chunk.net.entry(asset).or_insert((0, scale));
+            net.0 += delta;
+        }
+        chunk.wraps += 1;
+    }
+    if chunk.wraps > 0 {
+        entries.push(chunk.entry(tenant_id, date, entries.len(), &id_of)?);
     }
     let mut residual_postings = Vec::new();
     for (asset, v) in &residue {

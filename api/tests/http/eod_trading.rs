@@ -337,14 +337,18 @@ async fn a_first_contribution_is_invested_along_the_model(backend: &'static str)
     assert_eq!(bal(&server, t, &format!("omnibus:{A}")).await, 486_026);
     assert_eq!(bal(&server, t, &format!("omnibus:{B}")).await, 391_752);
     assert_eq!(bal(&server, t, "omnibus:JPY").await, 20_000);
-    // One ledger entry for the wrap's trades, with a key that names it and the date.
+    // One ledger entry for the distributor's trades of the day (a chunk of wraps), with a
+    // key that names the book, the date and the chunk: the wrap's three postings and one
+    // omnibus posting per asset.
     let n = count(
         &server,
-        "SELECT COUNT(*) FROM ledger_entries WHERE idempotency_key = ? AND kind = 'trade'",
-        vec![format!("trade:{w}:{}", day(0)).into()],
+        "SELECT COUNT(*) FROM ledger_postings p JOIN ledger_entries e \
+         ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
+         WHERE e.idempotency_key = ? AND e.kind = 'trade'",
+        vec![format!("trade:{t}:{}:0", day(0)).into()],
     )
     .await;
-    assert_eq!(n, 1);
+    assert_eq!(n, 6);
     // The snapshot values the holdings: 599,999.097 + 379,999.44 = 979,998.537 → 979,998;
     // the NAV is net of the day's fee accrued and not paid: 999,998 × 1.1 % ÷ 365 =
     // 30.136… → ¥30 posted, tax 10 % of it 3.0136… → ¥3 (the fractions carried), so

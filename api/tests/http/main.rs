@@ -11,6 +11,7 @@ mod auth;
 mod bench_eod;
 mod cli;
 mod customers;
+mod demo;
 mod eod;
 mod eod_fees;
 mod eod_plans;

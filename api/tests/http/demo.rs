@@ -1,0 +1,165 @@
+//! `wrapd demo` as a user runs it: the binary on an empty database of its own (a small book,
+//! so the year runs in seconds), then the same database served, where what the demo printed
+//! is fetched again with the credentials it printed.
+
+use std::process::Command;
+
+use api::Settings;
+use uuid::Uuid;
+
+use crate::on_each_backend;
+
+on_each_backend!(
+    the_demo_runs_a_year_and_serves_what_it_printed,
+    the_demo_runs_a_year_and_serves_what_it_printed
+);
+
+fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args(args)
+        .args(["--database-url", url])
+        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env("WRAP__LOG__LEVEL", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The printed line's words after `label`.
+fn after<'a>(line: &'a str, label: &str) -> &'a str {
+    line.split(label)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {label} in {line:?}"))
+}
+
+async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) {
+    let (url, dir) = match backend {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("wrapd-demo-{}", Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            (
+                format!("sqlite://{}/wrap.db?mode=rwc", dir.display()),
+                Some(dir),
+            )
+        }
+        _ => {
+            let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
+            let name = format!("wrap_test_{}", Uuid::now_v7().simple());
+            let url = api::db::with_database(&base, &name).unwrap();
+            api::db::create_postgres_database_if_missing(&url)
+                .await
+                .unwrap();
+            (url, None)
+        }
+    };
+    let out = wrapd(&url, &["demo", "--wraps", "40", "--seed", "7"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "Assets under management on 2025-12-31",
+        "Seto Regional Bank",
+        "Aoba Independent Advisors",
+        "BALANCED",
+        "GLOBALEQ",
+        "Reconciled with the ledger's fee postings: true",
+        // Two distributors, twelve months.
+        "Platform invoices to distributors: 24",
+        "time-weighted",
+        "goal \"",
+        "probability 0.",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
+    }
+
+    // The printed total AUM by distributor, and the platform's credentials.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let by_distributor = lines
+        .iter()
+        .position(|l| l.starts_with("By distributor:"))
+        .unwrap();
+    let total_line = lines[by_distributor..]
+        .iter()
+        .find(|l| l.trim_start().starts_with("Total"))
+        .unwrap();
+    let printed_total: String = total_line
+        .split("wraps")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .replace(',', "");
+    let creds = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("platform ") && l.contains("client_secret"))
+        .unwrap();
+    let (client_id, secret) = (after(creds, "client_id"), after(creds, "client_secret"));
+
+    // `wrapd serve` on the same database answers the same figure to those credentials.
+    let mut settings = Settings::builtin().unwrap();
+    settings.server.bind = "127.0.0.1:0".to_owned();
+    settings.database.url = url.clone();
+    let db = api::db::connect(&url).await.unwrap();
+    let (server, addr) = api::build_server(&settings, db.clone()).await.unwrap();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("http://{addr}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    let aum: serde_json::Value = http
+        .get(format!(
+            "http://{addr}/v1/reports/aum?as_of=2025-12-31&group_by=distributor"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(aum["groups"].as_array().unwrap().len(), 2, "{aum}");
+    assert_eq!(aum["totals"][0]["aum"], printed_total.as_str(), "{aum}");
+    assert_eq!(aum["totals"][0]["wraps"], 40, "{aum}");
+    // The year is finished: the next date to run is 2026-01-01.
+    let status: serde_json::Value = http
+        .get(format!("http://{addr}/v1/operations/eod/2025-12-31"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "finished", "{status}");
+    handle.stop(true).await;
+    running.await.unwrap().unwrap();
+
+    // A second demo on the same database refuses and prints nothing.
+    let again = wrapd(&url, &["demo", "--wraps", "40"]);
+    assert!(!again.status.success());
+    assert!(again.stdout.is_empty());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already has tenants"), "{err}");
+
+    db.close().await.unwrap();
+    match dir {
+        Some(dir) => std::fs::remove_dir_all(dir).unwrap(),
+        None => api::db::drop_postgres_database(&url).await.unwrap(),
+    }
+}
