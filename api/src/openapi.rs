@@ -91,6 +91,10 @@ use crate::problem::method_not_allowed;
         crate::routes::wraps::cancel_plan,
         crate::routes::returns::wrap_returns,
 
+        // statements (routes/statements.rs)
+        crate::routes::statements::wrap_statement,
+        crate::routes::statements::customer_statement,
+
         // reconciliation (routes/reconciliation.rs)
         crate::routes::reconciliation::reconciliation,
         crate::routes::reconciliation::create_statement,

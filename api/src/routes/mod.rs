@@ -3,6 +3,7 @@
 
 pub mod agreements;
 pub mod customers;
+pub mod format;
 pub mod instruments;
 pub mod ledger;
 pub mod operations;
@@ -10,6 +11,7 @@ pub mod projections;
 pub mod reconciliation;
 pub mod reports;
 pub mod returns;
+pub mod statements;
 pub mod strategies;
 pub mod tenants;
 pub mod wraps;

@@ -33,6 +33,7 @@ use crate::auth::Caller;
 use crate::eod::sql::{Params, get, query};
 use crate::extract::Query;
 use crate::problem::{Problem, method_not_allowed};
+use crate::routes::format;
 use crate::server::AppState;
 
 /// Most dates in one history.
@@ -119,7 +120,7 @@ fn scope(caller: &Caller, pa: &mut Params) -> String {
 
 /// An exact sum taken in SQL as text (PostgreSQL widens SUM(bigint) to numeric; NULL when no
 /// row matched).
-fn sum_at(row: &sea_orm::QueryResult, idx: usize) -> Result<i128, Problem> {
+pub(crate) fn sum_at(row: &sea_orm::QueryResult, idx: usize) -> Result<i128, Problem> {
     let s: Option<String> = get(row, idx)?;
     let s = s.unwrap_or_else(|| "0".to_owned());
     s.parse::<i128>()
@@ -141,7 +142,7 @@ async fn scale_of(
 }
 
 /// The finished end-of-day dates in `from..=to`.
-async fn finished_between<C: ConnectionTrait>(
+pub(crate) async fn finished_between<C: ConnectionTrait>(
     db: &C,
     from: NaiveDate,
     to: NaiveDate,
@@ -698,53 +699,54 @@ async fn ledger_check(
 }
 
 /// The CSV of the lines: a header row, then one row per line; amounts as exact decimal
-/// strings (UTF-8, RFC 4180 quoting where a name needs it).
+/// strings (UTF-8, RFC 4180 quoting where a name needs it; see [`format`]).
 fn fee_split_csv(report: &FeeSplit) -> String {
-    let mut out = String::from(
-        "agreement_id,strategy_id,strategy,distributor_tenant_id,manager_tenant_id,currency,\
-         wraps,average_aum,management_fee,performance_fee,tax,channel,manager,platform\r\n",
+    let mut out = String::new();
+    format::row(
+        &mut out,
+        &[
+            "agreement_id",
+            "strategy_id",
+            "strategy",
+            "distributor_tenant_id",
+            "manager_tenant_id",
+            "currency",
+            "wraps",
+            "average_aum",
+            "management_fee",
+            "performance_fee",
+            "tax",
+            "channel",
+            "manager",
+            "platform",
+        ],
     );
     for l in &report.lines {
-        let name = if l.strategy.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", l.strategy.replace('"', "\"\""))
-        } else {
-            l.strategy.clone()
-        };
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\r\n",
-            l.agreement_id,
-            l.strategy_id,
-            name,
-            l.distributor_tenant_id,
-            l.manager_tenant_id,
-            l.currency,
-            l.wraps,
-            l.average_aum,
-            l.management_fee,
-            l.performance_fee,
-            l.tax,
-            l.channel,
-            l.manager,
-            l.platform
-        ));
+        format::row(
+            &mut out,
+            &[
+                l.agreement_id.to_string(),
+                l.strategy_id.to_string(),
+                format::field(&l.strategy).into_owned(),
+                l.distributor_tenant_id.to_string(),
+                l.manager_tenant_id.to_string(),
+                format::field(&l.currency).into_owned(),
+                l.wraps.to_string(),
+                l.average_aum.to_string(),
+                l.management_fee.to_string(),
+                l.performance_fee.to_string(),
+                l.tax.to_string(),
+                l.channel.to_string(),
+                l.manager.to_string(),
+                l.platform.to_string(),
+            ],
+        );
     }
     out
 }
 
-/// Whether the caller asked for CSV (`?format=csv`, or `Accept: text/csv`).
-fn wants_csv(req: &HttpRequest, q: &Query) -> Result<bool, Problem> {
-    if let Some(f) = q.one_of("format", &["json", "csv"])? {
-        return Ok(f == "csv");
-    }
-    Ok(req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv"))))
-}
-
-/// The period from `from` and `to` (required, at most 366 days).
-fn period(q: &Query) -> Result<(NaiveDate, NaiveDate), Problem> {
+/// The period from `from` and `to` (required, at most 366 days; 400 naming the parameter).
+pub(crate) fn period(q: &Query) -> Result<(NaiveDate, NaiveDate), Problem> {
     let from = q
         .date("from")?
         .ok_or_else(|| Problem::bad_parameter("from", "is required"))?;
@@ -790,13 +792,11 @@ pub async fn fee_split_report(
 ) -> Result<HttpResponse, Problem> {
     let q = Query::parse(&req, &["from", "to", "format"])?;
     let (from, to) = period(&q)?;
-    let csv = wants_csv(&req, &q)?;
+    let csv = format::wants_csv(&req, &q)?;
     caller.principal.authorize(Action::ReadOwnData)?;
     let report = fee_split(&state, &caller, from, to).await?;
     if csv {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8")
-            .body(fee_split_csv(&report)));
+        return Ok(format::csv_response(fee_split_csv(&report)));
     }
     Ok(HttpResponse::Ok().json(report))
 }

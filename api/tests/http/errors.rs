@@ -448,6 +448,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/customers",
         "/v1/customers/{id}",
         "/v1/customers/{id}/deposits",
+        "/v1/customers/{id}/statement",
         "/v1/customers/{id}/withdrawals",
         "/v1/customers/{id}/wraps",
         "/v1/instruments",
@@ -491,6 +492,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
         "/v1/wraps/{id}/returns",
+        "/v1/wraps/{id}/statement",
         "/v1/wraps/{id}/switches",
         "/v1/wraps/{id}/withdrawals",
     ] {
@@ -501,7 +503,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        59,
+        61,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

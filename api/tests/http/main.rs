@@ -26,5 +26,6 @@ mod ledger_reads;
 mod projections;
 mod reconciliation;
 mod reports;
+mod statements;
 mod strategies;
 mod wraps;
