@@ -389,6 +389,43 @@ async fn show(
     // One of the bank's customers with a goal on a wrap.
     let customer = demo_customer(db, book.distributors[0]).await?;
     println!("\n== Customer {customer} of Seto Regional Bank ==");
+    let statement = api_get!(
+        &app,
+        bank,
+        format!("/v1/customers/{customer}/statement?from={FIRST}&to={LAST}")
+    )?;
+    println!("\nStatement {FIRST} to {LAST}:");
+    println!(
+        "  {:<14} {:>12} {:>12} {:>10} {:>9} {:>10} {:>11} {:>12} {:>9}",
+        "wrap", "opening", "contributed", "withdrawn", "fees", "realised", "unrealised",
+        "closing", "TWR"
+    );
+    let rows = statement["wraps"].as_array().cloned().unwrap_or_default();
+    let totals = statement["totals"].as_array().cloned().unwrap_or_default();
+    for (i, w) in rows.iter().chain(totals.iter()).enumerate() {
+        let name = if i < rows.len() {
+            w["name"].as_str().unwrap_or("?").to_owned()
+        } else {
+            "Total".to_owned()
+        };
+        println!(
+            "  {:<14} {:>12} {:>12} {:>10} {:>9} {:>10} {:>11} {:>12} {:>9}",
+            name,
+            yen(&w["opening_value"]),
+            yen(&w["contributions"]),
+            yen(&w["withdrawals"]),
+            yen(&w["fees"]["total"]),
+            yen(&w["realised_gain"]),
+            yen(&w["unrealised_gain_change"]),
+            yen(&w["closing_value"]),
+            pct(&w["time_weighted_return"]),
+        );
+    }
+    println!(
+        "  Adds up (closing - opening = flows - fees + gain): {}",
+        totals.iter().all(|t| t["check"]["balanced"] == true)
+    );
+    println!("\nWraps now and their goals:");
     let page = api_get!(&app, bank, format!("/v1/customers/{customer}/wraps"))?;
     for w in page["items"].as_array().into_iter().flatten() {
         let id = w["id"].as_str().unwrap_or_default().to_owned();
@@ -434,6 +471,9 @@ async fn show(
     );
     println!(
         "  curl -H \"Authorization: Bearer $TOKEN\" 'http://127.0.0.1:8080/v1/reports/fee-split?from={FIRST}&to={LAST}&format=csv'"
+    );
+    println!(
+        "  # the statement above, with the bank's credentials:\n  curl -H \"Authorization: Bearer $BANK_TOKEN\" 'http://127.0.0.1:8080/v1/customers/{customer}/statement?from={FIRST}&to={LAST}'"
     );
     println!("\n  API clients (secrets shown only now):");
     for c in clients {

@@ -71,6 +71,7 @@ async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) 
         "time-weighted",
         "goal \"",
         "probability 0.",
+        "Adds up (closing - opening = flows - fees + gain): true",
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
     }
