@@ -3,6 +3,7 @@
 
 pub mod agreements;
 pub mod customers;
+pub mod instructions;
 pub mod instruments;
 pub mod ledger;
 pub mod operations;

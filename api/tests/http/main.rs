@@ -13,6 +13,7 @@ mod cli;
 mod customers;
 mod eod;
 mod eod_fees;
+mod eod_instructions;
 mod eod_plans;
 mod eod_returns;
 mod eod_trading;
