@@ -29,8 +29,9 @@ pub enum Command {
     /// Refuses when a platform tenant exists already.
     Bootstrap(BootstrapArgs),
     /// Run end of day for a date, or every date from --date to --to, in order. Dates run
-    /// strictly in order with no gaps; a finished date is left alone (and says so). Exits
-    /// non-zero when a date is refused or its checks fail.
+    /// strictly in order with no gaps; a finished date is left alone (and says so). Exits 0
+    /// when the dates finished, 3 when a date waits for the fills of external instructions
+    /// (run it again once they are in), 1 when a date is refused or its checks fail.
     Eod(EodArgs),
     /// Seed a platform with two distributors, two managers, five strategies and thousands of
     /// customers on the configured (empty) database, run a year of end of day, and print AUM,

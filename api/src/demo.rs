@@ -22,7 +22,8 @@
 
 use std::time::Instant;
 
-use actix_web::{App, test, web};
+use actix_web::test as service;
+use actix_web::{App, web};
 use chrono::{NaiveDate, Utc};
 use ledger::Ledger;
 use serde_json::{Value as Json, json};
@@ -193,13 +194,13 @@ async fn make_client(
 macro_rules! api_get {
     ($app:expr, $token:expr, $uri:expr) => {{
         let uri: String = $uri;
-        let req = test::TestRequest::get()
+        let req = service::TestRequest::get()
             .uri(&uri)
             .insert_header(("Authorization", format!("Bearer {}", $token)))
             .to_request();
-        let resp = test::call_service($app, req).await;
+        let resp = service::call_service($app, req).await;
         let status = resp.status();
-        let body = test::read_body(resp).await;
+        let body = service::read_body(resp).await;
         if status.is_success() {
             serde_json::from_slice::<Json>(&body).map_err(other)
         } else {
@@ -287,7 +288,7 @@ async fn show(
     clients: &[Client],
 ) -> Result<(), Error> {
     let (state, eod_lock) = crate::server::app_data(settings, db.clone())?;
-    let app = test::init_service(
+    let app = service::init_service(
         App::new()
             .app_data(state)
             .app_data(eod_lock)
@@ -297,7 +298,7 @@ async fn show(
     .await;
     let mut tokens = Vec::new();
     for c in clients {
-        let req = test::TestRequest::post()
+        let req = service::TestRequest::post()
             .uri("/oauth/token")
             .set_form([
                 ("grant_type", "client_credentials"),
@@ -305,7 +306,7 @@ async fn show(
                 ("client_secret", c.secret.as_str()),
             ])
             .to_request();
-        let body: Json = test::call_and_read_body_json(&app, req).await;
+        let body: Json = service::call_and_read_body_json(&app, req).await;
         let token = body["access_token"]
             .as_str()
             .ok_or_else(|| other(format!("no token for {}: {body}", c.who)))?
@@ -537,7 +538,7 @@ fn pct(v: &Json) -> String {
 mod tests {
     use chrono::Datelike;
 
-    use super::*;
+    use super::{FIRST, Json, LAST, json, shape, yen, ymd};
 
     #[test]
     fn yen_groups_thousands() {

@@ -55,4 +55,19 @@ pub enum Error {
     /// Anything else.
     #[error("{0}")]
     Other(String),
+    /// End of day stopped to wait for fills of external instructions: not a failure, the
+    /// date goes on when it is run again after the fills are in.
+    #[error("{0}")]
+    AwaitingFills(String),
+}
+
+impl Error {
+    /// The process exit status for this error: [`crate::eod::cli::EXIT_AWAITING_FILLS`] when
+    /// end of day waits for fills, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::AwaitingFills(_) => crate::eod::cli::EXIT_AWAITING_FILLS,
+            _ => 1,
+        }
+    }
 }

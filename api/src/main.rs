@@ -16,9 +16,13 @@ async fn main() -> ExitCode {
     };
     match result.await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ api::error::Error::AwaitingFills(_)) => {
+            eprintln!("wrapd: {e}");
+            ExitCode::from(e.exit_code())
+        }
         Err(e) => {
             eprintln!("wrapd: error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

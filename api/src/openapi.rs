@@ -116,6 +116,13 @@ use crate::problem::method_not_allowed;
         crate::routes::reports::fee_split_report,
         crate::routes::reports::invoices,
 
+        // external execution (routes/instructions.rs)
+        crate::routes::instructions::list_instructions,
+        crate::routes::instructions::get_instruction,
+        crate::routes::instructions::report_fill,
+        crate::routes::instructions::set_venue,
+        crate::routes::instructions::get_venue,
+
         openapi_json,
     ),
     modifiers(&BearerAuth),
@@ -127,6 +134,7 @@ use crate::problem::method_not_allowed;
         (name = "customers", description = "A distributor's customers and their cash"),
         (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),
         (name = "reports", description = "AUM and fee reports"),
+        (name = "instructions", description = "Block orders for a distributor's own account system, and the fills it reports"),
         (name = "projections", description = "Fee impact and goal probability"),
         (name = "operations", description = "Probes, metrics and this document"),
     )

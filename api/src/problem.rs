@@ -385,6 +385,10 @@ impl From<crate::eod::EodError> for Problem {
             crate::eod::EodError::ChecksFailed { date, reason } => {
                 Problem::conflict(format!("end of day for {date} stopped: {reason}"))
             }
+            e @ crate::eod::EodError::AwaitingFills { .. } => {
+                Problem::new(StatusCode::CONFLICT, "awaiting-fills", "Awaiting Fills")
+                    .with_detail(e.to_string())
+            }
             crate::eod::EodError::Ledger(e) => Problem::from(e),
             crate::eod::EodError::Db(e) => Problem::from(e),
         }

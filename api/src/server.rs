@@ -78,6 +78,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::operations::configure(cfg);
     crate::routes::projections::configure(cfg);
     crate::routes::reports::configure(cfg);
+    crate::routes::instructions::configure(cfg);
     crate::audit::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
 }

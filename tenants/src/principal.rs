@@ -66,6 +66,9 @@ pub enum Action {
     /// Read the reconciliation of the virtual layer with the omnibus (platform: all;
     /// distributor: its own book).
     ReadReconciliation,
+    /// Report fills of the caller's own instructions, from its account system (distributor
+    /// writers).
+    ReportFills,
 }
 
 /// Why an action was refused. The API answers 403 with this text.
@@ -131,7 +134,7 @@ impl Principal {
             Action::ManageStrategies | Action::DecideAgreements => {
                 self.kind_writes(action, TenantKind::Manager)
             }
-            Action::ProposeAgreements | Action::ManageCustomers => {
+            Action::ProposeAgreements | Action::ManageCustomers | Action::ReportFills => {
                 self.kind_writes(action, TenantKind::Distributor)
             }
             Action::SetPlatformFees => {

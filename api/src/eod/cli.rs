@@ -1,5 +1,7 @@
 //! `wrapd eod --date D [--to D2]`: runs end of day from the command line, with a progress
-//! bar when stderr is a terminal and log lines otherwise. Exits non-zero when a date is
+//! bar when stderr is a terminal and log lines otherwise. Exits 0 when every date finished,
+//! [`EXIT_AWAITING_FILLS`] (3) when a date stopped to wait for the fills of external
+//! instructions (not a failure: run it again once they are in), and 1 when a date is
 //! refused or stops (a failed check), after printing why.
 
 use std::io::IsTerminal;
@@ -12,6 +14,9 @@ use super::{Actor, DayOutcome, Progress, Quiet, RunGuard, RunLock, STEPS};
 use crate::cli::EodArgs;
 use crate::error::Error;
 use crate::settings::Settings;
+
+/// Exit status of `wrapd eod` when a date waits for fills.
+pub const EXIT_AWAITING_FILLS: u8 = 3;
 
 /// A progress bar over every step of every date.
 struct Bar(ProgressBar);
@@ -36,6 +41,14 @@ pub fn line(o: &DayOutcome) -> String {
     if o.already_finished {
         return format!("{}: already finished; nothing changed", o.date);
     }
+    let head = match o.awaiting_fills {
+        Some(open) => format!(
+            "awaiting fills ({open} instruction(s) open at /v1/instructions?date={}; run the \
+             date again when they are complete)",
+            o.date
+        ),
+        None => "finished".to_owned(),
+    };
     let steps: Vec<String> = o
         .steps
         .iter()
@@ -53,7 +66,7 @@ pub fn line(o: &DayOutcome) -> String {
             )
         })
         .collect();
-    format!("{}: finished: {}", o.date, steps.join(", "))
+    format!("{}: {head}: {}", o.date, steps.join(", "))
 }
 
 /// Runs every date from `from` to `to` with a progress bar when stderr is a terminal (log
@@ -117,8 +130,15 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
             for o in &outcomes {
                 println!("{}", line(o));
             }
-            Ok(())
+            match outcomes.last() {
+                Some(o) if o.awaiting_fills.is_some() => Err(Error::AwaitingFills(format!(
+                    "end of day for {} is awaiting fills; later dates wait for it",
+                    o.date
+                ))),
+                _ => Ok(()),
+            }
         }
+        Err(e @ super::EodError::AwaitingFills { .. }) => Err(Error::AwaitingFills(e.to_string())),
         Err(e) => Err(Error::Other(e.to_string())),
     }
 }

@@ -34,12 +34,22 @@
 //! * **no price of the date is stored unused**: a price uploaded after valuation read the
 //!   prices makes the finishing transaction redo valuation and the checks ([`run_date`]).
 //!   Tried by `a_price_arriving_after_valuation_is_used`;
+//! * **a day with external execution waits for its fills**: when a distributor's venue is
+//!   external ([`instructions`]), the execution step sends its blocks out as instructions,
+//!   commits them with its checkpoint row in state `awaiting_fills`, and the run of the date
+//!   stops there (the day is `awaiting_fills`; `wrapd eod` exits with
+//!   [`cli::EXIT_AWAITING_FILLS`]; the API refuses to start it again while instructions are
+//!   open). Later dates wait too, as the date is still unfinished. Once every instruction of
+//!   the date is complete, running the date again redoes the execution step (which sends
+//!   nothing twice) and goes on with allocation. Tried by
+//!   `api/tests/http/eod_instructions.rs::an_external_distributor_waits_for_its_fills`;
 //! * one run at a time per service ([`RunLock`]): a second request answers 409.
 
 pub mod billing;
 pub mod checks;
 pub mod cli;
 pub mod fees;
+pub mod instructions;
 pub mod plans;
 pub mod rebalance;
 pub mod returns;
@@ -102,6 +112,14 @@ pub enum EodError {
     /// The day's checks failed: the date is not finished.
     #[error("end of day for {date} stopped: {reason}")]
     ChecksFailed { date: NaiveDate, reason: String },
+    /// The date waits for fills of its instructions: running it again now would change
+    /// nothing.
+    #[error(
+        "end of day for {date} is awaiting fills: {open} instruction(s) still open \
+         (GET /v1/instructions?date={date}&status=awaiting_fills); it continues when they are \
+         complete, and later dates wait for it"
+    )]
+    AwaitingFills { date: NaiveDate, open: u64 },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
@@ -134,7 +152,12 @@ impl Progress for Quiet {
     }
 
     fn date_done(&self, outcome: &DayOutcome) {
-        tracing::info!(date = %outcome.date, already = outcome.already_finished, "eod.date_done");
+        tracing::info!(
+            date = %outcome.date,
+            already = outcome.already_finished,
+            awaiting_fills = ?outcome.awaiting_fills,
+            "eod.date_done"
+        );
     }
 }
 
@@ -156,6 +179,10 @@ pub struct DayOutcome {
     pub date: NaiveDate,
     /// True when the date had finished before: nothing was changed.
     pub already_finished: bool,
+    /// Set when the date stopped to wait for fills: the instructions still open. The date
+    /// is not finished; run it again when they are complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_fills: Option<u64>,
     pub steps: Vec<StepOutcome>,
 }
 
@@ -283,21 +310,59 @@ pub async fn check_range<C: ConnectionTrait>(
     let finished = ledger::store::market::finished_dates(db, &dates).await?;
     if let Some(first) = dates.iter().find(|d| !finished.contains(d))
         && let Some(expected) = expected_date(db).await?
-        && *first != expected
     {
-        return Err(EodError::OutOfOrder {
-            date: *first,
-            expected,
-        });
+        // The next date waits for fills: say so, rather than run it for nothing (or, for a
+        // later date, rather than only name the date it waits for).
+        if *first >= expected
+            && let Some(open) = awaiting_fills(db, expected).await?
+            && open > 0
+        {
+            return Err(EodError::AwaitingFills {
+                date: expected,
+                open,
+            });
+        }
+        if *first != expected {
+            return Err(EodError::OutOfOrder {
+                date: *first,
+                expected,
+            });
+        }
     }
     Ok(dates)
+}
+
+/// When the execution step of `date` stopped to wait for fills: the instructions of the date
+/// still open (zero: the date can go on).
+pub async fn awaiting_fills<C: ConnectionTrait>(
+    db: &C,
+    date: NaiveDate,
+) -> Result<Option<u64>, EodError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let q = format!(
+        "SELECT COUNT(*) FROM eod_steps WHERE business_date = {} AND step = 'execution' \
+         AND status = 'awaiting_fills'",
+        pa.push(date)
+    );
+    let waiting = query(db, q, pa.values)
+        .await?
+        .first()
+        .map(|r| get::<i64>(r, 0))
+        .transpose()?
+        .unwrap_or(0)
+        > 0;
+    if !waiting {
+        return Ok(None);
+    }
+    Ok(Some(instructions::open_count(db, date).await?))
 }
 
 // ---------------------------------------------------------------------------------------
 // The run
 
 /// Runs end of day for every date from `from` to `to`, in order; a finished date is
-/// reported and left alone. Stops at the first date that fails.
+/// reported and left alone. Stops at the first date that fails, and after a date that waits
+/// for fills (its outcome says so).
 pub async fn run(
     db: &DatabaseConnection,
     ledger: &Ledger,
@@ -312,7 +377,11 @@ pub async fn run(
     for date in dates {
         let outcome = run_date(db, ledger, date, actor, guard, progress).await?;
         progress.date_done(&outcome);
+        let waiting = outcome.awaiting_fills.is_some();
         out.push(outcome);
+        if waiting {
+            break;
+        }
     }
     Ok(out)
 }
@@ -330,6 +399,7 @@ pub async fn run_date(
         return Ok(DayOutcome {
             date,
             already_finished: true,
+            awaiting_fills: None,
             steps: Vec::new(),
         });
     }
@@ -358,7 +428,15 @@ pub async fn run_date(
     // the finishing transaction checks for one and, if so, redoes valuation and what follows
     // (a bounded number of times). Steps after valuation must therefore be redoable.
     for _round in 0..MAX_REVALUATIONS {
-        let steps = run_steps(db, ledger, date, actor, guard, progress).await?;
+        let (steps, awaiting) = run_steps(db, ledger, date, actor, guard, progress).await?;
+        if awaiting.is_some() {
+            return Ok(DayOutcome {
+                date,
+                already_finished: false,
+                awaiting_fills: awaiting,
+                steps,
+            });
+        }
         let txn = ledger::begin_write(db).await?;
         if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
             // Waits for uploads in flight and holds new ones until this transaction ends, so
@@ -420,6 +498,7 @@ pub async fn run_date(
         return Ok(DayOutcome {
             date,
             already_finished: false,
+            awaiting_fills: None,
             steps,
         });
     }
@@ -453,7 +532,8 @@ async fn prices_changed_since_valuation(
         > 0)
 }
 
-/// Runs the steps of `date` not done yet, in order.
+/// Runs the steps of `date` not done yet, in order; stops after an execution step that
+/// awaits fills (and returns how many instructions are open).
 async fn run_steps(
     db: &DatabaseConnection,
     ledger: &Ledger,
@@ -461,7 +541,7 @@ async fn run_steps(
     actor: &Actor,
     guard: &RunGuard,
     progress: &dyn Progress,
-) -> Result<Vec<StepOutcome>, EodError> {
+) -> Result<(Vec<StepOutcome>, Option<u64>), EodError> {
     let done = step_rows(db, date).await?;
     let mut steps = Vec::with_capacity(STEPS.len());
     for (index, step) in STEPS.iter().enumerate() {
@@ -480,11 +560,17 @@ async fn run_steps(
         let clock = Instant::now();
         let txn = ledger::begin_write(db).await?;
         let (calendar, venue) = (&guard.0.calendar, guard.0.venue.as_ref());
+        let mut awaiting = 0;
         let result = match *step {
             "plans" => plans::run(&txn, ledger, date).await,
             "rebalance" => rebalance::run(&txn, date, calendar).await,
             "netting" => trading::run_netting(&txn, date, calendar).await,
-            "execution" => trading::run_execution(&txn, date, calendar, venue).await,
+            "execution" => trading::run_execution(&txn, date, calendar, venue)
+                .await
+                .map(|e| {
+                    awaiting = e.awaiting;
+                    e.detail
+                }),
             "allocation" => trading::run_allocation(&txn, ledger, date, calendar).await,
             "valuation" => valuation::run(&txn, date).await,
             "accrual" => fees::run(&txn, ledger, date).await,
@@ -517,7 +603,26 @@ async fn run_steps(
                 return Err(e);
             }
         };
-        write_step(&txn, date, step, "done", started, Utc::now(), &detail).await?;
+        // Instructions out and not all complete: the step's effects (what went to the
+        // simulated venue, the instructions) commit with a checkpoint that is not `done`, so
+        // the date resumes here.
+        let status = if awaiting > 0 {
+            "awaiting_fills"
+        } else {
+            "done"
+        };
+        write_step(&txn, date, step, status, started, Utc::now(), &detail).await?;
+        if awaiting > 0 {
+            audit(
+                &txn,
+                actor,
+                "eod.awaiting_fills",
+                date,
+                json!({ "step": step, "open": awaiting }),
+                Utc::now(),
+            )
+            .await?;
+        }
         crash_point(step);
         txn.commit().await?;
         steps.push(StepOutcome {
@@ -526,9 +631,13 @@ async fn run_steps(
             elapsed_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
             detail,
         });
+        if awaiting > 0 {
+            guard.set_current(None);
+            return Ok((steps, Some(awaiting)));
+        }
     }
     guard.set_current(None);
-    Ok(steps)
+    Ok((steps, None))
 }
 
 /// Fault injection for the crash tests: with `WRAP_EOD_ABORT_IN_STEP=<step>` the process
@@ -640,7 +749,8 @@ async fn step_rows<C: ConnectionTrait>(db: &C, date: NaiveDate) -> Result<Vec<St
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StepStatus {
     pub step: String,
-    /// `pending`, `running`, `done` or `failed`.
+    /// `pending`, `running`, `done`, `failed`, or `awaiting_fills` (execution: instructions
+    /// are out at the distributors' account systems).
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -658,8 +768,14 @@ pub struct StepStatus {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DayStatus {
     pub date: NaiveDate,
-    /// `not_started`, `running`, `failed` (a step failed; re-run the date) or `finished`.
+    /// `not_started`, `running`, `failed` (a step failed; re-run the date),
+    /// `awaiting_fills` (instructions are out; re-run the date when `awaiting_fills` is 0) or
+    /// `finished`.
     pub status: String,
+    /// While the date awaits fills: its instructions still open
+    /// (`GET /v1/instructions?date=…&status=awaiting_fills`). Zero: the date can go on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting_fills: Option<u64>,
     /// The next date end of day will accept (absent before the first run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_date: Option<NaiveDate>,
@@ -696,7 +812,7 @@ pub async fn status<C: ConnectionTrait>(
     let steps: Vec<StepStatus> = STEPS
         .iter()
         .map(|step| match rows.iter().find(|r| r.step == *step) {
-            Some(r) if !(r.status == "failed" && now_running == Some(step)) => StepStatus {
+            Some(r) if !(r.status != "done" && now_running == Some(step)) => StepStatus {
                 step: (*step).to_owned(),
                 status: r.status.clone(),
                 started_at: from_micros(r.started_at),
@@ -720,15 +836,23 @@ pub async fn status<C: ConnectionTrait>(
         })
         .collect();
     let failed = steps.iter().any(|s| s.status == "failed");
+    let waiting = steps.iter().any(|s| s.status == "awaiting_fills");
     let status = match &run {
         None => "not_started",
         Some((s, _, _)) if s == "finished" => "finished",
         Some(_) if failed => "failed",
+        Some(_) if waiting => "awaiting_fills",
         Some(_) => "running",
+    };
+    let awaiting_fills = if waiting {
+        Some(instructions::open_count(db, date).await?)
+    } else {
+        None
     };
     Ok(DayStatus {
         date,
         status: status.to_owned(),
+        awaiting_fills,
         next_date: expected_date(db).await?,
         started_at: run.as_ref().and_then(|r| from_micros(r.1)),
         finished_at: run.as_ref().and_then(|r| r.2).and_then(from_micros),

@@ -18,6 +18,11 @@
 //!   `floor(a × quote unit ÷ price)` units and costs `ceil(units × price ÷ quote unit)`
 //!   (never more than `a`; the rest stays in the wraps' cash); a sell of `u` units pays
 //!   `floor(u × price ÷ quote unit)`. [`Venue`] is the seam for a real one;
+//! * **the external venue** (a distributor's setting): its blocks become instructions
+//!   ([`super::instructions`]) and the execution step stays `awaiting_fills` until each is
+//!   complete; what its account system reports goes into `trade_fills`, several fills per
+//!   block, which allocation sums like any venue's. Tried by
+//!   `api/tests/http/eod_instructions.rs::an_external_distributor_waits_for_its_fills`;
 //! * **allocation** per (distributor, instrument, side), crossed part and fills together:
 //!   the side that is divided is split by largest remainder in proportion to the orders, so
 //!   it adds up exactly (buys: the cash paid, by ordered amount; sells: the units sold, by
@@ -227,14 +232,12 @@ pub struct Fill {
     pub amount: i64,
 }
 
-/// Where block orders are executed.
+/// Where block orders are executed when the answer comes at once.
 ///
-/// Execution is synchronous and inside the step's transaction: the venue answers with the
-/// fill at once. An external venue (the distributor's own system taking instructions at
-/// `/v1/instructions` and posting partial, idempotent fills to
-/// `/v1/instructions/{id}/fills`) would instead leave the block `open` and the day
-/// "awaiting fills", with allocation running when the fills are in; that path is not built
-/// (see docs/ARCHITECTURE.md, "Trading").
+/// Execution through this trait is synchronous and inside the step's transaction: the venue
+/// answers with the fill. A distributor whose venue is `external` does not go through it:
+/// its blocks become instructions for its own account system, which reports fills later
+/// over HTTP while the day waits ([`super::instructions`]).
 pub trait Venue: Send + Sync + fmt::Debug {
     /// Recorded on the block order and its fills.
     fn name(&self) -> &str;
@@ -482,30 +485,52 @@ pub(super) async fn insert_rows(
 // ---------------------------------------------------------------------------------------
 // Step `execution`
 
-/// Sends the day's open block orders to `venue` and records the fills; returns the counts.
+/// What the execution step did, and how many instructions of the date are still open.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub detail: serde_json::Value,
+    /// Instructions of the date awaiting fills: the day waits while this is not zero.
+    pub awaiting: u64,
+}
+
+/// Sends the day's open block orders to `venue`, or as instructions to their distributor's
+/// account system when its venue is external ([`super::instructions`]), and records the
+/// fills. Re-run while the day awaits fills, it sends nothing again and counts what is still
+/// open. The counts are the date's, whichever pass made them.
 pub async fn run_execution(
     txn: &DatabaseTransaction,
     date: NaiveDate,
     calendar: &ledger::calendar::Calendar,
     venue: &dyn Venue,
-) -> Result<serde_json::Value, EodError> {
+) -> Result<Execution, EodError> {
     if !calendar.is_business_day(date) {
-        return Ok(not_a_business_day());
+        return Ok(Execution {
+            detail: not_a_business_day(),
+            awaiting: 0,
+        });
     }
     let terms = pricing_of(txn, date).await?;
+    let external = super::instructions::external_tenants(txn).await?;
     let b = txn.get_database_backend();
     let mut pa = Params::new(b);
+    // `venue IS NULL`: not sent yet (an instruction's block stays open with venue external).
     let q = format!(
         "SELECT tenant_id, id, instrument, side, amount, units, price FROM block_orders \
-         WHERE business_date = {} AND status = 'open' ORDER BY tenant_id, instrument",
+         WHERE business_date = {} AND status = 'open' AND venue IS NULL \
+         ORDER BY tenant_id, instrument",
         pa.push(date)
     );
     let mut fills: Vec<Vec<Value>> = Vec::new();
     let mut by_status: BTreeMap<&'static str, Vec<Uuid>> = BTreeMap::new();
+    let mut sent: Vec<(Uuid, Uuid)> = Vec::new();
     let now = micros(Utc::now());
     for r in query(txn, q, pa.values).await? {
         let tenant_id: Uuid = get(&r, 0)?;
         let id: Uuid = get(&r, 1)?;
+        if external.contains(&tenant_id) {
+            sent.push((tenant_id, id));
+            continue;
+        }
         let instrument: String = get(&r, 2)?;
         let side_s: String = get(&r, 3)?;
         let side = TradeSide::parse(&side_s).ok_or_else(|| corrupt(format!("side {side_s}")))?;
@@ -567,16 +592,13 @@ pub async fn run_execution(
             ]);
         }
     }
-    let n_fills = fills.len();
     insert_rows(
         txn,
         "trade_fills (tenant_id, id, block_order_id, business_date, units, amount, venue, created_at)",
         fills,
     )
     .await?;
-    let mut counts = serde_json::Map::new();
     for (status, ids) in &by_status {
-        counts.insert((*status).to_owned(), json!(ids.len()));
         for chunk in ids.chunks(IN_CHUNK) {
             let mut pa = Params::new(b);
             let s = pa.push(*status);
@@ -586,9 +608,39 @@ pub async fn run_execution(
             exec(txn, q, pa.values).await?;
         }
     }
+    super::instructions::send(txn, date, &sent, Utc::now()).await?;
+
+    // The date's counts (a re-run while awaiting fills reports the whole day, not its pass).
+    let mut counts = serde_json::Map::new();
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT status, COUNT(*) FROM block_orders WHERE business_date = {} \
+         AND status <> 'open' GROUP BY status ORDER BY status",
+        pa.push(date)
+    );
+    for r in query(txn, q, pa.values).await? {
+        counts.insert(get::<String>(&r, 0)?, json!(get::<i64>(&r, 1)?));
+    }
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT COUNT(*) FROM trade_fills WHERE business_date = {}",
+        pa.push(date)
+    );
+    let n_fills = match query(txn, q, pa.values).await?.first() {
+        Some(r) => get::<i64>(r, 0)?,
+        None => 0,
+    };
     counts.insert("fills".to_owned(), json!(n_fills));
     counts.insert("venue".to_owned(), json!(venue.name()));
-    Ok(serde_json::Value::Object(counts))
+    let (instructions, awaiting) = super::instructions::counts(txn, date).await?;
+    if instructions > 0 {
+        counts.insert("instructions".to_owned(), json!(instructions));
+        counts.insert("awaiting_fills".to_owned(), json!(awaiting));
+    }
+    Ok(Execution {
+        detail: serde_json::Value::Object(counts),
+        awaiting,
+    })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 pub mod agreements;
 pub mod customers;
 pub mod format;
+pub mod instructions;
 pub mod instruments;
 pub mod ledger;
 pub mod operations;

@@ -2,9 +2,11 @@
 //!
 //! * `POST /v1/operations/eod` `{"date", "to"}`: platform writers (`ManageMarketData`; any
 //!   other kind or a viewer gets 403). The dates are checked at once (409 naming `date` and
-//!   the expected date when out of order, 422 naming `to` when it is before `date`), then the
-//!   run goes on in a background task and the answer is 202 with the status URL. A run in
-//!   progress in this process answers 409.
+//!   the expected date when out of order, 409 of type `awaiting-fills` when the next date
+//!   waits for the fills of external instructions, 422 naming `to` when it is before
+//!   `date`), then the run goes on in a background task and the answer is 202 with the
+//!   status URL. A run in progress in this process answers 409. A date whose instructions
+//!   go out stops in `awaiting_fills` (see its status); once they are complete, POST it again.
 //! * `GET /v1/operations/eod/{date}`: the platform only (`ReadTrialBalance`: it spans every
 //!   tenant's books); the date's status, its steps with timings and counts.
 //!
@@ -58,7 +60,7 @@ pub struct EodAccepted {
         (status = 202, description = "Started; follow status_url", body = EodAccepted),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a platform writer", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A run in progress, or not the next date to run", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A run in progress, not the next date to run, or the next date awaiting fills (type `awaiting-fills`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`to` before `date`, or too many dates", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -84,6 +86,9 @@ pub async fn start_eod(
     let (db, ledger, from) = (state.db.clone(), state.ledger.clone(), body.date);
     actix_web::rt::spawn(async move {
         match eod::run(&db, &ledger, from, to, &actor, &guard, &Quiet).await {
+            Ok(days) if days.last().is_some_and(|d| d.awaiting_fills.is_some()) => {
+                tracing::info!(%from, %to, dates = days.len(), "eod.run_awaiting_fills");
+            }
             Ok(days) => tracing::info!(%from, %to, dates = days.len(), "eod.run_finished"),
             Err(e) => tracing::error!(%from, %to, error = %e, "eod.run_stopped"),
         }

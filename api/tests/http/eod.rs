@@ -72,7 +72,8 @@ async fn start(server: &TestServer, token: &str, body: Value) -> Res {
     server.post(token, "/v1/operations/eod", Some(body)).await
 }
 
-/// Polls the status of `date` until it is finished or failed.
+/// Polls the status of `date` until it is finished, failed or awaiting fills (with
+/// instructions open: a date whose fills are all in is about to go on).
 pub async fn wait(server: &TestServer, date: NaiveDate) -> Value {
     let platform = server.token(&server.platform).await;
     // Up to three minutes: the suite runs many servers at once on two cores. A run that
@@ -84,7 +85,10 @@ pub async fn wait(server: &TestServer, date: NaiveDate) -> Value {
             .get(&platform, &format!("/v1/operations/eod/{date}"))
             .await;
         body = r.ok(200).clone();
-        if body["status"] == "finished" || body["status"] == "failed" {
+        if body["status"] == "finished"
+            || body["status"] == "failed"
+            || (body["status"] == "awaiting_fills" && body["awaiting_fills"] != 0)
+        {
             // The background task releases its lock just after the last write.
             tokio::time::sleep(Duration::from_millis(50)).await;
             return body;
@@ -171,7 +175,7 @@ pub async fn snapshot(
     )
 }
 
-fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_wrapd"))
         .args(args)
         .args(["--database-url", url])

@@ -30,13 +30,13 @@ fn day(n: u32) -> NaiveDate {
 
 /// A distributor, a manager, a strategy on `weights` (+ `cash_weight`) and an accepted
 /// agreement with a flat `fee_rate`.
-struct Book {
-    bank_id: Uuid,
-    bank: String,
+pub(crate) struct Book {
+    pub(crate) bank_id: Uuid,
+    pub(crate) bank: String,
     agreement_id: Uuid,
 }
 
-async fn instrument(server: &TestServer, code: &str, min_order: &str) {
+pub(crate) async fn instrument(server: &TestServer, code: &str, min_order: &str) {
     let platform = server.token(&server.platform).await;
     server
         .post(
@@ -62,8 +62,21 @@ async fn book(
     cash_weight: &str,
     fee_rate: &str,
 ) -> Book {
-    let (bank_id, bank) = server.tenant_with_token("distributor", "Bank").await;
-    let (manager_id, manager) = server.tenant_with_token("manager", "Bank AM").await;
+    book_named(server, "Bank", weights, cash_weight, fee_rate).await
+}
+
+/// [`book`] with a distributor named `name` (and its manager `{name} AM`).
+pub(crate) async fn book_named(
+    server: &TestServer,
+    name: &str,
+    weights: &[(&str, &str)],
+    cash_weight: &str,
+    fee_rate: &str,
+) -> Book {
+    let (bank_id, bank) = server.tenant_with_token("distributor", name).await;
+    let (manager_id, manager) = server
+        .tenant_with_token("manager", &format!("{name} AM"))
+        .await;
     let r = server
         .post(
             &manager,
@@ -128,7 +141,7 @@ async fn book(
 }
 
 /// A customer with `cash` deposited and a wrap funded with `contributed` (none: left open).
-async fn funded_wrap(
+pub(crate) async fn funded_wrap(
     server: &TestServer,
     b: &Book,
     customer_ref: &str,
@@ -163,7 +176,7 @@ async fn contribute(server: &TestServer, b: &Book, w: Uuid, amount: &str) {
         .ok(201);
 }
 
-async fn prices(server: &TestServer, date: NaiveDate, list: &[(&str, &str)]) {
+pub(crate) async fn prices(server: &TestServer, date: NaiveDate, list: &[(&str, &str)]) {
     let platform = server.token(&server.platform).await;
     let prices: Vec<Value> = list
         .iter()
@@ -182,7 +195,7 @@ async fn run_day(server: &TestServer, date: NaiveDate) -> Value {
     s
 }
 
-fn step<'a>(status: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn step<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["steps"]
         .as_array()
         .unwrap()
@@ -193,7 +206,7 @@ fn step<'a>(status: &'a Value, name: &str) -> &'a Value {
 }
 
 /// The balance of account `code` of `tenant` on its normal side (0 when it does not exist).
-async fn bal(server: &TestServer, tenant: Uuid, code: &str) -> i64 {
+pub(crate) async fn bal(server: &TestServer, tenant: Uuid, code: &str) -> i64 {
     let r = rows(
         server,
         "SELECT CASE WHEN normal_side = 'credit' THEN credits_posted - debits_posted \
@@ -206,7 +219,7 @@ async fn bal(server: &TestServer, tenant: Uuid, code: &str) -> i64 {
 }
 
 /// (instrument, side, amount, units, status, reason) of an order.
-type OrderRow = (
+pub(crate) type OrderRow = (
     String,
     String,
     Option<i64>,
@@ -216,7 +229,7 @@ type OrderRow = (
 );
 
 /// A wrap's orders on `date`.
-async fn orders(server: &TestServer, wrap: Uuid, date: NaiveDate) -> Vec<OrderRow> {
+pub(crate) async fn orders(server: &TestServer, wrap: Uuid, date: NaiveDate) -> Vec<OrderRow> {
     rows(
         server,
         "SELECT instrument, side, amount, units, status, reason FROM trade_orders \
@@ -255,7 +268,7 @@ async fn count(server: &TestServer, sql: &str, values: Vec<SqlValue>) -> i64 {
         .unwrap()
 }
 
-fn buy(instrument: &str, amount: i64, status: &str) -> OrderRow {
+pub(crate) fn buy(instrument: &str, amount: i64, status: &str) -> OrderRow {
     (
         instrument.into(),
         "buy".into(),

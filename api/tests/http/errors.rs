@@ -452,6 +452,9 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/customers/{id}/withdrawals",
         "/v1/customers/{id}/wraps",
         "/v1/instruments",
+        "/v1/instructions",
+        "/v1/instructions/{id}",
+        "/v1/instructions/{id}/fills",
         "/v1/instruments/{code}",
         "/v1/ledger/accounts",
         "/v1/ledger/accounts/{id}",
@@ -481,6 +484,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/tenants/{id}/clients/{client}",
         "/v1/tenants/{id}/clients/{client}/revoke",
         "/v1/tenants/{id}/clients/{client}/rotate",
+        "/v1/tenants/{id}/execution-venue",
         "/v1/tenants/{id}/platform-fee",
         "/v1/tenants/{id}/resume",
         "/v1/tenants/{id}/suspend",
@@ -503,7 +507,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        61,
+        65,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -14,6 +14,7 @@ mod customers;
 mod demo;
 mod eod;
 mod eod_fees;
+mod eod_instructions;
 mod eod_plans;
 mod eod_returns;
 mod eod_trading;
