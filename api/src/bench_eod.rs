@@ -9,8 +9,11 @@
 //! accepted agreement (1.1 % a year, monthly billing, 10 % tax, a 40/40/20 split); customers
 //! with 1–4 wraps each, N wraps in all, every wrap holding cash and units of each instrument
 //! of its strategy; a monthly contribution plan on half the wraps (day of month spread over
-//! 1–28); a price for every instrument on the opening date and each day run, moving up to
-//! ±2 % a day.
+//! 1–28); a goal on half the wraps, drawn independently of the plans ([`GOAL_SHARE_PERCENT`]:
+//! ¥1–20 million, its target date 3–30 years after the opening date, on the first of a
+//! month; from a generator of its own, so the rest of the book is what it was before goals);
+//! a price for every instrument on the opening date and each day run, moving up to ±2 % a
+//! day.
 //!
 //! Small reference data goes through the domain's own store functions (so it is exactly what
 //! the API would write). The N-sized rows (customers, wraps, their ledger accounts, plans)
@@ -34,7 +37,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use ledger::market::{InstrumentKind, InstrumentStatus, NewInstrument};
 use ledger::store::market::PriceRow;
 use ledger::{Asset, Ledger, NewEntry, NewPosting};
@@ -65,6 +68,8 @@ const CHUNK_WRAPS: usize = 5_000;
 const OPENING_ENTRIES_PER_BATCH: usize = 50;
 /// Credits per opening entry: with the omnibus debit, the ledger's 1,000 postings.
 const CREDITS_PER_ENTRY: usize = 999;
+/// Share of the wraps with a goal, percent.
+pub const GOAL_SHARE_PERCENT: u64 = 50;
 /// Most wraps a run may ask for.
 pub const MAX_WRAPS: u64 = 10_000_000;
 const CURRENCY: &str = "JPY";
@@ -512,6 +517,8 @@ async fn write_chunk(
     let mut accounts: Vec<OpenAccount> = Vec::with_capacity(n * 8);
     let mut wraps: Vec<Vec<Value>> = Vec::with_capacity(n);
     let mut plans: Vec<Vec<Value>> = Vec::new();
+    // Goals from a generator of their own: the book's other draws stay as they were.
+    let mut goal_rng = XorShift::from_seed(0x60A1_5EED ^ *customer_no);
     let mut made = 0;
     while made < n {
         let customer = Uuid::now_v7();
@@ -563,7 +570,22 @@ async fn write_chunk(
                     credit: 1_000 + rng.below(200_000) as i64,
                 });
             }
-            wraps.push(vec![
+            let goal: [Value; 3] = if goal_rng.below(100) < GOAL_SHARE_PERCENT {
+                let years = 3 + goal_rng.below(28) as i32;
+                let month = 1 + goal_rng.below(12) as u32;
+                [
+                    Some("Goal".to_owned()).into(),
+                    Some(1_000_000 * (1 + goal_rng.below(20) as i64)).into(),
+                    Some(date(OPENING.year() + years, month, 1)).into(),
+                ]
+            } else {
+                [
+                    Option::<String>::None.into(),
+                    Option::<i64>::None.into(),
+                    Option::<NaiveDate>::None.into(),
+                ]
+            };
+            let mut row: Vec<Value> = vec![
                 tenant.into(),
                 wrap.into(),
                 customer.into(),
@@ -577,7 +599,9 @@ async fn write_chunk(
                 cash.into(),
                 now_us.into(),
                 now_us.into(),
-            ]);
+            ];
+            row.extend(goal);
+            wraps.push(row);
             if rng.below(2) == 0 {
                 plans.push(vec![
                     tenant.into(),
@@ -635,7 +659,8 @@ async fn write_chunk(
     insert(
         &txn,
         "wraps (tenant_id, id, customer_id, agreement_id, manager_tenant_id, strategy_id, \
-         currency, currency_scale, name, status, cash_account_id, opened_at, updated_at)",
+         currency, currency_scale, name, status, cash_account_id, opened_at, updated_at, \
+         goal_name, goal_target_amount, goal_target_date)",
         wraps,
     )
     .await?;

@@ -40,6 +40,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bench_eod;
+pub mod bench_goals;
 pub mod bootstrap;
 pub mod cli;
 pub mod db;
@@ -87,6 +88,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
             }
             BenchTarget::Fixture => bench::run_fixture(cli.database_url.as_deref()).await,
             BenchTarget::Eod(args) => bench_eod::run(&args, cli.database_url.as_deref()).await,
+            BenchTarget::Goals(args) => bench_goals::run(&args),
         },
     }
 }

@@ -29,6 +29,7 @@ mod m20261121_000008_trading;
 mod m20261121_000009_fees;
 mod m20261121_000010_returns;
 mod m20261121_000011_eod_indexes;
+mod m20261121_000013_goal_results;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000009_fees::Migration),
             Box::new(m20261121_000010_returns::Migration),
             Box::new(m20261121_000011_eod_indexes::Migration),
+            Box::new(m20261121_000013_goal_results::Migration),
         ]
     }
 }
