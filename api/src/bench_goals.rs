@@ -21,6 +21,8 @@ use crate::error::Error;
 /// Most wraps one run may ask for.
 pub const MAX_WRAPS: u64 = 1_000_000;
 
+/// Timings, not money: floats are fine here.
+#[allow(clippy::float_arithmetic)]
 fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
@@ -51,7 +53,8 @@ fn input(i: u64, months: u32) -> GoalInput {
     }
 }
 
-/// `wrapd bench goals`.
+/// `wrapd bench goals`. Timings and a checksum of probabilities, not money: floats are fine.
+#[allow(clippy::float_arithmetic)]
 pub fn run(args: &GoalsBenchArgs) -> Result<(), Error> {
     if args.wraps == 0 || args.wraps > MAX_WRAPS {
         return Err(Error::Usage(format!(
