@@ -9,11 +9,12 @@
 //! accepted agreement (1.1 % a year, monthly billing, 10 % tax, a 40/40/20 split); customers
 //! with 1–4 wraps each, N wraps in all, every wrap holding cash and units of each instrument
 //! of its strategy; a monthly contribution plan on half the wraps (day of month spread over
-//! 1–28); a price for every instrument on the opening date and each day run, moving up to
-//! ±2 % a day.
+//! 1–28); a goal on every second wrap (a multiple of its opening cash, 3–25 years out);
+//! a price for every instrument on the opening date and each day run, moving up to ±2 % a
+//! day.
 //!
 //! The book is built by [`crate::book`] (the same builder as `wrapd demo`) with [`shape`],
-//! before anything is timed; every second wrap has a goal. PostgreSQL is then `ANALYZE`d (see
+//! before anything is timed. PostgreSQL is then `ANALYZE`d (see
 //! docs/BENCHMARKS.md, "Statistics").
 //!
 //! **The days**, run with the same [`crate::eod::run`] as `wrapd eod`, so whatever steps

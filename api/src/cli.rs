@@ -115,6 +115,9 @@ pub enum BenchTarget {
     /// plans, daily price moves. Then runs end of day (every step `wrapd eod` runs) on an
     /// ordinary day (2027-09-28, 2027-09-29) and a month-end day (2027-09-30).
     Eod(EodBenchArgs),
+    /// The goal simulation alone (no database): drawing a strategy's matrix of growth factors
+    /// and simulating wraps over it, on one thread and on several; prints one JSON line.
+    Goals(GoalsBenchArgs),
     /// Test data for an HTTP load test of `GET /v1/ledger/accounts/{id}` (deploy/bench/http.sh).
     ///
     /// Needs --database-url (never the configured database). Migrates it, then creates a
@@ -157,6 +160,20 @@ pub struct EodBenchArgs {
     /// Seed of the book's random amounts, prices and plans (same seed, same book).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// `wrapd bench goals`.
+#[derive(Debug, Clone, Args)]
+pub struct GoalsBenchArgs {
+    /// Wraps to simulate (1 to 1,000,000), every one with 10,000 paths.
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub wraps: u64,
+    /// Months to each wrap's target date (1 to 720).
+    #[arg(long, value_name = "M", default_value_t = 120)]
+    pub months: u32,
+    /// Threads for the shared run (default: the machine's cores).
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
 }
 
 /// A kind of day for `wrapd bench eod`.

@@ -40,6 +40,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bench_eod;
+pub mod bench_goals;
 pub mod book;
 pub mod demo;
 pub mod bootstrap;
@@ -90,6 +91,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
             }
             BenchTarget::Fixture => bench::run_fixture(cli.database_url.as_deref()).await,
             BenchTarget::Eod(args) => bench_eod::run(&args, cli.database_url.as_deref()).await,
+            BenchTarget::Goals(args) => bench_goals::run(&args),
         },
     }
 }

@@ -109,6 +109,7 @@ use crate::problem::method_not_allowed;
         // projections (routes/projections.rs)
         crate::routes::projections::fee_impact,
         crate::routes::projections::wrap_goal,
+        crate::routes::projections::goal_history,
 
         // reports (routes/reports.rs)
         crate::routes::reports::aum,

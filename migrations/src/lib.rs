@@ -30,6 +30,7 @@ mod m20261121_000009_fees;
 mod m20261121_000010_returns;
 mod m20261121_000011_eod_indexes;
 mod m20261121_000012_instructions;
+mod m20261121_000013_goal_results;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000010_returns::Migration),
             Box::new(m20261121_000011_eod_indexes::Migration),
             Box::new(m20261121_000012_instructions::Migration),
+            Box::new(m20261121_000013_goal_results::Migration),
         ]
     }
 }

@@ -11,8 +11,18 @@
 //!
 //! The probability is the share of paths at or above the target at the last month. The same
 //! inputs and seed give the same answer: the generator is ChaCha8 seeded with `seed`, drawn in
-//! a fixed order (month by month, path by path). Where there are no flows the closed form is
+//! a fixed order (month by month, path by path; Box–Muller, two normals per pair of uniforms).
+//! Where there are no flows the closed form is
 //! `P = Φ((ln(V₀/K) + n·(m + ln(1 − f/12))) / (s·√n))` over n months, and both are reported.
+//!
+//! **Common random numbers.** The monthly growth factors depend only on (μ, σ, seed, paths),
+//! not on the wrap: [`Growth`] draws them once, month-major, and any number of wraps (or the
+//! bisection of [`needed_contribution`]) then run over the same matrix. Row k of a matrix
+//! built for N months is the same whatever N is (the draws are read in month order), so one
+//! matrix built for the longest horizon of a group serves every shorter one, and a wrap's
+//! answer from a shared matrix is bit-for-bit the answer [`project`] gives it alone. The
+//! default seed is one per strategy ([`strategy_seed`]), so every wrap of a strategy shares
+//! its draws: end of day builds one matrix per strategy (api/src/eod/goals.rs).
 //!
 //! The simulation runs in `f64`: it is a statistical estimate, never a balance, and nothing it
 //! produces is posted; its money outputs (percentile values, the contribution needed) are
@@ -21,6 +31,8 @@
 //! Invariants, tried by the tests below:
 //! * the same inputs and seed give the same result, a different seed a (slightly) different
 //!   one: `the_same_seed_gives_the_same_answer`;
+//! * a shared matrix built for a longer horizon gives exactly the answer of the wrap's own
+//!   simulation: `a_shared_matrix_gives_the_same_answer`;
 //! * without flows the Monte Carlo estimate agrees with the closed form within four standard
 //!   errors: `monte_carlo_agrees_with_the_closed_form`;
 //! * the contribution found lifts the probability to at least the level asked, and one
@@ -33,6 +45,7 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::fee_impact::InvalidProjection;
 
@@ -210,14 +223,150 @@ fn to_share(p: f64) -> Decimal {
     d
 }
 
-/// Monthly drift `m`, volatility `s` and fee factor of the model.
-fn monthly(input: &GoalInput) -> (f64, f64, f64) {
-    let mu = f(input.expected_return_annual);
-    let sigma = f(input.volatility_annual);
+/// Monthly drift `m` and volatility `s` of a strategy's annual μ and σ.
+fn drift_and_volatility(expected_return_annual: Decimal, volatility_annual: Decimal) -> (f64, f64) {
+    let mu = f(expected_return_annual);
+    let sigma = f(volatility_annual);
     let m = ((1.0 + mu).ln() - sigma * sigma / 2.0) / 12.0;
     let s = sigma / 12f64.sqrt();
+    (m, s)
+}
+
+/// Monthly drift `m`, volatility `s` and fee factor of the model.
+fn monthly(input: &GoalInput) -> (f64, f64, f64) {
+    let (m, s) = drift_and_volatility(input.expected_return_annual, input.volatility_annual);
     let keep = 1.0 - f(input.fee_rate_annual) / 12.0;
     (m, s, keep)
+}
+
+/// The default seed of the wraps of a strategy: the two halves of its id folded together, so
+/// every wrap of the strategy draws the same numbers (module doc) and two strategies almost
+/// surely do not.
+pub fn strategy_seed(strategy_id: Uuid) -> u64 {
+    let (hi, lo) = strategy_id.as_u64_pair();
+    hi ^ lo
+}
+
+/// The monthly growth factors `exp(m + s·Z)` of one (μ, σ, seed, paths), month-major: the
+/// common random numbers every wrap of a strategy runs over (module doc).
+#[derive(Debug, Clone)]
+pub struct Growth {
+    drift: f64,
+    volatility: f64,
+    seed: u64,
+    paths: usize,
+    months: u32,
+    /// `months × paths` factors; month k (1-based) is `[(k − 1)·paths, k·paths)`.
+    factors: Vec<f64>,
+}
+
+/// Fills `out` with the factors `exp(m + s·Z)` of normals `first..first + out.len()` of the
+/// stream of `seed` (`first` even: the first normal of a pair).
+fn draw_factors(out: &mut [f64], first: usize, seed: u64, m: f64, s: f64) {
+    debug_assert!(first.is_multiple_of(2));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Pair k reads 32-bit words 4k..4k + 4.
+    rng.set_word_pos(first as u128 * 2);
+    let mut pairs = out.chunks_mut(2);
+    for pair in &mut pairs {
+        // Box–Muller: two uniforms give two independent normals, used in turn.
+        let u1: f64 = 1.0 - rng.r#gen::<f64>();
+        let u2: f64 = rng.r#gen::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let a = std::f64::consts::TAU * u2;
+        pair[0] = (m + s * (r * a.cos())).exp();
+        if let Some(second) = pair.get_mut(1) {
+            *second = (m + s * (r * a.sin())).exp();
+        }
+    }
+}
+
+impl Growth {
+    /// Draws the factors of `months` months (at most [`MAX_MONTHS`]) of `paths` paths, in
+    /// the generator's fixed order: month by month, path by path.
+    pub fn new(
+        expected_return_annual: Decimal,
+        volatility_annual: Decimal,
+        seed: u64,
+        paths: u32,
+        months: u32,
+    ) -> Self {
+        Self::new_parallel(
+            expected_return_annual,
+            volatility_annual,
+            seed,
+            paths,
+            months,
+            1,
+        )
+    }
+
+    /// As [`Growth::new`], the matrix cut into `threads` slices drawn at once. Each slice
+    /// starts at a pair of normals and moves the generator to that pair's place in the
+    /// stream (ChaCha is seekable: a pair reads two 64-bit words, four 32-bit ones), so the
+    /// factors are exactly those of one thread: `a_matrix_drawn_in_slices_is_the_same`.
+    pub fn new_parallel(
+        expected_return_annual: Decimal,
+        volatility_annual: Decimal,
+        seed: u64,
+        paths: u32,
+        months: u32,
+        threads: usize,
+    ) -> Self {
+        let (m, s) = drift_and_volatility(expected_return_annual, volatility_annual);
+        let paths = paths as usize;
+        let months = months.min(MAX_MONTHS);
+        let count = paths * months as usize;
+        let mut factors = vec![0.0; count];
+        // Even slice lengths: every slice starts at the first normal of a pair.
+        let slice = count.div_ceil(threads.max(1)).next_multiple_of(2).max(2);
+        std::thread::scope(|scope| {
+            for (k, part) in factors.chunks_mut(slice).enumerate() {
+                scope.spawn(move || draw_factors(part, k * slice, seed, m, s));
+            }
+        });
+        Self {
+            drift: m,
+            volatility: s,
+            seed,
+            paths,
+            months,
+            factors,
+        }
+    }
+
+    /// The matrix `input` needs on its own.
+    pub fn for_input(input: &GoalInput) -> Self {
+        Self::new(
+            input.expected_return_annual,
+            input.volatility_annual,
+            input.seed,
+            input.paths,
+            input.months,
+        )
+    }
+
+    /// Months drawn.
+    pub fn months(&self) -> u32 {
+        self.months
+    }
+
+    /// Whether `input` may run over this matrix: the same model, seed and paths, and no
+    /// more months than were drawn.
+    pub fn fits(&self, input: &GoalInput) -> bool {
+        let (m, s) = drift_and_volatility(input.expected_return_annual, input.volatility_annual);
+        m.to_bits() == self.drift.to_bits()
+            && s.to_bits() == self.volatility.to_bits()
+            && input.seed == self.seed
+            && input.paths as usize == self.paths
+            && input.months <= self.months
+    }
+
+    /// The factors of `month` (1-based), one per path.
+    fn row(&self, month: u32) -> &[f64] {
+        let start = (month as usize - 1) * self.paths;
+        &self.factors[start..start + self.paths]
+    }
 }
 
 /// The closed-form probability without flows.
@@ -236,11 +385,17 @@ pub fn closed_form(input: &GoalInput) -> f64 {
     normal_cdf(mean / (s * n.sqrt()))
 }
 
-/// Runs the simulation: the final values and, when `fan` is asked, the percentile points.
-fn simulate(input: &GoalInput, extra_monthly: f64, fan: bool) -> (Vec<f64>, Vec<FanPoint>) {
-    let (m, s, keep) = monthly(input);
+/// Runs the simulation over `growth` (which [`Growth::fits`] `input`): the final values and,
+/// when `fan` is asked, the percentile points.
+fn simulate(
+    input: &GoalInput,
+    growth: &Growth,
+    extra_monthly: f64,
+    fan: bool,
+) -> (Vec<f64>, Vec<FanPoint>) {
+    debug_assert!(growth.fits(input), "the matrix was drawn for other inputs");
+    let (_, _, keep) = monthly(input);
     let paths = input.paths as usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
     let mut values = vec![f(input.current_value); paths];
     let mut points = Vec::new();
     let mut scratch = Vec::new();
@@ -258,33 +413,31 @@ fn simulate(input: &GoalInput, extra_monthly: f64, fan: bool) -> (Vec<f64>, Vec<
             (fl, v)
         })
         .collect();
-    let mut spare: Option<f64> = None;
     for month in 1..=input.months {
         let due: Vec<&(&PlannedFlow, f64)> =
             flows.iter().filter(|(fl, _)| fl.happens(month)).collect();
-        for v in &mut values {
-            let z = match spare.take() {
-                Some(z) => z,
-                None => {
-                    // Box–Muller: two uniforms give two independent normals.
-                    let u1: f64 = 1.0 - rng.r#gen::<f64>();
-                    let u2: f64 = rng.r#gen::<f64>();
-                    let r = (-2.0 * u1.ln()).sqrt();
-                    let a = std::f64::consts::TAU * u2;
-                    spare = Some(r * a.sin());
-                    r * a.cos()
-                }
-            };
-            let mut x = *v * (m + s * z).exp() * keep;
-            x += extra_monthly;
-            for (fl, amount) in &due {
-                match fl.kind {
-                    FlowKind::Contribution(_) => x += amount,
-                    FlowKind::Withdrawal(_) => x -= amount.min(x),
-                    FlowKind::WithdrawalFraction(_) => x -= x * amount.clamp(0.0, 1.0),
-                }
+        let row = growth.row(month);
+        if due.is_empty() {
+            // Most months of most wraps: a loop the compiler can vectorise. The operations
+            // and their order are those of the general loop below, so the values are the same.
+            for (v, g) in values.iter_mut().zip(row) {
+                let mut x = *v * g * keep;
+                x += extra_monthly;
+                *v = x.max(0.0);
             }
-            *v = x.max(0.0);
+        } else {
+            for (v, g) in values.iter_mut().zip(row) {
+                let mut x = *v * g * keep;
+                x += extra_monthly;
+                for (fl, amount) in &due {
+                    match fl.kind {
+                        FlowKind::Contribution(_) => x += amount,
+                        FlowKind::Withdrawal(_) => x -= amount.min(x),
+                        FlowKind::WithdrawalFraction(_) => x -= x * amount.clamp(0.0, 1.0),
+                    }
+                }
+                *v = x.max(0.0);
+            }
         }
         if fan {
             points.push(fan_point(month, &values, &mut scratch, input.scale));
@@ -296,19 +449,13 @@ fn simulate(input: &GoalInput, extra_monthly: f64, fan: bool) -> (Vec<f64>, Vec<
 fn fan_point(month: u32, values: &[f64], scratch: &mut Vec<f64>, scale: u32) -> FanPoint {
     scratch.clear();
     scratch.extend_from_slice(values);
-    let n = scratch.len();
-    let mut at = |q: usize| {
-        let k = ((n - 1) * q) / 100;
-        let (_, v, _) = scratch.select_nth_unstable_by(k, f64::total_cmp);
-        to_money(*v, scale)
-    };
     FanPoint {
         month,
-        p10: at(10),
-        p25: at(25),
-        p50: at(50),
-        p75: at(75),
-        p90: at(90),
+        p10: percentile(scratch, 10, scale),
+        p25: percentile(scratch, 25, scale),
+        p50: percentile(scratch, 50, scale),
+        p75: percentile(scratch, 75, scale),
+        p90: percentile(scratch, 90, scale),
     }
 }
 
@@ -317,10 +464,53 @@ fn share_at_target(finals: &[f64], target: f64) -> f64 {
     hits as f64 / finals.len().max(1) as f64
 }
 
+/// The value below which `q` % of `values` lie (the fan chart's rule), as money.
+fn percentile(values: &mut [f64], q: usize, scale: u32) -> Decimal {
+    let n = values.len();
+    if n == 0 {
+        return to_money(0.0, scale);
+    }
+    let k = ((n - 1) * q) / 100;
+    let (_, v, _) = values.select_nth_unstable_by(k, f64::total_cmp);
+    to_money(*v, scale)
+}
+
+/// End of day's figures of one wrap: no fan chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Estimate {
+    /// Share of paths reaching the target (4 decimals).
+    pub probability: Decimal,
+    /// √(p(1−p)/paths) (4 decimals).
+    pub standard_error: Decimal,
+    /// The median value at the target date, in the currency (its minor unit).
+    pub median_value: Decimal,
+}
+
+/// The probability, its standard error and the median final value of `input` over the shared
+/// matrix `growth` (validated first; the matrix must [`Growth::fits`] the input).
+pub fn estimate(input: &GoalInput, growth: &Growth) -> Result<Estimate, InvalidProjection> {
+    input.validate()?;
+    if !growth.fits(input) {
+        return Err(InvalidProjection {
+            field: "seed".into(),
+            message: "the shared draws were made for another model, seed, paths or horizon".into(),
+        });
+    }
+    let (mut finals, _) = simulate(input, growth, 0.0, false);
+    let p = share_at_target(&finals, f(input.target_amount));
+    let se = (p * (1.0 - p) / f64::from(input.paths)).sqrt();
+    Ok(Estimate {
+        probability: to_share(p),
+        standard_error: to_share(se),
+        median_value: percentile(&mut finals, 50, input.scale),
+    })
+}
+
 /// Simulates `input` (validated first).
 pub fn project(input: &GoalInput) -> Result<GoalProjection, InvalidProjection> {
     input.validate()?;
-    let (finals, fan) = simulate(input, 0.0, true);
+    let growth = Growth::for_input(input);
+    let (finals, fan) = simulate(input, &growth, 0.0, true);
     let p = share_at_target(&finals, f(input.target_amount));
     let se = (p * (1.0 - p) / f64::from(input.paths)).sqrt();
     Ok(GoalProjection {
@@ -351,7 +541,9 @@ pub fn needed_contribution(
     }
     let target = f(input.target_amount);
     let want = f(level);
-    let reaches = |c: f64| share_at_target(&simulate(input, c, false).0, target) >= want;
+    // One matrix for the whole bisection: every trial runs over the same draws.
+    let growth = Growth::for_input(input);
+    let reaches = |c: f64| share_at_target(&simulate(input, &growth, c, false).0, target) >= want;
     let unit = 10f64.powi(-i32::try_from(input.scale).unwrap_or(0));
     if reaches(0.0) {
         return Ok(Some(to_money(0.0, input.scale)));
@@ -504,6 +696,138 @@ mod tests {
         assert_eq!(
             needed_contribution(&i, d("0.01")).unwrap(),
             Some(Decimal::ZERO)
+        );
+    }
+
+    /// The generator as `simulate` read it before the matrix: draws inline, month by month,
+    /// path by path, with the second normal of each pair carried to the next path.
+    fn inline_reference(input: &GoalInput, extra_monthly: f64) -> Vec<f64> {
+        let (m, s, keep) = monthly(input);
+        let mut rng = ChaCha8Rng::seed_from_u64(input.seed);
+        let mut values = vec![f(input.current_value); input.paths as usize];
+        let mut spare: Option<f64> = None;
+        for month in 1..=input.months {
+            for v in &mut values {
+                let z = match spare.take() {
+                    Some(z) => z,
+                    None => {
+                        let u1: f64 = 1.0 - rng.r#gen::<f64>();
+                        let u2: f64 = rng.r#gen::<f64>();
+                        let r = (-2.0 * u1.ln()).sqrt();
+                        let a = std::f64::consts::TAU * u2;
+                        spare = Some(r * a.sin());
+                        r * a.cos()
+                    }
+                };
+                let mut x = *v * (m + s * z).exp() * keep;
+                x += extra_monthly;
+                for fl in input.flows.iter().filter(|fl| fl.happens(month)) {
+                    match &fl.kind {
+                        FlowKind::Contribution(a) => x += f(*a),
+                        FlowKind::Withdrawal(a) => x -= f(*a).min(x),
+                        FlowKind::WithdrawalFraction(q) => x -= x * f(*q).clamp(0.0, 1.0),
+                    }
+                }
+                *v = x.max(0.0);
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn the_matrix_matches_the_inline_draws() {
+        // An odd number of paths, so a pair of normals straddles two months, and flows of
+        // every kind: the values are bit-for-bit those of the inline generator.
+        let mut i = input();
+        i.paths = 10_001;
+        i.months = 37;
+        i.flows = vec![
+            PlannedFlow {
+                first_month: 1,
+                every_months: 1,
+                last_month: Some(30),
+                kind: FlowKind::Contribution(d("20000")),
+            },
+            PlannedFlow {
+                first_month: 3,
+                every_months: 3,
+                last_month: None,
+                kind: FlowKind::WithdrawalFraction(d("0.02")),
+            },
+            PlannedFlow {
+                first_month: 12,
+                every_months: 12,
+                last_month: None,
+                kind: FlowKind::Withdrawal(d("150000")),
+            },
+        ];
+        let growth = Growth::for_input(&i);
+        for extra in [0.0, 1234.0] {
+            let new = simulate(&i, &growth, extra, false).0;
+            let old = inline_reference(&i, extra);
+            assert!(
+                new.iter()
+                    .zip(&old)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "extra {extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_shared_matrix_gives_the_same_answer() {
+        // A matrix drawn for 240 months serves a 60-month goal exactly as its own would.
+        let i = input();
+        let shared = Growth::new(
+            i.expected_return_annual,
+            i.volatility_annual,
+            i.seed,
+            i.paths,
+            240,
+        );
+        assert!(shared.fits(&i));
+        let e = estimate(&i, &shared).unwrap();
+        let p = project(&i).unwrap();
+        assert_eq!(e.probability, p.probability);
+        assert_eq!(e.standard_error, p.standard_error);
+        assert_eq!(e.median_value, p.fan.last().unwrap().p50);
+        // Another model, seed, path count or a longer horizon does not fit.
+        let mut other = i.clone();
+        other.volatility_annual = d("0.16");
+        assert!(!shared.fits(&other));
+        assert_eq!(estimate(&other, &shared).unwrap_err().field, "seed");
+        let mut longer = i.clone();
+        longer.months = 241;
+        assert!(!shared.fits(&longer));
+        let mut seeded = i.clone();
+        seeded.seed = 43;
+        assert!(!shared.fits(&seeded));
+    }
+
+    #[test]
+    fn a_matrix_drawn_in_slices_is_the_same() {
+        let (mu, sigma) = (d("0.05"), d("0.15"));
+        let one = Growth::new(mu, sigma, 9, 10_001, 13);
+        for threads in [2, 3, 7] {
+            let many = Growth::new_parallel(mu, sigma, 9, 10_001, 13, threads);
+            assert!(
+                one.factors
+                    .iter()
+                    .zip(&many.factors)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{threads} threads"
+            );
+            assert_eq!(one.factors.len(), many.factors.len());
+        }
+    }
+
+    #[test]
+    fn a_strategy_seeds_from_both_halves_of_its_id() {
+        let id = Uuid::from_u64_pair(0x0123_4567_89ab_cdef, 0x0000_0000_0000_00ff);
+        assert_eq!(strategy_seed(id), 0x0123_4567_89ab_cd10);
+        assert_ne!(
+            strategy_seed(Uuid::from_u64_pair(1, 2)),
+            strategy_seed(Uuid::from_u64_pair(1, 3))
         );
     }
 

@@ -8,8 +8,8 @@
 //! not a business day of the calendar), `valuation` (a snapshot per wrap, [`valuation`]),
 //! `accrual` (the day's management fee, [`fees`]), `billing` (period-end collection, split,
 //! performance and platform fees, [`billing`]), `returns` (the daily time-weighted return per
-//! wrap, [`returns`]) and `checks` (trial balance, reconciliation, no negative balance,
-//! [`checks`]).
+//! wrap, [`returns`]), `goals` (the probability of reaching each wrap's goal, [`goals`]) and
+//! `checks` (trial balance, reconciliation, no negative balance, [`checks`]).
 //!
 //! Invariants, and the tests (`api/tests/http/eod.rs`) that try to break them:
 //! * **dates run strictly in order, with no gaps**: the first date ever is free; after it
@@ -49,6 +49,7 @@ pub mod billing;
 pub mod checks;
 pub mod cli;
 pub mod fees;
+pub mod goals;
 pub mod instructions;
 pub mod plans;
 pub mod rebalance;
@@ -73,7 +74,7 @@ use crate::audit::{Change, record_raw};
 use sql::{Params, exec, from_micros, get, micros, query};
 
 /// The steps built so far, in the order they run.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 11] = [
     "plans",
     "rebalance",
     "netting",
@@ -83,6 +84,7 @@ pub const STEPS: [&str; 10] = [
     "accrual",
     "billing",
     "returns",
+    "goals",
     "checks",
 ];
 
@@ -576,6 +578,7 @@ async fn run_steps(
             "accrual" => fees::run(&txn, ledger, date).await,
             "billing" => billing::run(&txn, ledger, date).await,
             "returns" => returns::run(&txn, date).await,
+            "goals" => goals::run(&txn, date).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {

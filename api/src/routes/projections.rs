@@ -1,26 +1,31 @@
-//! Projections: `POST /v1/projections/fee-impact` (what fees cost over the years) and
-//! `GET /v1/wraps/{id}/goal` (the probability of reaching a wrap's goal).
+//! Projections: `POST /v1/projections/fee-impact` (what fees cost over the years),
+//! `GET /v1/wraps/{id}/goal` (the probability of reaching a wrap's goal, now, with the latest
+//! end-of-day figure) and `GET /v1/wraps/{id}/goal/history` (the figures end of day stored).
 //!
-//! The arithmetic lives in `tenants::fee_impact` and `tenants::goal`; this module gathers
-//! the inputs (an agreement's schedule, a wrap's value, plans, strategy and fees) and answers.
+//! The arithmetic lives in `tenants::fee_impact` and `tenants::goal`; the goal's inputs are
+//! built by `crate::eod::goals::goal_input`, the same function end of day uses; this module
+//! gathers them (an agreement's schedule, a wrap's value, plans, strategy and fees) and
+//! answers.
 //!
-//! Isolation (tested by `api/tests/http/projections.rs`): the fee impact of an agreement's
-//! schedule needs an agreement the caller may see (its distributor, its manager, the
-//! platform; anyone else gets 404 as for a missing one); a wrap's goal is visible exactly as
-//! `GET /v1/wraps/{id}` is. Both only read: nothing is written.
+//! Isolation (tested by `api/tests/http/projections.rs` and `api/tests/http/goals.rs`): the
+//! fee impact of an agreement's schedule needs an agreement the caller may see (its
+//! distributor, its manager, the platform; anyone else gets 404 as for a missing one); a
+//! wrap's goal and its history are visible exactly as `GET /v1/wraps/{id}` is. All only read:
+//! nothing is written.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{Datelike, NaiveDate, Utc};
-use ledger::wraps::{Frequency, Plan, PlanKind, PlanStatus, Wrap};
+use chrono::{NaiveDate, Utc};
+use ledger::wraps::Wrap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tenants::fee_impact::{self, FeeImpactInput, FeeScenario, InvalidProjection};
-use tenants::goal::{self, FlowKind, GoalInput, GoalProjection, PlannedFlow};
+use tenants::goal::{self, GoalInput, GoalProjection};
 use tenants::{Action, FeeSchedule, market_store};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::eod::goals::{self as eod_goals, GoalDay, GoalFacts, GoalFigure, NotSimulated};
 use crate::extract::{Query, path_uuid};
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::wraps::{find_wrap, valuation};
@@ -30,7 +35,8 @@ use crate::server::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/v1/projections/fee-impact").post(fee_impact))
-        .service(resource("/v1/wraps/{id}/goal").get(wrap_goal));
+        .service(resource("/v1/wraps/{id}/goal").get(wrap_goal))
+        .service(resource("/v1/wraps/{id}/goal/history").get(goal_history));
 }
 
 impl From<InvalidProjection> for Problem {
@@ -210,6 +216,9 @@ pub struct WrapGoal {
     /// (`null` when even the whole target a month would not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub needed_monthly_contribution: Option<NeededContribution>,
+    /// The latest figure end of day stored (from that day's valuation NAV, default seed and
+    /// 10,000 paths); `null` before end of day first computed one.
+    pub end_of_day: Option<GoalFigure>,
 }
 
 /// The contribution that lifts the probability to a level.
@@ -221,62 +230,15 @@ pub struct NeededContribution {
     pub amount: Option<Decimal>,
 }
 
-/// Months from `today` to `date`, counting calendar months (a date later this month is 0).
-fn months_between(today: NaiveDate, date: NaiveDate) -> i64 {
-    i64::from(date.year() - today.year()) * 12 + i64::from(date.month()) - i64::from(today.month())
-}
-
-/// A plan as monthly flows from next month (1) on; `None` when it no longer runs.
-fn plan_flow(plan: &Plan, today: NaiveDate) -> Option<PlannedFlow> {
-    if plan.status != PlanStatus::Active {
-        return None;
-    }
-    let kind = match (plan.kind, plan.amount, plan.percentage) {
-        (PlanKind::Contribution, Some(a), _) => FlowKind::Contribution(a),
-        (PlanKind::Withdrawal, Some(a), _) => FlowKind::Withdrawal(a),
-        (PlanKind::Withdrawal, None, Some(p)) => FlowKind::WithdrawalFraction(p),
-        _ => return None,
-    };
-    let start = months_between(today, plan.start_date).max(1);
-    let last = plan.end_date.map(|e| months_between(today, e));
-    if last.is_some_and(|l| l < start) {
-        return None;
-    }
-    let month_of = |k: i64| (i64::from(today.month0()) + k).rem_euclid(12) + 1;
-    let (every, first) = match plan.frequency {
-        Frequency::Monthly => (1, start),
-        Frequency::Quarterly => (
-            3,
-            (start..start + 3).find(|k| matches!(month_of(*k), 1 | 4 | 7 | 10))?,
-        ),
-        Frequency::Yearly => (
-            12,
-            (start..start + 12).find(|k| month_of(*k) == i64::from(plan.start_date.month()))?,
-        ),
-    };
-    Some(PlannedFlow {
-        first_month: u32::try_from(first).ok()?,
-        every_months: every,
-        last_month: last.and_then(|l| u32::try_from(l).ok()),
-        kind,
-    })
-}
-
-/// The default seed of a wrap: its id's first eight bytes, so the same wrap with the same
-/// inputs always gets the same answer.
-fn wrap_seed(id: Uuid) -> u64 {
-    let b = id.as_bytes();
-    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
-/// The probability of reaching the wrap's goal, with a fan chart (distributors for their
-/// wraps, managers for wraps on their strategies, the platform).
+/// The probability of reaching the wrap's goal, with a fan chart and the latest end-of-day
+/// figure (distributors for their wraps, managers for wraps on their strategies, the
+/// platform).
 #[utoipa::path(
     get, path = "/v1/wraps/{id}/goal", tag = "projections",
     params(
         ("id" = Uuid, Path),
         ("paths" = Option<u32>, Query, description = "Monte Carlo paths, 10,000 (default) to 100,000"),
-        ("seed" = Option<u64>, Query, description = "Generator seed; defaults to one fixed per wrap"),
+        ("seed" = Option<u64>, Query, description = "Generator seed; defaults to one fixed per strategy, shared by all its wraps and by end of day, so the default answer matches the end-of-day figure for the same inputs"),
         ("target_probability" = Option<String>, Query, description = "Also find the extra monthly contribution reaching this probability, e.g. 0.8"),
     ),
     responses(
@@ -308,10 +270,11 @@ pub async fn wrap_goal(
             })?,
     };
     let seed = match q.get("seed") {
-        None => wrap_seed(id),
-        Some(s) => s
-            .parse::<u64>()
-            .map_err(|_| Problem::bad_parameter("seed", "must be a whole number"))?,
+        None => None,
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| Problem::bad_parameter("seed", "must be a whole number"))?,
+        ),
     };
     let level = match q.get("target_probability") {
         None => None,
@@ -326,11 +289,13 @@ pub async fn wrap_goal(
     };
     caller.principal.authorize(Action::ReadOwnData)?;
     let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let seed = seed.unwrap_or_else(|| goal::strategy_seed(wrap.strategy_id));
     let input = goal_input(&state, &wrap, paths, seed).await?;
     let (goal_def, today, value, plans_counted) = input.1;
     let input = input.0;
     let fee_rate = input.fee_rate_annual;
     let (mu, sigma) = (input.expected_return_annual, input.volatility_annual);
+    let end_of_day = eod_goals::latest(&state.db, wrap.tenant_id, wrap.id).await?;
     let (projection, needed) = web::block(move || {
         let p = goal::project(&input)?;
         let n = match level {
@@ -355,12 +320,14 @@ pub async fn wrap_goal(
             target_probability: l,
             amount: a,
         }),
+        end_of_day,
     }))
 }
 
 type GoalContext = (ledger::wraps::Goal, NaiveDate, Decimal, usize);
 
-/// The simulation's inputs for `wrap`: its value now, plans, strategy and fee.
+/// The simulation's inputs for `wrap`: its value now, plans, strategy and fee, built by
+/// [`eod_goals::goal_input`] as end of day builds them.
 async fn goal_input(
     state: &AppState,
     wrap: &Wrap,
@@ -371,98 +338,105 @@ async fn goal_input(
         return Err(Problem::conflict(format!("wrap {} has no goal", wrap.id)));
     };
     let today = crate::money::today(Utc::now());
-    let months = months_between(today, goal_def.target_date);
-    if months < 1 {
-        return Err(Problem::conflict(format!(
-            "the goal's target date {} is not after this month",
-            goal_def.target_date
-        )));
-    }
     let value = valuation(state, &state.db, wrap).await?.value;
     let plans =
         ledger::store::wraps::plans(&state.db, wrap.tenant_id, wrap.id, wrap.currency_scale)
             .await?;
-    let flows: Vec<PlannedFlow> = plans.iter().filter_map(|p| plan_flow(p, today)).collect();
     let strategy = market_store::strategy_of(&state.db, wrap.manager_tenant_id, wrap.strategy_id)
         .await?
         .ok_or_else(|| Problem::internal(&"the wrap's strategy is missing"))?;
     let terms =
         market_store::terms_in_effect(&state.db, wrap.tenant_id, wrap.agreement_id, today).await?;
-    let fee_rate = match terms {
-        Some(t) => {
-            let base = value.max(Decimal::ONE);
-            t.terms.blended_annual_fee(base) / base * (Decimal::ONE + t.terms.consumption_tax_rate)
-        }
-        None => Decimal::ZERO,
+    let facts = GoalFacts {
+        goal: &goal_def,
+        value,
+        plans: &plans,
+        expected_return_annual: strategy.expected_return_annual,
+        volatility_annual: strategy.volatility_annual,
+        terms: terms.as_ref().map(|t| &t.terms),
+        today,
+        scale: wrap.currency_scale,
     };
-    let plans_counted = flows.len();
-    Ok((
-        GoalInput {
-            current_value: value,
-            target_amount: goal_def.target_amount,
-            months: u32::try_from(months).unwrap_or(u32::MAX),
-            expected_return_annual: strategy.expected_return_annual,
-            volatility_annual: strategy.volatility_annual,
-            fee_rate_annual: fee_rate.round_dp(8).normalize(),
-            flows,
-            paths,
-            seed,
-            scale: wrap.currency_scale,
-        },
-        (goal_def, today, value, plans_counted),
-    ))
+    let (input, plans_counted) = match eod_goals::goal_input(&facts, paths, seed) {
+        Ok(x) => x,
+        Err(NotSimulated::TargetDatePassed(d)) => {
+            return Err(Problem::conflict(format!(
+                "the goal's target date {d} is not after this month"
+            )));
+        }
+    };
+    Ok((input, (goal_def, today, value, plans_counted)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A wrap's goal figures as end of day stored them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GoalHistory {
+    pub wrap_id: Uuid,
+    pub currency: String,
+    /// Oldest first.
+    pub days: Vec<GoalDay>,
+}
 
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn plan(frequency: Frequency, start: &str, end: Option<&str>) -> Plan {
-        Plan {
-            id: Uuid::nil(),
-            wrap_id: Uuid::nil(),
-            kind: PlanKind::Contribution,
-            amount: Some(Decimal::from(10_000)),
-            percentage: None,
-            frequency,
-            day_of_month: 10,
-            start_date: d(start),
-            end_date: end.map(d),
-            status: PlanStatus::Active,
-            created_at: Utc::now(),
+/// The goal probability end of day computed for the wrap, one figure per date between `from`
+/// and `to` (both optional, inclusive; at most ten years of dates), with the inputs each was
+/// computed from. Visible as `GET /v1/wraps/{id}/goal` is.
+#[utoipa::path(
+    get, path = "/v1/wraps/{id}/goal/history", tag = "projections",
+    params(
+        ("id" = Uuid, Path),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "First date, YYYY-MM-DD"),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "Last date, YYYY-MM-DD"),
+    ),
+    responses(
+        (status = 200, body = GoalHistory),
+        (status = 400, description = "A bad date or range", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn goal_history(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    let q = Query::parse(&req, &["from", "to"])?;
+    let (from, to) = (q.date("from")?, q.date("to")?);
+    let max = eod_goals::MAX_HISTORY_DAYS;
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            return Err(Problem::bad_parameter(
+                "to",
+                format!("{t} is before from {f}"),
+            ));
+        }
+        if u64::try_from((t - f).num_days()).unwrap_or(u64::MAX) >= max {
+            return Err(Problem::bad_parameter(
+                "to",
+                format!("a range covers at most {max} days"),
+            ));
         }
     }
-
-    #[test]
-    fn plans_become_monthly_flows_from_next_month() {
-        let today = d("2026-11-21");
-        // Monthly, started long ago: from month 1 (December).
-        let f = plan_flow(&plan(Frequency::Monthly, "2026-01-10", None), today).unwrap();
-        assert_eq!((f.first_month, f.every_months, f.last_month), (1, 1, None));
-        // Quarterly: January is month 2, then every 3.
-        let f = plan_flow(&plan(Frequency::Quarterly, "2026-01-10", None), today).unwrap();
-        assert_eq!((f.first_month, f.every_months), (2, 3));
-        // Yearly on the start month (March): month 4.
-        let f = plan_flow(&plan(Frequency::Yearly, "2025-03-10", None), today).unwrap();
-        assert_eq!((f.first_month, f.every_months), (4, 12));
-        // Ending in June 2027: month 7 is the last.
-        let f = plan_flow(
-            &plan(Frequency::Monthly, "2026-01-10", Some("2027-06-30")),
-            today,
-        )
-        .unwrap();
-        assert_eq!(f.last_month, Some(7));
-        // Ended already: not counted.
-        assert!(
-            plan_flow(
-                &plan(Frequency::Monthly, "2026-01-10", Some("2026-10-31")),
-                today
-            )
-            .is_none()
-        );
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let days = eod_goals::history(
+        &state.db,
+        wrap.tenant_id,
+        wrap.id,
+        wrap.currency_scale,
+        from,
+        to,
+    )
+    .await?;
+    if days.len() as u64 > max {
+        return Err(Problem::bad_parameter(
+            if from.is_none() { "from" } else { "to" },
+            format!("the wrap has more than {max} figures in the range: give a shorter one"),
+        ));
     }
+    Ok(HttpResponse::Ok().json(GoalHistory {
+        wrap_id: wrap.id,
+        currency: wrap.currency.clone(),
+        days,
+    }))
 }

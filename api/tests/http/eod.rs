@@ -25,6 +25,7 @@ const TABLES: &[&str] = &[
     "plan_runs",
     "wrap_snapshots",
     "wrap_returns",
+    "wrap_goal_results",
     "wrap_movements",
     "rebalance_decisions",
     "trade_orders",
@@ -261,6 +262,7 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
             "accrual",
             "billing",
             "returns",
+            "goals",
             "checks"
         ]
     );
@@ -928,7 +930,23 @@ async fn book_with_plans(server: &TestServer, d1: NaiveDate) {
             json!({ "kind": "withdrawal", "percentage": "0.25", "day_of_month": day, "start_date": d1 }),
         ),
     ] {
-        let w = open_wrap(server, &m, customer).await;
+        let w = if wraps.is_empty() {
+            // The first wrap has a goal, so the `goals` step has work to redo when killed.
+            let r = server
+                .post(
+                    &m.bank,
+                    &format!("/v1/customers/{customer}/wraps"),
+                    Some(json!({
+                        "agreement_id": m.agreement_id,
+                        "goal": { "name": "Car", "target_amount": "900000",
+                                  "target_date": d1 + chrono::Months::new(36) },
+                    })),
+                )
+                .await;
+            r.ok(201)["id"].as_str().unwrap().parse().unwrap()
+        } else {
+            open_wrap(server, &m, customer).await
+        };
         server
             .post(&m.bank, &format!("/v1/wraps/{w}/plans"), Some(plan))
             .await
@@ -1025,8 +1043,8 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
 
     // Killed inside each step in turn: the trading steps of d1 one after the other (each
-    // re-run resumes and dies in the next), valuation, accrual and billing on d1 + 1, returns and checks on d1 + 2; each
-    // date is then run to its end.
+    // re-run resumes and dies in the next), valuation, accrual and billing on d1 + 1, returns,
+    // goals and checks on d1 + 2; each date is then run to its end.
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
     let kills = [
@@ -1039,6 +1057,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
         (1, "accrual"),
         (1, "billing"),
         (2, "returns"),
+        (2, "goals"),
         (2, "checks"),
     ];
     for (k, (day, step)) in kills.iter().enumerate() {

@@ -493,6 +493,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/close",
         "/v1/wraps/{id}/contributions",
         "/v1/wraps/{id}/goal",
+        "/v1/wraps/{id}/goal/history",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
         "/v1/wraps/{id}/returns",
@@ -507,7 +508,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        65,
+        66,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -20,6 +20,7 @@ mod eod_returns;
 mod eod_trading;
 mod eod_year;
 mod errors;
+mod goals;
 mod health;
 mod instruments;
 mod isolation;

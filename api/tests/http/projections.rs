@@ -142,6 +142,11 @@ async fn goal(backend: &'static str) {
     assert_eq!(g["expected_return_annual"], "0.04");
     assert_eq!(g["fee_rate_annual"], "0.0121");
     assert_eq!(g["plans_counted"], 0);
+    // The default seed is the strategy's (its id's halves folded: hi XOR lo), shared by all
+    // its wraps; no end of day has run, so there is no end-of-day figure yet.
+    let (hi, lo) = m.strategy_id.as_u64_pair();
+    assert_eq!(g["seed"], hi ^ lo);
+    assert!(g["end_of_day"].is_null(), "{g}");
     let months = g["months"].as_u64().unwrap();
     assert!((59..=60).contains(&months), "{months}");
     assert_eq!(g["fan"].as_array().unwrap().len() as u64, months + 1);

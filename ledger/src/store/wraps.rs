@@ -574,10 +574,12 @@ pub async fn movements<C: ConnectionTrait>(
 // ---------------------------------------------------------------------------------------
 // Plans
 
-const PLAN_COLS: &str = "id, wrap_id, kind, amount, percentage, frequency, day_of_month, \
+/// The columns of a plan, in the order [`plan_from_row`] reads them.
+pub const PLAN_COLS: &str = "id, wrap_id, kind, amount, percentage, frequency, day_of_month, \
      start_date, end_date, status, created_at";
 
-fn plan_from_row(row: &QueryResult, scale: u32) -> Result<Plan, LedgerError> {
+/// A plan from columns 0..11 of `row` ([`PLAN_COLS`]); amounts in the currency of `scale`.
+pub fn plan_from_row(row: &QueryResult, scale: u32) -> Result<Plan, LedgerError> {
     let kind: String = get(row, 2)?;
     let frequency: String = get(row, 5)?;
     let status: String = get(row, 9)?;
