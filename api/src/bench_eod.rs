@@ -244,7 +244,9 @@ pub fn shape(days: &[(NaiveDate, &'static str)]) -> Shape {
                 risk_level: 1 + (s % 5) as u8,
                 expected_return_annual: "0.04",
                 volatility_annual: "0.10",
-                instruments: (0..4 + s % 5).map(|j| (s * 7 + j * 3) % INSTRUMENTS).collect(),
+                instruments: (0..4 + s % 5)
+                    .map(|j| (s * 7 + j * 3) % INSTRUMENTS)
+                    .collect(),
                 cash_percent: 2,
             })
             .collect(),

@@ -470,8 +470,7 @@ async fn write_chunk(
                         id: Uuid::now_v7(),
                         code: ledger::wraps::wrap_units_code(wrap, code),
                         asset: code.clone(),
-                        metadata: json!({ "wrap_id": wrap, "purpose": "wrap units" })
-                            .to_string(),
+                        metadata: json!({ "wrap_id": wrap, "purpose": "wrap units" }).to_string(),
                         credit: 1_000 + rng.below(200_000) as i64,
                     });
                 }

@@ -81,8 +81,8 @@ pub fn shape() -> Shape {
             drift_bp: *drift,
         })
         .collect();
-    let strategy = |code: &str, name: &str, manager, risk, mu, sigma, instruments: &[usize]| {
-        StrategySpec {
+    let strategy =
+        |code: &str, name: &str, manager, risk, mu, sigma, instruments: &[usize]| StrategySpec {
             code: code.to_owned(),
             name: name.to_owned(),
             manager,
@@ -91,14 +91,37 @@ pub fn shape() -> Shape {
             volatility_annual: sigma,
             instruments: instruments.to_vec(),
             cash_percent: 3,
-        }
-    };
+        };
     let strategies = vec![
         strategy("STABLE", "Stable Income", 0, 1, "0.015", "0.03", &[0, 1, 2]),
-        strategy("BALANCED", "Balanced", 0, 3, "0.04", "0.09", &[0, 2, 3, 5, 8]),
+        strategy(
+            "BALANCED",
+            "Balanced",
+            0,
+            3,
+            "0.04",
+            "0.09",
+            &[0, 2, 3, 5, 8],
+        ),
         strategy("GROWTH", "Growth", 0, 4, "0.06", "0.15", &[3, 4, 5, 6, 7]),
-        strategy("GLOBALEQ", "Global Equity", 1, 5, "0.07", "0.18", &[5, 6, 7, 11]),
-        strategy("REALASSET", "Real Assets", 1, 4, "0.05", "0.14", &[8, 9, 10, 2]),
+        strategy(
+            "GLOBALEQ",
+            "Global Equity",
+            1,
+            5,
+            "0.07",
+            "0.18",
+            &[5, 6, 7, 11],
+        ),
+        strategy(
+            "REALASSET",
+            "Real Assets",
+            1,
+            4,
+            "0.05",
+            "0.14",
+            &[8, 9, 10, 2],
+        ),
     ];
     let partner = |name: &str, display: &str| Partner {
         name: name.to_owned(),
@@ -315,6 +338,11 @@ async fn show(
     }
     let platform = &tokens[0];
     let bank = &tokens[1];
+    // Tenant id → display name, for the report lines that carry ids.
+    let names: Vec<(Uuid, String)> = clients
+        .iter()
+        .map(|c| (c.tenant_id, c.who.clone()))
+        .collect();
 
     println!("\n== Assets under management on {LAST} (platform view) ==");
     for group in ["distributor", "strategy"] {
@@ -351,21 +379,36 @@ async fn show(
         format!("/v1/reports/fee-split?from={FIRST}&to={LAST}")
     )?;
     println!(
-        "  {:<10} {:>6} {:>16} {:>14} {:>12} {:>14} {:>14} {:>14}",
-        "strategy", "wraps", "average AUM", "management", "performance", "channel", "manager",
+        "  {:<26} {:<14} {:>6} {:>14} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "distributor",
+        "strategy",
+        "wraps",
+        "average AUM",
+        "management",
+        "performance",
+        "channel",
+        "manager",
         "platform"
     );
     let lines = split["lines"].as_array().cloned().unwrap_or_default();
     let totals = split["totals"].as_array().cloned().unwrap_or_default();
     for (i, l) in lines.iter().chain(totals.iter()).enumerate() {
-        let name = if i < lines.len() {
-            l["strategy"].as_str().unwrap_or("?").to_owned()
+        let (distributor, strategy) = if i < lines.len() {
+            let id = l["distributor_tenant_id"].as_str().unwrap_or_default();
+            (
+                names
+                    .iter()
+                    .find(|(t, _)| t.to_string() == id)
+                    .map_or("?", |(_, n)| n.as_str()),
+                l["strategy"].as_str().unwrap_or("?"),
+            )
         } else {
-            "Total".to_owned()
+            ("Total", "")
         };
         println!(
-            "  {:<10} {:>6} {:>16} {:>14} {:>12} {:>14} {:>14} {:>14}",
-            name,
+            "  {:<26} {:<14} {:>6} {:>14} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            distributor,
+            strategy,
             l["wraps"],
             yen(&l["average_aum"]),
             yen(&l["management_fee"]),
@@ -398,8 +441,15 @@ async fn show(
     println!("\nStatement {FIRST} to {LAST}:");
     println!(
         "  {:<14} {:>12} {:>12} {:>10} {:>9} {:>10} {:>11} {:>12} {:>9}",
-        "wrap", "opening", "contributed", "withdrawn", "fees", "realised", "unrealised",
-        "closing", "TWR"
+        "wrap",
+        "opening",
+        "contributed",
+        "withdrawn",
+        "fees",
+        "realised",
+        "unrealised",
+        "closing",
+        "TWR"
     );
     let rows = statement["wraps"].as_array().cloned().unwrap_or_default();
     let totals = statement["totals"].as_array().cloned().unwrap_or_default();
@@ -437,22 +487,27 @@ async fn show(
             format!("/v1/wraps/{id}/returns?from={FIRST}&to={LAST}")
         )?;
         println!(
-            "  {:<14} value {:>12}  time-weighted {:>8}  money-weighted {:>8}",
+            "  {:<14} value now {:>12}  time-weighted return {FIRST} to {LAST} {:>8}",
             w["name"].as_str().unwrap_or("?"),
             yen(&view["valuation"]["value"]),
             pct(&returns["time_weighted"]["cumulative"]),
-            pct(&returns["money_weighted"]["xirr"]),
         );
         if w["goal"].is_object() {
             let goal = api_get!(&app, bank, format!("/v1/wraps/{id}/goal"))?;
-            let fan = goal["projection"]["fan"].as_array();
-            let last = fan.and_then(|f| f.last()).cloned().unwrap_or_default();
+            let last = goal["fan"]
+                .as_array()
+                .and_then(|f| f.last())
+                .cloned()
+                .unwrap_or_default();
             println!(
-                "    goal {:?}: {} by {}; probability {} (median {}, 10th-90th {} to {})",
+                "    goal {:?}: {} by {}; probability {} (end of day {}: {}); at the target date \
+                 median {}, 10th to 90th percentile {} to {}",
                 w["goal"]["name"].as_str().unwrap_or("?"),
                 yen(&w["goal"]["target_amount"]),
                 w["goal"]["target_date"].as_str().unwrap_or("?"),
-                goal["projection"]["probability"].as_str().unwrap_or("?"),
+                goal["probability"].as_str().unwrap_or("?"),
+                goal["end_of_day"]["date"].as_str().unwrap_or("-"),
+                goal["end_of_day"]["probability"].as_str().unwrap_or("-"),
                 yen(&last["p50"]),
                 yen(&last["p10"]),
                 yen(&last["p90"]),
@@ -501,14 +556,14 @@ async fn demo_customer(db: &sea_orm::DatabaseConnection, bank: Uuid) -> Result<U
         .ok_or_else(|| other("no customer of the bank has a goal"))
 }
 
-/// `"1234567"` → `1,234,567` (whole yen; other strings as they are).
+/// `"1234567.89"` → `1,234,567`: whole yen with thousands separators, for the screen.
 fn yen(v: &Json) -> String {
     let s = match v {
         Json::String(s) => s.clone(),
         Json::Number(n) => n.to_string(),
         _ => return "-".to_owned(),
     };
-    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let int = s.split_once('.').map_or(s.as_str(), |(int, _)| int);
     let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -517,11 +572,8 @@ fn yen(v: &Json) -> String {
         }
         out.push(c);
     }
-    if frac.is_empty() || frac.chars().all(|c| c == '0') {
-        format!("{sign}{out}")
-    } else {
-        format!("{sign}{out}.{frac}")
-    }
+    // Whole yen on screen (truncated); the API gives the exact figure.
+    format!("{sign}{out}")
 }
 
 /// A decimal share as a percentage with two decimals, `-` when absent.
@@ -543,7 +595,7 @@ mod tests {
     #[test]
     fn yen_groups_thousands() {
         assert_eq!(yen(&json!("1234567")), "1,234,567");
-        assert_eq!(yen(&json!("-1000.50")), "-1,000.50");
+        assert_eq!(yen(&json!("-1000.50")), "-1,000");
         assert_eq!(yen(&json!("999")), "999");
         assert_eq!(yen(&json!(12)), "12");
         assert_eq!(yen(&Json::Null), "-");

@@ -38,8 +38,8 @@ pub mod wraps;
 pub use account::{Account, Balance, NewAccount, Side};
 pub use asset::{Amount, Asset, AssetKind};
 pub use entry::{
-    Entry, EntryStatus, HoldCommit, HoldState, HoldTerms, MAX_BATCH, MAX_POSTINGS, NewEntry, NewPosting,
-    Operation, Outcome, Posted, Posting, Reversal,
+    Entry, EntryStatus, HoldCommit, HoldState, HoldTerms, MAX_BATCH, MAX_POSTINGS, NewEntry,
+    NewPosting, Operation, Outcome, Posted, Posting, Reversal,
 };
 pub use error::LedgerError;
 pub use market::{

@@ -68,9 +68,10 @@ async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) 
         "Reconciled with the ledger's fee postings: true",
         // Two distributors, twelve months.
         "Platform invoices to distributors: 24",
-        "time-weighted",
+        "time-weighted return",
         "goal \"",
-        "probability 0.",
+        "; probability ",
+        "(end of day 2025-12-31: ",
         "Adds up (closing - opening = flows - fees + gain): true",
     ] {
         assert!(stdout.contains(want), "{want:?} missing from:\n{stdout}");
