@@ -12,7 +12,8 @@
 //!    printed once (only argon2 hashes are stored), so `wrapd serve` on the same database
 //!    answers them.
 //! 3. **A year of end of day**, 2025-01-01 to 2025-12-31, with the same run and progress bar
-//!    as `wrapd eod`.
+//!    as `wrapd eod`; goal probabilities are recomputed at month ends
+//!    (`[goals] recompute = "month_end"`), the rest every day.
 //! 4. **Prints**, fetched through the API's own handlers in process with the clients' tokens
 //!    (so each is what the same GET returns from `wrapd serve`): AUM by distributor and by
 //!    strategy, the year's fee-split report with its ledger reconciliation, one customer's
@@ -271,7 +272,8 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<(), Error> {
         clients.push(make_client(&db, &p.display_name, *id).await?);
     }
     eprintln!(
-        "Seeded {} customers and {} wraps in {:.1} s. Running end of day {FIRST} to {LAST} ...",
+        "Seeded {} customers and {} wraps in {:.1} s. Running end of day {FIRST} to {LAST} \
+         (goals recomputed at month ends) ...",
         book.customers,
         book.wraps,
         clock.elapsed().as_secs_f64()
@@ -286,6 +288,10 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<(), Error> {
         settings.calendar.calendar()?,
         std::sync::Arc::new(crate::eod::trading::SimulatedVenue),
     );
+    // Goals at month ends: a daily recomputation of every goal costs more than the rest of
+    // the day (docs/BENCHMARKS.md, "Goals at end of day"); 31 December is a month end, so
+    // the year's last figures are there to show.
+    lock.set_goal_cadence(crate::eod::GoalCadence::MonthEnd);
     let guard = RunGuard::acquire(&lock).map_err(other)?;
     crate::eod::cli::run_dates(&db, &ledger, FIRST, LAST, &actor, &guard)
         .await

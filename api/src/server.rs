@@ -103,10 +103,12 @@ pub fn app_data(
         )),
     });
     // One end-of-day run at a time for this service (shared by every worker).
-    let eod_lock = web::Data::from(crate::eod::RunLock::with(
+    let lock = crate::eod::RunLock::with(
         settings.calendar.calendar()?,
         Arc::new(crate::eod::trading::SimulatedVenue),
-    ));
+    );
+    lock.set_goal_cadence(settings.goals.recompute);
+    let eod_lock = web::Data::from(lock);
     Ok((state, eod_lock))
 }
 

@@ -44,6 +44,16 @@ pub struct Settings {
     pub wraps: WrapSettings,
     /// `[calendar]`
     pub calendar: CalendarSettings,
+    /// `[goals]`
+    pub goals: GoalSettings,
+}
+
+/// `[goals]`: when end of day recomputes every goal's probability.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoalSettings {
+    /// `daily` (every date) or `month_end` (the last date of each month).
+    pub recompute: crate::eod::GoalCadence,
 }
 
 /// `[calendar]`: the trading calendar (weekends are always closed).

@@ -123,6 +123,7 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
         calendar,
         std::sync::Arc::new(super::trading::SimulatedVenue),
     );
+    lock.set_goal_cadence(settings.goals.recompute);
     let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
     let result = run_dates(&db, &ledger, args.date, to, &actor, &guard).await;
     match result {

@@ -12,6 +12,10 @@
 //! ([`months_between`]). [`goal::MIN_PATHS`] paths, no fan chart; the probability, its
 //! standard error and the median value at the target date are kept.
 //!
+//! **When.** Every date by default; with `[goals] recompute = "month_end"` only on the last
+//! date of each month (the model steps monthly; the other dates skip the step with that
+//! reason, and the latest figure stands). Tried by `goals_can_wait_for_the_month_end`.
+//!
 //! **Which wraps.** Those with a goal and a snapshot of the date (valuation snapshots every
 //! wrap that is not closed). Skipped, and counted by reason in the step's detail: a wrap
 //! being closed (`closing`), a target date not after the date's month
@@ -210,7 +214,17 @@ struct Job {
 pub async fn run(
     txn: &DatabaseTransaction,
     date: NaiveDate,
+    cadence: super::GoalCadence,
 ) -> Result<serde_json::Value, EodError> {
+    let month_end = date
+        .succ_opt()
+        .is_none_or(|next| next.month() != date.month());
+    if cadence == super::GoalCadence::MonthEnd && !month_end {
+        return Ok(json!({
+            "computed": 0,
+            "reason": "recomputed at month ends only ([goals] recompute = \"month_end\")",
+        }));
+    }
     let b = txn.get_database_backend();
     // A redo (valuation ran again) replaces the date's rows.
     let mut pa = Params::new(b);

@@ -88,6 +88,17 @@ pub const STEPS: [&str; 11] = [
     "checks",
 ];
 
+/// When the `goals` step recomputes the goals' probabilities (`[goals] recompute`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalCadence {
+    /// Every date.
+    #[default]
+    Daily,
+    /// The last date of each month only; other dates skip the step with that reason.
+    MonthEnd,
+}
+
 /// Most dates one request or command may run (ten years of calendar days).
 pub const MAX_DATES: u64 = 3_660;
 
@@ -200,6 +211,8 @@ pub struct RunLock {
     current: Mutex<Option<(NaiveDate, &'static str)>>,
     calendar: ledger::calendar::Calendar,
     venue: Arc<dyn trading::Venue>,
+    /// True: goals at month ends only ([`GoalCadence::MonthEnd`]).
+    goals_month_end: AtomicBool,
 }
 
 impl RunLock {
@@ -218,7 +231,23 @@ impl RunLock {
             current: Mutex::new(None),
             calendar,
             venue,
+            goals_month_end: AtomicBool::new(false),
         })
+    }
+
+    /// Sets when the `goals` step recomputes (from `[goals] recompute`).
+    pub fn set_goal_cadence(&self, cadence: GoalCadence) {
+        self.goals_month_end
+            .store(cadence == GoalCadence::MonthEnd, Ordering::Release);
+    }
+
+    /// When the `goals` step recomputes.
+    pub fn goal_cadence(&self) -> GoalCadence {
+        if self.goals_month_end.load(Ordering::Acquire) {
+            GoalCadence::MonthEnd
+        } else {
+            GoalCadence::Daily
+        }
     }
 
     /// The date and step running now.
@@ -578,7 +607,7 @@ async fn run_steps(
             "accrual" => fees::run(&txn, ledger, date).await,
             "billing" => billing::run(&txn, ledger, date).await,
             "returns" => returns::run(&txn, date).await,
-            "goals" => goals::run(&txn, date).await,
+            "goals" => goals::run(&txn, date, guard.0.goal_cadence()).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {

@@ -122,6 +122,26 @@ pub async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Va
     wait(server, to).await
 }
 
+/// Runs end of day from `from` to `to` through the library with `lock` (a venue or a goal
+/// cadence of the test's own), as the platform.
+pub async fn run_with(
+    server: &TestServer,
+    lock: &std::sync::Arc<api::eod::RunLock>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<api::eod::DayOutcome> {
+    let guard = api::eod::RunGuard::acquire(lock).unwrap();
+    let books = ledger::Ledger::new(server.db.clone());
+    let actor = api::eod::Actor {
+        tenant_id: server.platform.tenant_id,
+        client_id: "test".into(),
+        request_id: "test".into(),
+    };
+    api::eod::run(&server.db, &books, from, to, &actor, &guard, &api::eod::Quiet)
+        .await
+        .unwrap()
+}
+
 pub async fn rows(
     server: &TestServer,
     sql: &str,

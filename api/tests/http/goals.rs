@@ -293,3 +293,53 @@ async fn goal_history_is_scoped(backend: &'static str) {
     assert!(r.status.is_client_error(), "{}", r.text);
     server.stop().await;
 }
+
+on_each_backend!(
+    goals_can_wait_for_the_month_end,
+    goals_can_wait_for_the_month_end
+);
+/// With `[goals] recompute = "month_end"` the step computes nothing on other dates (and says
+/// why), then every goal on the month's last date.
+async fn goals_can_wait_for_the_month_end(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-1", 3).await;
+    deposit(&server, &m.bank, c, "3000000").await;
+    // The last two dates of next month: the first is not a month end, the second is.
+    let today = today();
+    let first = today
+        .checked_add_months(Months::new(1))
+        .unwrap()
+        .with_day(1)
+        .unwrap();
+    let last = first.checked_add_months(Months::new(1)).unwrap() - Days::new(1);
+    let before_last = last - Days::new(1);
+    let goal = json!({ "name": "House", "target_amount": "1200000",
+                       "target_date": five_years_after(today) });
+    wrap_with(&server, &m, c, Some(goal), "1000000").await;
+
+    let lock = api::eod::RunLock::new();
+    lock.set_goal_cadence(api::eod::GoalCadence::MonthEnd);
+    assert_eq!(lock.goal_cadence(), api::eod::GoalCadence::MonthEnd);
+    let out = crate::eod::run_with(&server, &lock, before_last, last).await;
+    let goals = |i: usize| {
+        out[i]
+            .steps
+            .iter()
+            .find(|s| s.step == "goals")
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert_eq!(goals(0)["computed"], 0, "{}", goals(0));
+    assert!(
+        goals(0)["reason"].as_str().unwrap().contains("month ends"),
+        "{}",
+        goals(0)
+    );
+    assert_eq!(goals(1)["computed"], 1, "{}", goals(1));
+    let stored = stored(&server).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].1, last.to_string());
+    server.stop().await;
+}
