@@ -11,7 +11,10 @@
 //! customer and wrap accounts and one debit of their sum to the distributor's
 //! `omnibus:{asset}`, so the hash chain, the balances and the reconciliation (customers +
 //! wraps = omnibus, per asset) hold exactly as for any other entry, with a thousandth of the
-//! entries one per account would need.
+//! entries one per account would need. Where wraps open with cash only (the demo), their cash
+//! arrives the same way but as kind `contribution` on the first day, so statements and returns
+//! see it as money paid in (an opening balance before the first end of day would be value with
+//! no flow behind it).
 //!
 //! Everything random comes from one seeded [`XorShift`]: the same shape, size and seed give
 //! the same book (ids aside, which are UUIDv7).
@@ -388,6 +391,8 @@ struct OpenAccount {
     asset: String,
     metadata: String,
     credit: i64,
+    /// Booked as a contribution on the first day rather than an opening balance.
+    contribution: bool,
 }
 
 const GOALS: [(&str, u32, i64); 4] = [
@@ -447,6 +452,7 @@ async fn write_chunk(
             asset: CURRENCY.to_owned(),
             metadata: json!({ "customer_id": customer, "purpose": "customer cash" }).to_string(),
             credit: thousands(rng, shape.customer_cash_thousands),
+            contribution: false,
         });
         let count = (1 + rng.below(4) as usize).min(n - made);
         for _ in 0..count {
@@ -463,6 +469,9 @@ async fn write_chunk(
                     json!({ "wrap_id": wrap, "customer_id": customer, "purpose": "wrap cash" })
                         .to_string(),
                 credit: wrap_cash,
+                // A wrap opening with cash only was paid in on the first day: its statements
+                // and returns count the money as a contribution, not as value from nowhere.
+                contribution: !shape.wraps_hold_units,
             });
             if shape.wraps_hold_units {
                 for code in &strategy.instruments {
@@ -472,6 +481,7 @@ async fn write_chunk(
                         asset: code.clone(),
                         metadata: json!({ "wrap_id": wrap, "purpose": "wrap units" }).to_string(),
                         credit: 1_000 + rng.below(200_000) as i64,
+                        contribution: false,
                     });
                 }
             }
@@ -585,18 +595,28 @@ async fn write_chunk(
     .await?;
     txn.commit().await?;
 
-    // Opening balances: per asset, entries of up to 999 credits and one omnibus debit.
-    let mut by_asset: BTreeMap<&str, Vec<&OpenAccount>> = BTreeMap::new();
+    // Opening balances (and first-day contributions): per asset and kind, entries of up to 999
+    // credits and one omnibus debit.
+    let first_day = shape.price_days.first().copied().unwrap_or(shape.opening);
+    let mut by_asset: BTreeMap<(&str, bool), Vec<&OpenAccount>> = BTreeMap::new();
     for a in &accounts {
-        by_asset.entry(a.asset.as_str()).or_default().push(a);
+        by_asset
+            .entry((a.asset.as_str(), a.contribution))
+            .or_default()
+            .push(a);
     }
     let mut entries = Vec::new();
-    for (asset, list) in by_asset {
+    for ((asset, contribution), list) in by_asset {
         let omnibus = ledger
             .account_by_code(tenant, &ledger::wraps::omnibus_code(asset))
             .await?
             .ok_or_else(|| Error::Other(format!("book setup: no omnibus:{asset}")))?
             .id;
+        let (kind, date, what) = if contribution {
+            ("contribution", first_day, "first contributions")
+        } else {
+            ("opening", shape.opening, "opening balances")
+        };
         for part in list.chunks(CREDITS_PER_ENTRY) {
             let total: i64 = part.iter().map(|a| a.credit).sum();
             let mut postings = Vec::with_capacity(part.len() + 1);
@@ -608,10 +628,10 @@ async fn write_chunk(
             entries.push(NewEntry {
                 tenant_id: tenant,
                 // The first account's id names the part: unique, and the same on a re-run.
-                idempotency_key: format!("{label}-opening:{asset}:{}", part[0].id),
-                kind: "opening".to_owned(),
-                effective_date: shape.opening,
-                description: format!("opening balances ({label})"),
+                idempotency_key: format!("{label}-{kind}:{asset}:{}", part[0].id),
+                kind: kind.to_owned(),
+                effective_date: date,
+                description: format!("{what} ({label})"),
                 metadata: json!({}),
                 postings,
                 hold: None,

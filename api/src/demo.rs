@@ -316,6 +316,17 @@ async fn show(
     book: &Book,
     clients: &[Client],
 ) -> Result<(), Error> {
+    // The in-process service signs its own tokens. On SQLite without a configured key it uses
+    // the development key kept beside the database (as `wrapd serve` will); elsewhere, with
+    // none configured, a key of this run only (`wrapd serve` there needs a configured key).
+    let mut settings = settings.clone();
+    if !settings.database.url.starts_with("sqlite:")
+        && settings.auth.key_pem.is_empty()
+        && settings.auth.key_file.is_empty()
+    {
+        settings.auth.key_pem = tenants::jwt::generate_dev_key().map_err(other)?;
+    }
+    let settings = &settings;
     let (state, eod_lock) = crate::server::app_data(settings, db.clone())?;
     let app = service::init_service(
         App::new()

@@ -7,12 +7,12 @@ use std::process::Command;
 use api::Settings;
 use uuid::Uuid;
 
-use crate::on_each_backend;
-
-on_each_backend!(
-    the_demo_runs_a_year_and_serves_what_it_printed,
-    the_demo_runs_a_year_and_serves_what_it_printed
-);
+// The demo is for the embedded default, SQLite (a year of end of day on PostgreSQL in a debug
+// build takes minutes; end of day itself is tried on both databases by eod_year.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_a_year_and_serves_what_it_printed_on_sqlite() {
+    the_demo_runs_a_year_and_serves_what_it_printed("sqlite").await;
+}
 
 fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_wrapd"))
@@ -63,8 +63,8 @@ async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) 
         "Assets under management on 2025-12-31",
         "Seto Regional Bank",
         "Aoba Independent Advisors",
-        "BALANCED",
-        "GLOBALEQ",
+        "Balanced",
+        "Global Equity",
         "Reconciled with the ledger's fee postings: true",
         // Two distributors, twelve months.
         "Platform invoices to distributors: 24",
@@ -104,6 +104,10 @@ async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) 
     // `wrapd serve` on the same database answers the same figure to those credentials.
     let mut settings = Settings::builtin().unwrap();
     settings.server.bind = "127.0.0.1:0".to_owned();
+    if backend != "sqlite" {
+        // Served from PostgreSQL, the service needs a configured signing key.
+        settings.auth.key_pem = tenants::jwt::generate_dev_key().unwrap();
+    }
     settings.database.url = url.clone();
     let db = api::db::connect(&url).await.unwrap();
     let (server, addr) = api::build_server(&settings, db.clone()).await.unwrap();

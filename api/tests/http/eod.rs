@@ -137,9 +137,17 @@ pub async fn run_with(
         client_id: "test".into(),
         request_id: "test".into(),
     };
-    api::eod::run(&server.db, &books, from, to, &actor, &guard, &api::eod::Quiet)
-        .await
-        .unwrap()
+    api::eod::run(
+        &server.db,
+        &books,
+        from,
+        to,
+        &actor,
+        &guard,
+        &api::eod::Quiet,
+    )
+    .await
+    .unwrap()
 }
 
 pub async fn rows(

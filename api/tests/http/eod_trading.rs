@@ -522,25 +522,7 @@ async fn a_partial_fill_is_allocated_by_largest_remainder(backend: &'static str)
     prices(&server, day(0), &[(A, "13000")]).await;
     // End of day through the library, with a venue that fills half.
     let lock = api::eod::RunLock::with(ledger::calendar::Calendar::japan(), Arc::new(HalfVenue));
-    let guard = api::eod::RunGuard::acquire(&lock).unwrap();
-    let books = ledger::Ledger::new(server.db.clone());
-    let actor = api::eod::Actor {
-        tenant_id: server.platform.tenant_id,
-        client_id: "test".into(),
-        request_id: "test".into(),
-    };
-    let out = api::eod::run(
-        &server.db,
-        &books,
-        day(0),
-        day(0),
-        &actor,
-        &guard,
-        &api::eod::Quiet,
-    )
-    .await
-    .unwrap();
-    drop(guard);
+    let out = crate::eod::run_with(&server, &lock, day(0), day(0)).await;
     let detail = |name: &str| {
         out[0]
             .steps
