@@ -487,7 +487,7 @@ async fn write_chunk(
             }
             let wrap_no = book.wraps + wraps.len() as u64 + 1;
             let (goal_name, goal_amount, goal_date): (Value, Value, Value) =
-                if shape.goal_every > 0 && wrap_no % shape.goal_every == 0 {
+                if shape.goal_every > 0 && wrap_no.is_multiple_of(shape.goal_every) {
                     let (name, years, times) = GOALS[(wrap_no / shape.goal_every % 4) as usize];
                     let target = shape
                         .opening
