@@ -420,7 +420,11 @@ pub struct PlatformFees {
 }
 
 /// 404 unless `id` is a distributor the caller may see (the platform, or itself).
-async fn distributor(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), Problem> {
+pub(crate) async fn distributor(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<(), Problem> {
     if !caller.principal.can_see_tenant(id) {
         return Err(Problem::not_found("no such object"));
     }

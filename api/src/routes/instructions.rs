@@ -294,18 +294,6 @@ pub struct SetVenue {
     pub venue: VenueKind,
 }
 
-/// 404 unless `id` is a distributor the caller may see (the platform, or itself).
-async fn distributor(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), Problem> {
-    if !caller.principal.can_see_tenant(id) {
-        return Err(Problem::not_found("no such object"));
-    }
-    let tenant = tenants::store::get_tenant(&state.db, id).await?;
-    if tenant.kind != TenantKind::Distributor {
-        return Err(Problem::not_found("no such object"));
-    }
-    Ok(())
-}
-
 /// Set where a distributor's block orders are executed (platform admins). Takes effect at
 /// the next execution step; instructions already out stay open until complete.
 #[utoipa::path(
@@ -327,7 +315,7 @@ pub async fn set_venue(
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let id = path_uuid(&req, "id")?;
-    distributor(&state, &caller, id).await?;
+    crate::routes::agreements::distributor(&state, &caller, id).await?;
     caller.principal.authorize(Action::ManageTenants)?;
     Query::parse(&req, &[])?;
     let body: SetVenue = crate::extract::json(&req, payload).await?;
@@ -368,7 +356,7 @@ pub async fn get_venue(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = path_uuid(&req, "id")?;
-    distributor(&state, &caller, id).await?;
+    crate::routes::agreements::distributor(&state, &caller, id).await?;
     Query::parse(&req, &[])?;
     Ok(HttpResponse::Ok().json(store::venue_of(&state.db, id).await?))
 }

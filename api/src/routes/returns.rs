@@ -6,8 +6,7 @@
 //! that does not exist (`api/tests/http/eod_returns.rs::returns_are_isolated`).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use ledger::store::wraps::{self as store, WrapScope};
-use tenants::{Action, TenantKind};
+use tenants::Action;
 
 use crate::auth::Caller;
 use crate::eod::returns::{self, MAX_RANGE_DAYS, ReturnsView};
@@ -65,14 +64,7 @@ pub async fn wrap_returns(
             ));
         }
     }
-    let scope = match caller.principal.tenant_kind {
-        TenantKind::Distributor => WrapScope::Distributor(caller.principal.tenant_id),
-        TenantKind::Manager => WrapScope::Manager(caller.principal.tenant_id),
-        TenantKind::Platform => WrapScope::All,
-    };
-    let wrap = store::wrap(&state.db, scope, id, false)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no wrap {id}")))?;
+    let wrap = crate::routes::wraps::find_wrap(&state.db, &caller, id, false).await?;
     let view = returns::range(
         &state.db,
         wrap.tenant_id,

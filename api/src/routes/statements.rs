@@ -866,15 +866,8 @@ pub async fn wrap_statement(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Problem> {
     let id = path_uuid(&req, "id")?;
-    let scope = match caller.principal.tenant_kind {
-        TenantKind::Distributor => WrapScope::Distributor(caller.principal.tenant_id),
-        TenantKind::Manager => WrapScope::Manager(caller.principal.tenant_id),
-        TenantKind::Platform => WrapScope::All,
-    };
     // Visibility first, so a foreign id answers 404 whatever else is wrong.
-    let wrap = store::wrap(&state.db, scope, id, false)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no wrap {id}")))?;
+    let wrap = crate::routes::wraps::find_wrap(&state.db, &caller, id, false).await?;
     caller.principal.authorize(Action::ReadOwnData)?;
     let (from, to, csv) = request(&req)?;
     closes_on_finished_day(&state.db, to).await?;
