@@ -121,6 +121,7 @@ use crate::problem::method_not_allowed;
         crate::routes::instructions::list_instructions,
         crate::routes::instructions::get_instruction,
         crate::routes::instructions::report_fill,
+        crate::routes::instructions::close_instruction,
         crate::routes::instructions::set_venue,
         crate::routes::instructions::get_venue,
 

@@ -53,7 +53,7 @@ use tenants::agreement::{Split, Terms};
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{Params, exec, get, query};
+use super::sql::{IN_CHUNK, Params, exec, get, query};
 
 /// Days a year's fee is spread over (DOMAIN.md: rate ÷ 365, every calendar day).
 pub const DAYS_PER_YEAR: i64 = 365;
@@ -324,6 +324,32 @@ pub async fn tenant_states<C: ConnectionTrait>(
     for r in &rows {
         let s = read_state(r, 0)?;
         out.insert(s.wrap_id, s);
+    }
+    Ok(out)
+}
+
+/// What each of `wrap_ids` owes in fees and tax (posted to `accrued:wrap:{id}`, not
+/// collected); wraps that owe nothing are left out.
+pub async fn owed_by<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    wrap_ids: &[Uuid],
+) -> Result<HashMap<Uuid, i64>, EodError> {
+    let mut out = HashMap::new();
+    for chunk in wrap_ids.chunks(IN_CHUNK) {
+        let mut pa = Params::new(db.get_database_backend());
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "SELECT wrap_id, fee_owed + tax_owed + perf_owed + perf_tax_owed \
+             FROM wrap_fee_state WHERE tenant_id = {t} AND wrap_id IN {list}"
+        );
+        for r in query(db, q, pa.values).await? {
+            let owed: i64 = get(&r, 1)?;
+            if owed > 0 {
+                out.insert(get::<Uuid>(&r, 0)?, owed);
+            }
+        }
     }
     Ok(out)
 }

@@ -19,8 +19,9 @@
 //!   sell never sell more than its units; a report beyond that is refused whole (422) — under
 //!   concurrency too, as reports of one instruction are serialised on its row (`FOR UPDATE` on
 //!   PostgreSQL, the write lock on SQLite). Tried by the same test;
-//! * **a complete instruction is closed**: once complete (its last report said `final`, or
-//!   it was filled up to what it asked) a new fill answers 409, so the figures allocation
+//! * **a complete instruction is closed**: once complete (its last report said `final`, it
+//!   was filled up to what it asked, or the platform closed it because its account system
+//!   never would: [`close`]) a new fill answers 409, so the figures allocation
 //!   reads cannot move under it. An instruction's status and its block order's status change
 //!   together, in the transaction of the report that completes it;
 //! * **the day waits for every instruction of the date**: see [`super`] (the execution step
@@ -690,33 +691,7 @@ pub async fn report(
     };
     let mut after = r.clone();
     if report.is_final || exhausted {
-        // The block's outcome, by the simulated venue's rule: a buy that got every unit its
-        // amount buys at the day's price is filled even if rounding left cash unspent.
-        let status = if units == 0 {
-            "unfilled"
-        } else if exhausted || (r.side == TradeSide::Buy && units >= r.pricing.units_for(r.amount))
-        {
-            "filled"
-        } else {
-            "partially_filled"
-        };
-        for table in ["instructions", "block_orders"] {
-            let mut pa = Params::new(b);
-            let s = pa.push(status);
-            let done = if table == "instructions" {
-                format!(", completed_at = {}", pa.push(micros(now)))
-            } else {
-                String::new()
-            };
-            let t = pa.push(r.tenant_id);
-            let id = pa.push(r.id);
-            let q = format!(
-                "UPDATE {table} SET status = {s}{done} WHERE tenant_id = {t} AND id = {id}"
-            );
-            exec(txn, q, pa.values).await?;
-        }
-        status.clone_into(&mut after.status);
-        after.completed_at = Some(micros(now));
+        complete(txn, &mut after, units, exhausted, now).await?;
     }
     let fill = FillReported {
         fill_id: report.fill_id.clone(),
@@ -762,4 +737,74 @@ pub async fn report(
     );
     exec(txn, q, pa.values).await?;
     Ok(Reported::New(text))
+}
+
+/// Completes instruction `r` (open) with `units` filled in all: its status and its block
+/// order's, by the simulated venue's rule (a buy that got every unit its amount buys at the
+/// day's price is filled even if rounding left cash unspent).
+async fn complete(
+    txn: &DatabaseTransaction,
+    r: &mut Row,
+    units: i64,
+    exhausted: bool,
+    now: DateTime<Utc>,
+) -> Result<(), EodError> {
+    let status = if units == 0 {
+        "unfilled"
+    } else if exhausted || (r.side == TradeSide::Buy && units >= r.pricing.units_for(r.amount)) {
+        "filled"
+    } else {
+        "partially_filled"
+    };
+    for table in ["instructions", "block_orders"] {
+        let mut pa = Params::new(txn.get_database_backend());
+        let s = pa.push(status);
+        let done = if table == "instructions" {
+            format!(", completed_at = {}", pa.push(micros(now)))
+        } else {
+            String::new()
+        };
+        let t = pa.push(r.tenant_id);
+        let id = pa.push(r.id);
+        let q =
+            format!("UPDATE {table} SET status = {s}{done} WHERE tenant_id = {t} AND id = {id}");
+        exec(txn, q, pa.values).await?;
+    }
+    status.clone_into(&mut r.status);
+    r.completed_at = Some(micros(now));
+    Ok(())
+}
+
+/// The instruction `id` (any distributor's), locked, for the platform to close.
+pub async fn lock_any(txn: &DatabaseTransaction, id: Uuid) -> Result<Row, Refused> {
+    row(txn, None, id, true).await?.ok_or(Refused::NotFound)
+}
+
+/// Closes open instruction `r` (locked by [`lock_any`]) for the platform, when its account
+/// system will never complete it: it completes with the fills reported so far, exactly as a
+/// `final` report with nothing in it would, so the date can go on. The caller audits (with
+/// the reason) and commits.
+pub async fn close(
+    txn: &DatabaseTransaction,
+    r: &Row,
+    now: DateTime<Utc>,
+) -> Result<Instruction, Refused> {
+    if r.status != "awaiting_fills" {
+        return Err(Refused::Complete(format!(
+            "instruction {} is complete ({}): there is nothing to close",
+            r.id, r.status
+        )));
+    }
+    let sums = filled(txn, std::slice::from_ref(r)).await?;
+    let (units, amount, _) = sums.get(&(r.tenant_id, r.id)).copied().unwrap_or_default();
+    let exhausted = match r.side {
+        TradeSide::Buy => amount >= r.amount,
+        TradeSide::Sell => units >= r.units,
+    };
+    let mut after = r.clone();
+    complete(txn, &mut after, units, exhausted, now).await?;
+    Ok(show(txn, vec![after], true)
+        .await?
+        .pop()
+        .ok_or_else(|| corrupt(format!("instruction {} vanished", r.id)))?)
 }

@@ -50,6 +50,14 @@
 //!   `wrap_close`); a switch moves the cash into the destination wrap (kind `switch`), or
 //!   to the customer when the destination no longer takes money. A movement whose units are
 //!   not all sold yet (a partial fill) stays pending and is sold again the next day.
+//!   **Fees first:** the wrap's cash that pays out never includes what it owes in fees
+//!   (`accrued:wrap:{id}`, posted by accrual and not yet collected: fee, performance fee
+//!   and their tax), so no payout leaves the fees behind. A movement of everything (close,
+//!   full withdrawal or switch) also makes that amount due at once, and the `billing` step
+//!   of the same date collects it from the cash kept and splits it as on a period end. The
+//!   sub-yen carry is not owed and is not charged; a closing wrap accrues nothing on its
+//!   closing date (valuation skips closed wraps). Tried by
+//!   `api/tests/http/eod_fees.rs::a_close_pays_its_fees_before_the_customer`.
 //!
 //! Settlement lag (`instruments.settlement_days`) is not modelled: trades settle on the
 //! trade date.
@@ -1423,7 +1431,11 @@ async fn pay_movements(
     let mut fulfilled: Vec<Uuid> = Vec::new();
     let mut closed: Vec<Uuid> = Vec::new();
     let mut activated: Vec<Uuid> = Vec::new();
-    // Cash each wrap still has, as earlier movements of the same wrap take theirs.
+    // What each wrap owes in fees stays in its cash (see the module doc).
+    let movers: Vec<Uuid> = movements.iter().map(|m| m.wrap_id).collect();
+    let owed = super::fees::owed_by(txn, tenant_id, &movers).await?;
+    let mut settle_now: Vec<Uuid> = Vec::new();
+    // Cash each wrap may still pay out, as earlier movements of the same wrap take theirs.
     let mut cash_left: HashMap<Uuid, i64> = HashMap::new();
     for m in movements {
         let Some(w) = wraps.get(&m.wrap_id) else {
@@ -1434,6 +1446,7 @@ async fn pay_movements(
                 .get(&wrap_cash_code(m.wrap_id))
                 .copied()
                 .unwrap_or(0)
+                - owed.get(&m.wrap_id).copied().unwrap_or(0)
         });
         let prefix = format!("wrap:{}:units:", m.wrap_id);
         let units_left = balances
@@ -1447,6 +1460,9 @@ async fn pay_movements(
         };
         let pay = pay.max(0);
         *cash -= pay;
+        if m.amount.is_none() && owed.get(&m.wrap_id).is_some_and(|o| *o > 0) {
+            settle_now.push(m.wrap_id);
+        }
         let id_of = |code: String| -> Result<Uuid, EodError> {
             ids.get(&(tenant_id, code.clone()))
                 .copied()
@@ -1502,6 +1518,17 @@ async fn pay_movements(
     }
     totals.entries += entries.len() as u64;
     post_all(txn, ledger, entries).await?;
+    for chunk in settle_now.chunks(IN_CHUNK) {
+        let mut pa = Params::new(b);
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "UPDATE wrap_fee_state SET fee_due = fee_owed, tax_due = tax_owed, \
+             perf_due = perf_owed, perf_tax_due = perf_tax_owed \
+             WHERE tenant_id = {t} AND wrap_id IN {list}"
+        );
+        exec(txn, q, pa.values).await?;
+    }
     let now = micros(Utc::now());
     for chunk in fulfilled.chunks(IN_CHUNK) {
         let mut pa = Params::new(b);

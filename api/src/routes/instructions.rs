@@ -8,6 +8,8 @@
 //! instruction answers 404 exactly like a missing one. The platform reads every
 //! distributor's instructions but reports no fills (403); a manager has none (the list
 //! answers 403, an id 404). Reporting a fill needs a distributor writer (`ReportFills`).
+//! Closing an instruction that its account system will never complete is for platform
+//! admins alone (`ManageTenants`, 403 for anyone else), with a reason kept in the audit log.
 //! The venue setting is visible to the platform and the distributor itself, and set by
 //! platform admins; a tenant that is not a distributor answers 404.
 //!
@@ -44,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/v1/instructions").get(list_instructions))
         .service(resource("/v1/instructions/{id}").get(get_instruction))
         .service(resource("/v1/instructions/{id}/fills").post(report_fill))
+        .service(resource("/v1/instructions/{id}/close").post(close_instruction))
         .service(
             resource("/v1/tenants/{id}/execution-venue")
                 .get(get_venue)
@@ -271,6 +274,70 @@ pub async fn report_fill(
         .insert_header((LOCATION, format!("/v1/instructions/{id}")))
         .insert_header((CONTENT_TYPE, "application/json"))
         .body(text))
+}
+
+/// Why the platform closes an instruction.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseInstruction {
+    /// Why (1 to 500 characters), kept in the audit log: the account system's ticket, say.
+    #[schema(example = "account system retired the order, ticket OPS-4411")]
+    pub reason: String,
+}
+
+/// Close an open instruction that its account system will never complete (platform
+/// admins). It completes with the fills reported so far, as a `final` report with nothing
+/// in it would (`unfilled` when there are none), so the date's end of day can go on:
+/// allocation then divides what was filled and the rest of the wraps' orders stay unfilled.
+#[utoipa::path(
+    post, path = "/v1/instructions/{id}/close", tag = "instructions",
+    params(("id" = Uuid, Path)),
+    request_body = CloseInstruction,
+    responses(
+        (status = 200, description = "Closed: the instruction as it now is", body = Instruction),
+        (status = 403, description = "Not a platform admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The instruction is already complete", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason, or one too long", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn close_instruction(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ManageTenants)?;
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    let body: CloseInstruction = crate::extract::json(&req, payload).await?;
+    let reason = body.reason.trim();
+    if !(1..=500).contains(&reason.chars().count()) {
+        return Err(Problem::invalid_field(
+            "reason",
+            "must be 1 to 500 characters: why the instruction is closed",
+        ));
+    }
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    let row = store::lock_any(&txn, id).await.map_err(refused(id))?;
+    let instruction = store::close(&txn, &row, now).await.map_err(refused(id))?;
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "instruction.close",
+            target_tenant_id: Some(row.tenant_id),
+            target_type: "instruction",
+            target_id: id.to_string(),
+            detail: json!({ "reason": reason, "status": instruction.status }),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Ok().json(instruction))
 }
 
 fn refused(id: Uuid) -> impl Fn(Refused) -> Problem {

@@ -940,8 +940,8 @@ async fn pending_movement(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CloseResult {
     pub wrap_id: Uuid,
-    /// `closed` at once when the wrap held only cash; otherwise `closing` until end of day
-    /// has sold everything, collected the final fees and paid the cash back.
+    /// `closed` at once when the wrap held only cash and owed no fees; otherwise `closing`
+    /// until end of day has sold everything, collected the fees owed and paid the rest back.
     pub status: WrapStatus,
     /// The cash paid back to the customer's account now (closed at once).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -955,8 +955,9 @@ pub struct CloseResult {
 }
 
 /// Close a wrap (distributor writers; `Idempotency-Key` required). A wrap that holds only
-/// cash closes at once, its cash paid back to the customer's account; otherwise it becomes
-/// `closing`, takes no more money, its plans are cancelled, and end of day sells everything.
+/// cash and owes no fees closes at once, its cash paid back to the customer's account;
+/// otherwise it becomes `closing`, takes no more money, its plans are cancelled, and end of
+/// day sells everything, collects the fees accrued and not yet paid, and pays the rest back.
 #[utoipa::path(
     post, path = "/v1/wraps/{id}/close", tag = "wraps",
     params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
@@ -1004,8 +1005,13 @@ pub async fn close(
             || (a.balance.posted(a.normal_side) == 0 && a.balance.pending(a.normal_side) == 0)
     });
     let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
+    // Fees accrued and not collected are paid before the customer: end of day's billing
+    // collects them (crate::eod::trading, "Fees first"), so such a wrap closes there.
+    let owes_fees = !crate::eod::fees::owed_by(&txn, tenant_id, &[id])
+        .await?
+        .is_empty();
     store::cancel_all_plans(&txn, tenant_id, id, now).await?;
-    let result = if holds_only_cash && pending.is_empty() {
+    let result = if holds_only_cash && pending.is_empty() && !owes_fees {
         let cash = accounts
             .iter()
             .find(|a| a.code == cash_code)

@@ -721,3 +721,82 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     assert_eq!(server.count_rows("performance_fees").await, 6);
     server.stop().await;
 }
+
+on_each_backend!(
+    a_close_pays_its_fees_before_the_customer,
+    a_close_pays_its_fees_before_the_customer
+);
+async fn a_close_pays_its_fees_before_the_customer(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "1000000").await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
+    // All cash: the untradable funds are never bought, so the NAV is the cash less the fees.
+    contribute(&server, &m, w, "1000000").await;
+    let s = run_days(&server, day("2031-01-06"), day("2031-01-08")).await;
+    finished(&s).await;
+    // Three days at 1.1 % and tax 10 % (worked in `a_month_of_accrual_is_exact`'s terms):
+    // NAV 1,000,000: 11,000 ÷ 365 → 30, carry 50; tax 1,100 ÷ 365 → 3, carry 5.
+    // NAV 999,967: 10,999.637 + 50 → 30, carry 99.637; 1,099.9637 + 5 → 3, carry 9.9637.
+    // NAV 999,934: 10,999.274 + 99.637 → 30, carry 148.911; 1,099.9274 + 9.9637 → 3.
+    // Owed: 90 fee + 9 tax, not due before the month end.
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        99
+    );
+    let r = server
+        .post_idem(
+            &m.bank,
+            &format!("/v1/wraps/{w}/close"),
+            &Uuid::now_v7().to_string(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.ok(200)["status"], "closing", "{}", r.text);
+    let s = run_days(&server, day("2031-01-09"), day("2031-01-09")).await;
+    finished(&s).await;
+    // The customer gets the cash less the 99 owed; billing collects the 99 the same date
+    // although it is no period end: tax 9, fee 90 split 45 / 36 / 9.
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("customer:{c}:cash:JPY")).await,
+        1_000_000 - 99
+    );
+    let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, platform, uncollected \
+               FROM fee_collections WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-01-09")).await,
+        [90, 9, 90, 9, 45, 36, 9, 0]
+    );
+    for code in [format!("wrap:{w}:cash"), format!("accrued:wrap:{w}")] {
+        assert_eq!(balance(&server, m.bank_id, &code).await, 0, "{code}");
+    }
+    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 9);
+    let r = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
+    assert_eq!(r.ok(200)["wrap"]["status"], "closed", "{}", r.text);
+    // Nothing is accrued on the closing date, and nothing is left to bill afterwards.
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT nav FROM fee_accruals WHERE wrap_id = ? AND business_date >= ?",
+            vec![w.into(), day("2031-01-09").into()],
+        )
+        .await
+        .len(),
+        0
+    );
+    let s = run_days(&server, day("2031-01-10"), day("2031-01-31")).await;
+    finished(&s).await;
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT fee_collected FROM fee_collections WHERE wrap_id = ? AND business_date > ?",
+            vec![w.into(), day("2031-01-09").into()],
+        )
+        .await
+        .len(),
+        0
+    );
+    server.stop().await;
+}

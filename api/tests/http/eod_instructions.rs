@@ -477,3 +477,127 @@ async fn an_external_distributor_waits_for_its_fills(backend: &'static str) {
     );
     server.stop().await;
 }
+
+on_each_backend!(
+    the_platform_closes_an_instruction_that_never_completes,
+    the_platform_closes_an_instruction_that_never_completes
+);
+async fn the_platform_closes_an_instruction_that_never_completes(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let platform = server.token(&server.platform).await;
+    instrument(&server, A, "100").await;
+    let x = book_named(&server, "Bank X", &[(A, "1")], "0", "0").await;
+    let (_, w) = funded_wrap(&server, &x, "X-0", "30000", Some("30000")).await;
+    server
+        .put(
+            &platform,
+            &format!("/v1/tenants/{}/execution-venue", x.bank_id),
+            json!({ "venue": "external" }),
+        )
+        .await
+        .ok(200);
+    prices(&server, day(0), &[(A, "13000")]).await;
+    assert_eq!(
+        run_days(&server, day(0), day(0)).await["status"],
+        "awaiting_fills"
+    );
+    let list = server.get(&x.bank, "/v1/instructions").await;
+    let id: Uuid = list.ok(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The account system reports part of it (5,000 units for 6,500), then goes silent.
+    report(
+        &server,
+        &x.bank,
+        id,
+        json!({ "fill_id": "F-1", "units": "5000", "amount": "6500" }),
+    )
+    .await
+    .ok(201);
+
+    // Refusals change nothing: the distributor itself, no reason, an empty one, an unknown
+    // field, an unknown instruction.
+    let before = written(&server).await;
+    let path = format!("/v1/instructions/{id}/close");
+    let why = json!({ "reason": "account system retired the order, ticket OPS-1" });
+    server
+        .post(&x.bank, &path, Some(why.clone()))
+        .await
+        .problem(403);
+    for (body, field) in [
+        // A missing field is named in the message; the body as a whole is what is wrong.
+        (json!({}), "body"),
+        (json!({ "reason": "  " }), "reason"),
+        (json!({ "reason": "x".repeat(501) }), "reason"),
+        (json!({ "reason": "ok", "status": "filled" }), "status"),
+    ] {
+        let r = server.post(&platform, &path, Some(body.clone())).await;
+        assert_eq!(
+            r.problem(422)["errors"][0]["field"],
+            field,
+            "{body}: {}",
+            r.text
+        );
+    }
+    server
+        .post(
+            &platform,
+            &format!("/v1/instructions/{}/close", Uuid::now_v7()),
+            Some(why.clone()),
+        )
+        .await
+        .problem(404);
+    assert_eq!(written(&server).await, before);
+
+    // The platform closes it: complete with what was reported, audited with the reason.
+    let r = server.post(&platform, &path, Some(why.clone())).await;
+    let closed = r.ok(200).clone();
+    assert_eq!(closed["status"], "partially_filled", "{closed}");
+    assert_eq!(closed["filled_units"], "5000");
+    assert_eq!(closed["filled_amount"], "6500");
+    assert!(closed["completed_at"].is_string(), "{closed}");
+    let after = written(&server).await;
+    assert_eq!(after, (before.0, before.1, before.2, before.3 + 1));
+    let audit = rows(
+        &server,
+        "SELECT detail FROM audit_log WHERE action = 'instruction.close'",
+        vec![],
+    )
+    .await;
+    let detail: Value =
+        serde_json::from_str(&audit[0].try_get_by_index::<String>(0).unwrap()).unwrap();
+    assert_eq!(detail["reason"], why["reason"], "{detail}");
+    // Closed is closed: a second close and a late fill answer 409 and write nothing.
+    server
+        .post(&platform, &path, Some(why.clone()))
+        .await
+        .problem(409);
+    report(
+        &server,
+        &x.bank,
+        id,
+        json!({ "fill_id": "F-2", "units": "1", "amount": "2" }),
+    )
+    .await
+    .problem(409);
+    assert_eq!(written(&server).await, after);
+
+    // The date goes on: the wrap gets the 5,000 units for 6,500; the rest stays cash.
+    let st = run_days(&server, day(0), day(0)).await;
+    assert_eq!(st["status"], "finished", "{st}");
+    assert_eq!(
+        bal(&server, x.bank_id, &format!("wrap:{w}:units:{A}")).await,
+        5_000
+    );
+    assert_eq!(
+        bal(&server, x.bank_id, &format!("wrap:{w}:cash")).await,
+        23_500
+    );
+    assert_eq!(
+        orders(&server, w, day(0)).await,
+        vec![buy(A, 30_000, "partially_filled")]
+    );
+    server.stop().await;
+}

@@ -455,6 +455,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/instructions",
         "/v1/instructions/{id}",
         "/v1/instructions/{id}/fills",
+        "/v1/instructions/{id}/close",
         "/v1/instruments/{code}",
         "/v1/ledger/accounts",
         "/v1/ledger/accounts/{id}",
@@ -508,7 +509,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        66,
+        67,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
