@@ -3,26 +3,31 @@
 //! cumulative index (`wrap_returns`); and, on request, the returns over a range of dates with
 //! the money-weighted return (XIRR) ([`range`], served at `GET /v1/wraps/{id}/returns`).
 //!
-//! **Cash-flow timing: flows at the start of the day.** A contribution or withdrawal booked
-//! on day t is taken to have arrived before the day's market move, so
+//! **Cash-flow timing: flows at the end of the day.** A contribution or withdrawal booked on
+//! day t is taken to arrive or leave after the day's market move, so
 //!
 //! ```text
-//! r_t = NAV_t / (NAV_{t-1} + contributions_t - withdrawals_t) - 1
+//! r_t = (NAV_t - contributions_t + withdrawals_t) / NAV_{t-1} - 1
 //! ```
 //!
-//! with NAV and flows from the day's snapshot (`wrap_snapshots`, step `valuation`). Why: a
-//! contribution is invested at the day's trading cycle and valued at the day's price, so it
-//! takes the whole of the day's move; counting it at the end of the day would attribute the
-//! move on the new money to the money that was there before (a ¥1,000 wrap receiving
-//! ¥1,000,000 on a +1 % day would show +1,000 %). A withdrawal likewise sells at the day's
-//! price, so it leaves before the move. When the denominator is not positive (an empty wrap,
-//! or a day when everything was withdrawn) nothing was at risk and the day's return is 0.
+//! with NAV and flows from the day's snapshot (`wrap_snapshots`, step `valuation`). Why: the
+//! day's move is from the last price to the day's price, and every flow of the day trades at
+//! the day's price: a contribution buys its units at that price (or waits as cash), so it
+//! takes no part of the move; a withdrawal sells at that price, so the units it sold took the
+//! whole move before leaving. Only the money there at the end of the day before was exposed.
+//! Example: a wrap worth 100,000 on a +20 % day that switches 30,000 out (25,000 units sold at
+//! the new price) ends at 90,000: (90,000 + 30,000) ÷ 100,000 − 1 = +20 %, the market's move;
+//! taking the flow at the start of the day would say 90,000 ÷ 70,000 − 1 = +28.6 %. Likewise
+//! ¥1,000,000 arriving in a ¥1,000 wrap on a +1 % day ends at 1,001,010: (1,001,010 −
+//! 1,000,000) ÷ 1,000 − 1 = +1 %. Tried by `api/tests/http/eod_trading.rs::
+//! a_switch_moves_the_proceeds_into_the_other_wrap`. When NAV_{t-1} is not positive (an
+//! empty wrap) nothing was at risk and the day's return is 0.
 //!
 //! **A wrap's first snapshot** has no value before it to measure from: its return is 0 and
 //! its index starts at 1. Money arriving that day is invested and valued at the same day's
 //! price, so its first-day return is nil anyway; and money already in a wrap before its first
 //! snapshot (books that existed before end of day first ran) would otherwise be read as a
-//! contribution of its whole value, or a gain from nothing.
+//! gain from nothing.
 //!
 //! **Chain-linking.** `cumulative_index_t = cumulative_index_{t-1} × (1 + r_t)`, from 1 before
 //! a wrap's first snapshot (also when the date before has a snapshot but no return row: a
@@ -40,7 +45,7 @@
 //! **Money-weighted return (XIRR)** over `from..=to`: the annual rate x at which the flows'
 //! present value is zero, from the investor's side: the NAV at the end of the day before
 //! `from` (0 for a wrap's first day) and each contribution paid in (negative), each withdrawal
-//! received and the NAV at the end of `to` (positive). Flows are dated at the start of their
+//! received and the NAV at the end of `to` (positive). Flows are dated at the end of their
 //! day, as above, so with no flows inside the range XIRR equals the annualised TWR. Solved by
 //! bisection on the daily factor g = (1 + x)^(1/365) between annual rates of −99 % and
 //! +1,000 % ([`XIRR_MIN`], [`XIRR_MAX`]): the present value Σ CF_i · g^(D − t_i) is a
@@ -98,7 +103,7 @@ fn round(v: Decimal, dp: u32) -> Decimal {
         .normalize()
 }
 
-/// The day's time-weighted return with flows at the start of the day (see the module doc),
+/// The day's time-weighted return with flows at the end of the day (see the module doc),
 /// rounded to [`STORED_DP`] places; 0 on a wrap's first snapshot (`prev_nav` `None`).
 /// Amounts in minor units.
 pub fn daily_return(
@@ -110,15 +115,12 @@ pub fn daily_return(
     let Some(prev_nav) = prev_nav else {
         return Decimal::ZERO;
     };
-    let base = i128::from(prev_nav) + i128::from(contributions) - i128::from(withdrawals);
-    if base <= 0 {
+    if prev_nav <= 0 {
         return Decimal::ZERO;
     }
-    let Ok(base) = i64::try_from(base) else {
-        return Decimal::ZERO;
-    };
-    Decimal::from(nav)
-        .checked_div(Decimal::from(base))
+    let grown = i128::from(nav) - i128::from(contributions) + i128::from(withdrawals);
+    Decimal::from_i128_with_scale(grown, 0)
+        .checked_div(Decimal::from(prev_nav))
         .map_or(Decimal::ZERO, |q| round(q - Decimal::ONE, STORED_DP))
 }
 
@@ -416,7 +418,7 @@ pub struct ReturnsView {
     pub to: Option<NaiveDate>,
     /// Days with a return in the range.
     pub days: i64,
-    /// Flows are taken at the start of their day (see the docs).
+    /// Flows are taken at the end of their day (see the docs).
     pub cash_flow_timing: &'static str,
     pub time_weighted: TimeWeighted,
     pub money_weighted: MoneyWeighted,
@@ -481,7 +483,7 @@ pub async fn range<C: ConnectionTrait>(
             from: None,
             to: None,
             days: 0,
-            cash_flow_timing: "start_of_day",
+            cash_flow_timing: "end_of_day",
             time_weighted: TimeWeighted {
                 cumulative: Decimal::ZERO,
                 annualised: None,
@@ -516,7 +518,8 @@ pub async fn range<C: ConnectionTrait>(
         growth = growth
             .checked_mul(Decimal::ONE + daily)
             .unwrap_or(Decimal::MAX);
-        let day = u64::try_from((*date - start).num_days()).unwrap_or(0);
+        // At the end of its day: day 1 is the end of `from`, as the closing NAV is at `days`.
+        let day = u64::try_from((*date - start).num_days() + 1).unwrap_or(0);
         flows.push(Flow {
             day,
             amount: -contributions,
@@ -542,7 +545,7 @@ pub async fn range<C: ConnectionTrait>(
         from: Some(start),
         to: Some(end),
         days,
-        cash_flow_timing: "start_of_day",
+        cash_flow_timing: "end_of_day",
         time_weighted: TimeWeighted {
             cumulative: round(cumulative, SHOWN_DP),
             annualised: annualise(cumulative, days),
@@ -571,25 +574,28 @@ mod tests {
     }
 
     #[test]
-    fn daily_returns_take_flows_at_the_start_of_the_day() {
+    fn daily_returns_take_flows_at_the_end_of_the_day() {
         // 105,000 / 100,000 − 1 = 0.05
         assert_eq!(daily_return(Some(100_000), 105_000, 0, 0), d("0.05"));
-        // A contribution of 45,000 joins 105,000 before the move: 144,500 / 150,000 − 1
-        // = −0.03666…, rounded half-even at 18 places.
+        // A contribution of 45,000 arrives after the move of the 105,000 that was there:
+        // (144,500 − 45,000) / 105,000 − 1 = −0.052380952…, rounded half-even at 18 places.
         assert_eq!(
             daily_return(Some(105_000), 144_500, 45_000, 0),
-            d("-0.036666666666666667")
+            d("-0.052380952380952381")
         );
-        // A withdrawal of 20,000 leaves 124,500 exposed: 127,000 / 124,500 − 1.
+        // A withdrawal of 20,000 took the day's move before leaving: (127,000 + 20,000) /
+        // 144,500 − 1.
         assert_eq!(
             daily_return(Some(144_500), 127_000, 0, 20_000),
-            d("0.020080321285140562")
+            d("0.017301038062283737")
         );
+        // Everything withdrawn at the day's price: the sale is the day's value.
+        assert_eq!(daily_return(Some(5_000), 0, 0, 5_100), d("0.02"));
         // A first snapshot starts the index: 0, whatever was in the wrap before.
         assert_eq!(daily_return(None, 300_000, 5_000, 0), Decimal::ZERO);
         // Nothing at risk: 0, not a division by zero.
         assert_eq!(daily_return(Some(0), 0, 0, 0), Decimal::ZERO);
-        assert_eq!(daily_return(Some(5_000), 0, 0, 5_000), Decimal::ZERO);
+        assert_eq!(daily_return(Some(0), 5_000, 5_000, 0), Decimal::ZERO);
     }
 
     #[test]

@@ -15,8 +15,12 @@
 //! Instruments are priced in the wrap's currency (the marketplace admits no others).
 //!
 //! The day's flows: `contributions` = Σ credits to the wrap's cash account by entries of kind
-//! `contribution` effective on `date` (through the API or a plan); `withdrawals` = Σ debits
-//! of it by entries of kind `withdrawal` or `wrap_close` effective on `date`.
+//! `contribution` (through the API or a plan) or `switch` (money switched in from another
+//! wrap) effective on `date`; `withdrawals` = Σ debits of it by entries of kind `withdrawal`,
+//! `wrap_close` or `switch` (switched out) effective on `date`. A switch is a flow for each
+//! wrap: its money enters or leaves that wrap from outside it, so neither wrap's return nor
+//! high-water mark may read it as a gain or a loss (tried by
+//! `api/tests/http/eod_trading.rs::a_switch_moves_the_proceeds_into_the_other_wrap`).
 //!
 //! Set-based: per tenant, one keyset-paged scan of its `wrap:` accounts (by code, on the
 //! `(tenant_id, code)` unique index), one query of the day's flows, prices for every
@@ -306,7 +310,7 @@ async fn snapshot_tenant(
          JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
          JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
          WHERE p.tenant_id = {} AND p.effective_date = {} AND p.pending = {} \
-         AND e.kind IN ('contribution', 'withdrawal', 'wrap_close') \
+         AND e.kind IN ('contribution', 'withdrawal', 'wrap_close', 'switch') \
          AND a.code > 'wrap:' AND a.code < 'wrap;' \
          GROUP BY a.code, e.kind, p.side",
         pa.push(tenant_id),
@@ -325,8 +329,8 @@ async fn snapshot_tenant(
         };
         let f = flows.entry(wrap).or_default();
         match (kind.as_str(), side.as_str()) {
-            ("contribution", "credit") => f.0 += sum,
-            ("withdrawal" | "wrap_close", "debit") => f.1 += sum,
+            ("contribution" | "switch", "credit") => f.0 += sum,
+            ("withdrawal" | "wrap_close" | "switch", "debit") => f.1 += sum,
             _ => {}
         }
     }

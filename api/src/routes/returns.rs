@@ -26,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// A wrap's returns between `from` and `to` (both optional, inclusive; default: the wrap's
 /// whole history). Time-weighted: daily, cumulative over the range and, when the range covers
 /// at least 365 days, annualised. Money-weighted: the XIRR of the range's flows. Flows are
-/// taken at the start of their day.
+/// taken at the end of their day (they trade at the day's price, after the day's move).
 #[utoipa::path(
     get, path = "/v1/wraps/{id}/returns", tag = "wraps",
     params(

@@ -256,23 +256,24 @@ async fn returns_with_flows_match_the_hand_computation(backend: &'static str) {
     let m = market(&server, "Bank", 3).await;
     let (w, d1) = book(&server, &m).await;
 
-    // NAV = cash + units × price ÷ 10,000, flows at the start of the day:
+    // NAV = cash + units × price ÷ 10,000, flows at the end of the day (they trade at the
+    // day's price, after the day's move):
     // d1: cash 100,000 − 50,000 = 50,000; 40,000 × 12,500 ÷ 10,000 = 50,000; NAV 100,000.
     //     r1 = 0: the wrap's first snapshot starts its index            index 1
     // d2: 40,000 × 12,510 ÷ 10,000 = 50,040; NAV 100,040.
     //     r2 = 100,040 ÷ 100,000 − 1 = 0.0004                            index 1.0004
     // d3: cash 95,000; 40,000 × 12,490 ÷ 10,000 = 49,960; NAV 144,960.
-    //     r3 = 144,960 ÷ (100,040 + 45,000) − 1 = −0.000551571980143409 (18 places)
-    //     index 1.0004 × (1 + r3) = 0.999848207391064534                 → 0.9998482074
+    //     r3 = (144,960 − 45,000) ÷ 100,040 − 1 = −0.000799680127948820 (18 places): the
+    //     units' −80 on the 100,040 exposed; index 1.0004 × (1 + r3) = 0.9996 exactly
     // d4: cash 75,000; 40,000 × 12,520 ÷ 10,000 = 50,080; NAV 125,080.
-    //     r4 = 125,080 ÷ (144,960 − 20,000) − 1 = 0.000960307298335467
-    //     index 0.999848207391064534 × (1 + r4) = 1.000808368921849807   → 1.0008083689
+    //     r4 = (125,080 + 20,000) ÷ 144,960 − 1 = 0.000827814569536424 (+120 on 144,960)
+    //     index 0.9996 × (1 + r4) = 1.000427483443708610                 → 1.0004274834
     let r = server.get(&m.bank, &format!("/v1/wraps/{w}/returns")).await;
     let body = r.ok(200).clone();
     assert_eq!(body["days"], 4, "{body}");
     assert_eq!(body["from"], json!(d1));
     assert_eq!(body["to"], json!(plus(d1, 3)));
-    assert_eq!(body["cash_flow_timing"], "start_of_day");
+    assert_eq!(body["cash_flow_timing"], "end_of_day");
     let col = |k: &str| -> Vec<String> {
         body["daily"]
             .as_array()
@@ -283,30 +284,30 @@ async fn returns_with_flows_match_the_hand_computation(backend: &'static str) {
     };
     assert_eq!(
         col("daily"),
-        ["0", "0.0004", "-0.000551572", "0.0009603073"],
+        ["0", "0.0004", "-0.0007996801", "0.0008278146"],
         "{body}"
     );
     assert_eq!(
         col("cumulative_index"),
-        ["1", "1.0004", "0.9998482074", "1.0008083689"]
+        ["1", "1.0004", "0.9996", "1.0004274834"]
     );
     assert_eq!(col("nav"), ["100000", "100040", "144960", "125080"]);
     assert_eq!(col("contributions"), ["100000", "0", "45000", "0"]);
     assert_eq!(col("withdrawals"), ["0", "0", "0", "20000"]);
-    // TWR over the four days: (1.0004)(1 + r3)(1 + r4) − 1 = 0.0008083689…; four days are
+    // TWR over the four days: (1.0004)(1 + r3)(1 + r4) − 1 = 0.0004274834…; four days are
     // not annualised.
-    assert_eq!(body["time_weighted"]["cumulative"], "0.0008083689");
+    assert_eq!(body["time_weighted"]["cumulative"], "0.0004274834");
     assert_eq!(body["time_weighted"]["annualised"], Value::Null);
     // XIRR, flows from the investor's side, at day offsets from the end of the day before
-    // d1 (start-of-day flows): −100,000 at 0, −45,000 at 2, +20,000 at 3, +125,080 at 4.
-    // The daily factor g solves −100,000 g⁴ − 45,000 g² + 20,000 g + 125,080 = 0:
-    // g = 1.00017017302…, and g³⁶⁵ − 1 = 0.0640771184 (6.4 % a year; checked with Python's
-    // decimal module at 60 digits: 0.06407711844776881647…).
-    assert_eq!(body["money_weighted"]["xirr"], "0.0640771184", "{body}");
+    // d1 (end-of-day flows: d1's at 1): −100,000 at 1, −45,000 at 3, +20,000 and the
+    // closing +125,080 at 4. The daily factor g solves −100,000 g³ − 45,000 g + 145,080 = 0,
+    // and g³⁶⁵ − 1 = 0.0882934345 (8.8 % a year; solved by bisection with Python's decimal
+    // module at 60 digits: 0.08829343453292301447…).
+    assert_eq!(body["money_weighted"]["xirr"], "0.0882934345", "{body}");
 
-    // d3..d4: starts from d2's NAV 100,040. TWR (1 + r3)(1 + r4) − 1 = 0.0004082056.
-    // XIRR: −100,040 and −45,000 at 0, +20,000 at 1, +125,080 at 2:
-    // −145,040 g² + 20,000 g + 125,080 = 0 → g³⁶⁵ − 1 = 0.0555371201 (Python: 0.05553712006…).
+    // d3..d4: starts from d2's NAV 100,040. TWR (1 + r3)(1 + r4) − 1 = 0.0000274725.
+    // XIRR: −100,040 at 0, −45,000 at 1, +20,000 and +125,080 at 2:
+    // −100,040 g² − 45,000 g + 145,080 = 0 → g³⁶⁵ − 1 = 0.0613732154 (Python: 0.06137321540…).
     let r = server
         .get(
             &m.bank,
@@ -319,8 +320,8 @@ async fn returns_with_flows_match_the_hand_computation(backend: &'static str) {
         .await;
     let body = r.ok(200).clone();
     assert_eq!(body["days"], 2, "{body}");
-    assert_eq!(body["time_weighted"]["cumulative"], "0.0004082056");
-    assert_eq!(body["money_weighted"]["xirr"], "0.0555371201");
+    assert_eq!(body["time_weighted"]["cumulative"], "0.0000274725");
+    assert_eq!(body["money_weighted"]["xirr"], "0.0613732154");
     assert_eq!(body["daily"].as_array().unwrap().len(), 2);
 
     // A range with no returns: nothing to measure, and it says so.

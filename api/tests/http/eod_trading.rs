@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::common::TestServer;
 use crate::customers::{deposit, make_customer};
-use crate::eod::{rows, run_days};
+use crate::eod::{rows, run_days, snapshot};
 use crate::on_each_backend;
 
 const A: &str = "JP90C000TRA1";
@@ -780,5 +780,112 @@ async fn drift_beyond_the_band_rebalances(backend: &'static str) {
     prices(&server, day(4), &[(A, "10000"), (B, "10000")]).await;
     let s = run_day(&server, day(4)).await;
     assert_eq!(step(&s, "rebalance")["wraps"], 0, "{s}");
+    server.stop().await;
+}
+
+on_each_backend!(
+    a_switch_moves_the_proceeds_into_the_other_wrap,
+    a_switch_moves_the_proceeds_into_the_other_wrap
+);
+async fn a_switch_moves_the_proceeds_into_the_other_wrap(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    instrument(&server, A, "100").await;
+    let b = book(&server, &[(A, "1")], "0", "0").await;
+    let t = b.bank_id;
+    let (c, w1) = funded_wrap(&server, &b, "C-1", "100000", Some("100000")).await;
+    // A second wrap of the same customer, opened and never funded.
+    let r = server
+        .post(
+            &b.bank,
+            &format!("/v1/customers/{c}/wraps"),
+            Some(json!({ "agreement_id": b.agreement_id })),
+        )
+        .await;
+    let w2: Uuid = r.ok(201)["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(r.body["status"], "open", "{}", r.text);
+    prices(&server, day(0), &[(A, "10000")]).await;
+    run_day(&server, day(0)).await;
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w1}:units:{A}")).await,
+        100_000
+    );
+
+    // Day 1 at 12,000 per 10,000 units: 30,000 from W1 into W2 needs 30,000 × 10,000 ÷
+    // 12,000 = 25,000 units sold, exactly; the proceeds go to W2's cash, never to the
+    // customer's, and W2 becomes active.
+    server
+        .post_idem(
+            &b.bank,
+            &format!("/v1/wraps/{w1}/switches"),
+            &Uuid::now_v7().to_string(),
+            json!({ "to_wrap_id": w2, "amount": "30000" }),
+        )
+        .await
+        .ok(202);
+    prices(&server, day(1), &[(A, "12000")]).await;
+    let s = run_day(&server, day(1)).await;
+    assert_eq!(
+        trigger(&server, w1, day(1)).await.as_deref(),
+        Some("switch")
+    );
+    assert_eq!(
+        orders(&server, w1, day(1)).await,
+        vec![sell(A, 25_000, "filled")]
+    );
+    assert_eq!(step(&s, "allocation")["movements_fulfilled"], 1, "{s}");
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w1}:units:{A}")).await,
+        75_000
+    );
+    assert_eq!(bal(&server, t, &format!("wrap:{w1}:cash")).await, 0);
+    assert_eq!(bal(&server, t, &format!("wrap:{w2}:cash")).await, 30_000);
+    assert_eq!(bal(&server, t, &format!("customer:{c}:cash:JPY")).await, 0);
+    let kinds = rows(
+        &server,
+        "SELECT kind FROM ledger_entries WHERE idempotency_key LIKE 'movement:%'",
+        vec![],
+    )
+    .await;
+    assert_eq!(kinds.len(), 1);
+    assert_eq!(kinds[0].try_get_by_index::<String>(0).unwrap(), "switch");
+    let r = server.get(&b.bank, &format!("/v1/wraps/{w2}")).await;
+    assert_eq!(r.ok(200)["wrap"]["status"], "active", "{}", r.text);
+    // The day's snapshots: a flow for each wrap, so W1's return is the market's +20 %
+    // (90,000 ÷ (100,000 − 30,000 out at the start of the day) = 75,000 × 1.2 ÷ 75,000),
+    // not the −10 % its NAV fell, and W2's first day is no gain from nothing.
+    assert_eq!(
+        snapshot(&server, w1, day(1)).await,
+        (0, 90_000, 90_000, 0, 30_000, false)
+    );
+    assert_eq!(
+        snapshot(&server, w2, day(1)).await,
+        (30_000, 0, 30_000, 30_000, 0, false)
+    );
+    let daily = rows(
+        &server,
+        "SELECT daily FROM wrap_returns WHERE wrap_id = ? AND business_date = ?",
+        vec![w1.into(), day(1).into()],
+    )
+    .await;
+    let daily: rust_decimal::Decimal = daily[0]
+        .try_get_by_index::<String>(0)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(daily, rust_decimal::Decimal::new(2, 1), "W1's day-1 return");
+
+    // Day 2: W2 invests its cash along the model: 30,000 buys 25,000 units at 12,000.
+    prices(&server, day(2), &[(A, "12000")]).await;
+    run_day(&server, day(2)).await;
+    assert_eq!(trigger(&server, w2, day(2)).await.as_deref(), Some("cash"));
+    assert_eq!(
+        orders(&server, w2, day(2)).await,
+        vec![buy(A, 30_000, "filled")]
+    );
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w2}:units:{A}")).await,
+        25_000
+    );
+    assert_eq!(bal(&server, t, &format!("omnibus:{A}")).await, 100_000);
     server.stop().await;
 }

@@ -387,14 +387,15 @@ async fn statement_matches_the_hand_computation(backend: &'static str) {
     assert_eq!(num(&h[0]["value"]), dec("1354182.5"));
     assert_eq!(num(&h[0]["cost"]), dec("1213839"));
     assert_eq!(num(&h[0]["unrealised_gain"]), dec("140343.5"));
-    // Time-weighted, flows at the start of the day:
+    // Time-weighted, flows at the end of the day (they trade at the day's price):
     //   11th 999,890 ÷ 1,000,000 − 1 = −0.00011
-    //   12th 1,589,781 ÷ (999,890 + 500,000) − 1 = 0.05993172832674…
-    //   13th 1,419,697 ÷ (1,589,781 − 300,000) − 1 = 0.10072717771466…
-    //   14th 1,360,662 ÷ 1,419,697 − 1 = −0.04158281661509…
-    // chained: (1 − 0.00011)(1.05993…)(1.10072…)(0.95841…) − 1 = 0.1180581683 (10 places).
+    //   12th (1,589,781 − 500,000) ÷ 999,890 − 1 = 0.08990088909780…  (the fund +10 %,
+    //        the wrap 90 % in it)
+    //   13th (1,419,697 + 300,000) ÷ 1,589,781 − 1 = 0.08171943179595…  (+9.1 %)
+    //   14th 1,360,662 ÷ 1,419,697 − 1 = −0.04158281661509…             (−4.2 %)
+    // chained: (1 − 0.00011)(1.08990…)(1.08171…)(0.95841…) − 1 = 0.1298179095 (10 places).
     let twr = num(&s1["time_weighted_return"]);
-    assert_eq!(twr, dec("0.1180581683"));
+    assert_eq!(twr, dec("0.1298179095"));
     // … and the same figure as the returns endpoint over the same range.
     let r = server
         .get(
