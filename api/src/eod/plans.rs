@@ -16,10 +16,10 @@
 //!   counted, earlier plans of the same day deducted) is short. An `open` wrap becomes
 //!   `active`, as with a contribution through the API.
 //! * A **withdrawal** records a pending `wrap_movements` withdrawal, which the trading steps
-//!   fulfil by selling units: the fixed amount, or the percentage × the wrap's value at the
-//!   last prices on or before `date`, rounded down to the currency's minor unit. Skipped
-//!   when the wrap is not active, holds nothing, holds less than the fixed amount, or the
-//!   percentage rounds to zero.
+//!   fulfil by selling units: the fixed amount, or the percentage × the wrap's NAV at the
+//!   last prices on or before `date` (net of the fees it owes, DOMAIN.md section 4), rounded
+//!   down to the currency's minor unit. Skipped when the wrap is not active, is worth
+//!   nothing, is worth less than the fixed amount, or the percentage rounds to zero.
 //!
 //! Every plan due gets exactly one `plan_runs` row for the date (`executed` or `skipped`);
 //! a skipped plan writes nothing else. Tried by `api/tests/http/eod.rs::plans_execute_skip_and_withdraw`.
@@ -320,6 +320,9 @@ async fn withdraw(
     wrap_ids.sort();
     wrap_ids.dedup();
     let values = super::valuation::values_of(txn, tenant_id, &wrap_ids, date).await?;
+    // The value a percentage applies to is the NAV (DOMAIN.md section 4): net of the fees the
+    // wrap owes, which are not the customer's to withdraw.
+    let owed = super::fees::owed_by(txn, tenant_id, &wrap_ids).await?;
     for p in plans {
         let skip = |reason: String| PlanRun {
             tenant_id,
@@ -336,7 +339,8 @@ async fn withdraw(
             )));
             continue;
         }
-        let nav = values.get(&p.wrap_id).map_or(0, |v| v.nav);
+        let nav = values.get(&p.wrap_id).map_or(0, |v| v.nav)
+            - owed.get(&p.wrap_id).copied().unwrap_or(0);
         if nav <= 0 {
             runs.push(skip("the wrap holds nothing".to_owned()));
             continue;

@@ -800,3 +800,46 @@ async fn a_close_pays_its_fees_before_the_customer(backend: &'static str) {
     );
     server.stop().await;
 }
+
+on_each_backend!(
+    a_percentage_withdrawal_plan_takes_its_share_of_the_nav,
+    a_percentage_withdrawal_plan_takes_its_share_of_the_nav
+);
+async fn a_percentage_withdrawal_plan_takes_its_share_of_the_nav(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "1000000").await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
+    contribute(&server, &m, w, "1000000").await;
+    server
+        .post(
+            &m.bank,
+            &format!("/v1/wraps/{w}/plans"),
+            Some(json!({
+                "kind": "withdrawal", "percentage": "0.1", "day_of_month": 9,
+                "start_date": "2031-01-09",
+            })),
+        )
+        .await
+        .ok(201);
+    // Three days of fees owed, 99 (as in `a_close_pays_its_fees_before_the_customer`).
+    let s = run_days(&server, day("2031-01-06"), day("2031-01-09")).await;
+    finished(&s).await;
+    // On the 9th the NAV is 1,000,000 − 99 = 999,901: 10 % is 99,990.1 → 99,990, not the
+    // 100,000 of the value before fees; it is paid the same date from the cash, the 99 owed
+    // kept back.
+    let r = rows(
+        &server,
+        "SELECT amount FROM plan_runs WHERE run_date = ?",
+        vec![day("2031-01-09").into()],
+    )
+    .await;
+    assert_eq!(r[0].try_get_by_index::<i64>(0).unwrap(), 99_990);
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("customer:{c}:cash:JPY")).await,
+        99_990
+    );
+    server.stop().await;
+}
