@@ -8,7 +8,7 @@
 //! (`accrued:wrap:{id}`, including that day's accrual) becomes due.
 //!
 //! **Collection.** What is due is collected from `wrap:{id}:cash` as far as its available
-//! balance (holds counted) allows, in this order: management-fee tax, management fee,
+//! balance (holds counted, sale proceeds not settled yet left out) allows, in this order: management-fee tax, management fee,
 //! performance-fee tax, performance fee (tax first: it is owed to the tax authority whatever
 //! becomes of the fee). What cash does not cover stays owed and due, still deducted from the
 //! NAV, and is collected on the following days as cash appears: billing looks at every wrap
@@ -146,6 +146,7 @@ pub async fn run(
     txn: &DatabaseTransaction,
     ledger: &Ledger,
     date: NaiveDate,
+    calendar: &ledger::calendar::Calendar,
 ) -> Result<serde_json::Value, EodError> {
     let terms = fees::all_terms(txn).await?;
     let rows = query(
@@ -161,7 +162,7 @@ pub async fn run(
     tenant_ids.sort();
     let mut counts = Counts::default();
     for tenant_id in tenant_ids {
-        bill_tenant(txn, ledger, tenant_id, date, &terms, &mut counts).await?;
+        bill_tenant(txn, ledger, tenant_id, date, calendar, &terms, &mut counts).await?;
     }
     let invoices = if is_month_end(date) {
         invoice_platform_fees(txn, date).await?
@@ -267,12 +268,20 @@ async fn bill_tenant(
     ledger: &Ledger,
     tenant_id: Uuid,
     date: NaiveDate,
+    calendar: &ledger::calendar::Calendar,
     terms: &HashMap<Uuid, AgreementTerms>,
     counts: &mut Counts,
 ) -> Result<(), EodError> {
     let mut wraps = load_wraps(txn, tenant_id, date).await?;
     if wraps.is_empty() {
         return Ok(());
+    }
+    // Sale proceeds not settled yet are not there to collect from.
+    let unsettled = super::trading::unsettled(txn, tenant_id, date, calendar).await?;
+    for w in &mut wraps {
+        if let Some(u) = unsettled.get(&w.state.wrap_id) {
+            w.cash_available = (w.cash_available - u.cash).max(0);
+        }
     }
     let mut crystallised: Vec<Crystallised> = Vec::new();
     let mut takes: Vec<(usize, Take, bool)> = Vec::new();

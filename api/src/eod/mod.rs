@@ -605,7 +605,7 @@ async fn run_steps(
             "allocation" => trading::run_allocation(&txn, ledger, date, calendar).await,
             "valuation" => valuation::run(&txn, date).await,
             "accrual" => fees::run(&txn, ledger, date).await,
-            "billing" => billing::run(&txn, ledger, date).await,
+            "billing" => billing::run(&txn, ledger, date, calendar).await,
             "returns" => returns::run(&txn, date).await,
             "goals" => goals::run(&txn, date, guard.0.goal_cadence()).await,
             _ => checks::run(&txn, ledger, date).await,

@@ -101,6 +101,17 @@ pub struct WrapBook {
     pub cash: i64,
     /// Available units per instrument, minor units of the unit scale.
     pub units: BTreeMap<String, i64>,
+    /// Of `cash`, sale proceeds not settled yet ([`super::trading::unsettled`]).
+    pub unsettled_cash: i64,
+    /// Of `units`, bought units not settled yet, per instrument.
+    pub unsettled_units: HashMap<String, i64>,
+}
+
+impl WrapBook {
+    /// The units of `code` that may be sold: held and settled.
+    fn free_units(&self, code: &str, units: i64) -> i64 {
+        (units - self.unsettled_units.get(code).copied().unwrap_or(0)).max(0)
+    }
 }
 
 /// The market of the day.
@@ -225,12 +236,16 @@ pub fn decide(
         skipped,
     };
 
-    // 1. Everything out.
+    // 1. Everything out (units bought and not settled yet are sold once they settle).
     if let Some(all) = pending.iter().find(|m| m.amount.is_none()) {
         for (code, units) in &held {
+            let units = book.free_units(code, *units);
+            if units == 0 {
+                continue;
+            }
             match tradable(code) {
-                Ok(_) => orders.push(sell(code, *units, None)),
-                Err(why) => orders.push(sell(code, *units, Some(why))),
+                Ok(_) => orders.push(sell(code, units, None)),
+                Err(why) => orders.push(sell(code, units, Some(why))),
             }
         }
         return Some(Decision {
@@ -251,12 +266,15 @@ pub fn decide(
     if asked > 0 {
         let left = (nav - asked).max(0);
         let reserve = fee_reserve(terms, left, market.scale).min(left);
+        // All the cash counts, settled or not: proceeds on their way are not raised twice.
         let need = asked + reserve - book.cash;
         if need > 0 {
             let sellable: Vec<(&String, i64, i64)> = held
                 .iter()
                 .filter(|(c, _)| tradable(c).is_ok())
-                .map(|(c, u)| (*c, *u, value(c, *u)))
+                .map(|(c, u)| (*c, book.free_units(c, *u)))
+                .filter(|(_, u)| *u > 0)
+                .map(|(c, u)| (c, u, value(c, u)))
                 .collect();
             let total: i64 = sellable.iter().map(|s| s.2).sum();
             for (code, units, worth) in sellable {
@@ -324,7 +342,8 @@ pub fn decide(
             (code.as_str(), t.max(0))
         })
         .collect();
-    let available = book.cash - cash_target;
+    // Only settled cash buys.
+    let available = (book.cash - cash_target).min(book.cash - book.unsettled_cash);
     let holds_units = units_value > 0 || !held.is_empty();
 
     // 3-6. Which trigger.
@@ -395,10 +414,11 @@ pub fn decide(
                 continue;
             }
         };
+        let free = book.free_units(code, *units);
         let to_sell = if target == 0 {
-            *units
+            free
         } else {
-            p.units_for(v - target).min(*units)
+            p.units_for(v - target).min(free)
         };
         if to_sell <= 0 {
             continue;
@@ -732,6 +752,13 @@ async fn decide_tenant(
         if i64::try_from(n).unwrap_or(0) < PAGE {
             break;
         }
+    }
+    // What has not settled yet of the recent trades (the cash and units it brought are
+    // counted above, but not free).
+    for (wrap, u) in super::trading::unsettled(txn, tenant_id, date, calendar).await? {
+        let book = books.entry(wrap).or_default();
+        book.unsettled_cash = u.cash;
+        book.unsettled_units = u.units;
     }
     // Pending movements, oldest first.
     let mut pa = Params::new(b);

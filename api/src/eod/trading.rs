@@ -59,8 +59,16 @@
 //!   closing date (valuation skips closed wraps). Tried by
 //!   `api/tests/http/eod_fees.rs::a_close_pays_its_fees_before_the_customer`.
 //!
-//! Settlement lag (`instruments.settlement_days`) is not modelled: trades settle on the
-//! trade date.
+//! **Settlement** (DOMAIN.md section 4): a trade of date T in an instrument with
+//! `settlement_days` n (T+n, 0 to 10) settles on the calendar's n-th business day after T.
+//! The books take it on the trade date (ownership, NAV, reconciliation: trade-date
+//! accounting), but until it settles what it brought is not free: a sale's proceeds are not
+//! paid out, reinvested or taken for fees, and bought units are not sold again. A withdrawal
+//! that its wrap's settled cash does not cover while any of its trades are unsettled, and a
+//! close or withdrawal of everything while proceeds are, wait (pending) for settlement; rebalance
+//! sizes sales against all the cash, settled or not, so nothing is sold twice while it
+//! waits. Unsettled amounts are derived from the allocations ([`unsettled`]), not booked.
+//! Tried by `api/tests/http/eod_trading.rs::proceeds_wait_for_settlement`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -708,7 +716,7 @@ pub async fn run_allocation(
     let mut totals = Totals::default();
     let terms = pricing_of(txn, date).await?;
     for tenant_id in tenants_with_decisions(txn, date).await? {
-        allocate_tenant(txn, ledger, &terms, tenant_id, date, &mut totals).await?;
+        allocate_tenant(txn, ledger, &terms, tenant_id, date, calendar, &mut totals).await?;
     }
     Ok(json!({
         "orders": totals.orders,
@@ -862,12 +870,14 @@ impl TradeChunk {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn allocate_tenant(
     txn: &DatabaseTransaction,
     ledger: &Ledger,
     terms: &HashMap<String, Pricing>,
     tenant_id: Uuid,
     date: NaiveDate,
+    calendar: &ledger::calendar::Calendar,
     totals: &mut Totals,
 ) -> Result<(), EodError> {
     let b = txn.get_database_backend();
@@ -1257,8 +1267,10 @@ async fn allocate_tenant(
     );
     exec(txn, q, pa.values).await?;
 
+    // Today's allocations are written: what is still unsettled includes today's trades.
+    let unsettled = unsettled(txn, tenant_id, date, calendar).await?;
     pay_movements(
-        txn, ledger, tenant_id, date, &movements, &wraps, &balances, &ids, totals,
+        txn, ledger, tenant_id, date, &movements, &wraps, &balances, &unsettled, &ids, totals,
     )
     .await
 }
@@ -1389,6 +1401,64 @@ async fn units_codes_of(
         .collect()
 }
 
+/// What of a wrap's trades has not settled yet: sale proceeds (cash) and bought units, in
+/// minor units.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unsettled {
+    pub cash: i64,
+    pub units: HashMap<String, i64>,
+}
+
+/// Calendar days back that [`unsettled`] looks for trades: more than any settlement lag
+/// ([`ledger::market::MAX_SETTLEMENT_DAYS`] business days) spans, holidays included.
+const SETTLEMENT_WINDOW_DAYS: u64 = 40;
+
+/// Each of the tenant's wraps' trades that have not settled by `date` (see the module doc):
+/// a trade of date T in an instrument with `settlement_days` n settles on the calendar's
+/// T+n business day, and is unsettled before it. Read from the filled allocations of the
+/// last [`SETTLEMENT_WINDOW_DAYS`] days (the `trade_orders_by_date` index), so the cost
+/// follows the recent trades, not the history.
+pub(super) async fn unsettled(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    calendar: &ledger::calendar::Calendar,
+) -> Result<HashMap<Uuid, Unsettled>, EodError> {
+    let mut pa = Params::new(txn.get_database_backend());
+    let from = pa.push(
+        date.checked_sub_days(chrono::Days::new(SETTLEMENT_WINDOW_DAYS))
+            .unwrap_or(date),
+    );
+    let to = pa.push(date);
+    let t = pa.push(tenant_id);
+    let q = format!(
+        "SELECT o.wrap_id, o.business_date, o.side, o.instrument, a.units, a.amount, \
+         i.settlement_days FROM trade_orders o \
+         JOIN trade_allocations a ON a.tenant_id = o.tenant_id AND a.order_id = o.id \
+         JOIN instruments i ON i.code = o.instrument \
+         WHERE o.business_date >= {from} AND o.business_date <= {to} AND o.tenant_id = {t} \
+         AND a.status IN ('filled', 'partially_filled')"
+    );
+    let mut out: HashMap<Uuid, Unsettled> = HashMap::new();
+    for r in query(txn, q, pa.values).await? {
+        let traded: NaiveDate = get(&r, 1)?;
+        let lag = u32::try_from(get::<i32>(&r, 6)?).unwrap_or(0);
+        // Beyond the calendar's reach: not settled (never released early).
+        let settles = calendar.add_business_days(traded, lag);
+        if settles.is_some_and(|d| d <= date) {
+            continue;
+        }
+        let u = out.entry(get(&r, 0)?).or_default();
+        let side: String = get(&r, 2)?;
+        if side == "sell" {
+            u.cash += get::<i64>(&r, 5)?;
+        } else {
+            *u.units.entry(get(&r, 3)?).or_default() += get::<i64>(&r, 4)?;
+        }
+    }
+    Ok(out)
+}
+
 /// Available balances (posted, less what holds reserve) of the tenant's accounts `codes`
 /// that exist.
 pub(super) async fn available_balances(
@@ -1423,6 +1493,7 @@ async fn pay_movements(
     movements: &[MovementRow],
     wraps: &HashMap<Uuid, WrapRow>,
     balances: &HashMap<String, i64>,
+    unsettled: &HashMap<Uuid, Unsettled>,
     ids: &HashMap<(Uuid, String), Uuid>,
     totals: &mut Totals,
 ) -> Result<(), EodError> {
@@ -1441,21 +1512,30 @@ async fn pay_movements(
         let Some(w) = wraps.get(&m.wrap_id) else {
             continue;
         };
+        let pending_cash = unsettled.get(&m.wrap_id).map_or(0, |u| u.cash);
+        // Units bought and not settled cannot be sold yet: the money they will raise is to come.
+        let pending_units = unsettled
+            .get(&m.wrap_id)
+            .is_some_and(|u| u.units.values().any(|v| *v > 0));
         let cash = cash_left.entry(m.wrap_id).or_insert_with(|| {
             balances
                 .get(&wrap_cash_code(m.wrap_id))
                 .copied()
                 .unwrap_or(0)
                 - owed.get(&m.wrap_id).copied().unwrap_or(0)
+                - pending_cash
         });
         let prefix = format!("wrap:{}:units:", m.wrap_id);
         let units_left = balances
             .iter()
             .any(|(code, v)| code.starts_with(&prefix) && *v > 0);
         let pay = match m.amount {
+            // Short while trades have not settled: wait for them.
+            Some(a) if a > *cash && (pending_cash > 0 || pending_units) => continue,
             Some(a) => a.min(*cash),
-            // Everything: only once every unit is sold (a partial fill waits for tomorrow).
-            None if units_left => continue,
+            // Everything: only once every unit is sold (a partial fill waits for tomorrow)
+            // and every sale has settled.
+            None if units_left || pending_cash > 0 => continue,
             None => *cash,
         };
         let pay = pay.max(0);

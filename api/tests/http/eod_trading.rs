@@ -36,7 +36,13 @@ pub(crate) struct Book {
     agreement_id: Uuid,
 }
 
+/// A JPY fund that settles on the trade date (T+0), so the worked examples here see each
+/// trade's cash and units free at once; [`instrument_settling`] for another lag.
 pub(crate) async fn instrument(server: &TestServer, code: &str, min_order: &str) {
+    instrument_settling(server, code, min_order, 0).await;
+}
+
+async fn instrument_settling(server: &TestServer, code: &str, min_order: &str, days: u32) {
     let platform = server.token(&server.platform).await;
     server
         .post(
@@ -50,6 +56,7 @@ pub(crate) async fn instrument(server: &TestServer, code: &str, min_order: &str)
                 "unit_scale": 0,
                 "quote_unit": 10000,
                 "min_order_amount": min_order,
+                "settlement_days": days,
             })),
         )
         .await
@@ -887,5 +894,75 @@ async fn a_switch_moves_the_proceeds_into_the_other_wrap(backend: &'static str) 
         25_000
     );
     assert_eq!(bal(&server, t, &format!("omnibus:{A}")).await, 100_000);
+    server.stop().await;
+}
+
+on_each_backend!(proceeds_wait_for_settlement, proceeds_wait_for_settlement);
+async fn proceeds_wait_for_settlement(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    // T+2: a trade of Monday settles on Wednesday.
+    instrument_settling(&server, A, "100", 2).await;
+    let b = book(&server, &[(A, "1")], "0", "0").await;
+    let t = b.bank_id;
+    let (c, w) = funded_wrap(&server, &b, "C-1", "100000", Some("100000")).await;
+    for d in 0..5 {
+        prices(
+            &server,
+            day(d),
+            &[(A, if d == 0 { "10000" } else { "12000" })],
+        )
+        .await;
+    }
+    // Monday: 100,000 units bought, settling on Wednesday.
+    run_day(&server, day(0)).await;
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w}:units:{A}")).await,
+        100_000
+    );
+    server
+        .post_idem(
+            &b.bank,
+            &format!("/v1/wraps/{w}/withdrawals"),
+            &Uuid::now_v7().to_string(),
+            json!({ "amount": "30000" }),
+        )
+        .await
+        .ok(202);
+
+    // Tuesday: the units are the wrap's (its NAV is 100,000 × 1.2) but not settled, so none
+    // is sold and the withdrawal waits instead of paying nothing.
+    let s = run_day(&server, day(1)).await;
+    assert_eq!(snapshot(&server, w, day(1)).await.2, 120_000);
+    assert_eq!(
+        trigger(&server, w, day(1)).await.as_deref(),
+        Some("withdrawal")
+    );
+    assert!(orders(&server, w, day(1)).await.is_empty());
+    assert_eq!(step(&s, "allocation")["movements_fulfilled"], 0, "{s}");
+    // Wednesday: settled, 25,000 units sold for 30,000 (at 12,000), whose proceeds settle on
+    // Friday: the customer is not paid yet, and Thursday sells nothing more for it.
+    let s = run_day(&server, day(2)).await;
+    assert_eq!(
+        orders(&server, w, day(2)).await,
+        vec![sell(A, 25_000, "filled")]
+    );
+    assert_eq!(step(&s, "allocation")["movements_fulfilled"], 0, "{s}");
+    assert_eq!(bal(&server, t, &format!("wrap:{w}:cash")).await, 30_000);
+    let s = run_day(&server, day(3)).await;
+    assert!(orders(&server, w, day(3)).await.is_empty());
+    assert_eq!(step(&s, "allocation")["movements_fulfilled"], 0, "{s}");
+    assert_eq!(bal(&server, t, &format!("customer:{c}:cash:JPY")).await, 0);
+    // Friday: settled, paid.
+    let s = run_day(&server, day(4)).await;
+    assert_eq!(step(&s, "allocation")["movements_fulfilled"], 1, "{s}");
+    assert_eq!(
+        bal(&server, t, &format!("customer:{c}:cash:JPY")).await,
+        30_000
+    );
+    assert_eq!(bal(&server, t, &format!("wrap:{w}:cash")).await, 0);
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w}:units:{A}")).await,
+        75_000
+    );
     server.stop().await;
 }

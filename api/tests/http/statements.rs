@@ -60,6 +60,9 @@ async fn book(server: &TestServer) -> Book {
                 "unit_scale": 0,
                 "quote_unit": 10000,
                 "min_order_amount": "100",
+                // Settles on the trade date: the worked example pays the withdrawal the
+                // day its units are sold (settlement is tried in eod_trading.rs).
+                "settlement_days": 0,
             })),
         )
         .await
