@@ -1409,26 +1409,46 @@ pub struct Unsettled {
     pub units: HashMap<String, i64>,
 }
 
-/// Calendar days back that [`unsettled`] looks for trades: more than any settlement lag
+/// Calendar days back that [`unsettled`] may look for trades: more than any settlement lag
 /// ([`ledger::market::MAX_SETTLEMENT_DAYS`] business days) spans, holidays included.
 const SETTLEMENT_WINDOW_DAYS: u64 = 40;
 
 /// Each of the tenant's wraps' trades that have not settled by `date` (see the module doc):
 /// a trade of date T in an instrument with `settlement_days` n settles on the calendar's
-/// T+n business day, and is unsettled before it. Read from the filled allocations of the
-/// last [`SETTLEMENT_WINDOW_DAYS`] days (the `trade_orders_by_date` index), so the cost
-/// follows the recent trades, not the history.
+/// T+n business day, and is unsettled before it. Only trades after the n-th business day
+/// before `date` can be unsettled, n the longest lag of any instrument, so that is all that
+/// is read (the `trade_orders_by_date` index): with T+1 funds, the day's own trades.
 pub(super) async fn unsettled(
     txn: &DatabaseTransaction,
     tenant_id: Uuid,
     date: NaiveDate,
     calendar: &ledger::calendar::Calendar,
 ) -> Result<HashMap<Uuid, Unsettled>, EodError> {
+    let rows = query(
+        txn,
+        "SELECT MAX(settlement_days) FROM instruments".to_owned(),
+        vec![],
+    )
+    .await?;
+    let longest: i32 = match rows.first() {
+        Some(r) => get::<Option<i32>>(r, 0)?.unwrap_or(0),
+        None => 0,
+    };
+    // The latest date whose trades have all settled by `date` (so have all before it).
+    let longest = u32::try_from(longest).unwrap_or(0);
+    let floor = date
+        .checked_sub_days(chrono::Days::new(SETTLEMENT_WINDOW_DAYS))
+        .unwrap_or(date);
+    let mut after = date;
+    while after > floor
+        && !calendar
+            .add_business_days(after, longest)
+            .is_some_and(|d| d <= date)
+    {
+        after = after.pred_opt().unwrap_or(floor);
+    }
     let mut pa = Params::new(txn.get_database_backend());
-    let from = pa.push(
-        date.checked_sub_days(chrono::Days::new(SETTLEMENT_WINDOW_DAYS))
-            .unwrap_or(date),
-    );
+    let from = pa.push(after);
     let to = pa.push(date);
     let t = pa.push(tenant_id);
     let q = format!(
@@ -1436,7 +1456,7 @@ pub(super) async fn unsettled(
          i.settlement_days FROM trade_orders o \
          JOIN trade_allocations a ON a.tenant_id = o.tenant_id AND a.order_id = o.id \
          JOIN instruments i ON i.code = o.instrument \
-         WHERE o.business_date >= {from} AND o.business_date <= {to} AND o.tenant_id = {t} \
+         WHERE o.business_date > {from} AND o.business_date <= {to} AND o.tenant_id = {t} \
          AND a.status IN ('filled', 'partially_filled')"
     );
     let mut out: HashMap<Uuid, Unsettled> = HashMap::new();
