@@ -1441,9 +1441,9 @@ pub(super) async fn unsettled(
         .unwrap_or(date);
     let mut after = date;
     while after > floor
-        && !calendar
+        && calendar
             .add_business_days(after, longest)
-            .is_some_and(|d| d <= date)
+            .is_none_or(|d| d > date)
     {
         after = after.pred_opt().unwrap_or(floor);
     }
