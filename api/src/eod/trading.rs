@@ -70,7 +70,7 @@
 //! waits. Unsettled amounts are derived from the allocations ([`unsettled`]), not booked.
 //! Tried by `api/tests/http/eod_trading.rs::proceeds_wait_for_settlement`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use chrono::{NaiveDate, Utc};
@@ -1526,6 +1526,17 @@ async fn pay_movements(
     let movers: Vec<Uuid> = movements.iter().map(|m| m.wrap_id).collect();
     let owed = super::fees::owed_by(txn, tenant_id, &movers).await?;
     let mut settle_now: Vec<Uuid> = Vec::new();
+    // The wraps that still hold units (read once: a scan per movement was quadratic).
+    let holding: HashSet<Uuid> = balances
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .filter_map(|(code, _)| {
+            let (id, what) = code.strip_prefix("wrap:")?.split_once(':')?;
+            what.starts_with("units:")
+                .then(|| Uuid::parse_str(id).ok())
+                .flatten()
+        })
+        .collect();
     // Cash each wrap may still pay out, as earlier movements of the same wrap take theirs.
     let mut cash_left: HashMap<Uuid, i64> = HashMap::new();
     for m in movements {
@@ -1545,10 +1556,7 @@ async fn pay_movements(
                 - owed.get(&m.wrap_id).copied().unwrap_or(0)
                 - pending_cash
         });
-        let prefix = format!("wrap:{}:units:", m.wrap_id);
-        let units_left = balances
-            .iter()
-            .any(|(code, v)| code.starts_with(&prefix) && *v > 0);
+        let units_left = holding.contains(&m.wrap_id);
         let pay = match m.amount {
             // Short while trades have not settled: wait for them.
             Some(a) if a > *cash && (pending_cash > 0 || pending_units) => continue,
