@@ -61,7 +61,7 @@
 //! them.
 //!
 //! Invariants, and the tests that try to break them (`api/tests/http/eod_returns.rs`):
-//! * the daily return follows the start-of-day convention, with flows in and out, and the
+//! * the daily return follows the end-of-day convention, with flows in and out, and the
 //!   index chains them: `returns_with_flows_match_the_hand_computation`;
 //! * XIRR is the rate that zeroes the flows' present value, and equals the annualised TWR
 //!   without flows: `returns_with_flows_match_the_hand_computation` and the unit tests below;
