@@ -63,6 +63,19 @@ pub fn wrap_units_code(wrap_id: Uuid, instrument: &str) -> String {
     format!("wrap:{wrap_id}:units:{instrument}")
 }
 
+/// The wrap and what an account holds, from its code: `wrap:{id}:cash` gives `None`,
+/// `wrap:{id}:units:{INSTRUMENT}` the instrument; any other code gives nothing.
+pub fn parse_wrap_code(code: &str) -> Option<(Uuid, Option<&str>)> {
+    let rest = code.strip_prefix("wrap:")?;
+    let (id, what) = rest.split_once(':')?;
+    let id = Uuid::parse_str(id).ok()?;
+    if what == "cash" {
+        Some((id, None))
+    } else {
+        what.strip_prefix("units:").map(|i| (id, Some(i)))
+    }
+}
+
 /// Code of the distributor's omnibus account of `asset`.
 pub fn omnibus_code(asset: &str) -> String {
     format!("omnibus:{asset}")
@@ -556,6 +569,18 @@ impl NewPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_codes_name_the_wrap_and_the_holding() {
+        let id = Uuid::now_v7();
+        assert_eq!(parse_wrap_code(&wrap_cash_code(id)), Some((id, None)));
+        assert_eq!(
+            parse_wrap_code(&wrap_units_code(id, "JP90C000AAA1")),
+            Some((id, Some("JP90C000AAA1")))
+        );
+        assert_eq!(parse_wrap_code(&format!("wrap:{id}:other")), None);
+        assert_eq!(parse_wrap_code("omnibus:JPY"), None);
+    }
 
     fn dec(s: &str) -> Decimal {
         s.parse().unwrap()

@@ -325,6 +325,17 @@ pub struct Row {
     completed_at: Option<i64>,
 }
 
+impl Row {
+    /// Whether fills of `units` for `amount` in all leave nothing more to fill: a buy's
+    /// amount spent, a sell's units sold.
+    fn exhausted(&self, units: i64, amount: i64) -> bool {
+        match self.side {
+            TradeSide::Buy => amount >= self.amount,
+            TradeSide::Sell => units >= self.units,
+        }
+    }
+}
+
 fn corrupt(what: String) -> EodError {
     EodError::Ledger(ledger::LedgerError::Corrupt(what))
 }
@@ -685,10 +696,7 @@ pub async fn report(
         exec(txn, q, pa.values).await?;
     }
     // Complete when told so, or when nothing more could be accepted.
-    let exhausted = match r.side {
-        TradeSide::Buy => amount >= r.amount,
-        TradeSide::Sell => units >= r.units,
-    };
+    let exhausted = r.exhausted(units, amount);
     let mut after = r.clone();
     if report.is_final || exhausted {
         complete(txn, &mut after, units, exhausted, now).await?;
@@ -797,10 +805,7 @@ pub async fn close(
     }
     let sums = filled(txn, std::slice::from_ref(r)).await?;
     let (units, amount, _) = sums.get(&(r.tenant_id, r.id)).copied().unwrap_or_default();
-    let exhausted = match r.side {
-        TradeSide::Buy => amount >= r.amount,
-        TradeSide::Sell => units >= r.units,
-    };
+    let exhausted = r.exhausted(units, amount);
     let mut after = r.clone();
     complete(txn, &mut after, units, exhausted, now).await?;
     Ok(show(txn, vec![after], true)

@@ -673,18 +673,6 @@ struct WrapRow {
     history: History,
 }
 
-/// Splits `wrap:{id}:cash` / `wrap:{id}:units:{INSTRUMENT}`.
-fn parse_code(code: &str) -> Option<(Uuid, Option<&str>)> {
-    let rest = code.strip_prefix("wrap:")?;
-    let (id, what) = rest.split_once(':')?;
-    let id = Uuid::parse_str(id).ok()?;
-    if what == "cash" {
-        Some((id, None))
-    } else {
-        what.strip_prefix("units:").map(|i| (id, Some(i)))
-    }
-}
-
 async fn decide_tenant(
     txn: &DatabaseTransaction,
     day: &Day,
@@ -738,7 +726,7 @@ async fn decide_tenant(
         for r in &rows {
             let code: String = get(r, 0)?;
             let balance: i64 = get(r, 1)?;
-            if let Some((wrap, what)) = parse_code(&code) {
+            if let Some((wrap, what)) = ledger::wraps::parse_wrap_code(&code) {
                 let book = books.entry(wrap).or_default();
                 match what {
                     None => book.cash = balance,

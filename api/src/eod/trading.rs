@@ -75,7 +75,9 @@ use std::fmt;
 
 use chrono::{NaiveDate, Utc};
 use ledger::asset::decimal_of;
-use ledger::wraps::{customer_cash_code, omnibus_code, wrap_cash_code, wrap_units_code};
+use ledger::wraps::{
+    customer_cash_code, omnibus_code, parse_wrap_code, wrap_cash_code, wrap_units_code,
+};
 use ledger::{Ledger, MAX_BATCH, NewAccount, NewEntry, NewPosting, Side};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
@@ -1530,11 +1532,9 @@ async fn pay_movements(
     let holding: HashSet<Uuid> = balances
         .iter()
         .filter(|(_, v)| **v > 0)
-        .filter_map(|(code, _)| {
-            let (id, what) = code.strip_prefix("wrap:")?.split_once(':')?;
-            what.starts_with("units:")
-                .then(|| Uuid::parse_str(id).ok())
-                .flatten()
+        .filter_map(|(code, _)| match parse_wrap_code(code)? {
+            (wrap, Some(_)) => Some(wrap),
+            (_, None) => None,
         })
         .collect();
     // Cash each wrap may still pay out, as earlier movements of the same wrap take theirs.

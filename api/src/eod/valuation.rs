@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use ledger::asset::decimal_of;
 use ledger::market::PriceQuote;
+use ledger::wraps::parse_wrap_code;
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
@@ -137,19 +138,6 @@ impl Acc {
     }
 }
 
-/// Splits `wrap:{id}:cash` / `wrap:{id}:units:{INSTRUMENT}` into the wrap and what it holds
-/// (`None` for cash).
-fn parse_code(code: &str) -> Option<(Uuid, Option<&str>)> {
-    let rest = code.strip_prefix("wrap:")?;
-    let (id, what) = rest.split_once(':')?;
-    let id = Uuid::parse_str(id).ok()?;
-    if what == "cash" {
-        Some((id, None))
-    } else {
-        what.strip_prefix("units:").map(|i| (id, Some(i)))
-    }
-}
-
 fn add_account(
     accs: &mut HashMap<Uuid, Acc>,
     code: &str,
@@ -157,7 +145,7 @@ fn add_account(
     pricing: &HashMap<String, Pricing>,
     date: NaiveDate,
 ) {
-    let Some((wrap, what)) = parse_code(code) else {
+    let Some((wrap, what)) = parse_wrap_code(code) else {
         return;
     };
     let acc = accs.entry(wrap).or_default();
@@ -324,7 +312,7 @@ async fn snapshot_tenant(
         let side: String = get(&r, 2)?;
         // SUM of BIGINT is NUMERIC on PostgreSQL: cast back to BIGINT in SQL (exact).
         let sum: i64 = get(&r, 3)?;
-        let Some((wrap, None)) = parse_code(&code) else {
+        let Some((wrap, None)) = parse_wrap_code(&code) else {
             continue;
         };
         let f = flows.entry(wrap).or_default();
@@ -375,18 +363,6 @@ async fn snapshot_tenant(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_name_the_wrap_and_the_holding() {
-        let id = Uuid::now_v7();
-        assert_eq!(parse_code(&format!("wrap:{id}:cash")), Some((id, None)));
-        assert_eq!(
-            parse_code(&format!("wrap:{id}:units:JP90C000AAA1")),
-            Some((id, Some("JP90C000AAA1")))
-        );
-        assert_eq!(parse_code(&format!("wrap:{id}:other")), None);
-        assert_eq!(parse_code("omnibus:JPY"), None);
-    }
 
     #[test]
     fn holdings_are_summed_exactly_then_rounded_down_once() {

@@ -722,19 +722,25 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     server.stop().await;
 }
 
+/// A customer of the market's bank with a wrap on the standard terms holding 1,000,000 in
+/// cash: the untradable funds are never bought, so its NAV is the cash less the fees owed.
+async fn cash_wrap(server: &TestServer) -> (Market, Uuid, Uuid) {
+    let m = market(server, "Bank", 3).await;
+    let c = make_customer(server, &m.bank, "C-001", 3).await;
+    deposit(server, &m.bank, c, "1000000").await;
+    let standard = standard_agreement(server, &m).await;
+    let w = wrap_on(server, &m, c, standard).await;
+    contribute(server, &m, w, "1000000").await;
+    (m, c, w)
+}
+
 on_each_backend!(
     a_close_pays_its_fees_before_the_customer,
     a_close_pays_its_fees_before_the_customer
 );
 async fn a_close_pays_its_fees_before_the_customer(backend: &'static str) {
     let server = TestServer::start(backend).await;
-    let m = market(&server, "Bank", 3).await;
-    let c = make_customer(&server, &m.bank, "C-001", 3).await;
-    deposit(&server, &m.bank, c, "1000000").await;
-    let standard = standard_agreement(&server, &m).await;
-    let w = wrap_on(&server, &m, c, standard).await;
-    // All cash: the untradable funds are never bought, so the NAV is the cash less the fees.
-    contribute(&server, &m, w, "1000000").await;
+    let (m, c, w) = cash_wrap(&server).await;
     let s = run_days(&server, day("2031-01-06"), day("2031-01-08")).await;
     finished(&s).await;
     // Three days at 1.1 % and tax 10 % (worked in `a_month_of_accrual_is_exact`'s terms):
@@ -807,12 +813,7 @@ on_each_backend!(
 );
 async fn a_percentage_withdrawal_plan_takes_its_share_of_the_nav(backend: &'static str) {
     let server = TestServer::start(backend).await;
-    let m = market(&server, "Bank", 3).await;
-    let c = make_customer(&server, &m.bank, "C-001", 3).await;
-    deposit(&server, &m.bank, c, "1000000").await;
-    let standard = standard_agreement(&server, &m).await;
-    let w = wrap_on(&server, &m, c, standard).await;
-    contribute(&server, &m, w, "1000000").await;
+    let (m, c, w) = cash_wrap(&server).await;
     server
         .post(
             &m.bank,
