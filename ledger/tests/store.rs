@@ -855,3 +855,89 @@ async fn assets_are_immutable_and_validated() {
         ));
     });
 }
+
+#[tokio::test]
+async fn accounts_are_opened_in_bulk_once() {
+    use ledger::NewAccount;
+    use ledger::store::accounts_bulk::{ensure_accounts, ensure_accounts_in};
+    use uuid::Uuid;
+    on_each_backend!(|ledger, _db| {
+        let book = Book::new(&ledger).await;
+        let other = Book {
+            tenant: Uuid::now_v7(),
+            ledger: ledger.clone(),
+        };
+        let existing = book.account("cash", "JPY", Side::Debit, true).await;
+        other.account("cash", "JPY", Side::Debit, true).await;
+        let new = |b: &Book, code: &str| NewAccount {
+            tenant_id: b.tenant,
+            code: code.into(),
+            asset: "JPY".into(),
+            normal_side: Side::Credit,
+            no_negative: true,
+            metadata: serde_json::json!({ "k": code }),
+        };
+        // An existing account comes back as it is; new ones are opened once, even when
+        // asked for twice in the same call; each tenant gets its own.
+        let txn = ledger::begin_write(ledger.db()).await.unwrap();
+        let ids = ensure_accounts(
+            &txn,
+            &[
+                new(&book, "cash"),
+                new(&book, "a"),
+                new(&book, "a"),
+                new(&other, "a"),
+            ],
+        )
+        .await
+        .unwrap();
+        sea_orm::TransactionSession::commit(txn).await.unwrap();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids[&(book.tenant, "cash".to_owned())], existing);
+        let a = ids[&(book.tenant, "a".to_owned())];
+        assert_ne!(a, ids[&(other.tenant, "a".to_owned())]);
+        let opened = ledger.account(book.tenant, a).await.unwrap();
+        assert_eq!(
+            (opened.code.as_str(), opened.normal_side),
+            ("a", Side::Credit)
+        );
+        // The existing account kept its side: it was not rewritten.
+        let cash = ledger.account(book.tenant, existing).await.unwrap();
+        assert_eq!(cash.normal_side, Side::Debit);
+        // Asking again opens nothing and answers the same ids.
+        let txn = ledger::begin_write(ledger.db()).await.unwrap();
+        let again = ensure_accounts_in(&txn, book.tenant, &[new(&book, "a"), new(&book, "b")])
+            .await
+            .unwrap();
+        assert_eq!(again["a"], a);
+        sea_orm::TransactionSession::commit(txn).await.unwrap();
+        // An account of another tenant, or an invalid one, is refused before anything is
+        // written: the valid accounts beside it are not opened either.
+        let txn = ledger::begin_write(ledger.db()).await.unwrap();
+        assert!(
+            ensure_accounts_in(&txn, book.tenant, &[new(&book, "d"), new(&other, "e")])
+                .await
+                .is_err()
+        );
+        let mut empty_code = new(&book, "f");
+        empty_code.code = String::new();
+        assert!(
+            ensure_accounts(&txn, &[new(&book, "g"), empty_code])
+                .await
+                .is_err()
+        );
+        sea_orm::TransactionSession::commit(txn).await.unwrap();
+        let codes: Vec<String> = ledger
+            .accounts(book.tenant, None, 100)
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|a| a.code)
+            .collect();
+        assert_eq!(codes.len(), 3, "{codes:?}");
+        for code in ["a", "b", "cash"] {
+            assert!(codes.contains(&code.to_owned()), "{codes:?}");
+        }
+    });
+}

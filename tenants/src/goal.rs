@@ -32,7 +32,8 @@
 //! * the same inputs and seed give the same result, a different seed a (slightly) different
 //!   one: `the_same_seed_gives_the_same_answer`;
 //! * a shared matrix built for a longer horizon gives exactly the answer of the wrap's own
-//!   simulation: `a_shared_matrix_gives_the_same_answer`;
+//!   simulation: `a_shared_matrix_gives_the_same_answer`; so do wraps run together in a
+//!   batch over it ([`estimate_batch`]): `a_batch_gives_each_wrap_its_own_answer`;
 //! * without flows the Monte Carlo estimate agrees with the closed form within four standard
 //!   errors: `monte_carlo_agrees_with_the_closed_form`;
 //! * the contribution found lifts the probability to at least the level asked, and one
@@ -385,6 +386,60 @@ pub fn closed_form(input: &GoalInput) -> f64 {
     normal_cdf(mean / (s * n.sqrt()))
 }
 
+/// A flow with its amount (or fraction) as the simulation's `f64`.
+type Flow<'a> = (&'a PlannedFlow, f64);
+
+fn flows_of(input: &GoalInput) -> Vec<Flow<'_>> {
+    input
+        .flows
+        .iter()
+        .map(|fl| {
+            let v = match &fl.kind {
+                FlowKind::Contribution(a) | FlowKind::Withdrawal(a) => f(*a),
+                FlowKind::WithdrawalFraction(x) => f(*x),
+            };
+            (fl, v)
+        })
+        .collect()
+}
+
+/// One month of `values` (paths, or a slice of them) over `row`, the month's growth factors
+/// of the same paths: growth, fee, the extra contribution, the flows `due`, floored at 0.
+/// The only place the arithmetic is written, so every way of running the paths (alone, in
+/// slices, in batches of wraps) gives the same values bit for bit.
+fn step(values: &mut [f64], row: &[f64], keep: f64, extra_monthly: f64, due: &[&Flow<'_>]) {
+    if due.is_empty() {
+        // Most months of most wraps: one pass.
+        for (v, g) in values.iter_mut().zip(row) {
+            let mut x = *v * g * keep;
+            x += extra_monthly;
+            *v = x.max(0.0);
+        }
+        return;
+    }
+    // The same operations per path in the same order, one pass per operation: every pass is
+    // a loop the compiler can vectorise (a loop over the flows inside the loop over the
+    // paths is not), and the slice stays in cache between passes.
+    for (v, g) in values.iter_mut().zip(row) {
+        let mut x = *v * g * keep;
+        x += extra_monthly;
+        *v = x;
+    }
+    for (fl, amount) in due {
+        match fl.kind {
+            FlowKind::Contribution(_) => values.iter_mut().for_each(|x| *x += amount),
+            FlowKind::Withdrawal(_) => values.iter_mut().for_each(|x| *x -= amount.min(*x)),
+            FlowKind::WithdrawalFraction(_) => {
+                let share = amount.clamp(0.0, 1.0);
+                values.iter_mut().for_each(|x| *x -= *x * share);
+            }
+        }
+    }
+    for v in values.iter_mut() {
+        *v = v.max(0.0);
+    }
+}
+
 /// Runs the simulation over `growth` (which [`Growth::fits`] `input`): the final values and,
 /// when `fan` is asked, the percentile points.
 fn simulate(
@@ -402,48 +457,58 @@ fn simulate(
     if fan {
         points.push(fan_point(0, &values, &mut scratch, input.scale));
     }
-    let flows: Vec<(&PlannedFlow, f64)> = input
-        .flows
-        .iter()
-        .map(|fl| {
-            let v = match &fl.kind {
-                FlowKind::Contribution(a) | FlowKind::Withdrawal(a) => f(*a),
-                FlowKind::WithdrawalFraction(x) => f(*x),
-            };
-            (fl, v)
-        })
-        .collect();
+    let flows = flows_of(input);
     for month in 1..=input.months {
-        let due: Vec<&(&PlannedFlow, f64)> =
-            flows.iter().filter(|(fl, _)| fl.happens(month)).collect();
-        let row = growth.row(month);
-        if due.is_empty() {
-            // Most months of most wraps: a loop the compiler can vectorise. The operations
-            // and their order are those of the general loop below, so the values are the same.
-            for (v, g) in values.iter_mut().zip(row) {
-                let mut x = *v * g * keep;
-                x += extra_monthly;
-                *v = x.max(0.0);
-            }
-        } else {
-            for (v, g) in values.iter_mut().zip(row) {
-                let mut x = *v * g * keep;
-                x += extra_monthly;
-                for (fl, amount) in &due {
-                    match fl.kind {
-                        FlowKind::Contribution(_) => x += amount,
-                        FlowKind::Withdrawal(_) => x -= amount.min(x),
-                        FlowKind::WithdrawalFraction(_) => x -= x * amount.clamp(0.0, 1.0),
-                    }
-                }
-                *v = x.max(0.0);
-            }
-        }
+        let due: Vec<&Flow<'_>> = flows.iter().filter(|(fl, _)| fl.happens(month)).collect();
+        step(&mut values, growth.row(month), keep, extra_monthly, &due);
         if fan {
             points.push(fan_point(month, &values, &mut scratch, input.scale));
         }
     }
     (values, points)
+}
+
+/// Paths per slice in [`simulate_batch`]: a slice of a month's factors (8 KiB) stays in the
+/// first-level cache while every wrap of the batch takes its step over it.
+const SLICE_PATHS: usize = 1024;
+
+/// The final values of several inputs over one `growth` (each of which it [`Growth::fits`]),
+/// as [`simulate`] gives them one by one, bit for bit (the same [`step`] on the same paths in
+/// the same month order; only the order in which wraps and slices of paths take their turn
+/// differs). Why: a matrix for 10,000 paths and a long horizon is tens of MiB, so a wrap
+/// alone streams it from memory and waits on it; here the paths go in slices, month by
+/// month, and every wrap of the batch steps over the slice while it is in cache, so the
+/// matrix is read once per batch instead of once per wrap.
+fn simulate_batch(inputs: &[&GoalInput], growth: &Growth) -> Vec<Vec<f64>> {
+    let prepared: Vec<(f64, u32, Vec<Flow<'_>>)> = inputs
+        .iter()
+        .map(|i| {
+            debug_assert!(growth.fits(i), "the matrix was drawn for other inputs");
+            (monthly(i).2, i.months, flows_of(i))
+        })
+        .collect();
+    let mut values: Vec<Vec<f64>> = inputs
+        .iter()
+        .map(|i| vec![f(i.current_value); growth.paths])
+        .collect();
+    let longest = inputs.iter().map(|i| i.months).max().unwrap_or(0);
+    let mut first = 0;
+    while first < growth.paths {
+        let end = (first + SLICE_PATHS).min(growth.paths);
+        for month in 1..=longest {
+            let row = &growth.row(month)[first..end];
+            for ((keep, months, flows), v) in prepared.iter().zip(values.iter_mut()) {
+                if month > *months {
+                    continue;
+                }
+                let due: Vec<&Flow<'_>> =
+                    flows.iter().filter(|(fl, _)| fl.happens(month)).collect();
+                step(&mut v[first..end], row, *keep, 0.0, &due);
+            }
+        }
+        first = end;
+    }
+    values
 }
 
 fn fan_point(month: u32, values: &[f64], scratch: &mut Vec<f64>, scale: u32) -> FanPoint {
@@ -489,22 +554,63 @@ pub struct Estimate {
 /// The probability, its standard error and the median final value of `input` over the shared
 /// matrix `growth` (validated first; the matrix must [`Growth::fits`] the input).
 pub fn estimate(input: &GoalInput, growth: &Growth) -> Result<Estimate, InvalidProjection> {
-    input.validate()?;
-    if !growth.fits(input) {
-        return Err(InvalidProjection {
-            field: "seed".into(),
-            message: "the shared draws were made for another model, seed, paths or horizon".into(),
-        });
-    }
-    let (mut finals, _) = simulate(input, growth, 0.0, false);
-    let p = share_at_target(&finals, f(input.target_amount));
-    let se = (p * (1.0 - p) / f64::from(input.paths)).sqrt();
-    Ok(Estimate {
-        probability: to_share(p),
-        standard_error: to_share(se),
-        median_value: percentile(&mut finals, 50, input.scale),
-    })
+    estimate_batch(&[input], growth)
+        .pop()
+        .unwrap_or_else(|| Err(mismatch()))
 }
+
+fn mismatch() -> InvalidProjection {
+    InvalidProjection {
+        field: "seed".into(),
+        message: "the shared draws were made for another model, seed, paths or horizon".into(),
+    }
+}
+
+/// [`estimate`] of each of `inputs` over the one matrix `growth`, in their order: the same
+/// figures, computed together ([`simulate_batch`]) so that the matrix is read once for all.
+/// Batches of about [`BATCH`] inputs make the most of it.
+pub fn estimate_batch(
+    inputs: &[&GoalInput],
+    growth: &Growth,
+) -> Vec<Result<Estimate, InvalidProjection>> {
+    let checked: Vec<Result<(), InvalidProjection>> = inputs
+        .iter()
+        .map(|i| {
+            i.validate()?;
+            if growth.fits(i) {
+                Ok(())
+            } else {
+                Err(mismatch())
+            }
+        })
+        .collect();
+    let valid: Vec<&GoalInput> = inputs
+        .iter()
+        .zip(&checked)
+        .filter(|(_, c)| c.is_ok())
+        .map(|(i, _)| *i)
+        .collect();
+    let mut finals = simulate_batch(&valid, growth).into_iter();
+    inputs
+        .iter()
+        .zip(checked)
+        .map(|(input, c)| {
+            c?;
+            let mut finals = finals.next().unwrap_or_default();
+            let p = share_at_target(&finals, f(input.target_amount));
+            let se = (p * (1.0 - p) / f64::from(input.paths)).sqrt();
+            Ok(Estimate {
+                probability: to_share(p),
+                standard_error: to_share(se),
+                median_value: percentile(&mut finals, 50, input.scale),
+            })
+        })
+        .collect()
+}
+
+/// Inputs per [`estimate_batch`] call worth giving: their value slices (16 × 8 KiB) and the
+/// matrix's slice fit the second-level cache together.
+pub const BATCH: usize = 16;
 
 /// Simulates `input` (validated first).
 pub fn project(input: &GoalInput) -> Result<GoalProjection, InvalidProjection> {
@@ -802,6 +908,77 @@ mod tests {
         let mut seeded = i.clone();
         seeded.seed = 43;
         assert!(!shared.fits(&seeded));
+    }
+
+    #[test]
+    fn a_batch_gives_each_wrap_its_own_answer() {
+        // Wraps of one strategy with different horizons, values, fees and flows, run
+        // together over one matrix, get exactly what each gets alone; a wrap the simulation
+        // refuses, or that the matrix does not fit, gets its error and takes nothing from
+        // the others.
+        let base = input();
+        let shared = Growth::new(
+            base.expected_return_annual,
+            base.volatility_annual,
+            base.seed,
+            base.paths,
+            300,
+        );
+        let mut inputs = Vec::new();
+        for (k, months) in [60_u32, 1, 300, 17, 120, 240].into_iter().enumerate() {
+            let mut i = base.clone();
+            i.months = months;
+            i.current_value = Decimal::from(500_000 + 100_000 * k as i64);
+            i.fee_rate_annual = Decimal::new(i64::try_from(k).unwrap() * 30, 4);
+            if k % 2 == 1 {
+                i.flows.push(PlannedFlow {
+                    first_month: 2,
+                    every_months: 1,
+                    last_month: Some(40),
+                    kind: FlowKind::Contribution(d("30000")),
+                });
+                i.flows.push(PlannedFlow {
+                    first_month: 3,
+                    every_months: 3,
+                    last_month: None,
+                    kind: FlowKind::WithdrawalFraction(d("0.01")),
+                });
+            }
+            if k == 4 {
+                i.flows.push(PlannedFlow {
+                    first_month: 12,
+                    every_months: 12,
+                    last_month: None,
+                    kind: FlowKind::Withdrawal(d("200000")),
+                });
+            }
+            inputs.push(i);
+        }
+        let mut refused = base.clone();
+        refused.current_value = d("-1");
+        let mut too_long = base.clone();
+        too_long.months = 301;
+        inputs.insert(2, refused);
+        inputs.push(too_long);
+        let refs: Vec<&GoalInput> = inputs.iter().collect();
+        let batch = estimate_batch(&refs, &shared);
+        assert_eq!(batch.len(), inputs.len());
+        for (i, got) in inputs.iter().zip(&batch) {
+            match project(i) {
+                Ok(alone) if shared.fits(i) => {
+                    let got = got.as_ref().unwrap();
+                    assert_eq!(got.probability, alone.probability, "{} months", i.months);
+                    assert_eq!(got.standard_error, alone.standard_error);
+                    assert_eq!(got.median_value, alone.fan.last().unwrap().p50);
+                }
+                Ok(_) => assert_eq!(got.as_ref().unwrap_err().field, "seed"),
+                Err(e) => assert_eq!(got.as_ref().unwrap_err(), &e),
+            }
+        }
+        // The answers differ between wraps, so the comparison above compares something.
+        let probabilities: std::collections::BTreeSet<_> =
+            batch.iter().flatten().map(|e| e.probability).collect();
+        assert!(probabilities.len() >= 4, "{probabilities:?}");
     }
 
     #[test]

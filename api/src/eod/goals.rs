@@ -28,8 +28,10 @@
 //! longest horizon: the cost of the random numbers and the `exp` is paid per strategy, not per
 //! wrap, and a wrap's figure is bit-for-bit what `GET /v1/wraps/{id}/goal` answers with the
 //! same inputs. The wraps then run over [`threads`] threads (`std::thread::scope`, inside
-//! `spawn_blocking` so the runtime's workers stay free), each taking the next wrap from a
-//! shared counter.
+//! `spawn_blocking` so the runtime's workers stay free), each taking the next
+//! [`goal::BATCH`] wraps from a shared counter and running them together over the matrix
+//! ([`goal::estimate_batch`]: the matrix is streamed from memory once per batch, not once
+//! per wrap; the figures are the same bit for bit).
 //!
 //! Set-based: one read each of the wraps with a goal, the date's snapshots, the active plans,
 //! the strategies and the accepted terms (matched in memory, never a query per wrap);
@@ -385,8 +387,9 @@ fn simulate_groups(
 }
 
 /// [`goal::estimate`] of each input over the shared `growth`, on `threads` threads that each
-/// take the next input from a shared counter (wraps differ in horizon and plans, so fixed
-/// slices would leave a thread idle); in the order given.
+/// take the next [`goal::BATCH`] inputs from a shared counter (wraps differ in horizon and
+/// plans, so fixed slices would leave a thread idle) and run them together
+/// ([`goal::estimate_batch`]: the matrix is read once per batch); in the order given.
 pub fn estimate_all(
     inputs: &[&GoalInput],
     growth: &Growth,
@@ -399,9 +402,17 @@ pub fn estimate_all(
                 s.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(input) = inputs.get(i) else { break };
-                        mine.push((i, goal::estimate(input, growth)));
+                        let first = next.fetch_add(goal::BATCH, Ordering::Relaxed);
+                        let Some(batch) =
+                            inputs.get(first..(first + goal::BATCH).min(inputs.len()))
+                        else {
+                            break;
+                        };
+                        if batch.is_empty() {
+                            break;
+                        }
+                        let estimates = goal::estimate_batch(batch, growth);
+                        mine.extend((first..).zip(estimates));
                     }
                     mine
                 })

@@ -1130,7 +1130,7 @@ async fn allocate_tenant(
             metadata: json!({ "wrap_id": id }),
         });
     }
-    let ids = ledger::store::trading::ensure_accounts_in(txn, &news).await?;
+    let ids = ledger::store::accounts_bulk::ensure_accounts(txn, &news).await?;
     let id_of = |code: &str| -> Result<Uuid, EodError> {
         ids.get(&(tenant_id, code.to_owned()))
             .copied()

@@ -16,7 +16,6 @@ pub mod market;
 mod read;
 pub mod reconciliation;
 mod sql;
-pub mod trading;
 mod work;
 pub mod wraps;
 
