@@ -75,12 +75,15 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             // 16 MiB of page cache per connection (the default is 2 MiB), so the hot part of
             // the books' indexes stays in memory; 8 connections bound it to 128 MiB.
             .pragma("cache_size", "-16384")
-            // Reads through a shared memory map (up to 1 GiB of the file) rather than a
+            // Reads through a shared memory map (up to 256 MiB of the file) rather than a
             // read() and a copy per page: end of day touches a page per wrap in each of its
             // tables, far more than the page cache holds; the map is the OS page cache itself,
-            // shared by every connection, so it adds no memory of its own. Writes still go
-            // through the WAL as before.
-            .pragma("mmap_size", "1073741824")
+            // shared by every connection. Writes still go through the WAL as before. Not
+            // more: every mapped page the process touches counts in its resident memory, and
+            // with 1 GiB an end of day of 100,000 wraps peaked at 3.4 GiB against its 2 GiB
+            // budget; with 256 MiB it peaks at 1.8 GiB and runs 10-15 % slower
+            // (docs/BENCHMARKS.md, "Latest").
+            .pragma("mmap_size", "268435456")
             // Statement journals (savepoints) in memory, not in temporary files.
             .pragma("temp_store", "memory")
             // Checkpoint the WAL into the database every 65,536 pages (256 MiB) instead of
