@@ -6,6 +6,12 @@ use api::cli::Cli;
 use api::settings::Settings;
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: end of day allocates and frees millions of
+/// small rows a step, and glibc's malloc spent a growing share of a day consolidating its
+/// free lists as the book grew (docs/BENCHMARKS.md, "Latest").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
