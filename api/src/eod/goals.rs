@@ -403,14 +403,10 @@ pub fn estimate_all(
                     let mut mine = Vec::new();
                     loop {
                         let first = next.fetch_add(goal::BATCH, Ordering::Relaxed);
-                        let Some(batch) =
-                            inputs.get(first..(first + goal::BATCH).min(inputs.len()))
-                        else {
-                            break;
-                        };
-                        if batch.is_empty() {
+                        if first >= inputs.len() {
                             break;
                         }
+                        let batch = &inputs[first..(first + goal::BATCH).min(inputs.len())];
                         let estimates = goal::estimate_batch(batch, growth);
                         mine.extend((first..).zip(estimates));
                     }
