@@ -72,7 +72,9 @@ pub struct Split {
     pub platform: Decimal,
 }
 
-/// When a performance fee is crystallised.
+/// When a performance fee is crystallised. Only `yearly` (31 December) is accepted: `at_close`
+/// is refused (`performance_fee.crystallisation`) until end of day can crystallise a fee at a
+/// wrap's close. Accepted and never charged, it would silently pay the manager nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Crystallisation {
@@ -89,6 +91,7 @@ pub struct PerformanceFee {
     pub rate: Decimal,
     /// Always `true`: no fee until earlier losses are recovered.
     pub high_water_mark: bool,
+    /// `yearly` only: `at_close` is refused until it is built.
     pub crystallisation: Crystallisation,
     pub split: Split,
 }
@@ -290,6 +293,13 @@ impl Terms {
                 return Err(TenantsError::invalid(
                     "performance_fee.high_water_mark",
                     "must be true: no performance fee is charged until earlier losses are recovered",
+                ));
+            }
+            if p.crystallisation == Crystallisation::AtClose {
+                return Err(TenantsError::invalid(
+                    "performance_fee.crystallisation",
+                    "at_close is not supported yet: end of day crystallises performance fees \
+                     yearly, on 31 December; use yearly",
                 ));
             }
             p.split.validate("performance_fee.split")?;
@@ -633,6 +643,19 @@ mod tests {
             },
         });
         assert_eq!(field(t.validate(0).unwrap_err()), "performance_fee.split");
+        // A crystallisation end of day does not run is refused, not stored and never charged.
+        if let Some(p) = t.performance_fee.as_mut() {
+            p.split.platform = d("0");
+            p.crystallisation = Crystallisation::AtClose;
+        }
+        assert_eq!(
+            field(t.validate(0).unwrap_err()),
+            "performance_fee.crystallisation"
+        );
+        if let Some(p) = t.performance_fee.as_mut() {
+            p.crystallisation = Crystallisation::Yearly;
+        }
+        assert!(t.validate(0).is_ok());
         // JSON round trip keeps exact strings.
         let json = serde_json::to_string(&terms()).unwrap();
         assert!(json.contains(r#""up_to":"30000000""#), "{json}");

@@ -46,7 +46,8 @@
 //! no fee is charged until earlier losses are recovered. Every evaluation is a
 //! `performance_fees` row. The fee is posted as owed (Dr `accrued:wrap` / Cr `accrued:fees`,
 //! `accrued:tax`, key `perf:{tenant}:{date}:{chunk}`) and due at once. `at_close`
-//! crystallisation is not built (such wraps pay no performance fee yet).
+//! crystallisation is not built: terms asking for it are refused when proposed
+//! (`tenants::agreement::Terms::validate`) rather than stored and never charged.
 //!
 //! **Platform fee.** On each month end every distributor with a monthly fee in effect
 //! (`platform_fees`) gets a `platform_invoices` row for the month (primary key (tenant,

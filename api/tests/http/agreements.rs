@@ -297,6 +297,14 @@ async fn terms_are_checked(backend: &'static str) {
             "terms.billing_period",
         ),
         (
+            with(
+                &["performance_fee"],
+                json!({"rate": "0.1", "high_water_mark": true, "crystallisation": "at_close",
+                                           "split": {"channel": "0.5", "manager": "0.5", "platform": "0"}}),
+            ),
+            "terms.performance_fee.crystallisation",
+        ),
+        (
             with(&["effective_date"], json!("2026-02-30")),
             "terms.effective_date",
         ),
