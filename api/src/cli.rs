@@ -83,8 +83,8 @@ pub struct EodArgs {
 /// `wrapd demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Wraps to create (customers hold one to four each). The default finishes in about 50
-    /// seconds on two cores; end of day costs about 0.27 ms per wrap and day on SQLite
+    /// Wraps to create (customers hold one to four each). The default finishes in about 40
+    /// seconds on two cores; end of day costs about 0.21 ms per wrap and day on SQLite
     /// (docs/BENCHMARKS.md, "The demo").
     #[arg(long, default_value_t = 400)]
     pub wraps: u64,
