@@ -8,7 +8,8 @@ use clap::Parser;
 
 /// mimalloc rather than the system allocator: end of day allocates and frees millions of
 /// small rows a step, and glibc's malloc spent a growing share of a day consolidating its
-/// free lists as the book grew (docs/BENCHMARKS.md, "Latest").
+/// free lists as the book grew (docs/BENCHMARKS.md,
+/// "Before: goals in batches, …, mimalloc").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -82,7 +82,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             // more: every mapped page the process touches counts in its resident memory, and
             // with 1 GiB an end of day of 100,000 wraps peaked at 3.4 GiB against its 2 GiB
             // budget; with 256 MiB it peaks at 1.8 GiB and runs 10-15 % slower
-            // (docs/BENCHMARKS.md, "Latest").
+            // (docs/BENCHMARKS.md, "Before: goals in batches, …, mimalloc").
             .pragma("mmap_size", "268435456")
             // Statement journals (savepoints) in memory, not in temporary files.
             .pragma("temp_store", "memory")
