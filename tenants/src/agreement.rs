@@ -72,9 +72,11 @@ pub struct Split {
     pub platform: Decimal,
 }
 
-/// When a performance fee is crystallised. Only `yearly` (31 December) is accepted: `at_close`
-/// is refused (`performance_fee.crystallisation`) until end of day can crystallise a fee at a
-/// wrap's close. Accepted and never charged, it would silently pay the manager nothing.
+/// When a performance fee is crystallised. Either way a wrap that is liquidated (closed,
+/// or everything withdrawn or switched out) crystallises when its money is paid out, so the
+/// gain leaving the wrap is not left uncharged (end of day, `api/src/eod/trading.rs`).
+/// `yearly`: also on 31 December, at most once a calendar year for a wrap that stays
+/// invested. `at_close`: only at liquidation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Crystallisation {
@@ -91,7 +93,6 @@ pub struct PerformanceFee {
     pub rate: Decimal,
     /// Always `true`: no fee until earlier losses are recovered.
     pub high_water_mark: bool,
-    /// `yearly` only: `at_close` is refused until it is built.
     pub crystallisation: Crystallisation,
     pub split: Split,
 }
@@ -293,13 +294,6 @@ impl Terms {
                 return Err(TenantsError::invalid(
                     "performance_fee.high_water_mark",
                     "must be true: no performance fee is charged until earlier losses are recovered",
-                ));
-            }
-            if p.crystallisation == Crystallisation::AtClose {
-                return Err(TenantsError::invalid(
-                    "performance_fee.crystallisation",
-                    "at_close is not supported yet: end of day crystallises performance fees \
-                     yearly, on 31 December; use yearly",
                 ));
             }
             p.split.validate("performance_fee.split")?;
@@ -643,17 +637,13 @@ mod tests {
             },
         });
         assert_eq!(field(t.validate(0).unwrap_err()), "performance_fee.split");
-        // A crystallisation end of day does not run is refused, not stored and never charged.
+        // Both crystallisations are accepted (end of day builds both).
         if let Some(p) = t.performance_fee.as_mut() {
             p.split.platform = d("0");
-            p.crystallisation = Crystallisation::AtClose;
         }
-        assert_eq!(
-            field(t.validate(0).unwrap_err()),
-            "performance_fee.crystallisation"
-        );
+        assert!(t.validate(0).is_ok());
         if let Some(p) = t.performance_fee.as_mut() {
-            p.crystallisation = Crystallisation::Yearly;
+            p.crystallisation = Crystallisation::AtClose;
         }
         assert!(t.validate(0).is_ok());
         // JSON round trip keeps exact strings.

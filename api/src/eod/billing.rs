@@ -45,9 +45,10 @@
 //! that fee and its tax, and the flows restart at zero; without one the mark and flows stay, so
 //! no fee is charged until earlier losses are recovered. Every evaluation is a
 //! `performance_fees` row. The fee is posted as owed (Dr `accrued:wrap` / Cr `accrued:fees`,
-//! `accrued:tax`, key `perf:{tenant}:{date}:{chunk}`) and due at once. `at_close`
-//! crystallisation is not built: terms asking for it are refused when proposed
-//! (`tenants::agreement::Terms::validate`) rather than stored and never charged.
+//! `accrued:tax`, key `perf:{tenant}:{date}:{chunk}`) and due at once. A wrap liquidated
+//! (closed, or everything withdrawn or switched out) crystallises when its money is paid
+//! out, with either crystallisation ([`crystallise_at_liquidation`]); `at_close` only then.
+//! A wrap that crystallised so on 31 December is not evaluated again that day.
 //!
 //! **Platform fee.** On each month end every distributor with a monthly fee in effect
 //! (`platform_fees`) gets a `platform_invoices` row for the month (primary key (tenant,
@@ -61,7 +62,7 @@
 //! (`high_water_mark_through_a_loss_and_a_recovery`); the books reconcile every day (the
 //! `checks` step, run by every test).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Datelike, Days, NaiveDate, Utc};
 use ledger::{Ledger, NewEntry, NewPosting};
@@ -284,6 +285,19 @@ async fn bill_tenant(
             w.cash_available = (w.cash_available - u.cash).max(0);
         }
     }
+    // Wraps liquidated today have crystallised already (`crystallise_at_liquidation`).
+    let mut done_today: HashSet<Uuid> = HashSet::new();
+    if is_year_end(date) {
+        let mut pa = Params::new(txn.get_database_backend());
+        let q = format!(
+            "SELECT wrap_id FROM performance_fees WHERE tenant_id = {} AND business_date = {}",
+            pa.push(tenant_id),
+            pa.push(date)
+        );
+        for r in query(txn, q, pa.values).await? {
+            done_today.insert(get(&r, 0)?);
+        }
+    }
     let mut crystallised: Vec<Crystallised> = Vec::new();
     let mut takes: Vec<(usize, Take, bool)> = Vec::new();
     let mut collections: Vec<Collection> = Vec::new();
@@ -304,6 +318,7 @@ async fn bill_tenant(
             && let Some(p) = &t.performance_fee
             && p.crystallisation == Crystallisation::Yearly
             && let Some(nav) = w.nav_after_accrual
+            && !done_today.contains(&s.wrap_id)
         {
             let gain = nav - s.hwm - s.hwm_flows;
             let (fee, tax) = performance_fee(gain, p.rate, t.consumption_tax_rate);
@@ -399,72 +414,20 @@ async fn bill_tenant(
 
     // Performance fees first become owed (posted to the accrual accounts), then are collected
     // with the rest.
-    let mut entries: Vec<NewEntry> = Vec::new();
-    let perf_rows: Vec<(usize, i64, i64)> = wraps
+    let at: HashMap<Uuid, usize> = wraps
         .iter()
         .enumerate()
-        .filter_map(|(i, w)| {
-            crystallised
-                .iter()
-                .find(|c| c.wrap_id == w.state.wrap_id && c.fee > 0)
-                .map(|c| (i, c.fee, c.tax))
+        .map(|(i, w)| (w.state.wrap_id, i))
+        .collect();
+    let owed_now: Vec<(&FeeState, u32, i64, i64)> = crystallised
+        .iter()
+        .filter(|c| c.fee > 0)
+        .filter_map(|c| {
+            let w = &wraps[*at.get(&c.wrap_id)?];
+            Some((&w.state, w.scale, c.fee, c.tax))
         })
         .collect();
-    let mut by_ccy: BTreeMap<String, Vec<(usize, i64, i64)>> = BTreeMap::new();
-    for (i, fee, tax) in perf_rows {
-        by_ccy
-            .entry(wraps[i].state.currency.clone())
-            .or_default()
-            .push((i, fee, tax));
-    }
-    let mut chunk_no = 0_usize;
-    for (ccy, rows) in &by_ccy {
-        let acc = book_accounts(
-            txn,
-            tenant_id,
-            ccy,
-            &[accrued_fees_code(ccy), accrued_tax_code(ccy)],
-        )
-        .await?;
-        for chunk in rows.chunks(fees::WRAPS_PER_ENTRY) {
-            let scale = wraps[chunk[0].0].scale;
-            let mut postings = Vec::with_capacity(chunk.len() + 2);
-            let (mut fee, mut tax) = (0, 0);
-            for (i, f, t) in chunk {
-                postings.push(NewPosting::debit(
-                    wraps[*i].state.account_id,
-                    ccy,
-                    amount(f + t, scale),
-                ));
-                fee += f;
-                tax += t;
-            }
-            postings.push(NewPosting::credit(
-                acc[&accrued_fees_code(ccy)],
-                ccy,
-                amount(fee, scale),
-            ));
-            if tax > 0 {
-                postings.push(NewPosting::credit(
-                    acc[&accrued_tax_code(ccy)],
-                    ccy,
-                    amount(tax, scale),
-                ));
-            }
-            entries.push(NewEntry {
-                tenant_id,
-                idempotency_key: format!("perf:{tenant_id}:{date}:{chunk_no}"),
-                kind: "performance_fee".to_owned(),
-                effective_date: date,
-                description: format!("performance fee crystallised on {date}"),
-                metadata: json!({ "eod_date": date, "chunk": chunk_no }),
-                postings,
-                hold: None,
-            });
-            chunk_no += 1;
-        }
-    }
-    post_all(txn, ledger, entries).await?;
+    post_performance_fees(txn, ledger, tenant_id, date, "perf", &owed_now).await?;
 
     // Collections, per currency, in chunks that fit an entry.
     let mut by_ccy: BTreeMap<String, Vec<(usize, Take)>> = BTreeMap::new();
@@ -583,6 +546,187 @@ async fn bill_tenant(
         .collect();
     save_states(txn, tenant_id, &changed).await?;
     Ok(())
+}
+
+/// Posts crystallised performance fees as owed: per currency and chunk of at most
+/// [`fees::WRAPS_PER_ENTRY`] wraps, Dr `accrued:wrap:{id}` fee + tax, Cr `accrued:fees:{CCY}`
+/// and `accrued:tax:{CCY}`; key `{prefix}:{tenant}:{date}:{chunk}`. `rows`: the wrap's state
+/// (account, currency), its currency scale, fee, tax.
+async fn post_performance_fees(
+    txn: &DatabaseTransaction,
+    ledger: &Ledger,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    prefix: &str,
+    rows: &[(&FeeState, u32, i64, i64)],
+) -> Result<(), EodError> {
+    let mut by_ccy: BTreeMap<&str, Vec<&(&FeeState, u32, i64, i64)>> = BTreeMap::new();
+    for r in rows {
+        by_ccy.entry(r.0.currency.as_str()).or_default().push(r);
+    }
+    let mut entries: Vec<NewEntry> = Vec::new();
+    let mut chunk_no = 0_usize;
+    for (ccy, rows) in &by_ccy {
+        let acc = book_accounts(
+            txn,
+            tenant_id,
+            ccy,
+            &[accrued_fees_code(ccy), accrued_tax_code(ccy)],
+        )
+        .await?;
+        for chunk in rows.chunks(fees::WRAPS_PER_ENTRY) {
+            let scale = chunk[0].1;
+            let mut postings = Vec::with_capacity(chunk.len() + 2);
+            let (mut fee, mut tax) = (0, 0);
+            for (state, _, f, t) in chunk {
+                postings.push(NewPosting::debit(
+                    state.account_id,
+                    ccy,
+                    amount(f + t, scale),
+                ));
+                fee += f;
+                tax += t;
+            }
+            postings.push(NewPosting::credit(
+                acc[&accrued_fees_code(ccy)],
+                ccy,
+                amount(fee, scale),
+            ));
+            if tax > 0 {
+                postings.push(NewPosting::credit(
+                    acc[&accrued_tax_code(ccy)],
+                    ccy,
+                    amount(tax, scale),
+                ));
+            }
+            entries.push(NewEntry {
+                tenant_id,
+                idempotency_key: format!("{prefix}:{tenant_id}:{date}:{chunk_no}"),
+                kind: "performance_fee".to_owned(),
+                effective_date: date,
+                description: format!("performance fee crystallised on {date}"),
+                metadata: json!({ "eod_date": date, "chunk": chunk_no }),
+                postings,
+                hold: None,
+            });
+            chunk_no += 1;
+        }
+    }
+    post_all(txn, ledger, entries).await?;
+    Ok(())
+}
+
+/// A wrap whose money is all paid out today (a close, or everything withdrawn or switched
+/// out), as the allocation step pays it.
+#[derive(Debug)]
+pub struct Liquidation {
+    pub wrap_id: Uuid,
+    pub agreement_id: Uuid,
+    pub scale: u32,
+    /// What is paid out before any performance fee: cash less the fees already owed.
+    pub value: i64,
+    /// Paid out of the wrap earlier today by the same step, not posted yet (a flow).
+    pub paid_before: i64,
+}
+
+/// Crystallises the performance fee of each wrap liquidated today whose terms have one
+/// (`yearly` or `at_close`): the gain leaving the wrap is charged when its money leaves,
+/// not left behind for a 31 December the money will not see (ESMA's guidelines on
+/// performance fees likewise allow crystallisation on redemption besides the yearly date).
+/// Same rule as on 31 December: `gain = value − (hwm + hwm_flows + today's flows so far)`,
+/// where `value` is the cash being paid out net of the fees already owed; fee = rate × gain
+/// rounded down, tax rounded down, only on a gain. The fee is posted as owed
+/// (`perf-liquidation:{tenant}:{date}:{chunk}`) and recorded in `performance_fees` (charged
+/// or not); the payout keeps it back, and the same date's billing collects it (a
+/// liquidation makes everything owed due). It is also deducted from the same date's
+/// valuation (added to `owed_at_start`), as the payout is, so the day's NAV and return see
+/// it as a fee, not as a value left in an empty wrap. The mark then moves to the value net
+/// of the fee (a wrap that stays open starts again from what it pays out), with the day's
+/// flows so far offset, since the accrual step adds the whole day's flows later.
+/// Returns fee + tax per wrap charged. Tried by
+/// `api/tests/http/eod_fees.rs::a_liquidation_crystallises_the_performance_fee`.
+pub async fn crystallise_at_liquidation(
+    txn: &DatabaseTransaction,
+    ledger: &Ledger,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    liquidations: &[Liquidation],
+) -> Result<HashMap<Uuid, i64>, EodError> {
+    let mut charged = HashMap::new();
+    if liquidations.is_empty() {
+        return Ok(charged);
+    }
+    let terms = fees::all_terms(txn).await?;
+    let with_fee: Vec<(&Liquidation, &tenants::agreement::PerformanceFee, Decimal)> = liquidations
+        .iter()
+        .filter_map(|l| {
+            let t = terms.get(&l.agreement_id)?.on(date)?;
+            Some((l, t.performance_fee.as_ref()?, t.consumption_tax_rate))
+        })
+        .collect();
+    if with_fee.is_empty() {
+        return Ok(charged);
+    }
+    let ids: Vec<Uuid> = with_fee.iter().map(|(l, _, _)| l.wrap_id).collect();
+    let mut states = fees::states_of(txn, tenant_id, &ids).await?;
+    let flows = super::valuation::day_flows(txn, tenant_id, date, Some(&ids)).await?;
+    let mut crystallised: Vec<Crystallised> = Vec::new();
+    for (l, p, tax_rate) in &with_fee {
+        // A wrap never valued above zero has no mark and nothing to charge.
+        let Some(s) = states.get_mut(&l.wrap_id) else {
+            continue;
+        };
+        let (c, w) = flows.get(&l.wrap_id).copied().unwrap_or_default();
+        let today = c - w - l.paid_before;
+        let flows = s.hwm_flows + today;
+        let (fee, tax) = performance_fee(l.value - s.hwm - flows, p.rate, *tax_rate);
+        let before = s.hwm;
+        if fee > 0 {
+            s.touch(date);
+            s.perf_owed += fee;
+            s.perf_tax_owed += tax;
+            s.perf_due += fee;
+            s.perf_tax_due += tax;
+            s.owed_at_start += fee + tax;
+            s.hwm = l.value - fee - tax;
+            s.hwm_flows = -today;
+            s.hwm_date = date;
+            charged.insert(l.wrap_id, fee + tax);
+        }
+        crystallised.push(Crystallised {
+            wrap_id: l.wrap_id,
+            nav: l.value,
+            hwm: before,
+            flows,
+            rate: p.rate,
+            fee,
+            tax,
+            new_hwm: if fee > 0 { s.hwm } else { before + flows },
+        });
+    }
+    let scale_of: HashMap<Uuid, u32> = liquidations.iter().map(|l| (l.wrap_id, l.scale)).collect();
+    let mut owed_now: Vec<(&FeeState, u32, i64, i64)> = crystallised
+        .iter()
+        .filter(|c| c.fee > 0)
+        .filter_map(|c| {
+            Some((
+                states.get(&c.wrap_id)?,
+                scale_of.get(&c.wrap_id).copied()?,
+                c.fee,
+                c.tax,
+            ))
+        })
+        .collect();
+    owed_now.sort_by_key(|r| r.0.wrap_id);
+    post_performance_fees(txn, ledger, tenant_id, date, "perf-liquidation", &owed_now).await?;
+    insert_crystallisations(txn, tenant_id, date, &crystallised).await?;
+    let changed: Vec<&FeeState> = crystallised
+        .iter()
+        .filter(|c| c.fee > 0)
+        .filter_map(|c| states.get(&c.wrap_id))
+        .collect();
+    save_states(txn, tenant_id, &changed).await?;
+    Ok(charged)
 }
 
 async fn insert_collections(

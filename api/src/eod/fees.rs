@@ -309,6 +309,29 @@ pub fn read_state(r: &sea_orm::QueryResult, at: usize) -> Result<FeeState, EodEr
     })
 }
 
+/// The fee states of `wrap_ids` (those that have one), by wrap.
+pub async fn states_of<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    wrap_ids: &[Uuid],
+) -> Result<HashMap<Uuid, FeeState>, EodError> {
+    let mut out = HashMap::with_capacity(wrap_ids.len());
+    for chunk in wrap_ids.chunks(IN_CHUNK) {
+        let mut pa = Params::new(db.get_database_backend());
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "SELECT {STATE_COLUMNS} FROM wrap_fee_state s WHERE s.tenant_id = {t} \
+             AND s.wrap_id IN {list}"
+        );
+        for r in &query(db, q, pa.values).await? {
+            let s = read_state(r, 0)?;
+            out.insert(s.wrap_id, s);
+        }
+    }
+    Ok(out)
+}
+
 /// Every fee state of `tenant_id`, by wrap.
 pub async fn tenant_states<C: ConnectionTrait>(
     db: &C,

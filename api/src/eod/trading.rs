@@ -57,7 +57,10 @@
 //!   of the same date collects it from the cash kept and splits it as on a period end. The
 //!   sub-yen carry is not owed and is not charged; a closing wrap accrues nothing on its
 //!   closing date (valuation skips closed wraps). Tried by
-//!   `api/tests/http/eod_fees.rs::a_close_pays_its_fees_before_the_customer`.
+//!   `api/tests/http/eod_fees.rs::a_close_pays_its_fees_before_the_customer`. Before a
+//!   movement of everything is paid, a performance fee in the wrap's terms crystallises on
+//!   what it pays out ([`super::billing::crystallise_at_liquidation`]) and is kept back
+//!   with the rest (`eod_fees.rs::a_liquidation_crystallises_the_performance_fee`).
 //!
 //! **Settlement** (DOMAIN.md section 4): a trade of date T in an instrument with
 //! `settlement_days` n (T+n, 0 to 10) settles on the calendar's n-th business day after T.
@@ -85,6 +88,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::EodError;
+use super::billing::{self, Liquidation};
 use super::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
@@ -690,6 +694,7 @@ struct WrapTrades {
 /// A wrap as allocation needs it.
 struct WrapRow {
     customer_id: Uuid,
+    agreement_id: Uuid,
     currency: String,
     scale: u32,
     status: String,
@@ -1365,7 +1370,7 @@ async fn wrap_rows(
         let t = pa.push(tenant_id);
         let list = pa.list(chunk);
         let q = format!(
-            "SELECT id, customer_id, currency, currency_scale, status FROM wraps \
+            "SELECT id, customer_id, currency, currency_scale, status, agreement_id FROM wraps \
              WHERE tenant_id = {t} AND id IN {list}"
         );
         for r in query(txn, q, pa.values).await? {
@@ -1376,6 +1381,7 @@ async fn wrap_rows(
                     currency: get(&r, 2)?,
                     scale: u32::try_from(get::<i32>(&r, 3)?).unwrap_or(0),
                     status: get(&r, 4)?,
+                    agreement_id: get(&r, 5)?,
                 },
             );
         }
@@ -1506,6 +1512,16 @@ pub(super) async fn available_balances(
     Ok(out)
 }
 
+/// A movement paid today, before a liquidation's performance fee is taken from it.
+struct Payout<'a> {
+    movement: &'a MovementRow,
+    wrap: &'a WrapRow,
+    pay: i64,
+    from: Uuid,
+    to: Uuid,
+    kind: &'static str,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn pay_movements(
     txn: &DatabaseTransaction,
@@ -1520,7 +1536,9 @@ async fn pay_movements(
     totals: &mut Totals,
 ) -> Result<(), EodError> {
     let b = txn.get_database_backend();
-    let mut entries = Vec::new();
+    let mut payouts: Vec<Payout> = Vec::new();
+    let mut liquidations: Vec<Liquidation> = Vec::new();
+    let mut liquidating: HashSet<Uuid> = HashSet::new();
     let mut fulfilled: Vec<Uuid> = Vec::new();
     let mut closed: Vec<Uuid> = Vec::new();
     let mut activated: Vec<Uuid> = Vec::new();
@@ -1539,6 +1557,8 @@ async fn pay_movements(
         .collect();
     // Cash each wrap may still pay out, as earlier movements of the same wrap take theirs.
     let mut cash_left: HashMap<Uuid, i64> = HashMap::new();
+    // Paid out of each wrap by earlier movements here (flows not posted yet).
+    let mut paid: HashMap<Uuid, i64> = HashMap::new();
     for m in movements {
         let Some(w) = wraps.get(&m.wrap_id) else {
             continue;
@@ -1568,9 +1588,22 @@ async fn pay_movements(
         };
         let pay = pay.max(0);
         *cash -= pay;
+        let paid_before = paid.entry(m.wrap_id).or_default();
+        if m.amount.is_none() && pay > 0 {
+            // A liquidation: its performance fee, if its terms have one, is charged first.
+            liquidating.insert(m.id);
+            liquidations.push(Liquidation {
+                wrap_id: m.wrap_id,
+                agreement_id: w.agreement_id,
+                scale: w.scale,
+                value: pay,
+                paid_before: *paid_before,
+            });
+        }
         if m.amount.is_none() && owed.get(&m.wrap_id).is_some_and(|o| *o > 0) {
             settle_now.push(m.wrap_id);
         }
+        *paid_before += pay;
         let id_of = |code: String| -> Result<Uuid, EodError> {
             ids.get(&(tenant_id, code.clone()))
                 .copied()
@@ -1597,12 +1630,36 @@ async fn pay_movements(
                 "withdrawal",
             ),
         };
+        payouts.push(Payout {
+            movement: m,
+            wrap: w,
+            pay,
+            from,
+            to,
+            kind,
+        });
+        fulfilled.push(m.id);
+        if m.kind == "close" {
+            closed.push(m.wrap_id);
+        }
+    }
+    let perf =
+        billing::crystallise_at_liquidation(txn, ledger, tenant_id, date, &liquidations).await?;
+    let mut entries = Vec::new();
+    for p in payouts {
+        let (m, w) = (p.movement, p.wrap);
+        // The fee stays in the wrap (owed and due: billing collects it today).
+        let pay = if liquidating.contains(&m.id) {
+            p.pay - perf.get(&m.wrap_id).copied().unwrap_or(0)
+        } else {
+            p.pay
+        };
         if pay > 0 {
             let amount = decimal_of(i128::from(pay), w.scale);
             entries.push(NewEntry {
                 tenant_id,
                 idempotency_key: format!("movement:{}", m.id),
-                kind: kind.to_owned(),
+                kind: p.kind.to_owned(),
                 effective_date: date,
                 description: format!("{} {} paid out", m.kind, m.id),
                 metadata: json!({
@@ -1613,15 +1670,11 @@ async fn pay_movements(
                     "eod_date": date,
                 }),
                 postings: vec![
-                    NewPosting::debit(from, &w.currency, amount),
-                    NewPosting::credit(to, &w.currency, amount),
+                    NewPosting::debit(p.from, &w.currency, amount),
+                    NewPosting::credit(p.to, &w.currency, amount),
                 ],
                 hold: None,
             });
-        }
-        fulfilled.push(m.id);
-        if m.kind == "close" {
-            closed.push(m.wrap_id);
         }
     }
     totals.entries += entries.len() as u64;

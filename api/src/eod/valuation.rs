@@ -32,14 +32,14 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use ledger::asset::decimal_of;
 use ledger::market::PriceQuote;
-use ledger::wraps::parse_wrap_code;
+use ledger::wraps::{parse_wrap_code, wrap_cash_code};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{INSERT_ROWS, Params, exec, get, query};
+use super::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, query};
 
 /// Accounts read per page of the scan.
 const PAGE: i64 = 20_000;
@@ -225,6 +225,61 @@ pub async fn run(
     Ok(json!({ "wraps": wraps_total, "stale_prices": stale_total }))
 }
 
+/// The flows of `date` through the wraps' cash accounts (module doc), per wrap:
+/// (contributions, withdrawals) by the entries posted so far. All the tenant's wraps, or
+/// only `only`'s.
+pub async fn day_flows<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    only: Option<&[Uuid]>,
+) -> Result<HashMap<Uuid, (i64, i64)>, EodError> {
+    let codes: Vec<Vec<String>> = match only {
+        None => vec![Vec::new()],
+        Some(ids) => ids
+            .chunks(IN_CHUNK)
+            .map(|c| c.iter().map(|id| wrap_cash_code(*id)).collect())
+            .collect(),
+    };
+    let mut flows: HashMap<Uuid, (i64, i64)> = HashMap::new();
+    for chunk in codes {
+        let mut pa = Params::new(db.get_database_backend());
+        let t = pa.push(tenant_id);
+        let d = pa.push(date);
+        let pending = pa.push(false);
+        let which = if only.is_some() {
+            format!("a.code IN {}", pa.list(&chunk))
+        } else {
+            "a.code > 'wrap:' AND a.code < 'wrap;'".to_owned()
+        };
+        let q = format!(
+            "SELECT a.code, e.kind, p.side, CAST(SUM(p.amount) AS BIGINT) FROM ledger_postings p \
+             JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
+             JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+             WHERE p.tenant_id = {t} AND p.effective_date = {d} AND p.pending = {pending} \
+             AND e.kind IN ('contribution', 'withdrawal', 'wrap_close', 'switch') AND {which} \
+             GROUP BY a.code, e.kind, p.side"
+        );
+        for r in query(db, q, pa.values).await? {
+            let code: String = get(&r, 0)?;
+            let kind: String = get(&r, 1)?;
+            let side: String = get(&r, 2)?;
+            // SUM of BIGINT is NUMERIC on PostgreSQL: cast back to BIGINT in SQL (exact).
+            let sum: i64 = get(&r, 3)?;
+            let Some((wrap, None)) = parse_wrap_code(&code) else {
+                continue;
+            };
+            let f = flows.entry(wrap).or_default();
+            match (kind.as_str(), side.as_str()) {
+                ("contribution" | "switch", "credit") => f.0 += sum,
+                ("withdrawal" | "wrap_close" | "switch", "debit") => f.1 += sum,
+                _ => {}
+            }
+        }
+    }
+    Ok(flows)
+}
+
 async fn snapshot_tenant(
     txn: &DatabaseTransaction,
     tenant_id: Uuid,
@@ -291,37 +346,7 @@ async fn snapshot_tenant(
         };
         unpaid.insert(get(&r, 0)?, owed);
     }
-    // The day's flows through the wraps' cash accounts.
-    let mut pa = Params::new(b);
-    let q = format!(
-        "SELECT a.code, e.kind, p.side, CAST(SUM(p.amount) AS BIGINT) FROM ledger_postings p \
-         JOIN ledger_entries e ON e.tenant_id = p.tenant_id AND e.id = p.entry_id \
-         JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
-         WHERE p.tenant_id = {} AND p.effective_date = {} AND p.pending = {} \
-         AND e.kind IN ('contribution', 'withdrawal', 'wrap_close', 'switch') \
-         AND a.code > 'wrap:' AND a.code < 'wrap;' \
-         GROUP BY a.code, e.kind, p.side",
-        pa.push(tenant_id),
-        pa.push(date),
-        pa.push(false)
-    );
-    let mut flows: HashMap<Uuid, (i64, i64)> = HashMap::new();
-    for r in query(txn, q, pa.values).await? {
-        let code: String = get(&r, 0)?;
-        let kind: String = get(&r, 1)?;
-        let side: String = get(&r, 2)?;
-        // SUM of BIGINT is NUMERIC on PostgreSQL: cast back to BIGINT in SQL (exact).
-        let sum: i64 = get(&r, 3)?;
-        let Some((wrap, None)) = parse_wrap_code(&code) else {
-            continue;
-        };
-        let f = flows.entry(wrap).or_default();
-        match (kind.as_str(), side.as_str()) {
-            ("contribution" | "switch", "credit") => f.0 += sum,
-            ("withdrawal" | "wrap_close" | "switch", "debit") => f.1 += sum,
-            _ => {}
-        }
-    }
+    let flows = day_flows(txn, tenant_id, date, None).await?;
     let mut stale_count = 0_u64;
     for chunk in wraps.chunks(INSERT_ROWS) {
         let mut pa = Params::new(b);

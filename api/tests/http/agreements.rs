@@ -299,7 +299,7 @@ async fn terms_are_checked(backend: &'static str) {
         (
             with(
                 &["performance_fee"],
-                json!({"rate": "0.1", "high_water_mark": true, "crystallisation": "at_close",
+                json!({"rate": "0.1", "high_water_mark": true, "crystallisation": "monthly",
                                            "split": {"channel": "0.5", "manager": "0.5", "platform": "0"}}),
             ),
             "terms.performance_fee.crystallisation",
@@ -357,10 +357,10 @@ async fn terms_are_checked(backend: &'static str) {
         let r = s.post(&dt, "/v1/agreements", Some(body.clone())).await;
         names(&r, 422, field);
     }
-    // A performance fee done right is accepted (after all those refusals).
+    // A performance fee done right is accepted (after all those refusals), `at_close` too.
     let ok = with(
         &["performance_fee"],
-        json!({"rate": "0.1", "high_water_mark": true, "crystallisation": "yearly",
+        json!({"rate": "0.1", "high_water_mark": true, "crystallisation": "at_close",
                                               "split": {"channel": "0.3", "manager": "0.6", "platform": "0.1"}}),
     );
     // Managers, viewers and the platform do not propose.
@@ -373,7 +373,7 @@ async fn terms_are_checked(backend: &'static str) {
     let r = s.post(&dt, "/v1/agreements", Some(ok)).await;
     assert_eq!(
         r.ok(201)["proposed_terms"]["terms"]["performance_fee"]["crystallisation"],
-        "yearly"
+        "at_close"
     );
     s.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Fees through end of day, on both databases: daily accrual (exact, carried), billing at
 //! period end with the split, tax, tiers, a wrap short of cash, the performance fee's
-//! high-water mark, and the platform's monthly invoice. Every figure is worked out by hand in
+//! high-water mark and its crystallisation when a wrap is liquidated, and the platform's
+//! monthly invoice. Every figure is worked out by hand in
 //! the comments; every day runs the `checks` step (trial balance, reconciliation with the
 //! payables counted), so a day that did not reconcile would not finish.
 
@@ -719,6 +720,143 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     );
     assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 1_800);
     assert_eq!(server.count_rows("performance_fees").await, 6);
+    server.stop().await;
+}
+
+on_each_backend!(
+    a_liquidation_crystallises_the_performance_fee,
+    a_liquidation_crystallises_the_performance_fee
+);
+async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    // No management fee; 20 % performance fee, tax 10 %, split 0.2 / 0.7 / 0.1; billed
+    // quarterly. One agreement crystallises yearly, the other only at a close.
+    let perf = |crystallisation: &str| {
+        json!({
+            "management_fee": { "kind": "flat", "rate_annual": "0" },
+            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+            "performance_fee": {
+                "rate": "0.2", "high_water_mark": true, "crystallisation": crystallisation,
+                "split": { "channel": "0.2", "manager": "0.7", "platform": "0.1" },
+            },
+            "billing_period": "quarterly",
+        })
+    };
+    let yearly = agreement_with(&server, &m, "PERFY", perf("yearly")).await;
+    let at_close = agreement_with(&server, &m, "PERFC", perf("at_close")).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "3000000").await;
+    // A (yearly) and B (at close) will be closed; C (yearly) will have everything withdrawn
+    // and stay open.
+    let a = wrap_on(&server, &m, c, yearly).await;
+    let b = wrap_on(&server, &m, c, at_close).await;
+    let cw = wrap_on(&server, &m, c, yearly).await;
+    let books = ledger::Ledger::new(server.db.clone());
+    for w in [a, b, cw] {
+        contribute(&server, &m, w, "1000000").await;
+        // ¥100,000 cash and 900,000 units at 10,000 (¥900,000).
+        buy(&books, m.bank_id, w, FUND, "900000", "900000").await;
+    }
+    prices(
+        &server,
+        json!([
+            { "instrument": FUND, "date": "2031-12-30", "price": "10000" },
+            { "instrument": FUND, "date": "2031-12-31", "price": "11000" },
+            { "instrument": FUND, "date": "2032-03-02", "price": "12000" },
+        ]),
+    )
+    .await;
+    let perf_sql = "SELECT nav, hwm, hwm_flows, gain, fee, tax, new_hwm FROM performance_fees \
+               WHERE wrap_id = ? AND business_date = ?";
+    let collected_sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, channel, manager, \
+               platform, uncollected FROM fee_collections \
+               WHERE wrap_id = ? AND business_date = ? AND kind = 'performance'";
+    let s = run_days(&server, day("2031-12-30"), day("2032-03-01")).await;
+    finished(&s).await;
+    // 31 December: 100,000 + 900,000 × 1.1 = 1,090,000 against the mark of 1,000,000 set on
+    // the first day. Yearly: gain 90,000, fee 18,000, tax 1,800, collected from the cash;
+    // the mark moves to 1,070,200. At close: nothing on 31 December.
+    for w in [a, cw] {
+        assert_eq!(
+            row_of(&server, perf_sql, w, day("2031-12-31")).await,
+            [1_090_000, 1_000_000, 0, 90_000, 18_000, 1_800, 1_070_200]
+        );
+    }
+    let evaluations = "SELECT fee FROM performance_fees WHERE wrap_id = ?";
+    assert!(rows(&server, evaluations, vec![b.into()]).await.is_empty());
+
+    for (w, path, body) in [
+        (a, "close", json!({})),
+        (b, "close", json!({})),
+        (cw, "withdrawals", json!({ "all": true })),
+    ] {
+        let r = server
+            .post_idem(
+                &m.bank,
+                &format!("/v1/wraps/{w}/{path}"),
+                &Uuid::now_v7().to_string(),
+                body,
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.text);
+    }
+    // 2 March: every unit is sold at 12,000 (900,000 × 1.2 = 1,080,000); the fund settles
+    // T+1, so the money is paid out on 3 March, and the fee crystallises then.
+    let s = run_days(&server, day("2032-03-02"), day("2032-03-03")).await;
+    finished(&s).await;
+    // A and C: 80,200 + 1,080,000 = 1,160,200 against the mark of 1,070,200: gain 90,000,
+    // fee 18,000, tax 1,800; 1,140,400 paid out. B: 100,000 + 1,080,000 = 1,180,000
+    // against 1,000,000: gain 180,000, fee 36,000, tax 3,600; 1,140,400 paid out too: the
+    // same fee in all, crystallised once or twice.
+    for w in [a, cw] {
+        assert_eq!(
+            row_of(&server, perf_sql, w, day("2032-03-03")).await,
+            [1_160_200, 1_070_200, 0, 90_000, 18_000, 1_800, 1_140_400]
+        );
+        assert_eq!(
+            row_of(&server, collected_sql, w, day("2032-03-03")).await,
+            [18_000, 1_800, 18_000, 1_800, 3_600, 12_600, 1_800, 0]
+        );
+    }
+    assert_eq!(
+        row_of(&server, perf_sql, b, day("2032-03-03")).await,
+        [1_180_000, 1_000_000, 0, 180_000, 36_000, 3_600, 1_140_400]
+    );
+    assert_eq!(
+        row_of(&server, collected_sql, b, day("2032-03-03")).await,
+        [36_000, 3_600, 36_000, 3_600, 7_200, 25_200, 3_600, 0]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("customer:{c}:cash:JPY")).await,
+        3 * 1_140_400
+    );
+    for w in [a, b, cw] {
+        for code in [format!("wrap:{w}:cash"), format!("accrued:wrap:{w}")] {
+            assert_eq!(balance(&server, m.bank_id, &code).await, 0, "{code}");
+        }
+    }
+    // Tax: 1,800 twice on 31 December, then 1,800 + 3,600 + 1,800.
+    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 10_800);
+    // C stays open and empty. Its value that day is nil (the fee is not left in it): the
+    // day's return is the fee, 1,140,400 ÷ 1,160,200 − 1.
+    let sql = "SELECT nav, withdrawals FROM wrap_snapshots WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, cw, day("2032-03-03")).await,
+        [0, 1_140_400]
+    );
+    for (w, status) in [(a, "closed"), (b, "closed"), (cw, "active")] {
+        let r = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
+        assert_eq!(r.ok(200)["wrap"]["status"], status, "{}", r.text);
+    }
+    // Its next 31 December finds no gain: the mark moved to what was paid out, and the
+    // payout is a flow (mark 1,140,400, flows −1,140,400).
+    let s = run_days(&server, day("2032-03-04"), day("2032-12-31")).await;
+    finished(&s).await;
+    assert_eq!(
+        row_of(&server, perf_sql, cw, day("2032-12-31")).await,
+        [0, 1_140_400, -1_140_400, 0, 0, 0, 0]
+    );
     server.stop().await;
 }
 
