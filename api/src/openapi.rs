@@ -86,6 +86,7 @@ use crate::problem::method_not_allowed;
         crate::routes::wraps::withdraw,
         crate::routes::wraps::switch,
         crate::routes::wraps::close,
+        crate::routes::wraps::list_movements,
         crate::routes::wraps::create_plan,
         crate::routes::wraps::list_plans,
         crate::routes::wraps::cancel_plan,

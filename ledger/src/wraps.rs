@@ -375,6 +375,17 @@ pub struct Movement {
     pub requested_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Once fulfilled: what end of day paid out (to the customer, or into the destination
+    /// wrap). Less than `amount` when the sales raised less than asked (prices fell, or a
+    /// sale was skipped below an instrument's minimum) or fees owed were kept back; for
+    /// everything, the value paid out net of fees (a performance fee crystallised then
+    /// included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub paid: Option<Decimal>,
+    /// Once fulfilled: the business date end of day paid it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_on: Option<NaiveDate>,
 }
 
 /// Contribution (積立) or withdrawal (取り崩し) plan.

@@ -31,6 +31,7 @@ mod m20261121_000010_returns;
 mod m20261121_000011_eod_indexes;
 mod m20261121_000012_instructions;
 mod m20261121_000013_goal_results;
+mod m20261122_000014_movement_payouts;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000011_eod_indexes::Migration),
             Box::new(m20261121_000012_instructions::Migration),
             Box::new(m20261121_000013_goal_results::Migration),
+            Box::new(m20261122_000014_movement_payouts::Migration),
         ]
     }
 }

@@ -635,7 +635,8 @@ pub struct Liquidation {
 /// performance fees likewise allow crystallisation on redemption besides the yearly date).
 /// Same rule as on 31 December: `gain = value − (hwm + hwm_flows + today's flows so far)`,
 /// where `value` is the cash being paid out net of the fees already owed; fee = rate × gain
-/// rounded down, tax rounded down, only on a gain. The fee is posted as owed
+/// rounded down, tax rounded down, only on a gain, and never more than the value paid out
+/// (fee + tax ≤ value). The fee is posted as owed
 /// (`perf-liquidation:{tenant}:{date}:{chunk}`) and recorded in `performance_fees` (charged
 /// or not); the payout keeps it back, and the same date's billing collects it (a
 /// liquidation makes everything owed due). It is also deducted from the same date's
@@ -679,7 +680,16 @@ pub async fn crystallise_at_liquidation(
         let (c, w) = flows.get(&l.wrap_id).copied().unwrap_or_default();
         let today = c - w - l.paid_before;
         let flows = s.hwm_flows + today;
-        let (fee, tax) = performance_fee(l.value - s.hwm - flows, p.rate, *tax_rate);
+        let (mut fee, mut tax) = performance_fee(l.value - s.hwm - flows, p.rate, *tax_rate);
+        if fee + tax > l.value {
+            // Gains withdrawn before (a mark below zero) can make the fee exceed what is
+            // left: never charge more than is paid out.
+            let most = (Decimal::from(l.value) / (Decimal::ONE + *tax_rate)).floor();
+            fee = i64::try_from(most.mantissa() / 10_i128.pow(most.scale())).unwrap_or(0);
+            tax = performance_fee(fee, Decimal::ONE, *tax_rate)
+                .1
+                .min(l.value - fee);
+        }
         let before = s.hwm;
         if fee > 0 {
             s.touch(date);

@@ -383,6 +383,8 @@ async fn withdraw(
             status: MovementStatus::Pending,
             requested_at: Utc::now(),
             resolved_at: None,
+            paid: None,
+            paid_on: None,
         };
         ledger::store::wraps::insert_movement(txn, tenant_id, &movement, p.scale).await?;
         runs.push(PlanRun {

@@ -1539,7 +1539,7 @@ async fn pay_movements(
     let mut payouts: Vec<Payout> = Vec::new();
     let mut liquidations: Vec<Liquidation> = Vec::new();
     let mut liquidating: HashSet<Uuid> = HashSet::new();
-    let mut fulfilled: Vec<Uuid> = Vec::new();
+    let mut fulfilled: Vec<(Uuid, i64)> = Vec::new();
     let mut closed: Vec<Uuid> = Vec::new();
     let mut activated: Vec<Uuid> = Vec::new();
     // What each wrap owes in fees stays in its cash (see the module doc).
@@ -1638,7 +1638,6 @@ async fn pay_movements(
             to,
             kind,
         });
-        fulfilled.push(m.id);
         if m.kind == "close" {
             closed.push(m.wrap_id);
         }
@@ -1654,6 +1653,7 @@ async fn pay_movements(
         } else {
             p.pay
         };
+        fulfilled.push((m.id, pay));
         if pay > 0 {
             let amount = decimal_of(i128::from(pay), w.scale);
             entries.push(NewEntry {
@@ -1691,14 +1691,23 @@ async fn pay_movements(
         exec(txn, q, pa.values).await?;
     }
     let now = micros(Utc::now());
+    // Fulfilled, with what each paid (one statement per chunk; VALUES columns are named
+    // column1, column2 on both databases).
     for chunk in fulfilled.chunks(IN_CHUNK) {
         let mut pa = Params::new(b);
         let r = pa.push(now);
+        let d = pa.push(date);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(id, paid)| pa.row(vec![(*id).into(), (*paid).into()]))
+            .collect();
         let t = pa.push(tenant_id);
-        let list = pa.list(chunk);
         let q = format!(
-            "UPDATE wrap_movements SET status = 'fulfilled', resolved_at = {r} \
-             WHERE tenant_id = {t} AND id IN {list} AND status = 'pending'"
+            "UPDATE wrap_movements SET status = 'fulfilled', resolved_at = {r}, \
+             paid = v.column2, paid_date = {d} FROM (VALUES {}) AS v \
+             WHERE wrap_movements.tenant_id = {t} AND wrap_movements.id = v.column1 \
+             AND wrap_movements.status = 'pending'",
+            rows.join(", ")
         );
         exec(txn, q, pa.values).await?;
     }

@@ -60,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/wraps/{id}/withdrawals").post(withdraw))
         .service(resource("/v1/wraps/{id}/switches").post(switch))
         .service(resource("/v1/wraps/{id}/close").post(close))
+        .service(resource("/v1/wraps/{id}/movements").get(list_movements))
         .service(
             resource("/v1/wraps/{id}/plans")
                 .get(list_plans)
@@ -929,6 +930,8 @@ async fn pending_movement(
         status: MovementStatus::Pending,
         requested_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
         resolved_at: None,
+        paid: None,
+        paid_on: None,
     };
     store::insert_movement(&txn, tenant_id, &movement, wrap.currency_scale).await?;
     let response = idem.answer(&txn, StatusCode::ACCEPTED, &movement).await?;
@@ -1065,6 +1068,8 @@ pub async fn close(
             status: MovementStatus::Pending,
             requested_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
             resolved_at: None,
+            paid: None,
+            paid_on: None,
         };
         store::insert_movement(&txn, tenant_id, &movement, wrap.currency_scale).await?;
         store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Closing, now).await?;
@@ -1185,6 +1190,31 @@ pub async fn create_plan(
             format!("/v1/wraps/{id}/plans"),
         ))
         .json(plan))
+}
+
+/// A wrap's withdrawals, switches and closes, newest first: pending, fulfilled (with what end
+/// of day paid and on which business date) and cancelled.
+#[utoipa::path(
+    get, path = "/v1/wraps/{id}/movements", tag = "wraps",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Vec<Movement>),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_movements(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let movements =
+        store::movements(&state.db, wrap.tenant_id, id, false, wrap.currency_scale).await?;
+    Ok(HttpResponse::Ok().json(movements))
 }
 
 /// A wrap's plans, active and cancelled.

@@ -845,9 +845,24 @@ async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
         row_of(&server, sql, cw, day("2032-03-03")).await,
         [0, 1_140_400]
     );
-    for (w, status) in [(a, "closed"), (b, "closed"), (cw, "active")] {
+    for (w, status, kind) in [
+        (a, "closed", "close"),
+        (b, "closed", "close"),
+        (cw, "active", "withdrawal"),
+    ] {
         let r = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
         assert_eq!(r.ok(200)["wrap"]["status"], status, "{}", r.text);
+        // The customer sees what was paid, after the fee, and when.
+        let r = server
+            .get(&m.bank, &format!("/v1/wraps/{w}/movements"))
+            .await;
+        let list = r.ok(200);
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(list[0]["kind"], kind);
+        assert_eq!(list[0]["status"], "fulfilled");
+        assert!(list[0].get("amount").is_none(), "{list}");
+        assert_eq!(list[0]["paid"], "1140400");
+        assert_eq!(list[0]["paid_on"], "2032-03-03");
     }
     // Its next 31 December finds no gain: the mark moved to what was paid out, and the
     // payout is a flow (mark 1,140,400, flows −1,140,400).

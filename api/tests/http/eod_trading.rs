@@ -692,6 +692,68 @@ async fn a_withdrawal_sells_units_and_pays_the_customer(backend: &'static str) {
 }
 
 on_each_backend!(
+    a_withdrawal_the_sales_fall_short_of_pays_what_they_raised,
+    a_withdrawal_the_sales_fall_short_of_pays_what_they_raised
+);
+async fn a_withdrawal_the_sales_fall_short_of_pays_what_they_raised(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    instrument(&server, A, "100").await;
+    let b = book(&server, &[(A, "1")], "0", "0").await;
+    let t = b.bank_id;
+    let (c, w) = funded_wrap(&server, &b, "C-1", "100000", Some("100000")).await;
+    prices(&server, day(0), &[(A, "10000")]).await;
+    run_day(&server, day(0)).await;
+    // 100,000 units worth 100,000: 90,000 may be withdrawn.
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w}:units:{A}")).await,
+        100_000
+    );
+    let r = server
+        .post_idem(
+            &b.bank,
+            &format!("/v1/wraps/{w}/withdrawals"),
+            &Uuid::now_v7().to_string(),
+            json!({ "amount": "90000" }),
+        )
+        .await;
+    let asked = r.ok(202);
+    assert_eq!(asked["status"], "pending");
+    assert!(asked.get("paid").is_none(), "{asked}");
+    // The price falls 20 % before end of day: selling every unit raises 100,000 × 0.8 =
+    // 80,000, all of it paid, and the movement says so.
+    prices(&server, day(1), &[(A, "8000")]).await;
+    run_day(&server, day(1)).await;
+    assert_eq!(bal(&server, t, &format!("wrap:{w}:units:{A}")).await, 0);
+    assert_eq!(bal(&server, t, &format!("wrap:{w}:cash")).await, 0);
+    assert_eq!(
+        bal(&server, t, &format!("customer:{c}:cash:JPY")).await,
+        80_000
+    );
+    let r = server
+        .get(&b.bank, &format!("/v1/wraps/{w}/movements"))
+        .await;
+    let list = r.ok(200);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], asked["id"]);
+    assert_eq!(list[0]["kind"], "withdrawal");
+    assert_eq!(list[0]["status"], "fulfilled");
+    assert_eq!(list[0]["amount"], "90000");
+    assert_eq!(list[0]["paid"], "80000");
+    assert_eq!(list[0]["paid_on"], day(1).to_string());
+    let r = server.get(&b.bank, &format!("/v1/wraps/{w}")).await;
+    assert_eq!(r.ok(200)["pending"], json!([]), "{}", r.text);
+    // A bad id is named; a missing wrap is 404.
+    let r = server.get(&b.bank, "/v1/wraps/nope/movements").await;
+    assert!(r.text.contains("\"id\""), "{}", r.text);
+    r.problem(400);
+    server
+        .get(&b.bank, &format!("/v1/wraps/{}/movements", Uuid::now_v7()))
+        .await
+        .problem(404);
+    server.stop().await;
+}
+
+on_each_backend!(
     an_order_below_the_minimum_is_skipped,
     an_order_below_the_minimum_is_skipped
 );

@@ -495,6 +495,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/contributions",
         "/v1/wraps/{id}/goal",
         "/v1/wraps/{id}/goal/history",
+        "/v1/wraps/{id}/movements",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
         "/v1/wraps/{id}/returns",
@@ -509,7 +510,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        67,
+        68,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -500,10 +500,12 @@ async fn wraps_isolated(backend: &'static str) {
         ] {
             post_money(&server, token, &path, body).await.problem(404);
         }
-        server
-            .get(token, &format!("/v1/wraps/{w}/plans"))
-            .await
-            .problem(404);
+        for what in ["plans", "movements"] {
+            server
+                .get(token, &format!("/v1/wraps/{w}/{what}"))
+                .await
+                .problem(404);
+        }
         let list = server.get(token, "/v1/wraps").await;
         assert_eq!(list.ok(200)["items"], json!([]));
     }

@@ -501,8 +501,14 @@ pub async fn set_wrap_status<C: ConnectionTrait>(
 // ---------------------------------------------------------------------------------------
 // Movements waiting for end of day
 
+/// The columns a new movement is written with.
 const MOVEMENT_COLS: &str =
     "id, wrap_id, kind, amount, destination_wrap_id, status, requested_at, resolved_at";
+
+/// The columns of a movement, in the order [`movement_from_row`] reads them: the written ones,
+/// then what end of day paid (`paid`, minor units, and its business date).
+const MOVEMENT_READ_COLS: &str = "id, wrap_id, kind, amount, destination_wrap_id, status, \
+     requested_at, resolved_at, paid, paid_date";
 
 fn movement_from_row(row: &QueryResult, scale: u32) -> Result<Movement, LedgerError> {
     let kind: String = get(row, 2)?;
@@ -517,6 +523,8 @@ fn movement_from_row(row: &QueryResult, scale: u32) -> Result<Movement, LedgerEr
             .ok_or_else(|| corrupt("movement status", &status))?,
         requested_at: from_micros(get(row, 6)?)?,
         resolved_at: get::<Option<i64>>(row, 7)?.map(from_micros).transpose()?,
+        paid: get::<Option<i64>>(row, 8)?.map(|m| decimal_of(i128::from(m), scale)),
+        paid_on: get(row, 9)?,
     })
 }
 
@@ -558,7 +566,7 @@ pub async fn movements<C: ConnectionTrait>(
 ) -> Result<Vec<Movement>, LedgerError> {
     let b = db.get_database_backend();
     let q = format!(
-        "SELECT {MOVEMENT_COLS} FROM wrap_movements WHERE tenant_id = {} AND wrap_id = {}{} ORDER BY id DESC",
+        "SELECT {MOVEMENT_READ_COLS} FROM wrap_movements WHERE tenant_id = {} AND wrap_id = {}{} ORDER BY id DESC",
         param(b, 1),
         param(b, 2),
         if pending_only {
