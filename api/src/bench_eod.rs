@@ -96,9 +96,8 @@ pub async fn run(args: &EodBenchArgs, database_url: Option<&str>) -> Result<(), 
         return Err(Error::Usage("--days names no day".to_owned()));
     }
     let target = Target::resolve(args.backend, database_url).await?;
-    let result = run_on(args, &target.url).await;
-    target.clean_up().await;
-    result
+    let url = target.url.clone();
+    target.run(run_on(args, &url)).await
 }
 
 /// The dates to run, in order, with the kind each is reported as.

@@ -135,7 +135,8 @@ pub enum BenchTarget {
 pub struct LedgerBenchArgs {
     /// Database kind. Without --database-url: sqlite uses a fresh file in the temp directory
     /// (removed afterwards); postgres creates a fresh database `wrap_bench_<id>` on the server of
-    /// WRAP_TEST_POSTGRES_URL (else postgres://postgres@127.0.0.1:5432) and drops it afterwards.
+    /// WRAP_TEST_POSTGRES_URL (else postgres://postgres@127.0.0.1:5432) and drops it afterwards,
+    /// also when stopped by Ctrl-C or SIGTERM.
     #[arg(long, value_enum, default_value_t = Backend::Sqlite)]
     pub backend: Backend,
     /// Which workload to run.

@@ -1,8 +1,10 @@
 //! `wrapd bench eod` kept from rotting: the binary builds a small book (200 wraps) on each
 //! database and runs end of day over it; every day must finish (its checks included: the
 //! opening book reconciles) and print its JSON line, and the books it leaves must be sound.
+//! Stopped midway, it removes its scratch database.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
@@ -104,4 +106,92 @@ async fn bench_eod_runs_on_a_small_book(backend: &'static str) {
         Some(dir) => std::fs::remove_dir_all(dir).unwrap(),
         None => api::db::drop_postgres_database(&url).await.unwrap(),
     }
+}
+
+on_each_backend!(
+    an_interrupted_bench_leaves_nothing,
+    an_interrupted_bench_leaves_nothing
+);
+
+/// The scratch databases `wrapd bench` makes on the test server (`wrap_bench_…`).
+async fn scratch_databases() -> Vec<String> {
+    let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
+    let db = api::db::connect(&base).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT datname FROM pg_database WHERE datname LIKE 'wrap_bench_%'",
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// Without --database-url the benchmark writes a scratch database (a file in the temp
+/// directory, or a database of its own on PostgreSQL). Stopped by SIGTERM while it builds its
+/// book, it exits non-zero saying so and leaves no scratch database behind.
+async fn an_interrupted_bench_leaves_nothing(backend: &'static str) {
+    let tmp = std::env::temp_dir().join(format!("wrapd-interrupted-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let before = if backend == "postgres" {
+        scratch_databases().await
+    } else {
+        Vec::new()
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args(["bench", "eod", "--wraps", "50000", "--backend", backend])
+        .env("TMPDIR", &tmp)
+        .env("WRAP__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the scratch database: the book is being built.
+    let started = Instant::now();
+    let made: Vec<String> = loop {
+        let made: Vec<String> = if backend == "postgres" {
+            scratch_databases()
+                .await
+                .into_iter()
+                .filter(|n| !before.contains(n))
+                .collect()
+        } else {
+            std::fs::read_dir(&tmp)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        if !made.is_empty() {
+            break made;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no scratch database appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Past the moment it is made (its handlers are in place before the work starts).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    if backend == "postgres" {
+        let left = scratch_databases().await;
+        for name in &made {
+            assert!(!left.contains(name), "{name} was left behind");
+        }
+    } else {
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{made:?} made, {left:?} left behind");
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
 }

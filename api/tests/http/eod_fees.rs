@@ -746,14 +746,15 @@ async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
     let yearly = agreement_with(&server, &m, "PERFY", perf("yearly")).await;
     let at_close = agreement_with(&server, &m, "PERFC", perf("at_close")).await;
     let c = make_customer(&server, &m.bank, "C-001", 3).await;
-    deposit(&server, &m.bank, c, "3000000").await;
+    deposit(&server, &m.bank, c, "4000000").await;
     // A (yearly) and B (at close) will be closed; C (yearly) will have everything withdrawn
-    // and stay open.
+    // and stay open; D (yearly) will have everything withdrawn on a 31 December.
     let a = wrap_on(&server, &m, c, yearly).await;
     let b = wrap_on(&server, &m, c, at_close).await;
     let cw = wrap_on(&server, &m, c, yearly).await;
+    let dw = wrap_on(&server, &m, c, yearly).await;
     let books = ledger::Ledger::new(server.db.clone());
-    for w in [a, b, cw] {
+    for w in [a, b, cw, dw] {
         contribute(&server, &m, w, "1000000").await;
         // ¥100,000 cash and 900,000 units at 10,000 (¥900,000).
         buy(&books, m.bank_id, w, FUND, "900000", "900000").await;
@@ -764,6 +765,7 @@ async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
             { "instrument": FUND, "date": "2031-12-30", "price": "10000" },
             { "instrument": FUND, "date": "2031-12-31", "price": "11000" },
             { "instrument": FUND, "date": "2032-03-02", "price": "12000" },
+            { "instrument": FUND, "date": "2032-12-30", "price": "12000" },
         ]),
     )
     .await;
@@ -777,7 +779,7 @@ async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
     // 31 December: 100,000 + 900,000 × 1.1 = 1,090,000 against the mark of 1,000,000 set on
     // the first day. Yearly: gain 90,000, fee 18,000, tax 1,800, collected from the cash;
     // the mark moves to 1,070,200. At close: nothing on 31 December.
-    for w in [a, cw] {
+    for w in [a, cw, dw] {
         assert_eq!(
             row_of(&server, perf_sql, w, day("2031-12-31")).await,
             [1_090_000, 1_000_000, 0, 90_000, 18_000, 1_800, 1_070_200]
@@ -836,8 +838,8 @@ async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
             assert_eq!(balance(&server, m.bank_id, &code).await, 0, "{code}");
         }
     }
-    // Tax: 1,800 twice on 31 December, then 1,800 + 3,600 + 1,800.
-    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 10_800);
+    // Tax: 1,800 three times on 31 December, then 1,800 + 3,600 + 1,800.
+    assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 12_600);
     // C stays open and empty. Its value that day is nil (the fee is not left in it): the
     // day's return is the fee, 1,140,400 ÷ 1,160,200 − 1.
     let sql = "SELECT nav, withdrawals FROM wrap_snapshots WHERE wrap_id = ? AND business_date = ?";
@@ -866,11 +868,33 @@ async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
     }
     // Its next 31 December finds no gain: the mark moved to what was paid out, and the
     // payout is a flow (mark 1,140,400, flows −1,140,400).
-    let s = run_days(&server, day("2032-03-04"), day("2032-12-31")).await;
+    let s = run_days(&server, day("2032-03-04"), day("2032-12-29")).await;
+    finished(&s).await;
+    // D: everything withdrawn, sold on 30 December and paid on 31 December (T+1), the
+    // yearly date: it crystallises once, at the payout, like A (one row: a second would
+    // break the key and stop the day).
+    let r = server
+        .post_idem(
+            &m.bank,
+            &format!("/v1/wraps/{dw}/withdrawals"),
+            &Uuid::now_v7().to_string(),
+            json!({ "all": true }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let s = run_days(&server, day("2032-12-30"), day("2032-12-31")).await;
     finished(&s).await;
     assert_eq!(
         row_of(&server, perf_sql, cw, day("2032-12-31")).await,
         [0, 1_140_400, -1_140_400, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        row_of(&server, perf_sql, dw, day("2032-12-31")).await,
+        [1_160_200, 1_070_200, 0, 90_000, 18_000, 1_800, 1_140_400]
+    );
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("customer:{c}:cash:JPY")).await,
+        4 * 1_140_400
     );
     server.stop().await;
 }
