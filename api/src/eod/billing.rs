@@ -110,8 +110,12 @@ pub fn performance_fee(gain: i64, rate: Decimal, tax_rate: Decimal) -> (i64, i64
     }
     let fee = (Decimal::from(gain) * rate).floor();
     let tax = (fee * tax_rate).floor();
-    let whole = |d: Decimal| i64::try_from(d.mantissa() / 10_i128.pow(d.scale())).unwrap_or(0);
     (whole(fee), whole(tax))
+}
+
+/// A whole (already floored) decimal as an integer of minor units.
+fn whole(d: Decimal) -> i64 {
+    i64::try_from(d.mantissa() / 10_i128.pow(d.scale())).unwrap_or(0)
 }
 
 /// One wrap as billing reads it.
@@ -672,6 +676,8 @@ pub async fn crystallise_at_liquidation(
     let mut states = fees::states_of(txn, tenant_id, &ids).await?;
     let flows = super::valuation::day_flows(txn, tenant_id, date, Some(&ids)).await?;
     let mut crystallised: Vec<Crystallised> = Vec::new();
+    // (wrap, currency scale, fee, tax) of those charged, in wrap order.
+    let mut owed: Vec<(Uuid, u32, i64, i64)> = Vec::new();
     for (l, p, tax_rate) in &with_fee {
         // A wrap never valued above zero has no mark and nothing to charge.
         let Some(s) = states.get_mut(&l.wrap_id) else {
@@ -684,11 +690,8 @@ pub async fn crystallise_at_liquidation(
         if fee + tax > l.value {
             // Gains withdrawn before (a mark below zero) can make the fee exceed what is
             // left: never charge more than is paid out.
-            let most = (Decimal::from(l.value) / (Decimal::ONE + *tax_rate)).floor();
-            fee = i64::try_from(most.mantissa() / 10_i128.pow(most.scale())).unwrap_or(0);
-            tax = performance_fee(fee, Decimal::ONE, *tax_rate)
-                .1
-                .min(l.value - fee);
+            fee = whole((Decimal::from(l.value) / (Decimal::ONE + *tax_rate)).floor());
+            tax = whole((Decimal::from(fee) * *tax_rate).floor()).min(l.value - fee);
         }
         let before = s.hwm;
         if fee > 0 {
@@ -702,6 +705,7 @@ pub async fn crystallise_at_liquidation(
             s.hwm_flows = -today;
             s.hwm_date = date;
             charged.insert(l.wrap_id, fee + tax);
+            owed.push((l.wrap_id, l.scale, fee, tax));
         }
         crystallised.push(Crystallised {
             wrap_id: l.wrap_id,
@@ -714,27 +718,14 @@ pub async fn crystallise_at_liquidation(
             new_hwm: if fee > 0 { s.hwm } else { before + flows },
         });
     }
-    let scale_of: HashMap<Uuid, u32> = liquidations.iter().map(|l| (l.wrap_id, l.scale)).collect();
-    let mut owed_now: Vec<(&FeeState, u32, i64, i64)> = crystallised
+    owed.sort_by_key(|o| o.0);
+    let owed_now: Vec<(&FeeState, u32, i64, i64)> = owed
         .iter()
-        .filter(|c| c.fee > 0)
-        .filter_map(|c| {
-            Some((
-                states.get(&c.wrap_id)?,
-                scale_of.get(&c.wrap_id).copied()?,
-                c.fee,
-                c.tax,
-            ))
-        })
+        .filter_map(|(w, scale, fee, tax)| Some((states.get(w)?, *scale, *fee, *tax)))
         .collect();
-    owed_now.sort_by_key(|r| r.0.wrap_id);
     post_performance_fees(txn, ledger, tenant_id, date, "perf-liquidation", &owed_now).await?;
     insert_crystallisations(txn, tenant_id, date, &crystallised).await?;
-    let changed: Vec<&FeeState> = crystallised
-        .iter()
-        .filter(|c| c.fee > 0)
-        .filter_map(|c| states.get(&c.wrap_id))
-        .collect();
+    let changed: Vec<&FeeState> = owed_now.iter().map(|o| o.0).collect();
     save_states(txn, tenant_id, &changed).await?;
     Ok(charged)
 }

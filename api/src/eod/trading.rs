@@ -1520,6 +1520,8 @@ struct Payout<'a> {
     from: Uuid,
     to: Uuid,
     kind: &'static str,
+    /// A movement of everything that pays something: a liquidation.
+    liquidation: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1538,7 +1540,6 @@ async fn pay_movements(
     let b = txn.get_database_backend();
     let mut payouts: Vec<Payout> = Vec::new();
     let mut liquidations: Vec<Liquidation> = Vec::new();
-    let mut liquidating: HashSet<Uuid> = HashSet::new();
     let mut fulfilled: Vec<(Uuid, i64)> = Vec::new();
     let mut closed: Vec<Uuid> = Vec::new();
     let mut activated: Vec<Uuid> = Vec::new();
@@ -1589,9 +1590,9 @@ async fn pay_movements(
         let pay = pay.max(0);
         *cash -= pay;
         let paid_before = paid.entry(m.wrap_id).or_default();
-        if m.amount.is_none() && pay > 0 {
-            // A liquidation: its performance fee, if its terms have one, is charged first.
-            liquidating.insert(m.id);
+        let liquidation = m.amount.is_none() && pay > 0;
+        if liquidation {
+            // Its performance fee, if its terms have one, is charged first.
             liquidations.push(Liquidation {
                 wrap_id: m.wrap_id,
                 agreement_id: w.agreement_id,
@@ -1637,6 +1638,7 @@ async fn pay_movements(
             from,
             to,
             kind,
+            liquidation,
         });
         if m.kind == "close" {
             closed.push(m.wrap_id);
@@ -1648,7 +1650,7 @@ async fn pay_movements(
     for p in payouts {
         let (m, w) = (p.movement, p.wrap);
         // The fee stays in the wrap (owed and due: billing collects it today).
-        let pay = if liquidating.contains(&m.id) {
+        let pay = if p.liquidation {
             p.pay - perf.get(&m.wrap_id).copied().unwrap_or(0)
         } else {
             p.pay

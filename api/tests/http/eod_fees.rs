@@ -115,6 +115,20 @@ async fn agreement_with(server: &TestServer, m: &Market, code: &str, terms: Valu
     id
 }
 
+/// Terms with no management fee and a 20 % performance fee crystallised as `crystallisation`
+/// says (tax 10 %, the JPY default; its split 0.2 / 0.7 / 0.1), billed quarterly.
+fn performance_terms(crystallisation: &str) -> Value {
+    json!({
+        "management_fee": { "kind": "flat", "rate_annual": "0" },
+        "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+        "performance_fee": {
+            "rate": "0.2", "high_water_mark": true, "crystallisation": crystallisation,
+            "split": { "channel": "0.2", "manager": "0.7", "platform": "0.1" },
+        },
+        "billing_period": "quarterly",
+    })
+}
+
 /// The standard terms (as `wraps::market`'s): flat 1.1 %, tax 10 % (the JPY default), split
 /// 0.5 / 0.4 / 0.1, billed monthly; on the untradable strategy.
 async fn standard_agreement(server: &TestServer, m: &Market) -> Uuid {
@@ -622,21 +636,7 @@ async fn high_water_mark_through_a_loss_and_a_recovery(backend: &'static str) {
     let server = TestServer::start(backend).await;
     let m = market(&server, "Bank", 3).await;
     // No management fee, so the NAVs are the holdings; 20 % performance fee, tax 10 %.
-    let perf = agreement_with(
-        &server,
-        &m,
-        "PERF",
-        json!({
-            "management_fee": { "kind": "flat", "rate_annual": "0" },
-            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
-            "performance_fee": {
-                "rate": "0.2", "high_water_mark": true, "crystallisation": "yearly",
-                "split": { "channel": "0.2", "manager": "0.7", "platform": "0.1" },
-            },
-            "billing_period": "quarterly",
-        }),
-    )
-    .await;
+    let perf = agreement_with(&server, &m, "PERF", performance_terms("yearly")).await;
     let c = make_customer(&server, &m.bank, "C-001", 3).await;
     deposit(&server, &m.bank, c, "2100000").await;
     let a = wrap_on(&server, &m, c, perf).await;
@@ -730,21 +730,9 @@ on_each_backend!(
 async fn a_liquidation_crystallises_the_performance_fee(backend: &'static str) {
     let server = TestServer::start(backend).await;
     let m = market(&server, "Bank", 3).await;
-    // No management fee; 20 % performance fee, tax 10 %, split 0.2 / 0.7 / 0.1; billed
-    // quarterly. One agreement crystallises yearly, the other only at a close.
-    let perf = |crystallisation: &str| {
-        json!({
-            "management_fee": { "kind": "flat", "rate_annual": "0" },
-            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
-            "performance_fee": {
-                "rate": "0.2", "high_water_mark": true, "crystallisation": crystallisation,
-                "split": { "channel": "0.2", "manager": "0.7", "platform": "0.1" },
-            },
-            "billing_period": "quarterly",
-        })
-    };
-    let yearly = agreement_with(&server, &m, "PERFY", perf("yearly")).await;
-    let at_close = agreement_with(&server, &m, "PERFC", perf("at_close")).await;
+    // One agreement crystallises yearly, the other only at a close.
+    let yearly = agreement_with(&server, &m, "PERFY", performance_terms("yearly")).await;
+    let at_close = agreement_with(&server, &m, "PERFC", performance_terms("at_close")).await;
     let c = make_customer(&server, &m.bank, "C-001", 3).await;
     deposit(&server, &m.bank, c, "4000000").await;
     // A (yearly) and B (at close) will be closed; C (yearly) will have everything withdrawn
