@@ -281,7 +281,11 @@ pub async fn update_instrument(
 }
 
 /// The last price on or before `as_of` of each of `codes` that has one (one query per 1,000
-/// codes: end of day values every holding with it).
+/// codes: end of day values every holding with it). The latest date is looked up once per
+/// instrument (the subquery is correlated to `instruments`, a seek on the price key), then
+/// the price row by its key: correlated to the price rows instead, it ran once per stored
+/// price, a cost that grew with every day of history (7-10 ms a call after a year of twelve
+/// funds, against 0.2 ms; docs/BENCHMARKS.md, "2026-12-01: a slower machine, …").
 pub async fn latest_prices<C: ConnectionTrait>(
     db: &C,
     codes: &[String],
@@ -290,14 +294,16 @@ pub async fn latest_prices<C: ConnectionTrait>(
     let mut out = HashMap::new();
     for chunk in codes.chunks(CHUNK) {
         let mut p = Params::new(db.get_database_backend());
-        let list = p.list(chunk);
+        // Pushed in the order they appear in the text (`?` binds in text order on SQLite).
         let date = p.push(as_of);
+        let list = p.list(chunk);
         let q = format!(
             "SELECT p.instrument_code, p.price_date, p.price, i.price_scale \
-             FROM instrument_prices p JOIN instruments i ON i.code = p.instrument_code \
-             WHERE p.instrument_code IN {list} AND p.price_date = ( \
+             FROM instruments i JOIN instrument_prices p ON p.instrument_code = i.code \
+             AND p.price_date = ( \
                  SELECT MAX(q.price_date) FROM instrument_prices q \
-                 WHERE q.instrument_code = p.instrument_code AND q.price_date <= {date})"
+                 WHERE q.instrument_code = i.code AND q.price_date <= {date}) \
+             WHERE i.code IN {list}"
         );
         for row in sql::query(db, q, p.values).await? {
             let scale = scale_of(get(&row, 3)?, "price scale")?;
