@@ -83,9 +83,9 @@ pub struct EodArgs {
 /// `wrapd demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Wraps to create (customers hold one to four each). The default finishes in 40 to 100
-    /// seconds on two cores, depending on the machine; end of day costs 0.21 to 0.52 ms per
-    /// wrap and day on SQLite (docs/BENCHMARKS.md, "The demo").
+    /// Wraps to create (customers hold one to four each). The default took 30 seconds on two
+    /// cores (2026-12-06; the same machine has been up to 2.4 times slower); end of day costs
+    /// about 0.15 ms per wrap and day on SQLite at 1,000 wraps (docs/BENCHMARKS.md, "The demo").
     #[arg(long, default_value_t = 400)]
     pub wraps: u64,
     /// Seed of the synthetic book and prices (the same seed, the same book).

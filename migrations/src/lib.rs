@@ -32,6 +32,7 @@ mod m20261121_000011_eod_indexes;
 mod m20261121_000012_instructions;
 mod m20261121_000013_goal_results;
 mod m20261122_000014_movement_payouts;
+mod m20261206_000015_date_major_daily_rows;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000012_instructions::Migration),
             Box::new(m20261121_000013_goal_results::Migration),
             Box::new(m20261122_000014_movement_payouts::Migration),
+            Box::new(m20261206_000015_date_major_daily_rows::Migration),
         ]
     }
 }

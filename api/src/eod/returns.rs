@@ -438,21 +438,25 @@ pub async fn range<C: ConnectionTrait>(
 ) -> Result<ReturnsView, EodError> {
     let b = db.get_database_backend();
     let mut pa = Params::new(b);
+    // Driven by the dates end of day ran: the daily rows are keyed date first (migration
+    // 000015), so each date's row is one lookup by its whole key; a range of the wrap's dates
+    // would read every wrap's rows in it. CROSS JOIN keeps that order on SQLite.
     let mut q = format!(
         "SELECT r.business_date, r.daily, r.cumulative_index, s.nav, s.contributions, s.withdrawals \
-         FROM wrap_returns r JOIN wrap_snapshots s ON s.tenant_id = r.tenant_id \
-           AND s.wrap_id = r.wrap_id AND s.business_date = r.business_date \
-         WHERE r.tenant_id = {} AND r.wrap_id = {}",
+         FROM eod_runs d CROSS JOIN wrap_returns r CROSS JOIN wrap_snapshots s \
+         WHERE r.tenant_id = {} AND r.business_date = d.business_date AND r.wrap_id = {} \
+         AND s.tenant_id = r.tenant_id AND s.business_date = d.business_date \
+         AND s.wrap_id = r.wrap_id",
         pa.push(tenant_id),
         pa.push(wrap_id)
     );
     if let Some(f) = from {
-        q.push_str(&format!(" AND r.business_date >= {}", pa.push(f)));
+        q.push_str(&format!(" AND d.business_date >= {}", pa.push(f)));
     }
     if let Some(t) = to {
-        q.push_str(&format!(" AND r.business_date <= {}", pa.push(t)));
+        q.push_str(&format!(" AND d.business_date <= {}", pa.push(t)));
     }
-    q.push_str(" ORDER BY r.business_date");
+    q.push_str(" ORDER BY d.business_date");
     let bad = |what: &str, e: String| {
         EodError::Db(sea_orm::DbErr::Custom(format!(
             "wrap_returns of {wrap_id}: bad {what}: {e}"

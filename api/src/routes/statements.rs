@@ -508,11 +508,14 @@ async fn statement_of(
     let fees_to = day_before(to);
     let mut f = Figures::default();
 
-    // Values: the NAVs of the opening date and of `to`.
+    // Values: the NAVs of the opening date and of `to`. The daily rows are keyed date first
+    // (migration 000015): reads of one wrap are driven by the dates end of day ran, each a
+    // lookup by the whole key (CROSS JOIN keeps that order on SQLite).
     let mut pa = Params::new(b);
     let q = format!(
-        "SELECT business_date, nav FROM wrap_snapshots WHERE tenant_id = {} AND wrap_id = {} \
-         AND business_date >= {} AND business_date <= {}",
+        "SELECT s.business_date, s.nav FROM eod_runs d CROSS JOIN wrap_snapshots s \
+         WHERE s.tenant_id = {} AND s.business_date = d.business_date AND s.wrap_id = {} \
+         AND d.business_date >= {} AND d.business_date <= {}",
         pa.push(t),
         pa.push(w),
         pa.push(opening_date),
@@ -560,9 +563,10 @@ async fn statement_of(
     if fees_to >= opening_date {
         let mut pa = Params::new(b);
         let q = format!(
-            "SELECT CAST(SUM(fee_posted) AS TEXT), CAST(SUM(tax_posted) AS TEXT) \
-             FROM fee_accruals WHERE tenant_id = {} AND wrap_id = {} \
-             AND business_date >= {} AND business_date <= {}",
+            "SELECT CAST(SUM(a.fee_posted) AS TEXT), CAST(SUM(a.tax_posted) AS TEXT) \
+             FROM eod_runs d CROSS JOIN fee_accruals a WHERE a.tenant_id = {} \
+             AND a.business_date = d.business_date AND a.wrap_id = {} \
+             AND d.business_date >= {} AND d.business_date <= {}",
             pa.push(t),
             pa.push(w),
             pa.push(opening_date),
