@@ -212,7 +212,6 @@ impl MigrationTrait for Migration {
             DbBackend::Postgres => sql::run(db, SNAPSHOTS_UP_POSTGRES).await,
             _ => {
                 let s = snapshots_sqlite(true);
-                let s: Vec<&str> = s.iter().map(String::as_str).collect();
                 sql::run(db, &s).await
             }
         }
@@ -231,7 +230,6 @@ impl MigrationTrait for Migration {
             }
             _ => {
                 let s = snapshots_sqlite(false);
-                let s: Vec<&str> = s.iter().map(String::as_str).collect();
                 sql::run(db, &s).await?;
             }
         }

@@ -127,7 +127,6 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         sql::run(db, UP).await?;
         let s = steps(db.get_database_backend(), true);
-        let s: Vec<&str> = s.iter().map(String::as_str).collect();
         sql::run(db, &s).await
     }
 
@@ -135,7 +134,6 @@ impl MigrationTrait for Migration {
         let db = manager.get_connection();
         sql::run(db, DOWN).await?;
         let s = steps(db.get_database_backend(), false);
-        let s: Vec<&str> = s.iter().map(String::as_str).collect();
         sql::run(db, &s).await
     }
 }

@@ -27,9 +27,14 @@ use crate::sql;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The keys before and after.
-const WRAP_FIRST: &str = "tenant_id, wrap_id, business_date";
-const DATE_FIRST: &str = "tenant_id, business_date, wrap_id";
+/// The key before (`down`) and after (`up`).
+fn key(date_first: bool) -> &'static str {
+    if date_first {
+        "tenant_id, business_date, wrap_id"
+    } else {
+        "tenant_id, wrap_id, business_date"
+    }
+}
 
 /// Each table, whether it keeps its by-date index `(business_date, tenant_id)` under the date
 /// first key, and its columns and constraints other than its primary key, as they stand after
@@ -79,9 +84,10 @@ const TABLES: [(&str, bool, &str); 3] = [
     ),
 ];
 
-/// The statements that give every table the primary key `key` on `backend`.
-fn rekey(backend: DbBackend, key: &str) -> Vec<String> {
-    let date_first = key == DATE_FIRST;
+/// The statements that give every table the date-first key (or back the wrap-first one) on
+/// `backend`.
+fn rekey(backend: DbBackend, date_first: bool) -> Vec<String> {
+    let key = key(date_first);
     let mut out = Vec::new();
     for (table, keeps_by_date, body) in TABLES {
         let by_date = format!("CREATE INDEX {table}_by_date ON {table} (business_date, tenant_id)");
@@ -117,11 +123,9 @@ fn rekey(backend: DbBackend, key: &str) -> Vec<String> {
     out
 }
 
-async fn run(manager: &SchemaManager<'_>, key: &str) -> Result<(), DbErr> {
+async fn run(manager: &SchemaManager<'_>, date_first: bool) -> Result<(), DbErr> {
     let db = manager.get_connection();
-    let statements = rekey(db.get_database_backend(), key);
-    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-    sql::run(db, &statements).await
+    sql::run(db, &rekey(db.get_database_backend(), date_first)).await
 }
 
 #[async_trait::async_trait]
@@ -133,10 +137,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, DATE_FIRST).await
+        run(manager, true).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, WRAP_FIRST).await
+        run(manager, false).await
     }
 }

@@ -16,11 +16,12 @@ pub fn render(backend: DbBackend, template: &str) -> String {
         .replace("{hot_updates}", hot)
 }
 
-/// Runs each statement, rendered for the connection's backend, in order.
-pub async fn run<C: ConnectionTrait>(db: &C, statements: &[&str]) -> Result<(), DbErr> {
+/// Runs each statement (fixed or built), rendered for the connection's backend, in order.
+pub async fn run<C: ConnectionTrait, S: AsRef<str>>(db: &C, statements: &[S]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     for statement in statements {
-        db.execute_unprepared(&render(backend, statement)).await?;
+        db.execute_unprepared(&render(backend, statement.as_ref()))
+            .await?;
     }
     Ok(())
 }
