@@ -402,6 +402,19 @@ const GOALS: [(&str, u32, i64); 4] = [
     ("Travel", 3, 1),
 ];
 
+/// How many wraps a new customer holds: one to four, most one (65 %, then 20 %, 10 % and
+/// 5 %: 1.55 a customer on average). Most customers of a wrap service open one portfolio and
+/// some add goals of their own; the demo's "few thousand customers" are then about 1.5 wraps
+/// each.
+fn wraps_of_customer(rng: &mut XorShift) -> usize {
+    match rng.below(20) {
+        0..=12 => 1,
+        13..=16 => 2,
+        17..=18 => 3,
+        _ => 4,
+    }
+}
+
 /// `n` wraps of distributor `d` with their customers, accounts, plans and opening balances.
 #[allow(clippy::too_many_arguments)]
 async fn write_chunk(
@@ -454,7 +467,7 @@ async fn write_chunk(
             credit: thousands(rng, shape.customer_cash_thousands),
             contribution: false,
         });
-        let count = (1 + rng.below(4) as usize).min(n - made);
+        let count = wraps_of_customer(rng).min(n - made);
         for _ in 0..count {
             let wrap = Uuid::now_v7();
             let (s, agreement) = offers[rng.below(offers.len() as u64) as usize];
@@ -665,4 +678,28 @@ async fn insert<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_customers_hold_one_wrap_and_none_more_than_four() {
+        let mut rng = XorShift::from_seed(2025);
+        let mut seen = [0_u32; 5];
+        for _ in 0..20_000 {
+            let n = wraps_of_customer(&mut rng);
+            assert!((1..=4).contains(&n), "{n} wraps");
+            seen[n] += 1;
+        }
+        // 65 / 20 / 10 / 5 %, within a percentage point at 20,000 draws.
+        for (n, share) in [(1, 65.0), (2, 20.0), (3, 10.0), (4, 5.0)] {
+            let got = f64::from(seen[n]) / 200.0;
+            assert!(
+                (got - share).abs() < 1.0,
+                "{n} wraps: {got} % against {share} %"
+            );
+        }
+    }
 }

@@ -6,8 +6,9 @@
 //!    fee) and an independent advisor (a flat fee with a performance fee, three
 //!    strategies); two managers; five strategies from a bond fund to global equity over
 //!    twelve funds whose prices move every day (seeded, so the same every run); customers
-//!    with one to four wraps each, half of the wraps with a monthly contribution plan, one
-//!    in three with a goal. Wraps open with cash, invested by the first end of day.
+//!    with one to four wraps each (most one, 1.55 on average), half of the wraps with a
+//!    monthly contribution plan, one in three with a goal. Wraps open with cash, invested by
+//!    the first end of day.
 //! 2. **API clients**: an admin client for the platform and each partner; their secrets are
 //!    printed once (only argon2 hashes are stored), so `wrapd serve` on the same database
 //!    answers them.

@@ -33,6 +33,7 @@ mod m20261121_000012_instructions;
 mod m20261121_000013_goal_results;
 mod m20261122_000014_movement_payouts;
 mod m20261206_000015_date_major_daily_rows;
+mod m20261206_000016_trade_orders_by_tenant_date;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000013_goal_results::Migration),
             Box::new(m20261122_000014_movement_payouts::Migration),
             Box::new(m20261206_000015_date_major_daily_rows::Migration),
+            Box::new(m20261206_000016_trade_orders_by_tenant_date::Migration),
         ]
     }
 }
