@@ -83,11 +83,11 @@ pub struct EodArgs {
 /// `wrapd demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Wraps to create (customers hold one to four each, 1.55 on average). The default took 26
-    /// seconds on two cores (2026-12-06; the same machine has been up to 2.4 times slower); end
-    /// of day costs about 0.13 ms per wrap and day on SQLite at 1,000 to 3,100 wraps (about
-    /// 2,000 customers at 3,100: 2 min 24 s; docs/BENCHMARKS.md, "The demo").
-    #[arg(long, default_value_t = 400)]
+    /// Wraps to create (customers hold one to four each, 1.55 on average). The default, about
+    /// 2,000 customers, took 1 min 43 s on two cores (2026-12-06; the same machine has been up
+    /// to 2.4 times slower); end of day costs about 0.09 ms per wrap and day on SQLite at 3,100
+    /// wraps (docs/BENCHMARKS.md, "The demo").
+    #[arg(long, default_value_t = 3100)]
     pub wraps: u64,
     /// Seed of the synthetic book and prices (the same seed, the same book).
     #[arg(long, default_value_t = 2025)]

@@ -34,6 +34,7 @@ mod m20261121_000013_goal_results;
 mod m20261122_000014_movement_payouts;
 mod m20261206_000015_date_major_daily_rows;
 mod m20261206_000016_trade_orders_by_tenant_date;
+mod m20261206_000017_fee_unposted;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000014_movement_payouts::Migration),
             Box::new(m20261206_000015_date_major_daily_rows::Migration),
             Box::new(m20261206_000016_trade_orders_by_tenant_date::Migration),
+            Box::new(m20261206_000017_fee_unposted::Migration),
         ]
     }
 }

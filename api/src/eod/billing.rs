@@ -5,7 +5,8 @@
 //! **Period end** (the terms in effect on the date): monthly, the last calendar day of the
 //! month; quarterly, the last day of March, June, September and December. Holidays included
 //! (billing is a book entry; it needs no market). On its period end everything the wrap owes
-//! (`accrued:wrap:{id}`, including that day's accrual) becomes due.
+//! (its fee state's `*_owed`, including that day's accrual, all posted to `accrued:wrap:{id}`
+//! by that date's accrual step: [`super::fees`]) becomes due.
 //!
 //! **Collection.** What is due is collected from `wrap:{id}:cash` as far as its available
 //! balance (holds counted, sale proceeds not settled yet left out) allows, in this order: management-fee tax, management fee,

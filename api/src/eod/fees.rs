@@ -28,9 +28,23 @@
 //! per book and currency `accrued:fees:{CCY}` and `accrued:tax:{CCY}` (credit-normal): all
 //! outside the reconciliation prefixes, so accruing moves nothing there; billing moves the
 //! collected part into `wrap:` and `payable:` accounts, which reconcile against each other.
-//! One entry (kind `fee_accrual`) per book, currency and chunk of at most [`WRAPS_PER_ENTRY`]
-//! wraps (one posting each, plus the two credits), idempotency key
-//! `accrual:{tenant}:{date}:{chunk}`, chunks numbered in (currency, wrap id) order.
+//!
+//! **Owed daily, posted monthly.** Each day's whole units are owed at once: they go into the
+//! wrap's fee state (`fee_owed`, `tax_owed`), which valuation deducts from the next day's NAV,
+//! and into `fee_accruals`. They reach the ledger later (`fee_unposted`, `tax_unposted` until
+//! then): every wrap's on each month end (every billing period ends on one), and a wrap's on
+//! any date it has something due (arrears, or a close or a withdrawal of everything, which
+//! make all it owes due). Only billing credits `accrued:wrap:{id}`, and only what is due, so
+//! what it collects is always in the ledger first and the account never goes below zero. Why
+//! not daily: a posting a day to every wrap's own account rewrote one page per wrap and date
+//! of the postings' by-account index, a fifth of end of day at 3,000 wraps
+//! (docs/BENCHMARKS.md, "The demo"). So between postings `accrued:wrap:{id}` shows what was
+//! posted, and the fee state what is owed. Tried by
+//! `api/tests/http/eod_fees.rs::a_month_of_accrual_is_exact` (owed mid-month, not posted; one
+//! entry at the month end) and `a_close_pays_its_fees_before_the_customer` (posted on the
+//! close's date, then collected). One entry (kind `fee_accrual`) per book, currency and chunk
+//! of at most [`WRAPS_PER_ENTRY`] wraps (one posting each, plus the two credits), idempotency
+//! key `accrual:{tenant}:{date}:{chunk}`, chunks numbered in (currency, wrap id) order.
 //!
 //! **Which wraps.** Those with a snapshot on D whose agreement is active and has accepted terms
 //! in effect on D. A wrap's fee state (and its `accrued:wrap` account) starts on its first day
@@ -43,7 +57,7 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use ledger::asset::decimal_of;
 use ledger::{Ledger, LedgerError, MAX_BATCH, NewAccount, NewEntry, NewPosting, Side};
 use rust_decimal::Decimal;
@@ -62,7 +76,7 @@ pub const DAYS_PER_YEAR: i64 = 365;
 /// [`ledger::entry::MAX_POSTINGS`].
 pub const WRAPS_PER_ENTRY: usize = 998;
 
-/// Rows per fee-state upsert (20 values each).
+/// Rows per fee-state upsert (21 values each).
 const STATE_ROWS: usize = 500;
 
 /// `accrued:wrap:{id}`: what the wrap owes in fees and tax, posted and not collected.
@@ -243,10 +257,16 @@ pub struct FeeState {
     pub hwm: i64,
     pub hwm_flows: i64,
     pub hwm_date: NaiveDate,
+    /// Accrued management fee (whole units, counted in `fee_owed`) not posted to the ledger
+    /// yet: posted at the month end, or the same date once anything is due.
+    pub fee_unposted: i64,
+    /// Its tax, likewise (counted in `tax_owed`).
+    pub tax_unposted: i64,
 }
 
 impl FeeState {
-    /// Everything posted to the wrap's accrual account and not collected.
+    /// Everything the wrap owes and has not paid: posted to its accrual account and not
+    /// collected, plus the accrual not posted yet.
     pub fn owed(&self) -> i64 {
         self.fee_owed + self.tax_owed + self.perf_owed + self.perf_tax_owed
     }
@@ -274,10 +294,10 @@ impl FeeState {
 pub const STATE_COLUMNS: &str = "s.wrap_id, s.account_id, s.currency, s.fee_carry_x365, \
      s.tax_carry_x365, s.fee_owed, s.tax_owed, s.perf_owed, s.perf_tax_owed, s.fee_due, \
      s.tax_due, s.perf_due, s.perf_tax_due, s.owed_at_start, s.as_of, s.hwm, s.hwm_flows, \
-     s.hwm_date";
+     s.hwm_date, s.fee_unposted, s.tax_unposted";
 
 /// Number of columns in [`STATE_COLUMNS`].
-pub const STATE_COLUMN_COUNT: usize = 18;
+pub const STATE_COLUMN_COUNT: usize = 20;
 
 fn dec(r: &sea_orm::QueryResult, i: usize) -> Result<Decimal, EodError> {
     let s: String = get(r, i)?;
@@ -306,6 +326,8 @@ pub fn read_state(r: &sea_orm::QueryResult, at: usize) -> Result<FeeState, EodEr
         hwm: get(r, at + 15)?,
         hwm_flows: get(r, at + 16)?,
         hwm_date: get(r, at + 17)?,
+        fee_unposted: get(r, at + 18)?,
+        tax_unposted: get(r, at + 19)?,
     })
 }
 
@@ -385,7 +407,8 @@ pub async fn save_states(
 ) -> Result<(), EodError> {
     const COLS: &str = "tenant_id, wrap_id, account_id, currency, fee_carry_x365, \
         tax_carry_x365, fee_owed, tax_owed, perf_owed, perf_tax_owed, fee_due, tax_due, \
-        perf_due, perf_tax_due, owed_at_start, as_of, hwm, hwm_flows, hwm_date";
+        perf_due, perf_tax_due, owed_at_start, as_of, hwm, hwm_flows, hwm_date, fee_unposted, \
+        tax_unposted";
     let updates: Vec<String> = COLS
         .split(", ")
         .skip(3)
@@ -416,6 +439,8 @@ pub async fn save_states(
                     s.hwm.into(),
                     s.hwm_flows.into(),
                     s.hwm_date.into(),
+                    s.fee_unposted.into(),
+                    s.tax_unposted.into(),
                 ])
             })
             .collect();
@@ -493,8 +518,11 @@ pub async fn run(
 ) -> Result<serde_json::Value, EodError> {
     let terms = all_terms(txn).await?;
     let mut pa = Params::new(txn.get_database_backend());
+    // The books with wraps valued today, and those still holding accrual not posted (a book
+    // whose last wrap closed today has no snapshot, and its accrual must reach the ledger).
     let q = format!(
-        "SELECT DISTINCT tenant_id FROM wrap_snapshots WHERE business_date = {}",
+        "SELECT tenant_id FROM wrap_snapshots WHERE business_date = {} UNION \
+         SELECT tenant_id FROM wrap_fee_state WHERE fee_unposted > 0 OR tax_unposted > 0",
         pa.push(date)
     );
     let mut tenant_ids: Vec<Uuid> = query(txn, q, pa.values)
@@ -503,15 +531,24 @@ pub async fn run(
         .map(|r| get::<Uuid>(r, 0))
         .collect::<Result<_, _>>()?;
     tenant_ids.sort();
-    let (mut wraps, mut entries, mut fee, mut tax) = (0_u64, 0_u64, 0_i64, 0_i64);
+    let mut all = Accrued::default();
     for tenant_id in tenant_ids {
         let c = accrue_tenant(txn, ledger, tenant_id, date, &terms).await?;
-        wraps += c.0;
-        entries += c.1;
-        fee += c.2;
-        tax += c.3;
+        all.wraps += c.wraps;
+        all.fee += c.fee;
+        all.tax += c.tax;
+        all.entries += c.entries;
+        all.fee_posted += c.fee_posted;
+        all.tax_posted += c.tax_posted;
     }
-    Ok(json!({ "wraps": wraps, "entries": entries, "fee_posted": fee, "tax_posted": tax }))
+    Ok(json!({
+        "wraps": all.wraps,
+        "fee_accrued": all.fee,
+        "tax_accrued": all.tax,
+        "entries": all.entries,
+        "fee_posted": all.fee_posted,
+        "tax_posted": all.tax_posted,
+    }))
 }
 
 async fn accrue_tenant(
@@ -520,7 +557,7 @@ async fn accrue_tenant(
     tenant_id: Uuid,
     date: NaiveDate,
     terms: &HashMap<Uuid, AgreementTerms>,
-) -> Result<(u64, u64, i64, i64), EodError> {
+) -> Result<Accrued, EodError> {
     let b = txn.get_database_backend();
     let mut pa = Params::new(b);
     let q = format!(
@@ -579,6 +616,8 @@ async fn accrue_tenant(
                     hwm: nav - flows,
                     hwm_flows: flows,
                     hwm_date: date,
+                    fee_unposted: 0,
+                    tax_unposted: 0,
                 })
             }
             None => continue,
@@ -589,6 +628,8 @@ async fn accrue_tenant(
         state.tax_carry_x365 = day.tax_carry_x365;
         state.fee_owed += day.fee_posted;
         state.tax_owed += day.tax_posted;
+        state.fee_unposted += day.fee_posted;
+        state.tax_unposted += day.tax_posted;
         by_currency
             .entry(currency)
             .or_insert_with(|| (scale, Vec::new()))
@@ -597,9 +638,6 @@ async fn accrue_tenant(
     }
     // The rows are decoded: free them before the writes (a tenant may have a million).
     drop(snaps);
-    if by_currency.is_empty() {
-        return Ok((0, 0, 0, 0));
-    }
     // Accrual accounts for wraps on their first fee.
     if !new_wraps.is_empty() {
         let new: Vec<NewAccount> = new_wraps
@@ -624,62 +662,117 @@ async fn accrue_tenant(
             }
         }
     }
-    let mut currencies: Vec<String> = by_currency.keys().cloned().collect();
-    currencies.sort();
+    let (entries, posted) = post_unposted(txn, ledger, tenant_id, date, &mut states).await?;
+    let mut all_rows: Vec<Row> = by_currency.into_values().flat_map(|(_, r)| r).collect();
+    all_rows.sort_by_key(|r| r.wrap_id);
+    insert_accruals(txn, tenant_id, date, &all_rows).await?;
+    let mut changed: Vec<Uuid> = all_rows.iter().map(|r| r.wrap_id).collect();
+    changed.extend(posted);
+    changed.sort();
+    changed.dedup();
+    let changed: Vec<&FeeState> = changed.iter().filter_map(|id| states.get(id)).collect();
+    save_states(txn, tenant_id, &changed).await?;
+    let (fee, tax) = all_rows.iter().fold((0, 0), |(f, t), r| {
+        (f + r.day.fee_posted, t + r.day.tax_posted)
+    });
+    Ok(Accrued {
+        wraps: all_rows.len() as u64,
+        fee,
+        tax,
+        entries: entries.0,
+        fee_posted: entries.1,
+        tax_posted: entries.2,
+    })
+}
+
+/// What [`accrue_tenant`] did: the wraps accrued and their whole units, the entries posted and
+/// what they carried to the ledger.
+#[derive(Debug, Default)]
+struct Accrued {
+    wraps: u64,
+    fee: i64,
+    tax: i64,
+    entries: u64,
+    fee_posted: i64,
+    tax_posted: i64,
+}
+
+/// Whether `date` is the last calendar day of its month (every billing period ends on one).
+fn month_end(date: NaiveDate) -> bool {
+    date.succ_opt()
+        .is_none_or(|next| next.month() != date.month())
+}
+
+/// Posts the accrual not posted yet (`fee_unposted`, `tax_unposted`) of every wrap in `states`
+/// that must have it in the ledger on `date`: every wrap on a month end, otherwise a wrap with
+/// anything due (billing collects what is due by crediting `accrued:wrap:{id}`, so what is due
+/// is always posted first). One entry (kind `fee_accrual`) per currency and chunk of at most
+/// [`WRAPS_PER_ENTRY`] wraps: Dr each `accrued:wrap:{id}` its fee and tax, Cr
+/// `accrued:fees:{CCY}` and `accrued:tax:{CCY}` the sums; chunks numbered in (currency, wrap
+/// id) order. Zeroes what it posted; returns (entries, fee, tax) and the wraps posted.
+async fn post_unposted(
+    txn: &DatabaseTransaction,
+    ledger: &Ledger,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    states: &mut HashMap<Uuid, FeeState>,
+) -> Result<((u64, i64, i64), Vec<Uuid>), EodError> {
+    let all = month_end(date);
+    let mut due: Vec<&FeeState> = states
+        .values()
+        .filter(|s| s.fee_unposted + s.tax_unposted > 0)
+        .filter(|s| all || s.fee_due + s.tax_due + s.perf_due + s.perf_tax_due > 0)
+        .collect();
+    due.sort_by(|a, b| (&a.currency, a.wrap_id).cmp(&(&b.currency, b.wrap_id)));
     let mut entries: Vec<NewEntry> = Vec::new();
+    let (mut fee_total, mut tax_total) = (0_i64, 0_i64);
     let mut chunk_no = 0_usize;
-    let (mut wraps, mut fee_total, mut tax_total) = (0_u64, 0_i64, 0_i64);
-    let mut all_rows: Vec<Row> = Vec::new();
-    for ccy in currencies {
-        let Some((scale, mut rows)) = by_currency.remove(&ccy) else {
-            continue;
-        };
-        rows.sort_by_key(|r| r.wrap_id);
+    for by_ccy in due.chunk_by(|a, b| a.currency == b.currency) {
+        let ccy = &by_ccy[0].currency;
+        let scale = ledger.asset(ccy).await?.scale;
         let accounts = book_accounts(
             txn,
             tenant_id,
-            &ccy,
-            &[accrued_fees_code(&ccy), accrued_tax_code(&ccy)],
+            ccy,
+            &[accrued_fees_code(ccy), accrued_tax_code(ccy)],
         )
         .await?;
         let (Some(fees_acc), Some(tax_acc)) = (
-            accounts.get(&accrued_fees_code(&ccy)).copied(),
-            accounts.get(&accrued_tax_code(&ccy)).copied(),
+            accounts.get(&accrued_fees_code(ccy)).copied(),
+            accounts.get(&accrued_tax_code(ccy)).copied(),
         ) else {
             return Err(corrupt(format!("accrual accounts of {tenant_id} {ccy}")));
         };
-        let posting: Vec<&Row> = rows
-            .iter()
-            .filter(|r| r.day.fee_posted + r.day.tax_posted > 0)
-            .collect();
-        for chunk in posting.chunks(WRAPS_PER_ENTRY) {
+        for chunk in by_ccy.chunks(WRAPS_PER_ENTRY) {
             let (mut fee, mut tax) = (0_i64, 0_i64);
             let mut postings = Vec::with_capacity(chunk.len() + 2);
-            for r in chunk {
-                let account = states
-                    .get(&r.wrap_id)
-                    .map(|s| s.account_id)
-                    .ok_or_else(|| corrupt(format!("no fee state for wrap {}", r.wrap_id)))?;
-                fee += r.day.fee_posted;
-                tax += r.day.tax_posted;
+            for s in chunk {
+                if s.account_id.is_nil() {
+                    return Err(corrupt(format!(
+                        "no accrual account for wrap {}",
+                        s.wrap_id
+                    )));
+                }
+                fee += s.fee_unposted;
+                tax += s.tax_unposted;
                 postings.push(NewPosting::debit(
-                    account,
-                    &ccy,
-                    amount(r.day.fee_posted + r.day.tax_posted, scale),
+                    s.account_id,
+                    ccy,
+                    amount(s.fee_unposted + s.tax_unposted, scale),
                 ));
             }
             if fee > 0 {
-                postings.push(NewPosting::credit(fees_acc, &ccy, amount(fee, scale)));
+                postings.push(NewPosting::credit(fees_acc, ccy, amount(fee, scale)));
             }
             if tax > 0 {
-                postings.push(NewPosting::credit(tax_acc, &ccy, amount(tax, scale)));
+                postings.push(NewPosting::credit(tax_acc, ccy, amount(tax, scale)));
             }
             entries.push(NewEntry {
                 tenant_id,
                 idempotency_key: format!("accrual:{tenant_id}:{date}:{chunk_no}"),
                 kind: "fee_accrual".to_owned(),
                 effective_date: date,
-                description: format!("management fee accrued on {date}"),
+                description: format!("management fee accrued to {date}"),
                 metadata: json!({ "eod_date": date, "chunk": chunk_no, "wraps": chunk.len() }),
                 postings,
                 hold: None,
@@ -688,18 +781,17 @@ async fn accrue_tenant(
             fee_total += fee;
             tax_total += tax;
         }
-        wraps += rows.len() as u64;
-        all_rows.extend(rows);
     }
-    let entry_count = entries.len() as u64;
+    let posted: Vec<Uuid> = due.iter().map(|s| s.wrap_id).collect();
+    let count = entries.len() as u64;
     post_all(txn, ledger, entries).await?;
-    insert_accruals(txn, tenant_id, date, &all_rows).await?;
-    let changed: Vec<&FeeState> = all_rows
-        .iter()
-        .filter_map(|r| states.get(&r.wrap_id))
-        .collect();
-    save_states(txn, tenant_id, &changed).await?;
-    Ok((wraps, entry_count, fee_total, tax_total))
+    for id in &posted {
+        if let Some(s) = states.get_mut(id) {
+            s.fee_unposted = 0;
+            s.tax_unposted = 0;
+        }
+    }
+    Ok(((count, fee_total, tax_total), posted))
 }
 
 async fn insert_accruals(

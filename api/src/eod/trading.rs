@@ -51,8 +51,9 @@
 //!   to the customer when the destination no longer takes money. A movement whose units are
 //!   not all sold yet (a partial fill) stays pending and is sold again the next day.
 //!   **Fees first:** the wrap's cash that pays out never includes what it owes in fees
-//!   (`accrued:wrap:{id}`, posted by accrual and not yet collected: fee, performance fee
-//!   and their tax), so no payout leaves the fees behind. A movement of everything (close,
+//!   (the fee state's owed amounts, accrued and not yet collected: fee, performance fee
+//!   and their tax, posted to `accrued:wrap:{id}` or not yet), so no payout leaves the fees
+//!   behind. A movement of everything (close,
 //!   full withdrawal or switch) also makes that amount due at once, and the `billing` step
 //!   of the same date collects it from the cash kept and splits it as on a period end. The
 //!   sub-yen carry is not owed and is not charged; a closing wrap accrues nothing on its

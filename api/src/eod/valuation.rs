@@ -7,8 +7,9 @@
 //! the currency's minor unit once per wrap (`units_value`), so `nav = cash + units_value −
 //! fees_unpaid` exactly (a CHECK says so). `fees_unpaid` is what the wrap owes in whole minor
 //! units when the date begins: management fee and its consumption tax (and a crystallised
-//! performance fee and its tax) posted to `accrued:wrap:{id}` by earlier dates' accrual and
-//! not yet collected by billing ([`super::fees`]); tax included, because the customer owes it
+//! performance fee and its tax) accrued by earlier dates (in its fee state, posted to
+//! `accrued:wrap:{id}` or not yet) and not yet collected by billing ([`super::fees`]); tax
+//! included, because the customer owes it
 //! with the fee. The sub-unit carry is not deducted (it is not owed yet). The date's own
 //! accrual runs after valuation and is deducted from the next date on; a valuation redone on
 //! the same date (a late price) deducts the same amount (`wrap_fee_state.owed_at_start`).

@@ -357,6 +357,31 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
         row_of(&server, sql, w, day("2031-04-08")).await,
         [999_769, 31, 3]
     );
+    // Mid-month the accrual is owed (the fee state; the NAV deducts it) but not posted yet:
+    // the ledger gets it at the month end, in one entry.
+    let owed = rows(
+        &server,
+        "SELECT fee_owed, tax_owed, fee_unposted, tax_unposted FROM wrap_fee_state WHERE wrap_id = ?",
+        vec![w.into()],
+    )
+    .await;
+    let owed: Vec<i64> = (0..4)
+        .map(|i| owed[0].try_get_by_index::<i64>(i).unwrap())
+        .collect();
+    let accrued: Vec<i64> = rows(
+        &server,
+        "SELECT CAST(SUM(fee_posted) AS BIGINT), CAST(SUM(tax_posted) AS BIGINT) FROM fee_accruals WHERE wrap_id = ?",
+        vec![w.into()],
+    )
+    .await
+    .iter()
+    .flat_map(|r| (0..2).map(|i| r.try_get_by_index::<i64>(i).unwrap()))
+    .collect();
+    assert_eq!(owed, [accrued[0], accrued[1], accrued[0], accrued[1]]);
+    assert_eq!(
+        balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
+        0
+    );
 
     // A contribution of ¥500,000 on 16 April.
     dated_contribution(
@@ -430,10 +455,22 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
         row_of(&server, sql, w, day("2031-04-30")).await,
         [1129, 112, 1129, 112, 564, 452, 113, 0]
     );
-    // The books: the wrap paid 1,241; the payables hold it; the accruals are cleared.
+    // The books: the wrap paid 1,241; the payables hold it; the accruals are cleared. The
+    // month's accrual reached the ledger in one entry, on the month end.
     assert_eq!(
         balance(&server, m.bank_id, &format!("wrap:{w}:cash")).await,
         1_500_000 - 1241
+    );
+    let entries = rows(
+        &server,
+        "SELECT effective_date FROM ledger_entries WHERE tenant_id = ? AND kind = 'fee_accrual'",
+        vec![m.bank_id.into()],
+    )
+    .await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].try_get_by_index::<NaiveDate>(0).unwrap(),
+        day("2031-04-30")
     );
     assert_eq!(
         balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
@@ -912,10 +949,17 @@ async fn a_close_pays_its_fees_before_the_customer(backend: &'static str) {
     // NAV 1,000,000: 11,000 ÷ 365 → 30, carry 50; tax 1,100 ÷ 365 → 3, carry 5.
     // NAV 999,967: 10,999.637 + 50 → 30, carry 99.637; 1,099.9637 + 5 → 3, carry 9.9637.
     // NAV 999,934: 10,999.274 + 99.637 → 30, carry 148.911; 1,099.9274 + 9.9637 → 3.
-    // Owed: 90 fee + 9 tax, not due before the month end.
+    // Owed: 90 fee + 9 tax, not due before the month end, and so not posted yet (the ledger
+    // gets it at the month end, or once something is due: the close below).
+    let sql = "SELECT fee_owed, tax_owed, fee_unposted, tax_unposted FROM wrap_fee_state WHERE wrap_id = ?";
+    let r = rows(&server, sql, vec![w.into()]).await;
+    let state: Vec<i64> = (0..4)
+        .map(|i| r[0].try_get_by_index::<i64>(i).unwrap())
+        .collect();
+    assert_eq!(state, [90, 9, 90, 9]);
     assert_eq!(
         balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
-        99
+        0
     );
     let r = server
         .post_idem(
@@ -944,6 +988,24 @@ async fn a_close_pays_its_fees_before_the_customer(backend: &'static str) {
         assert_eq!(balance(&server, m.bank_id, &code).await, 0, "{code}");
     }
     assert_eq!(balance(&server, m.bank_id, "payable:tax:JPY").await, 9);
+    // The 99 reached the ledger on the close's date, before billing collected it.
+    let posted = rows(
+        &server,
+        "SELECT e.effective_date, p.amount FROM ledger_postings p JOIN ledger_entries e \
+         ON e.tenant_id = p.tenant_id AND e.id = p.entry_id JOIN ledger_accounts a \
+         ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+         WHERE e.kind = 'fee_accrual' AND a.code = ?",
+        vec![format!("accrued:wrap:{w}").into()],
+    )
+    .await;
+    assert_eq!(posted.len(), 1);
+    assert_eq!(
+        (
+            posted[0].try_get_by_index::<NaiveDate>(0).unwrap(),
+            posted[0].try_get_by_index::<i64>(1).unwrap()
+        ),
+        (day("2031-01-09"), 99)
+    );
     let r = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
     assert_eq!(r.ok(200)["wrap"]["status"], "closed", "{}", r.text);
     // Nothing is accrued on the closing date, and nothing is left to bill afterwards.
