@@ -26,7 +26,8 @@ pub struct Migration;
 
 const UP: &[&str] = &[
     // One row per wrap that has accrued a fee. `owed_*`: posted to `accrued:wrap:{id}`, not
-    // collected; `due_*`: the part of it billed at a period end (collected as cash allows).
+    // collected (since `m20261206_000017_fee_unposted`, also accrued and not posted yet);
+    // `due_*`: the part of it billed at a period end (collected as cash allows).
     // `owed_at_start` is the owed total before the first change on `as_of`, so valuation
     // redone on that date deducts what it deducted the first time.
     "CREATE TABLE wrap_fee_state (

@@ -79,7 +79,8 @@ pub const WRAPS_PER_ENTRY: usize = 998;
 /// Rows per fee-state upsert (21 values each).
 const STATE_ROWS: usize = 500;
 
-/// `accrued:wrap:{id}`: what the wrap owes in fees and tax, posted and not collected.
+/// `accrued:wrap:{id}`: what the wrap owes in fees and tax, posted (at month ends, or when
+/// due) and not collected; the fee state also holds what is owed and not posted yet.
 pub fn accrued_wrap_code(wrap_id: Uuid) -> String {
     format!("accrued:wrap:{wrap_id}")
 }
@@ -373,8 +374,8 @@ pub async fn tenant_states<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// What each of `wrap_ids` owes in fees and tax (posted to `accrued:wrap:{id}`, not
-/// collected); wraps that owe nothing are left out.
+/// What each of `wrap_ids` owes in fees and tax (its fee state: accrued, posted to
+/// `accrued:wrap:{id}` or not yet, and not collected); wraps that owe nothing are left out.
 pub async fn owed_by<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
