@@ -534,13 +534,7 @@ pub async fn run(
     tenant_ids.sort();
     let mut all = Accrued::default();
     for tenant_id in tenant_ids {
-        let c = accrue_tenant(txn, ledger, tenant_id, date, &terms).await?;
-        all.wraps += c.wraps;
-        all.fee += c.fee;
-        all.tax += c.tax;
-        all.entries += c.entries;
-        all.fee_posted += c.fee_posted;
-        all.tax_posted += c.tax_posted;
+        all += accrue_tenant(txn, ledger, tenant_id, date, &terms).await?;
     }
     Ok(json!({
         "wraps": all.wraps,
@@ -571,8 +565,7 @@ async fn accrue_tenant(
     );
     let snaps = query(txn, q, pa.values).await?;
     let mut states = tenant_states(txn, tenant_id).await?;
-    // By currency, then wrap id: the order that numbers the chunks.
-    let mut by_currency: HashMap<String, (u32, Vec<Row>)> = HashMap::new();
+    let mut accrued: Vec<Row> = Vec::with_capacity(snaps.len());
     let mut new_wraps: Vec<(Uuid, String)> = Vec::new();
     for r in &snaps {
         let wrap_id: Uuid = get(r, 0)?;
@@ -631,11 +624,7 @@ async fn accrue_tenant(
         state.tax_owed += day.tax_posted;
         state.fee_unposted += day.fee_posted;
         state.tax_unposted += day.tax_posted;
-        by_currency
-            .entry(currency)
-            .or_insert_with(|| (scale, Vec::new()))
-            .1
-            .push(Row { wrap_id, nav, day });
+        accrued.push(Row { wrap_id, nav, day });
     }
     // The rows are decoded: free them before the writes (a tenant may have a million).
     drop(snaps);
@@ -663,26 +652,20 @@ async fn accrue_tenant(
             }
         }
     }
-    let (entries, posted) = post_unposted(txn, ledger, tenant_id, date, &mut states).await?;
-    let mut all_rows: Vec<Row> = by_currency.into_values().flat_map(|(_, r)| r).collect();
-    all_rows.sort_by_key(|r| r.wrap_id);
-    insert_accruals(txn, tenant_id, date, &all_rows).await?;
-    let mut changed: Vec<Uuid> = all_rows.iter().map(|r| r.wrap_id).collect();
+    let (posting, posted) = post_unposted(txn, ledger, tenant_id, date, &mut states).await?;
+    accrued.sort_by_key(|r| r.wrap_id);
+    insert_accruals(txn, tenant_id, date, &accrued).await?;
+    let mut changed: Vec<Uuid> = accrued.iter().map(|r| r.wrap_id).collect();
     changed.extend(posted);
     changed.sort();
     changed.dedup();
     let changed: Vec<&FeeState> = changed.iter().filter_map(|id| states.get(id)).collect();
     save_states(txn, tenant_id, &changed).await?;
-    let (fee, tax) = all_rows.iter().fold((0, 0), |(f, t), r| {
-        (f + r.day.fee_posted, t + r.day.tax_posted)
-    });
     Ok(Accrued {
-        wraps: all_rows.len() as u64,
-        fee,
-        tax,
-        entries: entries.0,
-        fee_posted: entries.1,
-        tax_posted: entries.2,
+        wraps: accrued.len() as u64,
+        fee: accrued.iter().map(|r| r.day.fee_posted).sum(),
+        tax: accrued.iter().map(|r| r.day.tax_posted).sum(),
+        ..posting
     })
 }
 
@@ -698,6 +681,17 @@ struct Accrued {
     tax_posted: i64,
 }
 
+impl std::ops::AddAssign for Accrued {
+    fn add_assign(&mut self, o: Self) {
+        self.wraps += o.wraps;
+        self.fee += o.fee;
+        self.tax += o.tax;
+        self.entries += o.entries;
+        self.fee_posted += o.fee_posted;
+        self.tax_posted += o.tax_posted;
+    }
+}
+
 /// Whether `date` is the last calendar day of its month (every billing period ends on one).
 fn month_end(date: NaiveDate) -> bool {
     date.succ_opt()
@@ -710,14 +704,15 @@ fn month_end(date: NaiveDate) -> bool {
 /// is always posted first). One entry (kind `fee_accrual`) per currency and chunk of at most
 /// [`WRAPS_PER_ENTRY`] wraps: Dr each `accrued:wrap:{id}` its fee and tax, Cr
 /// `accrued:fees:{CCY}` and `accrued:tax:{CCY}` the sums; chunks numbered in (currency, wrap
-/// id) order. Zeroes what it posted; returns (entries, fee, tax) and the wraps posted.
+/// id) order. Zeroes what it posted; returns the entries and what they carried (the posting
+/// fields of [`Accrued`]) and the wraps posted.
 async fn post_unposted(
     txn: &DatabaseTransaction,
     ledger: &Ledger,
     tenant_id: Uuid,
     date: NaiveDate,
     states: &mut HashMap<Uuid, FeeState>,
-) -> Result<((u64, i64, i64), Vec<Uuid>), EodError> {
+) -> Result<(Accrued, Vec<Uuid>), EodError> {
     let all = month_end(date);
     let mut due: Vec<&FeeState> = states
         .values()
@@ -792,7 +787,15 @@ async fn post_unposted(
             s.tax_unposted = 0;
         }
     }
-    Ok(((count, fee_total, tax_total), posted))
+    Ok((
+        Accrued {
+            entries: count,
+            fee_posted: fee_total,
+            tax_posted: tax_total,
+            ..Accrued::default()
+        },
+        posted,
+    ))
 }
 
 async fn insert_accruals(

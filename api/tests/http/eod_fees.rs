@@ -300,6 +300,17 @@ async fn row_of(server: &TestServer, sql: &str, wrap: Uuid, date: NaiveDate) -> 
         .collect()
 }
 
+/// The wrap's fee state: fee and tax owed, and the parts of them not posted to the ledger yet.
+async fn owed_and_unposted(server: &TestServer, wrap: Uuid) -> [i64; 4] {
+    let r = rows(
+        server,
+        "SELECT fee_owed, tax_owed, fee_unposted, tax_unposted FROM wrap_fee_state WHERE wrap_id = ?",
+        vec![wrap.into()],
+    )
+    .await;
+    std::array::from_fn(|i| r[0].try_get_by_index::<i64>(i).unwrap())
+}
+
 async fn finished(s: &Value) {
     assert_eq!(s["status"], "finished", "{s}");
     for step in s["steps"].as_array().unwrap() {
@@ -359,15 +370,7 @@ async fn a_month_of_accrual_is_exact(backend: &'static str) {
     );
     // Mid-month the accrual is owed (the fee state; the NAV deducts it) but not posted yet:
     // the ledger gets it at the month end, in one entry.
-    let owed = rows(
-        &server,
-        "SELECT fee_owed, tax_owed, fee_unposted, tax_unposted FROM wrap_fee_state WHERE wrap_id = ?",
-        vec![w.into()],
-    )
-    .await;
-    let owed: Vec<i64> = (0..4)
-        .map(|i| owed[0].try_get_by_index::<i64>(i).unwrap())
-        .collect();
+    let owed = owed_and_unposted(&server, w).await;
     let accrued: Vec<i64> = rows(
         &server,
         "SELECT CAST(SUM(fee_posted) AS BIGINT), CAST(SUM(tax_posted) AS BIGINT) FROM fee_accruals WHERE wrap_id = ?",
@@ -951,12 +954,7 @@ async fn a_close_pays_its_fees_before_the_customer(backend: &'static str) {
     // NAV 999,934: 10,999.274 + 99.637 → 30, carry 148.911; 1,099.9274 + 9.9637 → 3.
     // Owed: 90 fee + 9 tax, not due before the month end, and so not posted yet (the ledger
     // gets it at the month end, or once something is due: the close below).
-    let sql = "SELECT fee_owed, tax_owed, fee_unposted, tax_unposted FROM wrap_fee_state WHERE wrap_id = ?";
-    let r = rows(&server, sql, vec![w.into()]).await;
-    let state: Vec<i64> = (0..4)
-        .map(|i| r[0].try_get_by_index::<i64>(i).unwrap())
-        .collect();
-    assert_eq!(state, [90, 9, 90, 9]);
+    assert_eq!(owed_and_unposted(&server, w).await, [90, 9, 90, 9]);
     assert_eq!(
         balance(&server, m.bank_id, &format!("accrued:wrap:{w}")).await,
         0
