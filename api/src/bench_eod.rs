@@ -17,8 +17,8 @@
 //! before anything is timed. PostgreSQL is then `ANALYZE`d (see
 //! docs/BENCHMARKS.md, "Statistics").
 //!
-//! **The days**, run with the same [`crate::eod::run`] as `wrapd eod`, so whatever steps
-//! [`crate::eod::STEPS`] holds are timed: the ordinary day is [`ORDINARY`] (a Tuesday whose
+//! **The days**, run with the same [`wraps::eod::run`] as `wrapd eod`, so whatever steps
+//! [`wraps::eod::STEPS`] holds are timed: the ordinary day is [`ORDINARY`] (a Tuesday whose
 //! day of month 28 has plans due), the month-end day [`MONTH_END`] (a Thursday, also a
 //! quarter end); the day between them is run too (dates run with no gaps) and reported as
 //! ordinary. Each day prints one JSON line on stdout: `{"wraps","backend","day_kind","date",
@@ -39,9 +39,9 @@ use uuid::Uuid;
 use crate::bench::{Target, peak_rss_kib};
 use crate::book::{InstrumentSpec, Partner, Shape, StrategySpec};
 use crate::cli::{DayKind, EodBenchArgs};
-use crate::eod::{Actor, Quiet, RunGuard, RunLock};
 use crate::error::Error;
 use crate::logging::redact_url;
+use wraps::eod::{Actor, Quiet, RunGuard, RunLock};
 
 /// Distributors in the book.
 pub const DISTRIBUTORS: usize = 5;
@@ -144,11 +144,13 @@ async fn run_on(args: &EodBenchArgs, url: &str) -> Result<(), Error> {
         request_id: format!("bench:{}", Uuid::now_v7()),
     };
     let lock = RunLock::new();
-    let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
+    let guard = RunGuard::acquire(&lock, &db)
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
     for (day, kind) in days {
         reset_peak_rss();
         let clock = Instant::now();
-        let outcomes = crate::eod::run(&db, &ledger, day, day, &actor, &guard, &Quiet)
+        let outcomes = wraps::eod::run(&db, &ledger, day, day, &actor, &guard, &Quiet)
             .await
             .map_err(|e| Error::Other(format!("end of day {day}: {e}")))?;
         let result = EodBenchResult::new(
@@ -167,7 +169,7 @@ async fn run_on(args: &EodBenchArgs, url: &str) -> Result<(), Error> {
             serde_json::to_string(&result).map_err(|e| Error::Other(e.to_string()))?
         );
     }
-    drop(guard);
+    guard.release().await;
     drop(ledger);
     let _ = db.close().await;
     Ok(())

@@ -4,7 +4,7 @@
 //! One matrix of growth factors for [`goal::MIN_PATHS`] paths and `--months` months
 //! (μ 5 %, σ 15 %), drawn on one thread and then on `--threads`; then `--wraps` wraps run over
 //! it with [`goal::estimate`] (end of day's call), first on one thread, then shared among
-//! `--threads` as the `goals` step shares them ([`crate::eod::goals::estimate_all`]). Every
+//! `--threads` as the `goals` step shares them ([`wraps::eod::goals::estimate_all`]). Every
 //! other wrap has a monthly contribution plan; values and targets vary. Prints one JSON line:
 //! `{"paths","months","wraps","threads","draw_ms_1_thread","draw_ms","simulate_ms_1_thread",
 //! "ms_per_wrap_1_thread","simulate_ms","ms_per_wrap","mean_probability"}`.
@@ -69,7 +69,7 @@ pub fn run(args: &GoalsBenchArgs) -> Result<(), Error> {
     }
     let threads = args
         .threads
-        .unwrap_or_else(crate::eod::goals::threads)
+        .unwrap_or_else(wraps::eod::goals::threads)
         .clamp(1, 256);
     let inputs: Vec<GoalInput> = (0..args.wraps).map(|i| input(i, args.months)).collect();
     let first = &inputs[0];
@@ -99,7 +99,7 @@ pub fn run(args: &GoalsBenchArgs) -> Result<(), Error> {
     let simulate_ms_1 = ms(t);
     let refs: Vec<&GoalInput> = inputs.iter().collect();
     let t = Instant::now();
-    let results = crate::eod::goals::estimate_all(&refs, &growth, threads);
+    let results = wraps::eod::goals::estimate_all(&refs, &growth, threads);
     let simulate_ms = ms(t);
     let mut sum_n = 0.0_f64;
     for r in results {

@@ -31,8 +31,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::bench::XorShift;
-use crate::eod::sql::{INSERT_ROWS, Params, exec};
 use crate::error::Error;
+use ledger::sql::{INSERT_ROWS, Params, exec};
 
 /// Wraps written per transaction.
 const CHUNK_WRAPS: usize = 5_000;

@@ -78,6 +78,11 @@ pub struct EodArgs {
     /// The last date to run (inclusive); every calendar day in between is run.
     #[arg(long, value_name = "DATE")]
     pub to: Option<chrono::NaiveDate>,
+    /// When another process runs end of day, wait up to this many seconds for it to finish
+    /// (then dates it finished are reported as already finished) instead of exiting with
+    /// status 4 at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
 }
 
 /// `wrapd demo`.

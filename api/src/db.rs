@@ -22,17 +22,7 @@ pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// The file of an SQLite URL (`None` for in-memory databases and other backends).
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
-        return None;
-    }
-    Some(PathBuf::from(path.strip_prefix("file:").unwrap_or(path)))
-}
+pub use ledger::store::sqlite_path;
 
 /// Opens a pool on `url` ([`ledger::connect`]: WAL and a busy timeout on SQLite), first
 /// creating the directory of an SQLite file.
@@ -198,7 +188,7 @@ pub async fn drop_postgres_database(url: &str) -> Result<(), Error> {
 
 /// Removes an SQLite file and its WAL and shared-memory companions, ignoring missing ones.
 pub fn remove_sqlite_files(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".eod-lock"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(PathBuf::from(p));

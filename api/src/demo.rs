@@ -34,10 +34,10 @@ use uuid::Uuid;
 
 use crate::book::{Book, InstrumentSpec, Partner, Shape, StrategySpec};
 use crate::cli::DemoArgs;
-use crate::eod::sql::{get, query};
-use crate::eod::{Actor, RunGuard, RunLock};
 use crate::error::Error;
 use crate::settings::Settings;
+use ledger::sql::{get, query};
+use wraps::eod::{Actor, RunGuard, RunLock};
 
 /// The demo's year.
 pub const FIRST: NaiveDate = ymd(2025, 1, 1);
@@ -287,17 +287,17 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<(), Error> {
     };
     let lock = RunLock::with(
         settings.calendar.calendar()?,
-        std::sync::Arc::new(crate::eod::trading::SimulatedVenue),
+        std::sync::Arc::new(wraps::eod::trading::SimulatedVenue),
     );
     // Goals at month ends: a daily recomputation of every goal costs more than the rest of
     // the day (docs/BENCHMARKS.md, "Goals at end of day"); 31 December is a month end, so
     // the year's last figures are there to show.
-    lock.set_goal_cadence(crate::eod::GoalCadence::MonthEnd);
-    let guard = RunGuard::acquire(&lock).map_err(other)?;
-    crate::eod::cli::run_dates(&db, &ledger, FIRST, LAST, &actor, &guard)
-        .await
-        .map_err(other)?;
-    drop(guard);
+    lock.set_goal_cadence(wraps::eod::GoalCadence::MonthEnd);
+    lock.set_database_url(&settings.database.url);
+    let guard = RunGuard::acquire(&lock, &db).await.map_err(other)?;
+    let year_run = crate::eod_cli::run_dates(&db, &ledger, FIRST, LAST, &actor, &guard).await;
+    guard.release().await;
+    year_run.map_err(other)?;
     let eod_seconds = year.elapsed().as_secs_f64();
     eprintln!("A year of end of day took {eod_seconds:.1} s.");
     show(settings, &db, &book, &clients).await?;
@@ -561,7 +561,7 @@ async fn show(
 
 /// The bank's customer with the most wraps, one of them with a goal (the first by id).
 async fn demo_customer(db: &sea_orm::DatabaseConnection, bank: Uuid) -> Result<Uuid, Error> {
-    let mut pa = crate::eod::sql::Params::new(sea_orm::ConnectionTrait::get_database_backend(db));
+    let mut pa = ledger::sql::Params::new(sea_orm::ConnectionTrait::get_database_backend(db));
     let q = format!(
         "SELECT customer_id FROM wraps WHERE tenant_id = {} GROUP BY customer_id \
          HAVING COUNT(goal_name) > 0 ORDER BY COUNT(*) DESC, customer_id LIMIT 1",

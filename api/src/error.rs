@@ -59,14 +59,20 @@ pub enum Error {
     /// date goes on when it is run again after the fills are in.
     #[error("{0}")]
     AwaitingFills(String),
+    /// End of day is being run by another process (`wrapd eod` without `--wait`, or waited
+    /// too long).
+    #[error("{0}")]
+    EodBusy(String),
 }
 
 impl Error {
-    /// The process exit status for this error: [`crate::eod::cli::EXIT_AWAITING_FILLS`] when
-    /// end of day waits for fills, 1 otherwise.
+    /// The process exit status for this error: [`crate::eod_cli::EXIT_AWAITING_FILLS`] when
+    /// end of day waits for fills, [`crate::eod_cli::EXIT_BUSY`] when another process runs
+    /// it, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::AwaitingFills(_) => crate::eod::cli::EXIT_AWAITING_FILLS,
+            Self::AwaitingFills(_) => crate::eod_cli::EXIT_AWAITING_FILLS,
+            Self::EodBusy(_) => crate::eod_cli::EXIT_BUSY,
             _ => 1,
         }
     }

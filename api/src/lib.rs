@@ -46,7 +46,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod db;
 pub mod demo;
-pub mod eod;
+pub mod eod_cli;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -81,7 +81,7 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
         }
         Command::Migrate { action } => migrate::run(&settings.database, action).await,
         Command::Bootstrap(args) => bootstrap::run(&settings, &args).await,
-        Command::Eod(args) => eod::cli::run(&settings, &args).await,
+        Command::Eod(args) => eod_cli::run(&settings, &args).await,
         Command::Demo(args) => demo::run(&settings, &args).await,
         // The benchmark never touches the configured database: only an explicit
         // --database-url, else a scratch database (see `bench`).

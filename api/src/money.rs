@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::store::wraps as store;
-use ledger::wraps::{Invalid, check_money, customer_cash_code, omnibus_code};
+use ledger::wraps::{Invalid, check_money, customer_cash_code};
 use ledger::{Account, Asset, AssetKind, Entry, Ledger, NewAccount, NewEntry, NewPosting, Side};
 use rust_decimal::Decimal;
 use sea_orm::DatabaseTransaction;
@@ -59,18 +59,7 @@ pub async fn ensure_account(
         .ok_or_else(|| Problem::internal(&format!("account {} vanished", new.code)))
 }
 
-/// The distributor's omnibus account of `asset`: debit-normal, what the platform really holds
-/// for the distributor's customers.
-pub fn omnibus_account(tenant_id: Uuid, asset: &str) -> NewAccount {
-    NewAccount {
-        tenant_id,
-        code: omnibus_code(asset),
-        asset: asset.to_owned(),
-        normal_side: Side::Debit,
-        no_negative: false,
-        metadata: json!({ "purpose": "omnibus: held at the bank or custodian for customers" }),
-    }
-}
+pub use wraps::chart::omnibus_account;
 
 /// The distributor's omnibus account of `asset` (opened with the distributor for JPY, on
 /// first use for other assets).

@@ -90,6 +90,7 @@ use crate::problem::method_not_allowed;
         crate::routes::wraps::create_plan,
         crate::routes::wraps::list_plans,
         crate::routes::wraps::cancel_plan,
+        crate::routes::wraps::list_plan_runs,
         crate::routes::returns::wrap_returns,
 
         // statements (routes/statements.rs)

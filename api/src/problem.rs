@@ -373,24 +373,28 @@ impl From<ledger::MarketError> for Problem {
     }
 }
 
-impl From<crate::eod::EodError> for Problem {
-    fn from(e: crate::eod::EodError) -> Self {
+impl From<wraps::eod::EodError> for Problem {
+    fn from(e: wraps::eod::EodError) -> Self {
         match e {
-            crate::eod::EodError::OutOfOrder { date, expected } => Problem::conflict(format!(
+            wraps::eod::EodError::OutOfOrder { date, expected } => Problem::conflict(format!(
                 "end of day runs dates in order with no gaps: the next date to run is {expected}, not {date}"
             ))
             .with_field_error("date", format!("the next date to run is {expected}")),
-            crate::eod::EodError::InProgress => Problem::conflict("an end-of-day run is in progress"),
-            crate::eod::EodError::Invalid { field, message } => Problem::invalid_field(field, message),
-            crate::eod::EodError::ChecksFailed { date, reason } => {
+            wraps::eod::EodError::InProgress => Problem::conflict(
+                "an end-of-day run is in progress (in this service or another process)",
+            ),
+            e @ wraps::eod::EodError::ClaimLost => Problem::conflict(e.to_string()),
+            e @ wraps::eod::EodError::LockFile(_) => Problem::internal(&e),
+            wraps::eod::EodError::Invalid { field, message } => Problem::invalid_field(field, message),
+            wraps::eod::EodError::ChecksFailed { date, reason } => {
                 Problem::conflict(format!("end of day for {date} stopped: {reason}"))
             }
-            e @ crate::eod::EodError::AwaitingFills { .. } => {
+            e @ wraps::eod::EodError::AwaitingFills { .. } => {
                 Problem::new(StatusCode::CONFLICT, "awaiting-fills", "Awaiting Fills")
                     .with_detail(e.to_string())
             }
-            crate::eod::EodError::Ledger(e) => Problem::from(e),
-            crate::eod::EodError::Db(e) => Problem::from(e),
+            wraps::eod::EodError::Ledger(e) => Problem::from(e),
+            wraps::eod::EodError::Db(e) => Problem::from(e),
         }
     }
 }

@@ -88,7 +88,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn app_data(
     settings: &Settings,
     db: DatabaseConnection,
-) -> Result<(web::Data<AppState>, web::Data<crate::eod::RunLock>), Error> {
+) -> Result<(web::Data<AppState>, web::Data<wraps::eod::RunLock>), Error> {
     let keys = crate::auth::load_keys(&settings.auth, &settings.database.url)?;
     let metrics = Metrics::new().map_err(|e| Error::Other(format!("metrics: {e}")))?;
     let state = web::Data::new(AppState {
@@ -103,11 +103,12 @@ pub fn app_data(
         )),
     });
     // One end-of-day run at a time for this service (shared by every worker).
-    let lock = crate::eod::RunLock::with(
+    let lock = wraps::eod::RunLock::with(
         settings.calendar.calendar()?,
-        Arc::new(crate::eod::trading::SimulatedVenue),
+        Arc::new(wraps::eod::trading::SimulatedVenue),
     );
     lock.set_goal_cadence(settings.goals.recompute);
+    lock.set_database_url(&settings.database.url);
     let eod_lock = web::Data::from(lock);
     Ok((state, eod_lock))
 }

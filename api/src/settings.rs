@@ -53,7 +53,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct GoalSettings {
     /// `daily` (every date) or `month_end` (the last date of each month).
-    pub recompute: crate::eod::GoalCadence,
+    pub recompute: wraps::eod::GoalCadence,
 }
 
 /// `[calendar]`: the trading calendar (weekends are always closed).
@@ -335,6 +335,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wrapd-settings-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn the_configured_holidays_are_the_built_in_list() {
+        let settings = Settings::builtin().unwrap();
+        assert_eq!(
+            settings.calendar.calendar().unwrap(),
+            ledger::calendar::Calendar::japan()
+        );
+    }
+
+    #[test]
+    fn a_bad_holiday_is_named() {
+        let mut settings = Settings::builtin().unwrap();
+        settings.calendar.holidays.push("2027-13-01".into());
+        let err = settings.calendar.calendar().unwrap_err().to_string();
+        assert!(
+            err.contains("calendar.holidays") && err.contains("2027-13-01"),
+            "{err}"
+        );
     }
 
     #[test]

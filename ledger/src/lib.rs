@@ -32,6 +32,7 @@ pub mod entry;
 pub mod error;
 pub mod market;
 pub mod rules;
+pub mod sql;
 pub mod store;
 pub mod wraps;
 

@@ -1,6 +1,6 @@
 //! End of day, steps `accrual` and `billing`: the fee state of every wrap, the daily accrual
 //! history, collections, performance-fee crystallisations and the platform's monthly invoices
-//! (api/src/eod/fees.rs and billing.rs own the arithmetic); and the fees deducted from a
+//! (ledger/wraps/src/eod/fees.rs and billing.rs own the arithmetic); and the fees deducted from a
 //! snapshot's NAV.
 //!
 //! Rules written into the schema:

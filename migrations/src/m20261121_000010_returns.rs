@@ -1,5 +1,5 @@
 //! End of day, step `returns`: the daily time-weighted return of every wrap and its
-//! chain-linked index (api/src/eod/returns.rs owns the arithmetic and the convention).
+//! chain-linked index (ledger/wraps/src/eod/returns.rs owns the arithmetic and the convention).
 //!
 //! Rules written into the schema:
 //! * one row per wrap and date (`PRIMARY KEY (tenant_id, wrap_id, business_date)`), pointing

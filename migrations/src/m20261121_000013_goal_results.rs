@@ -1,5 +1,5 @@
 //! End of day, step `goals`: each wrap's goal probability as end of day computed it
-//! (api/src/eod/goals.rs owns the simulation's inputs and the seed rule).
+//! (ledger/wraps/src/eod/goals.rs owns the simulation's inputs and the seed rule).
 //!
 //! Rules written into the schema:
 //! * one row per wrap and date (`PRIMARY KEY (tenant_id, wrap_id, business_date)`), pointing

@@ -1,6 +1,6 @@
 //! What end of day paid for each withdrawal, switch or close (`wrap_movements`), so a
 //! customer who asked for an amount can see what reached them and when
-//! (`GET /v1/wraps/{id}/movements`; api/src/eod/trading.rs writes them).
+//! (`GET /v1/wraps/{id}/movements`; ledger/wraps/src/eod/trading.rs writes them).
 //!
 //! Rules written into the schema:
 //! * `paid` is BIGINT minor units of the wrap's currency, never negative, set with

@@ -1,7 +1,7 @@
 //! `wrap_fee_state.fee_unposted` and `tax_unposted`: the whole minor units of management fee
 //! and its tax a wrap has accrued (counted in `fee_owed` / `tax_owed`, deducted from its NAV)
 //! but that are not posted to its `accrued:wrap:{id}` account yet. Accrual posts them at each
-//! month end, and the same date whenever the wrap has anything due (api/src/eod/fees.rs).
+//! month end, and the same date whenever the wrap has anything due (ledger/wraps/src/eod/fees.rs).
 //!
 //! Why: posted every day, the accrual put one posting a day into every wrap's own account, and
 //! the postings' by-account index then rewrote one page per wrap and date: a fifth of the demo's

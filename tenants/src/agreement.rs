@@ -74,7 +74,7 @@ pub struct Split {
 
 /// When a performance fee is crystallised. Either way a wrap that is liquidated (closed,
 /// or everything withdrawn or switched out) crystallises when its money is paid out, so the
-/// gain leaving the wrap is not left uncharged (end of day, `api/src/eod/trading.rs`).
+/// gain leaving the wrap is not left uncharged (end of day, `ledger/wraps/src/eod/trading.rs`).
 /// `yearly`: also on 31 December, at most once a calendar year for a wrap that stays
 /// invested. `at_close`: only at liquidation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -22,7 +22,7 @@
 //! matrix built for the longest horizon of a group serves every shorter one, and a wrap's
 //! answer from a shared matrix is bit-for-bit the answer [`project`] gives it alone. The
 //! default seed is one per strategy ([`strategy_seed`]), so every wrap of a strategy shares
-//! its draws: end of day builds one matrix per strategy (api/src/eod/goals.rs).
+//! its draws: end of day builds one matrix per strategy (ledger/wraps/src/eod/goals.rs).
 //!
 //! The simulation runs in `f64`: it is a statistical estimate, never a balance, and nothing it
 //! produces is posted; its money outputs (percentile values, the contribution needed) are

@@ -8,6 +8,7 @@
 //! [`principal::Forbidden`] to responses.
 //!
 //! Modules, and the invariant each one enforces:
+//! * [`audit`]: the audit writer; a change and its record commit together.
 //! * [`tenant`]: a tenant's kind, status and white-label display settings; names and emails
 //!   are validated before they reach the store.
 //! * [`client`]: API clients; a secret is never stored, only its argon2id hash, and a
@@ -27,6 +28,7 @@
 //!   is at most one platform tenant (checked here and by a unique index).
 
 pub mod agreement;
+pub mod audit;
 pub mod client;
 pub mod error;
 pub mod fee_impact;

@@ -39,7 +39,7 @@ pub struct Page<T> {
     pub next_cursor: Option<Uuid>,
 }
 
-fn p(backend: DbBackend, n: usize) -> String {
+pub(crate) fn p(backend: DbBackend, n: usize) -> String {
     match backend {
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),

@@ -1,7 +1,7 @@
 //! `/v1/instructions`: block orders sent to a distributor's own account system (its
 //! execution venue is `external`), and the fills that system reports; and the venue setting
 //! itself, `/v1/tenants/{id}/execution-venue`. The rules of instructions and fills are in
-//! [`crate::eod::instructions`].
+//! [`wraps::eod::instructions`].
 //!
 //! Isolation (tested by `api/tests/http/eod_instructions.rs`): an instruction belongs to its
 //! distributor; every query is scoped by the caller's tenant, so another distributor's
@@ -31,14 +31,14 @@ use uuid::Uuid;
 
 use crate::audit::{self, Change};
 use crate::auth::Caller;
-use crate::eod::instructions::{
-    self as store, Filter, Instruction, Refused, Report, ReportAnswer, Reported, VenueKind,
-    VenueSetting,
-};
 use crate::extract::{Query, path_uuid};
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::tenants::Page;
 use crate::server::AppState;
+use wraps::eod::instructions::{
+    self as store, Filter, Instruction, Refused, Report, ReportAnswer, Reported, VenueKind,
+    VenueSetting,
+};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {

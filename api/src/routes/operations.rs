@@ -10,7 +10,7 @@
 //! * `GET /v1/operations/eod/{date}`: the platform only (`ReadTrialBalance`: it spans every
 //!   tenant's books); the date's status, its steps with timings and counts.
 //!
-//! The rules of the run are in [`crate::eod`]. Tested by `api/tests/http/eod.rs`.
+//! The rules of the run are in [`wraps::eod`]. Tested by `api/tests/http/eod.rs`.
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -20,10 +20,10 @@ use tenants::Action;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::eod::{self, Actor, DayStatus, Quiet, RunGuard, RunLock};
 use crate::extract::Query;
 use crate::problem::{Problem, method_not_allowed};
 use crate::server::AppState;
+use wraps::eod::{self, Actor, DayStatus, Quiet, RunGuard, RunLock};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -76,7 +76,7 @@ pub async fn start_eod(
     Query::parse(&req, &[])?;
     let body: EodRequest = crate::extract::json(&req, payload).await?;
     let to = body.to.unwrap_or(body.date);
-    let guard = RunGuard::acquire(&lock.into_inner())?;
+    let guard = RunGuard::acquire(&lock.into_inner(), &state.db).await?;
     eod::check_range(&state.db, body.date, to).await?;
     let actor = Actor {
         tenant_id: caller.principal.tenant_id,
@@ -85,7 +85,9 @@ pub async fn start_eod(
     };
     let (db, ledger, from) = (state.db.clone(), state.ledger.clone(), body.date);
     actix_web::rt::spawn(async move {
-        match eod::run(&db, &ledger, from, to, &actor, &guard, &Quiet).await {
+        let result = eod::run(&db, &ledger, from, to, &actor, &guard, &Quiet).await;
+        guard.release().await;
+        match result {
             Ok(days) if days.last().is_some_and(|d| d.awaiting_fills.is_some()) => {
                 tracing::info!(%from, %to, dates = days.len(), "eod.run_awaiting_fills");
             }

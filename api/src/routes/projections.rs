@@ -3,7 +3,7 @@
 //! end-of-day figure) and `GET /v1/wraps/{id}/goal/history` (the figures end of day stored).
 //!
 //! The arithmetic lives in `tenants::fee_impact` and `tenants::goal`; the goal's inputs are
-//! built by `crate::eod::goals::goal_input`, the same function end of day uses; this module
+//! built by `wraps::eod::goals::goal_input`, the same function end of day uses; this module
 //! gathers them (an agreement's schedule, a wrap's value, plans, strategy and fees) and
 //! answers.
 //!
@@ -25,11 +25,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::eod::goals::{self as eod_goals, GoalDay, GoalFacts, GoalFigure, NotSimulated};
 use crate::extract::{Query, path_uuid};
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::wraps::{find_wrap, valuation};
 use crate::server::AppState;
+use wraps::eod::goals::{self as eod_goals, GoalDay, GoalFacts, GoalFigure, NotSimulated};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {

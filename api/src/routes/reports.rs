@@ -30,11 +30,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::eod::sql::{Params, get, query};
 use crate::extract::Query;
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::format;
 use crate::server::AppState;
+use ledger::sql::{Params, get, query};
 
 /// Most dates in one history.
 pub const MAX_HISTORY_DAYS: i64 = 366;
@@ -183,7 +183,7 @@ async fn names<C: ConnectionTrait>(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, String>, Problem> {
     let mut out = HashMap::new();
-    for chunk in ids.chunks(crate::eod::sql::IN_CHUNK) {
+    for chunk in ids.chunks(ledger::sql::IN_CHUNK) {
         let mut pa = Params::new(db.get_database_backend());
         let list: Vec<String> = chunk.iter().map(|id| pa.push(*id)).collect();
         let list = list.join(", ");
@@ -493,7 +493,7 @@ async fn fee_split(
         v
     };
     let mut parties: HashMap<Uuid, (Uuid, Uuid, Uuid, String)> = HashMap::new();
-    for chunk in ids.chunks(crate::eod::sql::IN_CHUNK) {
+    for chunk in ids.chunks(ledger::sql::IN_CHUNK) {
         let mut pa = Params::new(b);
         let list: Vec<String> = chunk.iter().map(|id| pa.push(*id)).collect();
         let q = format!(

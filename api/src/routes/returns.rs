@@ -1,5 +1,5 @@
 //! `GET /v1/wraps/{id}/returns`: a wrap's time-weighted returns over a range of dates and
-//! its money-weighted return (XIRR), from what end of day stored ([`crate::eod::returns`]).
+//! its money-weighted return (XIRR), from what end of day stored ([`wraps::eod::returns`]).
 //!
 //! Isolation: as `GET /v1/wraps/{id}`: the distributor that opened the wrap, the manager whose
 //! strategy it follows and the platform see it; anyone else gets 404, exactly as for a wrap
@@ -9,10 +9,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use tenants::Action;
 
 use crate::auth::Caller;
-use crate::eod::returns::{self, MAX_RANGE_DAYS, ReturnsView};
 use crate::extract::{Query, path_uuid};
 use crate::problem::{Problem, method_not_allowed};
 use crate::server::AppState;
+use wraps::eod::returns::{self, MAX_RANGE_DAYS, ReturnsView};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {

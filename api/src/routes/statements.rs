@@ -76,13 +76,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::eod::returns;
-use crate::eod::sql::{IN_CHUNK, Params, get, query};
 use crate::extract::{Query, path_uuid};
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::format;
 use crate::routes::reports::{finished_between, period, sum_at};
 use crate::server::AppState;
+use ledger::sql::{IN_CHUNK, Params, get, query};
+use wraps::eod::returns;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {

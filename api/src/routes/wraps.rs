@@ -66,7 +66,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .get(list_plans)
                 .post(create_plan),
         )
-        .service(resource("/v1/wraps/{id}/plans/{plan}/cancel").post(cancel_plan));
+        .service(resource("/v1/wraps/{id}/plans/{plan}/cancel").post(cancel_plan))
+        .service(resource("/v1/wraps/{id}/plans/{plan}/runs").get(list_plan_runs));
 }
 
 /// An amount of one currency.
@@ -1009,8 +1010,8 @@ pub async fn close(
     });
     let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
     // Fees accrued and not collected are paid before the customer: end of day's billing
-    // collects them (crate::eod::trading, "Fees first"), so such a wrap closes there.
-    let owes_fees = !crate::eod::fees::owed_by(&txn, tenant_id, &[id])
+    // collects them (wraps::eod::trading, "Fees first"), so such a wrap closes there.
+    let owes_fees = !wraps::eod::fees::owed_by(&txn, tenant_id, &[id])
         .await?
         .is_empty();
     store::cancel_all_plans(&txn, tenant_id, id, now).await?;
@@ -1238,6 +1239,67 @@ pub async fn list_plans(
     let wrap = find_wrap(&state.db, &caller, id, false).await?;
     let plans = store::plans(&state.db, wrap.tenant_id, id, wrap.currency_scale).await?;
     Ok(HttpResponse::Ok().json(plans))
+}
+
+/// A page of a plan's runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanRunPage {
+    pub items: Vec<wraps::eod::plans::PlanRunView>,
+    /// Pass as `cursor` for older runs; absent at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<NaiveDate>,
+}
+
+/// What end of day did with a plan on each date it was due: executed (with the entry or the
+/// pending withdrawal) or skipped with the reason, newest first.
+#[utoipa::path(
+    get, path = "/v1/wraps/{id}/plans/{plan}/runs", tag = "wraps",
+    params(
+        ("id" = Uuid, Path),
+        ("plan" = Uuid, Path),
+        ("limit" = Option<u64>, Query, description = "At most this many runs (default 100, at most 500)"),
+        ("cursor" = Option<NaiveDate>, Query, description = "Runs before this date (the previous page's `next_cursor`)"),
+    ),
+    responses(
+        (status = 200, body = PlanRunPage),
+        (status = 400, description = "A bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such wrap, or no such plan on it", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_plan_runs(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    let id = path_uuid(&req, "id")?;
+    let plan_id = path_uuid(&req, "plan")?;
+    let query = Query::parse(&req, &["limit", "cursor"])?;
+    let limit = query.limit(100, wraps::eod::plans::MAX_RUNS_PAGE)?;
+    let before = query.date("cursor")?;
+    caller.principal.authorize(Action::ReadOwnData)?;
+    let wrap = find_wrap(&state.db, &caller, id, false).await?;
+    let plans = store::plans(&state.db, wrap.tenant_id, id, wrap.currency_scale).await?;
+    if !plans.iter().any(|p| p.id == plan_id) {
+        return Err(Problem::not_found(format!(
+            "no plan {plan_id} on wrap {id}"
+        )));
+    }
+    let items = wraps::eod::plans::runs(
+        &state.db,
+        wrap.tenant_id,
+        plan_id,
+        before,
+        limit,
+        wrap.currency_scale,
+    )
+    .await?;
+    let next_cursor = if items.len() as u64 == limit {
+        items.last().map(|r| r.run_date)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(PlanRunPage { items, next_cursor }))
 }
 
 /// Cancel an active plan (distributor writers).

@@ -58,7 +58,7 @@ async fn bench_eod_runs_on_a_small_book(backend: &'static str) {
         assert!(l["seconds"].as_f64().unwrap() > 0.0, "{l}");
         // Every step of the run was timed, the checks included.
         let steps = l["steps_ms"].as_object().unwrap();
-        for step in api::eod::STEPS {
+        for step in wraps::eod::STEPS {
             assert!(steps.contains_key(step), "{step} missing in {l}");
         }
     }

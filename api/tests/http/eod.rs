@@ -58,7 +58,7 @@ pub(crate) fn first_day() -> NaiveDate {
     d
 }
 
-fn plus(d: NaiveDate, n: u64) -> NaiveDate {
+pub(crate) fn plus(d: NaiveDate, n: u64) -> NaiveDate {
     d + Days::new(n)
 }
 
@@ -126,28 +126,32 @@ pub async fn run_days(server: &TestServer, from: NaiveDate, to: NaiveDate) -> Va
 /// cadence of the test's own), as the platform.
 pub async fn run_with(
     server: &TestServer,
-    lock: &std::sync::Arc<api::eod::RunLock>,
+    lock: &std::sync::Arc<wraps::eod::RunLock>,
     from: NaiveDate,
     to: NaiveDate,
-) -> Vec<api::eod::DayOutcome> {
-    let guard = api::eod::RunGuard::acquire(lock).unwrap();
+) -> Vec<wraps::eod::DayOutcome> {
+    let guard = wraps::eod::RunGuard::acquire(lock, &server.db)
+        .await
+        .unwrap();
     let books = ledger::Ledger::new(server.db.clone());
-    let actor = api::eod::Actor {
+    let actor = wraps::eod::Actor {
         tenant_id: server.platform.tenant_id,
         client_id: "test".into(),
         request_id: "test".into(),
     };
-    api::eod::run(
+    let out = wraps::eod::run(
         &server.db,
         &books,
         from,
         to,
         &actor,
         &guard,
-        &api::eod::Quiet,
+        &wraps::eod::Quiet,
     )
     .await
-    .unwrap()
+    .unwrap();
+    guard.release().await;
+    out
 }
 
 pub async fn rows(
@@ -277,7 +281,7 @@ async fn three_days_and_the_date_rules(backend: &'static str) {
         .iter()
         .map(|x| x["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, api::eod::STEPS);
+    assert_eq!(steps, wraps::eod::STEPS);
     assert_eq!(
         steps,
         [
@@ -807,7 +811,7 @@ async fn failing_checks_stop_the_day(backend: &'static str) {
     let s = run_days(&server, d2, d2).await;
     assert_eq!(s["status"], "failed", "{s}");
     // Every step before the checks (the last) is done; the checks failed.
-    let last = api::eod::STEPS.len() - 1;
+    let last = wraps::eod::STEPS.len() - 1;
     for i in 0..last {
         assert_eq!(s["steps"][i]["status"], "done", "{s}");
     }
@@ -936,7 +940,7 @@ async fn the_command_runs_days_in_order(backend: &'static str) {
 
 /// A book with plans due on `d1`: two customers, three wraps, a contribution plan that
 /// executes, one skipped, a withdrawal plan; units held at a price.
-async fn book_with_plans(server: &TestServer, d1: NaiveDate) {
+pub(crate) async fn book_with_plans(server: &TestServer, d1: NaiveDate) {
     let m = market(server, "Bank", 3).await;
     let day = d1.day();
     let a = make_customer(server, &m.bank, "C-A", 3).await;
@@ -993,15 +997,47 @@ async fn book_with_plans(server: &TestServer, d1: NaiveDate) {
         .ok(200);
 }
 
+/// The first business day from [`first_day`] whose day of month is at most 28 (the trading
+/// steps trade on it, and plans may run on it).
+pub(crate) fn first_business_day() -> NaiveDate {
+    let cal = ledger::calendar::Calendar::japan();
+    let mut d1 = first_day();
+    while !cal.is_business_day(d1) || d1.day() > 28 {
+        d1 = d1 + Days::new(1);
+    }
+    d1
+}
+
+/// What is left by `wrapd eod` run alone, uninterrupted, from `d1` to `d1 + 2` on
+/// [`book_with_plans`], and the number of fills it booked.
+pub(crate) async fn uninterrupted(backend: &'static str, d1: NaiveDate) -> (EodState, i64) {
+    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
+    let calm = TestServer::start(backend).await;
+    book_with_plans(&calm, d1).await;
+    let out = wrapd(&calm.url, &["eod", "--date", &s1, "--to", &s3]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = state_of(&calm).await;
+    // The book traded on d1: a plan's contribution invested, a withdrawal paid out.
+    let fills = calm.count_rows("trade_fills").await;
+    assert!(fills > 0);
+    calm.stop().await;
+    (expected, fills)
+}
+
 /// What end of day left behind, independent of generated ids.
-async fn state_of(
-    server: &TestServer,
-) -> (
+/// What end of day left behind: row counts, the trial balance, the snapshots, the plan runs.
+pub(crate) type EodState = (
     Vec<i64>,
     String,
     Vec<(String, i64, i64, i64, bool)>,
     Vec<(String, String)>,
-) {
+);
+
+pub(crate) async fn state_of(server: &TestServer) -> EodState {
     let platform = server.token(&server.platform).await;
     let tb = server.get(&platform, "/v1/ledger/trial-balance").await.text;
     let snaps = rows(
@@ -1048,26 +1084,9 @@ on_each_backend!(
 );
 async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
     // A business day, so the trading steps trade (the book has a price on d1).
-    let cal = ledger::calendar::Calendar::japan();
-    let mut d1 = first_day();
-    while !cal.is_business_day(d1) || d1.day() > 28 {
-        d1 = d1 + Days::new(1);
-    }
-    let (s1, s3) = (d1.to_string(), plus(d1, 2).to_string());
-
+    let d1 = first_business_day();
     // Uninterrupted.
-    let calm = TestServer::start(backend).await;
-    book_with_plans(&calm, d1).await;
-    let out = wrapd(&calm.url, &["eod", "--date", &s1, "--to", &s3]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected = state_of(&calm).await;
-    // The book traded on d1: a plan's contribution invested, a withdrawal paid out.
-    assert!(calm.count_rows("trade_fills").await > 0);
-    calm.stop().await;
+    let (expected, _) = uninterrupted(backend, d1).await;
     assert_eq!(expected.3.len(), 3, "{:?}", expected.3);
 
     // Killed inside each step in turn: the trading steps of d1 one after the other (each
@@ -1105,7 +1124,7 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
             .await;
         let s = s.ok(200);
         assert_eq!(s["status"], "running", "{s}");
-        let at = api::eod::STEPS.iter().position(|x| x == step).unwrap();
+        let at = wraps::eod::STEPS.iter().position(|x| x == step).unwrap();
         assert_eq!(s["steps"][at]["status"], "pending", "{s}");
         for i in 0..at {
             assert_eq!(s["steps"][i]["status"], "done", "{s}");
@@ -1207,5 +1226,39 @@ async fn a_price_arriving_after_valuation_is_used(backend: &'static str) {
         (snap.0, snap.1, snap.2, snap.5),
         (100000, 30000, 130000, false)
     );
+    server.stop().await;
+}
+
+on_each_backend!(
+    a_step_that_errors_is_shown_failed,
+    a_step_that_errors_is_shown_failed
+);
+async fn a_step_that_errors_is_shown_failed(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    open_wrap(&server, &m, c).await;
+    let d1 = first_day();
+    // The returns step cannot write its rows: a database error, not a failed check.
+    server
+        .db
+        .execute_unprepared("DROP TABLE wrap_returns")
+        .await
+        .unwrap();
+    let s = run_days(&server, d1, d1).await;
+    // The status says which step failed and why, instead of `running` with `pending` steps.
+    assert_eq!(s["status"], "failed", "{s}");
+    let at = wraps::eod::STEPS
+        .iter()
+        .position(|x| *x == "returns")
+        .unwrap();
+    assert_eq!(s["steps"][at]["status"], "failed", "{s}");
+    let reason = s["steps"][at]["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("wrap_returns"), "{reason}");
+    for i in 0..at {
+        assert_eq!(s["steps"][i]["status"], "done", "{s}");
+    }
+    assert_eq!(s["next_date"], d1.to_string(), "{s}");
     server.stop().await;
 }

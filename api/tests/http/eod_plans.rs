@@ -57,3 +57,97 @@ async fn plans_stop_with_the_agreement(backend: &'static str) {
     server.stop().await;
 }
 on_each_backend!(plans_stop_with_the_agreement, plans_stop_with_the_agreement);
+
+on_each_backend!(
+    a_plans_runs_show_each_execution_and_skip,
+    a_plans_runs_show_each_execution_and_skip
+);
+async fn a_plans_runs_show_each_execution_and_skip(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let d1 = first_day();
+    let c = make_customer(&server, &m.bank, "C-1", 3).await;
+    deposit(&server, &m.bank, c, "50000").await;
+    let w = open_wrap(&server, &m, c).await;
+    let plan = |amount: &str| {
+        json!({ "kind": "contribution", "amount": amount,
+                                       "day_of_month": d1.day(), "start_date": d1 })
+    };
+    let paid = server
+        .post(
+            &m.bank,
+            &format!("/v1/wraps/{w}/plans"),
+            Some(plan("30000")),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Due the same day: what is left (20,000) cannot pay it.
+    let short = server
+        .post(
+            &m.bank,
+            &format!("/v1/wraps/{w}/plans"),
+            Some(plan("40000")),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+
+    let runs = |plan: String| {
+        let server = &server;
+        let token = m.bank.clone();
+        async move {
+            server
+                .get(&token, &format!("/v1/wraps/{w}/plans/{plan}/runs"))
+                .await
+        }
+    };
+    let r = runs(paid.clone()).await;
+    let body = r.ok(200);
+    let items = body["items"].as_array().unwrap();
+    // One of the two plans ran first and was paid; the other is skipped, with the reason.
+    let other = runs(short.clone()).await;
+    let other = other.ok(200);
+    let others = other["items"].as_array().unwrap();
+    assert_eq!(items.len() + others.len(), 2, "{body} {other}");
+    let all: Vec<_> = items.iter().chain(others.iter()).collect();
+    assert_eq!(
+        all.iter().filter(|i| i["status"] == "executed").count(),
+        1,
+        "{body} {other}"
+    );
+    let skip = all.iter().find(|i| i["status"] == "skipped").unwrap();
+    assert_eq!(skip["run_date"], d1.to_string());
+    assert!(skip["reason"].as_str().unwrap().contains("cash"), "{skip}");
+    assert!(skip.get("entry_id").is_none(), "{skip}");
+    let done = all.iter().find(|i| i["status"] == "executed").unwrap();
+    assert!(done["entry_id"].is_string(), "{done}");
+
+    // Another distributor, a plan of another wrap, or no plan: 404 alike.
+    let (_, other_bank) = server.tenant_with_token("distributor", "Other").await;
+    server
+        .get(&other_bank, &format!("/v1/wraps/{w}/plans/{paid}/runs"))
+        .await
+        .problem(404);
+    let c2 = make_customer(&server, &m.bank, "C-2", 3).await;
+    let w2 = open_wrap(&server, &m, c2).await;
+    server
+        .get(&m.bank, &format!("/v1/wraps/{w2}/plans/{paid}/runs"))
+        .await
+        .problem(404);
+    // A bad cursor names itself.
+    server
+        .get(
+            &m.bank,
+            &format!("/v1/wraps/{w}/plans/{paid}/runs?cursor=yesterday"),
+        )
+        .await
+        .problem(400);
+    server.stop().await;
+}

@@ -492,17 +492,17 @@ async fn buys_and_sells_cancel_exactly(backend: &'static str) {
 #[derive(Debug)]
 struct HalfVenue;
 
-impl api::eod::trading::Venue for HalfVenue {
+impl wraps::eod::trading::Venue for HalfVenue {
     fn name(&self) -> &str {
         "half"
     }
 
     fn execute(
         &self,
-        block: &api::eod::trading::BlockOrder,
-    ) -> Result<api::eod::trading::Fill, String> {
+        block: &wraps::eod::trading::BlockOrder,
+    ) -> Result<wraps::eod::trading::Fill, String> {
         let units = block.pricing.units_for(block.amount / 2);
-        Ok(api::eod::trading::Fill {
+        Ok(wraps::eod::trading::Fill {
             units,
             amount: block.pricing.cost_of(units),
         })
@@ -528,7 +528,7 @@ async fn a_partial_fill_is_allocated_by_largest_remainder(backend: &'static str)
     }
     prices(&server, day(0), &[(A, "13000")]).await;
     // End of day through the library, with a venue that fills half.
-    let lock = api::eod::RunLock::with(ledger::calendar::Calendar::japan(), Arc::new(HalfVenue));
+    let lock = wraps::eod::RunLock::with(ledger::calendar::Calendar::japan(), Arc::new(HalfVenue));
     let out = crate::eod::run_with(&server, &lock, day(0), day(0)).await;
     let detail = |name: &str| {
         out[0]

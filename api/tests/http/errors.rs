@@ -498,6 +498,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/movements",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
+        "/v1/wraps/{id}/plans/{plan}/runs",
         "/v1/wraps/{id}/returns",
         "/v1/wraps/{id}/statement",
         "/v1/wraps/{id}/switches",
@@ -510,7 +511,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        68,
+        69,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -318,9 +318,9 @@ async fn goals_can_wait_for_the_month_end(backend: &'static str) {
                        "target_date": five_years_after(today) });
     wrap_with(&server, &m, c, Some(goal), "1000000").await;
 
-    let lock = api::eod::RunLock::new();
-    lock.set_goal_cadence(api::eod::GoalCadence::MonthEnd);
-    assert_eq!(lock.goal_cadence(), api::eod::GoalCadence::MonthEnd);
+    let lock = wraps::eod::RunLock::new();
+    lock.set_goal_cadence(wraps::eod::GoalCadence::MonthEnd);
+    assert_eq!(lock.goal_cadence(), wraps::eod::GoalCadence::MonthEnd);
     let out = crate::eod::run_with(&server, &lock, before_last, last).await;
     let goals = |i: usize| {
         out[i]

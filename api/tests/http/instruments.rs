@@ -837,7 +837,7 @@ async fn an_upload_racing_the_finish_is_refused(backend: &'static str) {
     ))
     .await
     .unwrap();
-    // End of day's finishing transaction, as in api/src/eod/mod.rs::run_date.
+    // End of day's finishing transaction, as in ledger/wraps/src/eod/mod.rs::run_date.
     let finish = async {
         let txn = sea_orm::TransactionTrait::begin(&s.db).await.unwrap();
         txn.execute_unprepared("LOCK TABLE instrument_prices IN SHARE MODE")

@@ -13,6 +13,7 @@ mod cli;
 mod customers;
 mod demo;
 mod eod;
+mod eod_claim;
 mod eod_fees;
 mod eod_instructions;
 mod eod_plans;

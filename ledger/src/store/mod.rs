@@ -39,7 +39,7 @@ use uuid::Uuid;
 
 pub use read::{AsOf, BalanceReport, EntryPage, MAX_PAGE, TrialBalanceLine};
 /// Placeholders for raw SQL on both backends, shared by every store and workflow.
-pub use sql::{Params, param};
+pub use sql::{Params, for_update, param};
 
 use crate::account::{Account, NewAccount};
 use crate::asset::{Asset, AssetKind};
@@ -58,6 +58,20 @@ const MAX_GROUP_OPS: usize = 10_000;
 const GATHER_YIELDS: usize = 2;
 /// Requests that may wait for the writer before callers are slowed down.
 const QUEUE_DEPTH: usize = 4_096;
+
+/// The file of an SQLite URL (`None` for in-memory databases and other backends).
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(
+        path.strip_prefix("file:").unwrap_or(path),
+    ))
+}
 
 /// Opens a connection pool: `sqlite:` URLs get WAL, a busy timeout and foreign keys; anything
 /// else is handed to sea-orm (PostgreSQL).

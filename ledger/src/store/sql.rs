@@ -111,7 +111,7 @@ where
 
 /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions are
 /// `BEGIN IMMEDIATE` and so already exclusive.
-pub(crate) fn for_update(backend: DbBackend) -> &'static str {
+pub fn for_update(backend: DbBackend) -> &'static str {
     match backend {
         DbBackend::Postgres => " FOR UPDATE",
         _ => "",

@@ -78,7 +78,7 @@ use super::fees::{
     self, AgreementTerms, FeeState, STATE_COLUMN_COUNT, STATE_COLUMNS, accrued_fees_code,
     accrued_tax_code, amount, book_accounts, post_all, read_state, save_states, split_amount,
 };
-use super::sql::{INSERT_ROWS, Params, exec, get, micros, query};
+use ledger::sql::{INSERT_ROWS, Params, exec, get, micros, query};
 
 /// Postings one billing entry may carry ([`ledger::entry::MAX_POSTINGS`]).
 const MAX_POSTINGS: usize = ledger::entry::MAX_POSTINGS;

@@ -1,6 +1,7 @@
-//! Raw SQL helpers of end of day (both backends): placeholders, statements, row decoding.
-//! Amounts are BIGINT minor units; no `Decimal` is ever bound (sea-orm binds it as a float
-//! on SQLite).
+//! The SQL dialect every crate uses for raw statements on both backends: placeholders
+//! ([`Params`]), statements, row decoding, timestamps as microseconds. Amounts are BIGINT
+//! minor units; no `Decimal` is ever bound (sea-orm binds it as a float on SQLite).
+//! The ledger's own store wraps these with its typed errors (`store::sql`).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, Statement, Value};
@@ -11,7 +12,7 @@ pub const INSERT_ROWS: usize = 1_000;
 /// Most codes per IN list.
 pub const IN_CHUNK: usize = 500;
 
-pub use ledger::store::Params;
+pub use crate::store::{Params, for_update, param};
 
 pub async fn query<C: ConnectionTrait>(
     db: &C,

@@ -66,7 +66,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{INSERT_ROWS, Params, exec, get, query};
+use ledger::sql::{INSERT_ROWS, Params, exec, get, query};
 
 // ---------------------------------------------------------------------------------------
 // The inputs (shared with the on-request answer)

@@ -80,7 +80,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{INSERT_ROWS, Params, exec, get, query};
+use ledger::sql::{INSERT_ROWS, Params, exec, get, query};
 
 /// Decimal places kept in `wrap_returns`.
 pub const STORED_DP: u32 = 18;

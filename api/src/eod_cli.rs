@@ -10,13 +10,16 @@ use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
-use super::{Actor, DayOutcome, Progress, Quiet, RunGuard, RunLock, STEPS};
 use crate::cli::EodArgs;
 use crate::error::Error;
 use crate::settings::Settings;
+use wraps::eod::{Actor, DayOutcome, Progress, Quiet, RunGuard, RunLock, STEPS};
 
 /// Exit status of `wrapd eod` when a date waits for fills.
 pub const EXIT_AWAITING_FILLS: u8 = 3;
+
+/// Exit status of `wrapd eod` when another process holds end of day (and `--wait` ran out).
+pub const EXIT_BUSY: u8 = 4;
 
 /// A progress bar over every step of every date.
 struct Bar(ProgressBar);
@@ -78,9 +81,9 @@ pub async fn run_dates(
     to: NaiveDate,
     actor: &Actor,
     guard: &RunGuard,
-) -> Result<Vec<DayOutcome>, super::EodError> {
+) -> Result<Vec<DayOutcome>, wraps::eod::EodError> {
     if !std::io::stderr().is_terminal() {
-        return super::run(db, ledger, from, to, actor, guard, &Quiet).await;
+        return wraps::eod::run(db, ledger, from, to, actor, guard, &Quiet).await;
     }
     let total = ((to - from).num_days().max(0) as u64 + 1) * STEPS.len() as u64;
     let bar = ProgressBar::new(total);
@@ -90,9 +93,43 @@ pub async fn run_dates(
         bar.set_style(style.progress_chars("=> "));
     }
     let bar = Bar(bar);
-    let r = super::run(db, ledger, from, to, actor, guard, &bar).await;
+    let r = wraps::eod::run(db, ledger, from, to, actor, guard, &bar).await;
     bar.0.finish_and_clear();
     r
+}
+
+/// The run's guard, waiting up to `wait_secs` while another process holds end of day.
+async fn claim(
+    lock: &std::sync::Arc<RunLock>,
+    db: &sea_orm::DatabaseConnection,
+    wait_secs: u64,
+) -> Result<RunGuard, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
+    let mut told = false;
+    loop {
+        match RunGuard::acquire(lock, db).await {
+            Ok(guard) => return Ok(guard),
+            Err(wraps::eod::EodError::InProgress) if std::time::Instant::now() < deadline => {
+                if !told {
+                    tracing::info!(wait_secs, "eod.waiting: another process runs end of day");
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(wraps::eod::EodError::InProgress) => {
+                return Err(Error::EodBusy(format!(
+                    "another process is running end of day on this database{}; \
+                     run again later or pass --wait SECONDS",
+                    if wait_secs > 0 {
+                        format!(" (waited {wait_secs} s)")
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+            Err(e) => return Err(Error::Other(e.to_string())),
+        }
+    }
 }
 
 /// Runs the command.
@@ -102,7 +139,7 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     let db = crate::db::connect(&settings.database.url).await?;
     crate::db::prepare(&db, &settings.database).await?;
     let ledger = ledger::Ledger::new(db.clone());
-    let rows = super::sql::query(
+    let rows = ledger::sql::query(
         &db,
         "SELECT id FROM tenants WHERE kind = 'platform'".to_owned(),
         vec![],
@@ -110,7 +147,7 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     .await?;
     let platform = rows
         .first()
-        .map(|r| super::sql::get::<Uuid>(r, 0))
+        .map(|r| ledger::sql::get::<Uuid>(r, 0))
         .transpose()?
         .unwrap_or_else(Uuid::nil);
     let actor = Actor {
@@ -121,11 +158,13 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     let to = args.to.unwrap_or(args.date);
     let lock = RunLock::with(
         calendar,
-        std::sync::Arc::new(super::trading::SimulatedVenue),
+        std::sync::Arc::new(wraps::eod::trading::SimulatedVenue),
     );
     lock.set_goal_cadence(settings.goals.recompute);
-    let guard = RunGuard::acquire(&lock).map_err(|e| Error::Other(e.to_string()))?;
+    lock.set_database_url(&settings.database.url);
+    let guard = claim(&lock, &db, args.wait).await?;
     let result = run_dates(&db, &ledger, args.date, to, &actor, &guard).await;
+    guard.release().await;
     match result {
         Ok(outcomes) => {
             for o in &outcomes {
@@ -139,7 +178,9 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
                 _ => Ok(()),
             }
         }
-        Err(e @ super::EodError::AwaitingFills { .. }) => Err(Error::AwaitingFills(e.to_string())),
+        Err(e @ wraps::eod::EodError::AwaitingFills { .. }) => {
+            Err(Error::AwaitingFills(e.to_string()))
+        }
         Err(e) => Err(Error::Other(e.to_string())),
     }
 }

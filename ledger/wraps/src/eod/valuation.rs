@@ -40,7 +40,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, query};
+use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, query};
 
 /// Accounts read per page of the scan.
 const PAGE: i64 = 20_000;

@@ -16,7 +16,7 @@ use sea_orm::DatabaseTransaction;
 use serde_json::json;
 
 use super::EodError;
-use super::sql::{get, query};
+use ledger::sql::{get, query};
 
 /// Runs the checks; `Ok` with what was checked, or [`EodError::ChecksFailed`].
 pub async fn run(

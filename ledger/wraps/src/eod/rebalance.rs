@@ -51,8 +51,8 @@ use tenants::agreement::Terms;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{Params, exec, get, query};
 use super::trading::{Pricing, TradeSide, insert_rows, largest_remainder, pricing_of};
+use ledger::sql::{Params, exec, get, query};
 
 /// Accounts read per page of the scan.
 const PAGE: i64 = 20_000;
@@ -864,7 +864,7 @@ async fn decide_tenant(
         orders,
     )
     .await?;
-    for chunk in traded.chunks(super::sql::INSERT_ROWS) {
+    for chunk in traded.chunks(ledger::sql::INSERT_ROWS) {
         let mut pa = Params::new(b);
         let rows: Vec<String> = chunk.iter().map(|r| pa.row(r.clone())).collect();
         let q = format!(

@@ -67,7 +67,7 @@ use tenants::agreement::{Split, Terms};
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{IN_CHUNK, Params, exec, get, query};
+use ledger::sql::{IN_CHUNK, Params, exec, get, query};
 
 /// Days a year's fee is spread over (DOMAIN.md: rate ÷ 365, every calendar day).
 pub const DAYS_PER_YEAR: i64 = 365;
@@ -804,7 +804,7 @@ async fn insert_accruals(
     date: NaiveDate,
     rows: &[Row],
 ) -> Result<(), EodError> {
-    for chunk in rows.chunks(super::sql::INSERT_ROWS) {
+    for chunk in rows.chunks(ledger::sql::INSERT_ROWS) {
         let mut pa = Params::new(txn.get_database_backend());
         let values: Vec<String> = chunk
             .iter()

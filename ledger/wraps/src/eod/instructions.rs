@@ -38,8 +38,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{IN_CHUNK, Params, exec, from_micros, get, micros, query};
 use super::trading::{Pricing, TradeSide};
+use ledger::sql::{IN_CHUNK, Params, exec, from_micros, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
 // The venue setting

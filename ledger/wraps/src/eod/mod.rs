@@ -38,23 +38,27 @@
 //!   external ([`instructions`]), the execution step sends its blocks out as instructions,
 //!   commits them with its checkpoint row in state `awaiting_fills`, and the run of the date
 //!   stops there (the day is `awaiting_fills`; `wrapd eod` exits with
-//!   [`cli::EXIT_AWAITING_FILLS`]; the API refuses to start it again while instructions are
+//!   exit status 3 (`api/src/eod_cli.rs`); the API refuses to start it again while instructions are
 //!   open). Later dates wait too, as the date is still unfinished. Once every instruction of
 //!   the date is complete, running the date again redoes the execution step (which sends
 //!   nothing twice) and goes on with allocation. Tried by
 //!   `api/tests/http/eod_instructions.rs::an_external_distributor_waits_for_its_fills`;
-//! * one run at a time per service ([`RunLock`]): a second request answers 409.
+//! * **one runner at a time, across processes**: a run is claimed in the database
+//!   ([`claim`]: a lock released by the holder's death, and a fencing token that every write
+//!   transaction of the run checks first), so replicas and `wrapd eod` processes started
+//!   together do each date's work once; a second claimer answers 409 (or waits, with
+//!   `wrapd eod --wait`). Tried by `api/tests/http/eod_claim.rs`. Within a process
+//!   [`RunLock`] refuses a second run before touching the database.
 
 pub mod billing;
 pub mod checks;
-pub mod cli;
+pub mod claim;
 pub mod fees;
 pub mod goals;
 pub mod instructions;
 pub mod plans;
 pub mod rebalance;
 pub mod returns;
-pub mod sql;
 pub mod trading;
 pub mod valuation;
 
@@ -70,8 +74,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::audit::{Change, record_raw};
-use sql::{Params, exec, from_micros, get, micros, query};
+use ledger::sql::{Params, exec, from_micros, get, micros, query};
+use tenants::audit::{Change, record_raw};
 
 /// The steps built so far, in the order they run.
 pub const STEPS: [&str; 11] = [
@@ -113,9 +117,15 @@ pub enum EodError {
         date: NaiveDate,
         expected: NaiveDate,
     },
-    /// Another run is in progress in this process.
+    /// Another run is in progress, in this process or another ([`claim`]).
     #[error("an end-of-day run is in progress")]
     InProgress,
+    /// Another runner claimed end of day after this one did: this run stops before writing.
+    #[error("another end-of-day runner took over the run; this one stopped before writing")]
+    ClaimLost,
+    /// The SQLite lock file of the claim could not be opened or locked.
+    #[error("end-of-day lock file {0}")]
+    LockFile(String),
     /// A bad argument, naming the field.
     #[error("{field}: {message}")]
     Invalid {
@@ -213,6 +223,8 @@ pub struct RunLock {
     venue: Arc<dyn trading::Venue>,
     /// True: goals at month ends only ([`GoalCadence::MonthEnd`]).
     goals_month_end: AtomicBool,
+    /// The SQLite database's lock file of the cross-process claim ([`claim::sqlite_lock_file`]).
+    lock_file: Mutex<Option<std::path::PathBuf>>,
 }
 
 impl RunLock {
@@ -232,7 +244,16 @@ impl RunLock {
             calendar,
             venue,
             goals_month_end: AtomicBool::new(false),
+            lock_file: Mutex::new(None),
         })
+    }
+
+    /// Names the database the runs write to, so that a SQLite file gets its lock file
+    /// ([`claim`]); other URLs change nothing.
+    pub fn set_database_url(&self, url: &str) {
+        if let Ok(mut f) = self.lock_file.lock() {
+            *f = claim::sqlite_lock_file(url);
+        }
     }
 
     /// Sets when the `goals` step recomputes (from `[goals] recompute`).
@@ -256,21 +277,59 @@ impl RunLock {
     }
 }
 
-/// Held while a run is in progress; released on drop.
+/// Held while a run is in progress: the process's [`RunLock`] and the database claim
+/// ([`claim::Claim`]); both are released on drop.
 #[derive(Debug)]
-pub struct RunGuard(Arc<RunLock>);
+pub struct RunGuard {
+    lock: Arc<RunLock>,
+    /// Taken by [`RunGuard::release`].
+    claim: Option<claim::Claim>,
+}
 
 impl RunGuard {
-    /// The guard, or [`EodError::InProgress`] when another run holds `lock`.
-    pub fn acquire(lock: &Arc<RunLock>) -> Result<Self, EodError> {
+    /// The guard, or [`EodError::InProgress`] when another run holds `lock` or the claim in
+    /// `db` (another process).
+    pub async fn acquire(lock: &Arc<RunLock>, db: &DatabaseConnection) -> Result<Self, EodError> {
         lock.running
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| Self(Arc::clone(lock)))
-            .map_err(|_| EodError::InProgress)
+            .map_err(|_| EodError::InProgress)?;
+        // From here the flag is ours: a failed claim must give it back.
+        let lock_file = lock.lock_file.lock().ok().and_then(|f| f.clone());
+        let holder = format!(
+            "{}:{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned()),
+            std::process::id()
+        );
+        match claim::Claim::acquire(db, lock_file.as_deref(), &holder).await {
+            Ok(claim) => Ok(Self {
+                lock: Arc::clone(lock),
+                claim: Some(claim),
+            }),
+            Err(e) => {
+                lock.running.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks first in every write transaction of the run ([`claim::Claim::fence`]).
+    pub async fn fence(&self, txn: &DatabaseTransaction) -> Result<(), EodError> {
+        match &self.claim {
+            Some(claim) => claim.fence(txn).await,
+            None => Err(EodError::ClaimLost),
+        }
+    }
+
+    /// Releases the claim at once (a guard merely dropped releases it too, as soon as its
+    /// connection goes back to the pool).
+    pub async fn release(mut self) {
+        if let Some(claim) = self.claim.take() {
+            claim.release().await;
+        }
     }
 
     fn set_current(&self, v: Option<(NaiveDate, &'static str)>) {
-        if let Ok(mut c) = self.0.current.lock() {
+        if let Ok(mut c) = self.lock.current.lock() {
             *c = v;
         }
     }
@@ -279,7 +338,7 @@ impl RunGuard {
 impl Drop for RunGuard {
     fn drop(&mut self) {
         self.set_current(None);
-        self.0.running.store(false, Ordering::Release);
+        self.lock.running.store(false, Ordering::Release);
     }
 }
 
@@ -442,6 +501,7 @@ pub async fn run_date(
     // Mark the date running before any step reads its prices, in a transaction of its own
     // (see ledger::store::market: the price upload checks this row).
     let txn = ledger::begin_write(db).await?;
+    guard.fence(&txn).await?;
     let now = Utc::now();
     let mut pa = Params::new(txn.get_database_backend());
     let q = format!(
@@ -469,6 +529,7 @@ pub async fn run_date(
             });
         }
         let txn = ledger::begin_write(db).await?;
+        guard.fence(&txn).await?;
         if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
             // Waits for uploads in flight and holds new ones until this transaction ends, so
             // the check below sees every price that can still land before `finished`.
@@ -590,7 +651,8 @@ async fn run_steps(
         let started = Utc::now();
         let clock = Instant::now();
         let txn = ledger::begin_write(db).await?;
-        let (calendar, venue) = (&guard.0.calendar, guard.0.venue.as_ref());
+        guard.fence(&txn).await?;
+        let (calendar, venue) = (&guard.lock.calendar, guard.lock.venue.as_ref());
         let mut awaiting = 0;
         let result = match *step {
             "plans" => plans::run(&txn, ledger, date).await,
@@ -607,31 +669,24 @@ async fn run_steps(
             "accrual" => fees::run(&txn, ledger, date).await,
             "billing" => billing::run(&txn, ledger, date, calendar).await,
             "returns" => returns::run(&txn, date).await,
-            "goals" => goals::run(&txn, date, guard.0.goal_cadence()).await,
+            "goals" => goals::run(&txn, date, guard.lock.goal_cadence()).await,
             _ => checks::run(&txn, ledger, date).await,
         };
         let detail = match result {
             Ok(detail) => detail,
-            Err(EodError::ChecksFailed { date, reason }) => {
-                drop(txn);
-                let txn = ledger::begin_write(db).await?;
-                let detail = json!({ "reason": reason });
-                write_step(&txn, date, step, "failed", started, Utc::now(), &detail).await?;
-                audit(
-                    &txn,
-                    actor,
-                    "eod.failed",
-                    date,
-                    json!({ "step": step, "reason": reason }),
-                    Utc::now(),
-                )
-                .await?;
-                txn.commit().await?;
+            // Another runner holds the run: it is not this one's to record anything.
+            Err(e @ (EodError::ClaimLost | EodError::InProgress)) => {
                 guard.set_current(None);
-                return Err(EodError::ChecksFailed { date, reason });
+                return Err(e);
             }
+            // Any other failure (failed checks, a refused entry, a database error): the step
+            // is recorded `failed` with the reason in a transaction of its own, so the status
+            // endpoint shows the failure rather than a step forever `pending`, and the date
+            // stays unfinished (re-run it once the cause is fixed).
             Err(e) => {
+                drop(txn);
                 guard.set_current(None);
+                record_failure(db, guard, actor, date, step, started, &e).await;
                 return Err(e);
             }
         };
@@ -670,6 +725,35 @@ async fn run_steps(
     }
     guard.set_current(None);
     Ok((steps, None))
+}
+
+/// Records `step` of `date` as failed with `error` as the reason (and an `eod.failed` audit
+/// row). Best effort: when even that cannot be written (the database is down), the log has it
+/// and the caller returns the error as it is.
+async fn record_failure(
+    db: &DatabaseConnection,
+    guard: &RunGuard,
+    actor: &Actor,
+    date: NaiveDate,
+    step: &str,
+    started: DateTime<Utc>,
+    error: &EodError,
+) {
+    let reason = error.to_string();
+    let result: Result<(), EodError> = async {
+        let txn = ledger::begin_write(db).await?;
+        guard.fence(&txn).await?;
+        let detail = json!({ "reason": reason });
+        write_step(&txn, date, step, "failed", started, Utc::now(), &detail).await?;
+        let change = json!({ "step": step, "reason": reason });
+        audit(&txn, actor, "eod.failed", date, change, Utc::now()).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(%date, step, error = %e, failure = %reason, "eod.failure_not_recorded");
+    }
 }
 
 /// Fault injection for the crash tests: with `WRAP_EOD_ABORT_IN_STEP=<step>` the process
@@ -890,27 +974,4 @@ pub async fn status<C: ConnectionTrait>(
         finished_at: run.as_ref().and_then(|r| r.2).and_then(from_micros),
         steps,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_configured_holidays_are_the_built_in_list() {
-        let settings = crate::settings::Settings::builtin().unwrap();
-        assert_eq!(
-            settings.calendar.calendar().unwrap(),
-            ledger::calendar::Calendar::japan()
-        );
-    }
-
-    #[test]
-    fn a_bad_holiday_is_named() {
-        let mut settings = crate::settings::Settings::builtin().unwrap();
-        settings.calendar.holidays.push("2027-13-01".into());
-        let err = settings.calendar.calendar().unwrap_err().to_string();
-        assert!(
-            err.contains("calendar.holidays") && err.contains("2027-13-01"),
-            "{err}"
-        );
-    }
 }

@@ -36,7 +36,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::EodError;
-use super::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
+use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 struct DuePlan {
     tenant_id: Uuid,
@@ -397,6 +397,69 @@ async fn withdraw(
         });
     }
     Ok(())
+}
+
+/// One run of a plan: what end of day did with it on a date.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PlanRunView {
+    pub run_date: NaiveDate,
+    /// `executed` or `skipped`.
+    pub status: String,
+    /// Why it was skipped (`the customer's available cash of … is less than the plan's …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was moved or asked: the contribution, or the withdrawal's amount.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub amount: Option<Decimal>,
+    /// The contribution's ledger entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_id: Option<Uuid>,
+    /// The withdrawal's pending movement (`GET /v1/wraps/{id}/movements`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movement_id: Option<Uuid>,
+}
+
+/// Most runs one read returns.
+pub const MAX_RUNS_PAGE: u64 = 500;
+
+/// The runs of `plan_id` of the book `tenant_id`, newest first, before `before` when given,
+/// at most `limit` ([`MAX_RUNS_PAGE`]); amounts at the currency's `scale`. The caller has
+/// checked that the plan is its own.
+pub async fn runs<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    plan_id: Uuid,
+    before: Option<NaiveDate>,
+    limit: u64,
+    scale: u32,
+) -> Result<Vec<PlanRunView>, EodError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let mut q = format!(
+        "SELECT run_date, status, reason, amount, entry_id, movement_id FROM plan_runs \
+         WHERE tenant_id = {} AND plan_id = {}",
+        pa.push(tenant_id),
+        pa.push(plan_id)
+    );
+    if let Some(before) = before {
+        q.push_str(&format!(" AND run_date < {}", pa.push(before)));
+    }
+    q.push_str(&format!(
+        " ORDER BY run_date DESC LIMIT {}",
+        limit.clamp(1, MAX_RUNS_PAGE)
+    ));
+    let mut out = Vec::new();
+    for r in query(db, q, pa.values).await? {
+        out.push(PlanRunView {
+            run_date: get(&r, 0)?,
+            status: get(&r, 1)?,
+            reason: get(&r, 2)?,
+            amount: get::<Option<i64>>(&r, 3)?.map(|a| decimal_of(i128::from(a), scale)),
+            entry_id: get(&r, 4)?,
+            movement_id: get(&r, 5)?,
+        });
+    }
+    Ok(out)
 }
 
 async fn insert_runs(

@@ -90,7 +90,7 @@ use uuid::Uuid;
 
 use super::EodError;
 use super::billing::{self, Liquidation};
-use super::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
+use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
 // Exact arithmetic
@@ -1122,7 +1122,7 @@ async fn allocate_tenant(
     assets.sort();
     assets.dedup();
     for asset in &assets {
-        news.push(crate::money::omnibus_account(tenant_id, asset));
+        news.push(crate::chart::omnibus_account(tenant_id, asset));
     }
     for id in &wrap_ids {
         news.push(NewAccount {

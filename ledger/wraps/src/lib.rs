@@ -1,0 +1,13 @@
+//! # The wrap business
+//!
+//! Everything the platform does with wraps on top of the books ([`ledger`]) and the
+//! marketplace's identities and terms ([`tenants`]): the chart of the accounts a distributor's
+//! book opens ([`chart`]) and end of day ([`eod`]: plans, rebalance, netting, execution,
+//! allocation, valuation, accrual, billing, returns, goals, checks).
+//!
+//! This crate never names actix, a URL, an HTTP status or the API's `Problem`: it returns its
+//! own typed errors ([`eod::EodError`]), which the `api` crate maps to responses. The crates
+//! depend one way: `api` → `wraps` → (`tenants`, `ledger`).
+
+pub mod chart;
+pub mod eod;
