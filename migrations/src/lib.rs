@@ -36,6 +36,7 @@ mod m20261206_000015_date_major_daily_rows;
 mod m20261206_000016_trade_orders_by_tenant_date;
 mod m20261206_000017_fee_unposted;
 mod m20261207_000018_eod_lease;
+mod m20261207_000019_price_revisions;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_trade_orders_by_tenant_date::Migration),
             Box::new(m20261206_000017_fee_unposted::Migration),
             Box::new(m20261207_000018_eod_lease::Migration),
+            Box::new(m20261207_000019_price_revisions::Migration),
         ]
     }
 }

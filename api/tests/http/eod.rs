@@ -1152,6 +1152,22 @@ on_each_backend!(
     a_price_arriving_after_valuation_is_used
 );
 async fn a_price_arriving_after_valuation_is_used(backend: &'static str) {
+    price_after_valuation(backend, false).await;
+}
+
+on_each_backend!(
+    a_price_committed_after_valuation_is_used_whatever_its_clock,
+    a_price_committed_after_valuation_is_used_whatever_its_clock
+);
+async fn a_price_committed_after_valuation_is_used_whatever_its_clock(backend: &'static str) {
+    price_after_valuation(backend, true).await;
+}
+
+/// A price of the date uploaded after valuation read the prices (the run died in its last
+/// step) is used when the date is run again. With `early_clock`, the upload's clock was read
+/// an hour before valuation started (as for an upload that waited for a lock): the day must
+/// not judge by clocks.
+async fn price_after_valuation(backend: &'static str, early_clock: bool) {
     let server = TestServer::start(backend).await;
     let m = market(&server, "Bank", 3).await;
     let c = make_customer(&server, &m.bank, "C-001", 3).await;
@@ -1209,15 +1225,29 @@ async fn a_price_arriving_after_valuation_is_used(backend: &'static str) {
     assert!(!out.status.success());
     assert_eq!(snapshot(&server, w, d1).await.1, 0);
     // The date is running, so its price is still accepted; the re-run values with it.
-    let platform = server.token(&server.platform).await;
-    server
-        .post(
-            &platform,
-            "/v1/prices",
-            Some(json!({ "prices": [{ "instrument": FUND, "date": d1, "price": "15000" }] })),
-        )
-        .await
-        .ok(200);
+    if early_clock {
+        let txn = ledger::begin_write(&server.db).await.unwrap();
+        let row = ledger::store::market::PriceRow {
+            instrument: FUND.into(),
+            date: d1,
+            price: 15000,
+        };
+        let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+        ledger::store::market::upload_prices(&txn, &[row], "test", an_hour_ago)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+    } else {
+        let platform = server.token(&server.platform).await;
+        server
+            .post(
+                &platform,
+                "/v1/prices",
+                Some(json!({ "prices": [{ "instrument": FUND, "date": d1, "price": "15000" }] })),
+            )
+            .await
+            .ok(200);
+    }
     let s = run_days(&server, d1, d1).await;
     assert_eq!(s["status"], "finished", "{s}");
     // 20,000 × 15,000 ÷ 10,000 = 30,000.

@@ -406,6 +406,19 @@ pub async fn upload_prices(
         });
     }
     let backend = txn.get_database_backend();
+    // A date whose end of day is running counts this upload, so that its finishing
+    // transaction sees that valuation may have read older prices (migration
+    // `m20261207_000019_price_revisions`). On PostgreSQL the row lock this takes orders the
+    // upload with valuation's read of the counter: whichever commits first, the other sees it.
+    if !dates.is_empty() {
+        let mut p = Params::new(backend);
+        let list = p.list(&dates);
+        let q = format!(
+            "UPDATE eod_runs SET price_revision = price_revision + 1 \
+             WHERE business_date IN {list} AND status = 'running'"
+        );
+        sql::exec(txn, q, p.values).await?;
+    }
     // Which keys exist already: the codes' prices within the upload's date range, matched here.
     let codes: Vec<String> = {
         let set: HashSet<&str> = rows.iter().map(|r| r.instrument.as_str()).collect();

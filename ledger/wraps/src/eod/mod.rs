@@ -32,8 +32,10 @@
 //!   price upload refuses finished dates). Tried by `three_days_and_the_date_rules` and
 //!   `snapshots_value_wraps_at_the_days_prices`;
 //! * **no price of the date is stored unused**: a price uploaded after valuation read the
-//!   prices makes the finishing transaction redo valuation and the checks ([`run_date`]).
-//!   Tried by `a_price_arriving_after_valuation_is_used`;
+//!   prices (counted in `eod_runs.price_revision`, never judged by clocks) makes the finishing
+//!   transaction redo valuation and the checks ([`run_date`]). Tried by
+//!   `a_price_arriving_after_valuation_is_used` and
+//!   `a_price_committed_after_valuation_is_used_whatever_its_clock`;
 //! * **a day with external execution waits for its fills**: when a distributor's venue is
 //!   external ([`instructions`]), the execution step sends its blocks out as instructions,
 //!   commits them with its checkpoint row in state `awaiting_fills`, and the run of the date
@@ -603,16 +605,17 @@ pub async fn run_date(
 /// Rounds of valuation per run before giving up on prices that keep arriving.
 const MAX_REVALUATIONS: usize = 3;
 
-/// Whether a price of `date` was uploaded after the valuation step started.
+/// Whether a price of `date` was uploaded after the valuation step read the prices: the
+/// uploads counted on the date differ from the count valuation read
+/// (migration `m20261207_000019_price_revisions`).
 async fn prices_changed_since_valuation(
     txn: &DatabaseTransaction,
     date: NaiveDate,
 ) -> Result<bool, EodError> {
     let mut pa = Params::new(txn.get_database_backend());
     let q = format!(
-        "SELECT COUNT(*) FROM instrument_prices p JOIN eod_steps s \
-         ON s.business_date = p.price_date AND s.step = 'valuation' \
-         WHERE p.price_date = {} AND p.uploaded_at >= s.started_at",
+        "SELECT COUNT(*) FROM eod_runs WHERE business_date = {} \
+         AND price_revision <> valued_revision",
         pa.push(date)
     );
     let rows = query(txn, q, pa.values).await?;

@@ -205,6 +205,15 @@ pub async fn run(
     txn: &DatabaseTransaction,
     date: NaiveDate,
 ) -> Result<serde_json::Value, EodError> {
+    // Which uploads of the date's prices this valuation sees: read before the prices (on
+    // PostgreSQL this waits for an upload in flight that has counted itself), compared by the
+    // finishing transaction with the count then (`super::run_date`).
+    let mut pa = Params::new(txn.get_database_backend());
+    let q = format!(
+        "UPDATE eod_runs SET valued_revision = price_revision WHERE business_date = {}",
+        pa.push(date)
+    );
+    exec(txn, q, pa.values).await?;
     let pricing = pricing(txn, date).await?;
     let tenants = query(
         txn,
