@@ -22,9 +22,15 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::problem::Problem;
 
-/// A currency known to the books, for amounts on the wire.
-pub async fn currency(ledger: &Ledger, field: &str, code: &str) -> Result<Asset, Problem> {
-    match ledger.asset(code).await {
+/// A currency known to the books, for amounts on the wire, read through `db` (inside a write
+/// transaction, that transaction: see `Ledger::asset_in`).
+pub async fn currency<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    ledger: &Ledger,
+    field: &str,
+    code: &str,
+) -> Result<Asset, Problem> {
+    match ledger.asset_in(db, code).await {
         Ok(asset) if asset.kind == AssetKind::Currency => Ok(asset),
         Ok(_) => Err(Problem::invalid_field(
             field,

@@ -502,7 +502,7 @@ async fn cash_movement(
     let tenant_id = caller.principal.tenant_id;
     let idem = Idempotency::of(&req, tenant_id, &body)?;
     let currency = body.currency.as_deref().unwrap_or(BASE_CURRENCY);
-    let asset = money::currency(&state.ledger, "currency", currency).await?;
+    let asset = money::currency(&state.db, &state.ledger, "currency", currency).await?;
     let amount = money::amount("amount", body.amount, &asset)?;
     if let Some(r) = &body.reference
         && (r.is_empty() || r.len() > 200 || r.chars().any(char::is_control))

@@ -288,7 +288,7 @@ pub async fn open_wrap(
     }
     suitability(offer.strategy_risk_level, customer.risk_tolerance)
         .map_err(|why| Problem::invalid_field("agreement_id", why))?;
-    let asset = money::currency(&state.ledger, "agreement_id", &offer.currency).await?;
+    let asset = money::currency(&txn, &state.ledger, "agreement_id", &offer.currency).await?;
     if let Some(goal) = &body.goal {
         goal.validate(asset.scale, today)?;
     }
@@ -610,7 +610,7 @@ pub async fn contribute(
         return Ok(replay);
     }
     let wrap = find_wrap(&txn, &caller, id, true).await?;
-    let asset = state.ledger.asset(&wrap.currency).await?;
+    let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
     let amount = money::amount("amount", body.amount, &asset)?;
     if !wrap.status.accepts_money() {
         return Err(Problem::conflict(format!(
@@ -837,15 +837,16 @@ async fn pending_movement(
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
-    // Locking rule: wrap rows are locked in id order (then the book, by the ledger), so two
-    // opposite switches between the same wraps wait for each other instead of deadlocking.
+    // Locking rule: the book first (`store::wrap` takes it: the platform's lock order,
+    // ledger/src/store/work.rs), then wrap rows in id order, so two opposite switches between
+    // the same wraps wait for each other instead of deadlocking.
     if let Some(to) = destination
         && to < id
     {
         store::wrap(&txn, WrapScope::Distributor(tenant_id), to, true).await?;
     }
     let wrap = find_wrap(&txn, caller, id, true).await?;
-    let asset = state.ledger.asset(&wrap.currency).await?;
+    let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
     let amount = match (amount, all) {
         (Some(a), None | Some(false)) => Some(money::amount("amount", a, &asset)?),
         (None, Some(true)) => None,

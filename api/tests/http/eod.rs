@@ -14,7 +14,7 @@ use crate::customers::{deposit, make_customer};
 use crate::on_each_backend;
 use crate::wraps::{Market, market, open_wrap};
 
-const FUND: &str = "JP90C000AAA1";
+pub(crate) const FUND: &str = "JP90C000AAA1";
 
 /// Tables end of day writes (or must leave alone), to compare before and after.
 const TABLES: &[&str] = &[
@@ -69,7 +69,7 @@ fn month_end_within(from: NaiveDate, to: NaiveDate) -> bool {
         .any(|d| plus(d, 1).month() != d.month())
 }
 
-async fn start(server: &TestServer, token: &str, body: Value) -> Res {
+pub(crate) async fn start(server: &TestServer, token: &str, body: Value) -> Res {
     server.post(token, "/v1/operations/eod", Some(body)).await
 }
 

@@ -10,6 +10,7 @@ mod agreements;
 mod auth;
 mod bench_eod;
 mod cli;
+mod concurrency;
 mod customers;
 mod demo;
 mod eod;

@@ -73,6 +73,32 @@ pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     ))
 }
 
+/// Takes `tenant_id`'s book lock in the caller's write transaction: the first lock of the
+/// platform's lock order (store/work.rs). Nothing on SQLite (its write transaction is
+/// exclusive already).
+pub async fn lock_book<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<(), LedgerError> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        read::lock_book(db, tenant_id).await?;
+    }
+    Ok(())
+}
+
+/// Takes every tenant's book lock, in `tenant_id` order (store/work.rs): an end-of-day step
+/// that reads and writes many books at once holds them all for its transaction, so no request
+/// changes a balance or a wrap under it. Nothing on SQLite.
+pub async fn lock_all_books<C: ConnectionTrait>(db: &C) -> Result<(), LedgerError> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // The ORDER BY is the lock order: it must stay.
+        sql::query(
+            db,
+            "SELECT tenant_id FROM ledger_books ORDER BY tenant_id FOR UPDATE".to_owned(),
+            vec![],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Opens a connection pool: `sqlite:` URLs get WAL, a busy timeout and foreign keys; anything
 /// else is handed to sea-orm (PostgreSQL).
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -295,8 +321,19 @@ impl Ledger {
 
     /// The asset with this code.
     pub async fn asset(&self, code: &str) -> Result<Asset, LedgerError> {
+        self.asset_in(&self.db, code).await
+    }
+
+    /// [`Ledger::asset`] read through `db` (the caller's transaction) when it is not cached: a
+    /// transaction must not wait for a second connection of the pool, which requests blocked
+    /// behind its locks may all hold.
+    pub async fn asset_in<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        code: &str,
+    ) -> Result<Asset, LedgerError> {
         self.assets
-            .resolve(&self.db, [code.to_owned()])
+            .resolve(db, [code.to_owned()])
             .await?
             .remove(code)
             .ok_or_else(|| LedgerError::UnknownAsset(code.to_owned()))
@@ -591,6 +628,16 @@ impl Ledger {
         tenant_id: Option<Uuid>,
     ) -> Result<Vec<TrialBalanceLine>, LedgerError> {
         read::trial_balance(&self.db, &self.assets, tenant_id).await
+    }
+
+    /// [`Ledger::trial_balance`] read through `db` (the caller's transaction: see
+    /// [`Ledger::asset_in`]).
+    pub async fn trial_balance_in<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant_id: Option<Uuid>,
+    ) -> Result<Vec<TrialBalanceLine>, LedgerError> {
+        read::trial_balance(db, &self.assets, tenant_id).await
     }
 
     /// Recomputes a tenant's hash chain and names the first broken link.

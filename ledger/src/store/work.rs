@@ -11,6 +11,18 @@
 //! each account row as well would add nothing but a WAL record per account; `close_account`
 //! takes the same book lock.) On SQLite the write transaction is `BEGIN IMMEDIATE`: one writer.
 //!
+//! **The platform's one lock order** (every crate, the API and end of day alike):
+//! 1. books (`ledger_books` rows), in `tenant_id` order: [`super::lock_book`] for one tenant,
+//!    [`super::lock_all_books`] for end of day's steps, the ledger's own writes for theirs;
+//! 2. then rows of a tenant's business tables (`customers`, `wraps`, …), which are only ever
+//!    locked after their tenant's book: `store::wraps::wrap(…, for_update)` and
+//!    `customer_for_update` take the book first.
+//!
+//! So an API request that locks a wrap and posts (a close, a withdrawal) and an end-of-day
+//! step that posts and updates wraps wait for each other instead of deadlocking, and whatever
+//! either reads after its locks includes everything the other committed. Tried by
+//! `api/tests/http/concurrency.rs`.
+//!
 //! **Atomicity per job.** A job (one operation, or an atomic batch) is validated against a
 //! scratch overlay of the group's state; only when all of its operations pass is the overlay
 //! merged. A refused job therefore leaves no trace, and the others in the group proceed.

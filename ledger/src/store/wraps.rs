@@ -147,6 +147,10 @@ async fn customer_row<C: ConnectionTrait>(
     id: Uuid,
     for_update: bool,
 ) -> Result<Option<Customer>, LedgerError> {
+    if for_update {
+        // The book first: the platform's lock order (store/work.rs).
+        super::lock_book(db, tenant_id).await?;
+    }
     let b = db.get_database_backend();
     let q = format!(
         "SELECT {CUSTOMER_COLS} FROM customers WHERE tenant_id = {} AND id = {}{}",
@@ -389,6 +393,20 @@ pub async fn wrap<C: ConnectionTrait>(
     for_update: bool,
 ) -> Result<Option<Wrap>, LedgerError> {
     let b = db.get_database_backend();
+    if for_update && b == sea_orm::DbBackend::Postgres {
+        // The book first: the platform's lock order (store/work.rs). The wrap's book is its
+        // distributor's; another scope learns it from the row itself.
+        let tenant_id = match scope {
+            WrapScope::Distributor(t) => Some(t),
+            _ => Box::pin(wrap(db, scope, id, false))
+                .await?
+                .map(|w| w.tenant_id),
+        };
+        match tenant_id {
+            Some(t) => super::lock_book(db, t).await?,
+            None => return Ok(None),
+        }
+    }
     let (cond, v) = scope.condition(b, 1);
     let q = format!(
         "SELECT {WRAP_COLS} FROM wraps WHERE {cond} AND id = {}{}",

@@ -25,8 +25,9 @@ pub async fn run(
     date: NaiveDate,
 ) -> Result<serde_json::Value, EodError> {
     let mut reasons: Vec<String> = Vec::new();
-    // The trial balance reads committed balances: this step writes nothing before it.
-    let tb = ledger.trial_balance(None).await?;
+    // In the step's transaction (this step writes nothing before it), never through a second
+    // connection of the pool, which requests waiting for the books' locks may all hold.
+    let tb = ledger.trial_balance_in(txn, None).await?;
     for line in &tb {
         if line.difference != Decimal::ZERO {
             reasons.push(format!(

@@ -725,7 +725,7 @@ async fn post_unposted(
     let mut chunk_no = 0_usize;
     for by_ccy in due.chunk_by(|a, b| a.currency == b.currency) {
         let ccy = &by_ccy[0].currency;
-        let scale = ledger.asset(ccy).await?.scale;
+        let scale = ledger.asset_in(txn, ccy).await?.scale;
         let accounts = book_accounts(
             txn,
             tenant_id,

@@ -45,6 +45,10 @@
 //!   the date is complete, running the date again redoes the execution step (which sends
 //!   nothing twice) and goes on with allocation. Tried by
 //!   `api/tests/http/eod_instructions.rs::an_external_distributor_waits_for_its_fills`;
+//! * **no request changes the books under a step**: each step's transaction first takes
+//!   every book's lock in the platform's one lock order (`ledger/src/store/work.rs`), which
+//!   the API's writes take in the same order; a request waits for the step (or the step for
+//!   it) and then sees its result. Tried by `api/tests/http/concurrency.rs`;
 //! * **one runner at a time, across processes**: a run is claimed in the database
 //!   ([`claim`]: a lock released by the holder's death, and a fencing token that every write
 //!   transaction of the run checks first), so replicas and `wrapd eod` processes started
@@ -655,6 +659,11 @@ async fn run_steps(
         let clock = Instant::now();
         let txn = ledger::begin_write(db).await?;
         guard.fence(&txn).await?;
+        // Every book, in the platform's lock order (ledger/src/store/work.rs), before the step
+        // reads anything: a step reads and writes many books and wraps at once, and no request
+        // may change a balance, a wrap or a plan under it (a close paid out from balances read
+        // before a contribution landed, a withdrawal making a batch refuse).
+        ledger::store::lock_all_books(&txn).await?;
         let (calendar, venue) = (&guard.lock.calendar, guard.lock.venue.as_ref());
         let mut awaiting = 0;
         let result = match *step {

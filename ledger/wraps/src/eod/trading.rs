@@ -1168,7 +1168,7 @@ async fn allocate_tenant(
                     instrument.clone(),
                     id_of(&wrap_units_code(*wrap_id, instrument))?,
                     *delta,
-                    unit_scale(ledger, instrument).await?,
+                    asset_scale(txn, ledger, instrument).await?,
                 ));
             }
         }
@@ -1205,7 +1205,7 @@ async fn allocate_tenant(
         if *v == 0 {
             continue;
         }
-        let scale = asset_scale(ledger, asset).await?;
+        let scale = asset_scale(txn, ledger, asset).await?;
         let amount = decimal_of(i128::from(v.abs()), scale);
         let (r, o) = (
             id_of(&format!("residual:{asset}"))?,
@@ -1294,12 +1294,14 @@ fn customer_cash_account(tenant_id: Uuid, customer_id: Uuid, currency: &str) -> 
     }
 }
 
-async fn unit_scale(ledger: &Ledger, asset: &str) -> Result<u32, EodError> {
-    asset_scale(ledger, asset).await
-}
-
-async fn asset_scale(ledger: &Ledger, asset: &str) -> Result<u32, EodError> {
-    Ok(ledger.asset(asset).await?.scale)
+/// The scale of `asset`, read in the step's transaction when not cached (never through a
+/// second connection of the pool: `Ledger::asset_in`).
+async fn asset_scale(
+    txn: &DatabaseTransaction,
+    ledger: &Ledger,
+    asset: &str,
+) -> Result<u32, EodError> {
+    Ok(ledger.asset_in(txn, asset).await?.scale)
 }
 
 /// Posts `entries` in batches of at most [`MAX_BATCH`].
