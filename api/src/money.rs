@@ -11,6 +11,7 @@
 //! lock, is what actually guarantees that two concurrent withdrawals cannot overdraw.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use ledger::amount::AmountLimits;
 use ledger::store::wraps as store;
 use ledger::wraps::{Invalid, check_money, customer_cash_code};
 use ledger::{Account, Asset, AssetKind, Entry, Ledger, NewAccount, NewEntry, NewPosting, Side};
@@ -44,9 +45,15 @@ pub async fn currency<C: sea_orm::ConnectionTrait>(
     }
 }
 
-/// `amount` checked as a positive amount of `asset`, exact to its scale.
-pub fn amount(field: &str, amount: Decimal, asset: &Asset) -> Result<Decimal, Problem> {
-    check_money(field, amount, asset.scale)?;
+/// `amount` checked as a positive amount of `asset`, exact to its scale and at most its
+/// `[limits]` bound ([`ledger::amount::check_money`], the one check of a single amount).
+pub fn amount(
+    limits: &AmountLimits,
+    field: &str,
+    amount: Decimal,
+    asset: &Asset,
+) -> Result<Decimal, Problem> {
+    check_money(field, amount, &limits.bound(asset))?;
     Ok(amount)
 }
 

@@ -39,6 +39,8 @@ pub struct AppState {
     pub rotation_overlap_seconds: u64,
     /// `wraps.max_open_per_customer`.
     pub max_open_wraps: i64,
+    /// `[limits]`: the largest single amount per asset.
+    pub amount_limits: ledger::amount::AmountLimits,
     /// Bounds concurrent argon2 work (about 20 MiB each): a flood of token requests queues
     /// here instead of exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -98,6 +100,7 @@ pub fn app_data(
         metrics: Arc::new(metrics),
         rotation_overlap_seconds: settings.auth.default_rotation_overlap_seconds,
         max_open_wraps: settings.wraps.max_open_per_customer,
+        amount_limits: settings.limits.clone(),
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),

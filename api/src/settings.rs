@@ -46,6 +46,9 @@ pub struct Settings {
     pub calendar: CalendarSettings,
     /// `[goals]`
     pub goals: GoalSettings,
+    /// `[limits]`: the largest single amount per asset (minor units), checked by
+    /// [`ledger::amount::check_money`] on every amount a request or plan brings in.
+    pub limits: ledger::amount::AmountLimits,
 }
 
 /// `[goals]`: when end of day recomputes every goal's probability.
@@ -287,6 +290,7 @@ impl Settings {
                 "server.body_limit_bytes must be greater than 0".to_owned(),
             ));
         }
+        self.limits.validate().map_err(Error::Config)?;
         if !(1..=1000).contains(&self.wraps.max_open_per_customer) {
             return Err(Error::Config(
                 "wraps.max_open_per_customer must be between 1 and 1000".to_owned(),
@@ -382,6 +386,29 @@ mod tests {
         assert!(s.database.auto_migrate);
         assert_eq!(s.server.bind, "127.0.0.1:8080");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn amount_limits_default_and_override_per_asset() {
+        let s = Settings::builtin().unwrap();
+        assert_eq!(s.limits.max_amount_minor, 1_000_000_000_000_000);
+        assert!(s.limits.assets.is_empty());
+        let dir = scratch();
+        write(&dir, "default.toml", BUILTIN_DEFAULTS);
+        // Asset codes keep their case (they are values, not keys the config crate lowercases).
+        write(
+            &dir,
+            "fine.toml",
+            "[limits]\nassets = [{ asset = \"FINE8\", max_amount_minor = 5_000 }]\n",
+        );
+        let s = Settings::load_from(Some(&dir), Some("fine")).unwrap();
+        assert_eq!(s.limits.max_minor("FINE8"), 5_000);
+        assert_eq!(s.limits.max_minor("JPY"), 1_000_000_000_000_000);
+        write(&dir, "zero.toml", "[limits]\nmax_amount_minor = 0\n");
+        let err = Settings::load_from(Some(&dir), Some("zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("limits.max_amount_minor"), "{err}");
     }
 
     #[test]

@@ -141,6 +141,11 @@ pub struct Balance {
     pub credits_pending: i64,
 }
 
+/// A counter of a [`Balance`] would leave the `i64` range (or a release exceed what is
+/// pending); the caller turns it into [`LedgerError::Overflow`] naming the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterOverflow;
+
 impl Balance {
     /// Posted balance, positive on the normal side.
     pub fn posted(&self, normal: Side) -> i128 {
@@ -176,19 +181,20 @@ impl Balance {
         self.posted(normal) - i128::from(outflow)
     }
 
-    /// Adds `amount` to one counter, refusing an overflow of the `i64` counters.
-    pub fn add(&mut self, side: Side, pending: bool, amount: i64) -> Result<(), LedgerError> {
+    /// Adds `amount` to one counter, refusing an overflow of the `i64` counters (the caller
+    /// names the account: [`crate::rules::apply_changes`]).
+    pub fn add(&mut self, side: Side, pending: bool, amount: i64) -> Result<(), CounterOverflow> {
         let counter = self.counter(side, pending);
-        *counter = counter.checked_add(amount).ok_or(LedgerError::Overflow)?;
+        *counter = counter.checked_add(amount).ok_or(CounterOverflow)?;
         Ok(())
     }
 
     /// Releases `amount` from a pending counter (a hold being committed, voided or expiring).
-    pub fn release(&mut self, side: Side, amount: i64) -> Result<(), LedgerError> {
+    pub fn release(&mut self, side: Side, amount: i64) -> Result<(), CounterOverflow> {
         let counter = self.counter(side, true);
         let left = counter.checked_sub(amount).filter(|v| *v >= 0);
         debug_assert!(left.is_some(), "released more than was pending");
-        *counter = left.ok_or(LedgerError::Overflow)?;
+        *counter = left.ok_or(CounterOverflow)?;
         Ok(())
     }
 
@@ -227,10 +233,7 @@ mod tests {
             debits_posted: i64::MAX,
             ..Balance::default()
         };
-        assert!(matches!(
-            b.add(Side::Debit, false, 1),
-            Err(LedgerError::Overflow)
-        ));
+        assert_eq!(b.add(Side::Debit, false, 1), Err(CounterOverflow));
         assert_eq!(b.debits_posted, i64::MAX);
     }
 

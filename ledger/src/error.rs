@@ -153,9 +153,21 @@ pub enum LedgerError {
         #[source]
         source: Box<LedgerError>,
     },
-    /// A balance counter would exceed the 64-bit range.
-    #[error("a balance would exceed the range of the books")]
-    Overflow,
+    /// A balance counter of the account would exceed the 64-bit range (posted counters only
+    /// grow, so the books refuse the entry rather than wrap around or fail every later sum).
+    #[error(
+        "account {account_id} ({code}) would exceed the range of the books: its {asset} counters hold at most {max} minor units"
+    )]
+    Overflow {
+        /// The account.
+        account_id: Uuid,
+        /// Its code.
+        code: String,
+        /// Its asset.
+        asset: String,
+        /// The largest count a counter holds (`i64::MAX`).
+        max: i64,
+    },
     /// The database failed; the operation may be retried with the same idempotency key.
     #[error("storage error: {0}")]
     Storage(#[from] sea_orm::DbErr),

@@ -9,6 +9,8 @@
 //! |---|---|---|
 //! | every entry balances per asset; an unbalanced entry writes nothing | [`rules::check_balanced`] | `rules::tests::unbalanced_entry_names_asset_and_difference`, `tests/store.rs::rejections_write_nothing`, `tests/properties.rs` |
 //! | amounts are exact: never more decimals than the asset's scale, stored as integer minor units | [`asset::Amount`], `store::sql` | `asset::tests::*`, `tests/store.rs::extreme_values_round_trip_exactly` |
+//! | decimal text is read exactly or refused (no float, exponent, `+`, `_`, more than 28 significant digits); a single amount is at most its asset's configured bound | [`amount::parse_decimal`], [`amount::check_money`] | `amount::tests::*` |
+//! | a balance counter never overflows: the entry that would overflow one is refused naming the account; the trial balance sums without overflow | [`rules::apply_changes`], `store::read::trial_balance` | `rules::tests::counter_overflow_names_the_account`, `tests/store.rs::trial_balance_sums_beyond_64_bits` |
 //! | postings only touch open accounts of the entry's tenant holding the posting's asset | [`rules::validate_postings`], composite foreign keys | `rules::tests::each_posting_rule_is_enforced`, `tests/store.rs::cross_tenant_postings_are_refused` |
 //! | a no-negative account's available balance (holds counted) never goes below zero, under any concurrency | [`rules::apply_changes`] on state read under the tenant's book lock (`store/work.rs`), a CHECK constraint | `rules::tests::no_negative_counts_holds`, `tests/concurrency.rs::concurrent_transfers_never_overdraw`, `tests/properties.rs` |
 //! | entries and postings are never updated or deleted | no code path does; triggers refuse it | `tests/store.rs::journal_rows_are_immutable` |
@@ -25,6 +27,7 @@
 #![deny(clippy::float_arithmetic)]
 
 pub mod account;
+pub mod amount;
 pub mod asset;
 pub mod calendar;
 pub mod chain;

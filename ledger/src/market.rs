@@ -9,8 +9,6 @@
 //! | an amount of money (minimum order) is never negative nor more precise than its currency | [`parse_money`] | `market::tests::money_is_exact`, `api/tests/http/instruments.rs::bad_instruments_are_refused_by_field` |
 //! | creating an instrument creates its ledger asset in the same transaction; its scale, quote unit and currency never change | `store::market::create_instrument`, [`InstrumentPatch`] has no such fields | `api/tests/http/instruments.rs::instrument_flow`, `patch_refuses_immutable_fields` |
 
-use std::str::FromStr;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -342,21 +340,9 @@ pub fn money_minor(value: Decimal, scale: u32) -> Result<i64, String> {
         .map_err(|reason| format!("{value} {}", reason.replace("the asset", "the currency")))
 }
 
-/// A plain decimal (`"10234"`, `"0.0125"`): no exponent, no spaces, no sign but `-`.
+/// A plain decimal (`"10234"`, `"0.0125"`): [`crate::amount::parse_decimal`], the one parser.
 pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
-    let plain = !text.is_empty()
-        && text.len() <= 40
-        && text
-            .chars()
-            .enumerate()
-            .all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && c == '-'));
-    if !plain {
-        return Err(format!(
-            "{text:?} is not a decimal number such as \"10234\" or \"0.5\""
-        ));
-    }
-    Decimal::from_str(text)
-        .map_err(|_| format!("{text:?} is not a decimal number such as \"10234\" or \"0.5\""))
+    crate::amount::parse_decimal(text)
 }
 
 /// An ISO 8601 calendar date (`2026-11-20`).

@@ -164,11 +164,17 @@ pub fn apply_changes<'a>(
         };
         let view = current(id).ok_or(LedgerError::AccountNotFound(id))?;
         let bal = next.entry(id).or_insert_with(|| balance_of(view));
-        match change {
-            Change::Post(..) => bal.add(side, false, amount)?,
-            Change::Reserve(..) => bal.add(side, true, amount)?,
-            Change::Release(..) => bal.release(side, amount)?,
-        }
+        let changed = match change {
+            Change::Post(..) => bal.add(side, false, amount),
+            Change::Reserve(..) => bal.add(side, true, amount),
+            Change::Release(..) => bal.release(side, amount),
+        };
+        changed.map_err(|_| LedgerError::Overflow {
+            account_id: view.id,
+            code: view.code.clone(),
+            asset: view.asset.clone(),
+            max: i64::MAX,
+        })?;
     }
     // Checked after all changes, so that an entry moving money through an account is judged
     // by where it leaves the account, not by the order of its postings.
@@ -235,6 +241,31 @@ mod tests {
             err.as_deref(),
             Some("entry does not balance in USD: debits 10.00, credits 9.99 (difference 0.01)")
         );
+    }
+
+    #[test]
+    fn counter_overflow_names_the_account() {
+        let t = Uuid::now_v7();
+        let mut full = view(t, "JPY", 0, false);
+        full.balance.debits_posted = i64::MAX - 1;
+        let views = [full];
+        let id = views[0].id;
+        let ok = apply_changes(&[Change::Post(id, Side::Debit, 1)], lookup(&views), |v| {
+            v.balance
+        });
+        assert!(ok.is_ok());
+        let err = apply_changes(&[Change::Post(id, Side::Debit, 2)], lookup(&views), |v| {
+            v.balance
+        });
+        match err {
+            Err(LedgerError::Overflow {
+                account_id, code, ..
+            }) => {
+                assert_eq!(account_id, id);
+                assert_eq!(code, "acc:JPY");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

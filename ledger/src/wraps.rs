@@ -29,6 +29,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::amount::AmountBound;
+
 /// A value the caller gave that breaks a rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -241,15 +243,16 @@ pub struct Goal {
     pub name: String,
     /// In the wrap's currency.
     #[schema(value_type = String, example = "10000000")]
+    #[serde(deserialize_with = "crate::amount::de_strict")]
     pub target_amount: Decimal,
     pub target_date: NaiveDate,
 }
 
 impl Goal {
-    /// Checks the goal; `scale` is the currency's, `today` the business date.
-    pub fn validate(&self, scale: u32, today: NaiveDate) -> Result<(), Invalid> {
+    /// Checks the goal; `bound` is the currency's, `today` the business date.
+    pub fn validate(&self, bound: &AmountBound, today: NaiveDate) -> Result<(), Invalid> {
         check_name("goal/name", &self.name)?;
-        check_money("goal/target_amount", self.target_amount, scale)?;
+        check_money("goal/target_amount", self.target_amount, bound)?;
         if self.target_date <= today {
             return Err(Invalid::new(
                 "goal/target_date",
@@ -260,19 +263,11 @@ impl Goal {
     }
 }
 
-/// A positive amount with no more decimals than `scale`.
-pub fn check_money(field: &str, amount: Decimal, scale: u32) -> Result<(), Invalid> {
-    if amount <= Decimal::ZERO {
-        return Err(Invalid::new(field, "must be greater than zero"));
-    }
-    if amount.normalize().scale() > scale {
-        return Err(Invalid::new(
-            field,
-            format!("has more than {scale} decimal places"),
-        ));
-    }
-    crate::asset::Amount::try_new(amount, scale).map_err(|reason| Invalid::new(field, reason))?;
-    Ok(())
+/// A positive amount with no more decimals than the asset's scale, at most its configured
+/// bound ([`crate::amount::check_money`], the one check of a single amount), refused naming
+/// `field`. Returns the amount in minor units.
+pub fn check_money(field: &str, amount: Decimal, bound: &AmountBound) -> Result<i64, Invalid> {
+    crate::amount::check_money(amount, bound).map_err(|refused| Invalid::new(field, refused.0))
 }
 
 /// A wrap: one virtual sub-account following one strategy under one agreement.
@@ -504,17 +499,17 @@ pub struct NewPlan {
 }
 
 impl NewPlan {
-    /// Checks the plan's own fields; `scale` is the wrap currency's, `min_contribution` the
+    /// Checks the plan's own fields; `bound` is the wrap currency's, `min_contribution` the
     /// agreement's minimum, `today` the business date.
     pub fn validate(
         &self,
-        scale: u32,
+        bound: &AmountBound,
         min_contribution: Decimal,
         today: NaiveDate,
     ) -> Result<(), Invalid> {
         match (self.kind, self.amount, self.percentage) {
             (PlanKind::Contribution, Some(amount), None) => {
-                check_money("amount", amount, scale)?;
+                check_money("amount", amount, bound)?;
                 if amount < min_contribution {
                     return Err(Invalid::new(
                         "amount",
@@ -536,7 +531,9 @@ impl NewPlan {
                     "a contribution plan takes an amount, not a percentage",
                 ));
             }
-            (PlanKind::Withdrawal, Some(amount), None) => check_money("amount", amount, scale)?,
+            (PlanKind::Withdrawal, Some(amount), None) => {
+                check_money("amount", amount, bound)?;
+            }
             (PlanKind::Withdrawal, None, Some(pct)) => {
                 if pct <= Decimal::ZERO || pct > Decimal::ONE {
                     return Err(Invalid::new(
@@ -580,6 +577,10 @@ impl NewPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn jpy() -> AmountBound {
+        AmountBound::default_for("JPY", 0)
+    }
 
     #[test]
     fn wrap_codes_name_the_wrap_and_the_holding() {
@@ -662,23 +663,23 @@ mod tests {
 
     #[test]
     fn money_is_positive_and_exact_to_the_scale() {
-        assert!(check_money("amount", dec("1000"), 0).is_ok());
+        assert!(check_money("amount", dec("1000"), &jpy()).is_ok());
         assert!(
-            check_money("amount", dec("1000.00"), 0).is_ok(),
+            check_money("amount", dec("1000.00"), &jpy()).is_ok(),
             "trailing zeros are exact"
         );
         assert_eq!(
-            check_money("amount", dec("0"), 0).unwrap_err().field,
+            check_money("amount", dec("0"), &jpy()).unwrap_err().field,
             "amount"
         );
-        assert!(check_money("amount", dec("-5"), 0).is_err());
+        assert!(check_money("amount", dec("-5"), &jpy()).is_err());
         assert!(
-            check_money("amount", dec("10.5"), 0)
+            check_money("amount", dec("10.5"), &jpy())
                 .unwrap_err()
                 .message
                 .contains("decimal")
         );
-        assert!(check_money("amount", dec("10.55"), 2).is_ok());
+        assert!(check_money("amount", dec("10.55"), &AmountBound::default_for("USD", 2)).is_ok());
     }
 
     #[test]
@@ -689,13 +690,13 @@ mod tests {
             target_amount: dec("20000000"),
             target_date: day("2046-04-01"),
         };
-        assert!(goal.validate(0, today).is_ok());
+        assert!(goal.validate(&jpy(), today).is_ok());
         let past = Goal {
             target_date: today,
             ..goal.clone()
         };
         assert_eq!(
-            past.validate(0, today).unwrap_err().field,
+            past.validate(&jpy(), today).unwrap_err().field,
             "goal/target_date"
         );
         let zero = Goal {
@@ -703,7 +704,7 @@ mod tests {
             ..goal
         };
         assert_eq!(
-            zero.validate(0, today).unwrap_err().field,
+            zero.validate(&jpy(), today).unwrap_err().field,
             "goal/target_amount"
         );
     }
@@ -720,8 +721,8 @@ mod tests {
             start_date: day("2026-12-01"),
             end_date: None,
         };
-        assert!(plan.validate(0, dec("1000"), today).is_ok());
-        let f = |p: NewPlan| p.validate(0, dec("1000"), today).unwrap_err().field;
+        assert!(plan.validate(&jpy(), dec("1000"), today).is_ok());
+        let f = |p: NewPlan| p.validate(&jpy(), dec("1000"), today).unwrap_err().field;
         assert_eq!(
             f(NewPlan {
                 amount: Some(dec("999")),
@@ -764,7 +765,7 @@ mod tests {
             frequency: Frequency::Yearly,
             ..plan.clone()
         };
-        assert!(withdraw.validate(0, dec("1000"), today).is_ok());
+        assert!(withdraw.validate(&jpy(), dec("1000"), today).is_ok());
         assert_eq!(
             f(NewPlan {
                 percentage: Some(dec("1.5")),

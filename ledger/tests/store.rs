@@ -76,8 +76,65 @@ async fn extreme_values_round_trip_exactly() {
             .post_entry(book.transfer("over", w8, u8, "FINE8", "0.00000001"))
             .await
             .unwrap_err();
-        assert!(matches!(err, LedgerError::Overflow), "{err}");
+        // Both accounts' counters are full; the first posting's (the credit) is named.
+        assert!(
+            matches!(&err, LedgerError::Overflow { account_id, .. } if *account_id == w8),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&w8.to_string()), "{err}");
         assert_eq!(book.posted(u8).await, dec("92233720368.54775807"));
+    });
+}
+
+/// Each counter fits in i64, but all the accounts of an asset together do not: the trial
+/// balance and the reconciliation sums stay exact (SQLite's SUM of integers used to fail
+/// with "integer overflow" here, and the trial balance answered 500).
+#[tokio::test]
+async fn trial_balance_sums_beyond_64_bits() {
+    on_each_backend!(|ledger, db| {
+        let book = Book::new(&ledger).await;
+        let near_max = "6000000000000000000"; // 6e18: two of them pass i64::MAX (9.2e18)
+        for name in ["a", "b"] {
+            let bank = book
+                .account(&format!("omnibus:JPY:{name}"), "JPY", Side::Credit, false)
+                .await;
+            let customer = book
+                .account(
+                    &format!("customer:{name}:cash:JPY"),
+                    "JPY",
+                    Side::Debit,
+                    false,
+                )
+                .await;
+            ledger
+                .post_entry(book.transfer(name, bank, customer, "JPY", near_max))
+                .await
+                .unwrap();
+        }
+        let lines = ledger.trial_balance(Some(book.tenant)).await.unwrap();
+        let jpy = lines.iter().find(|l| l.asset == "JPY").unwrap();
+        assert_eq!(jpy.debits, dec("12000000000000000000"));
+        assert_eq!(jpy.credits, dec("12000000000000000000"));
+        assert_eq!(jpy.difference, dec("0"));
+        let platform = ledger.trial_balance(None).await.unwrap();
+        assert!(
+            platform
+                .iter()
+                .any(|l| l.asset == "JPY" && l.debits == jpy.debits)
+        );
+        let sums = ledger::store::reconciliation::holdings(&db.db, Some(book.tenant), None)
+            .await
+            .unwrap();
+        let customers = sums
+            .iter()
+            .find(|h| h.group == ledger::store::reconciliation::Group::Customer)
+            .unwrap();
+        assert_eq!(customers.debits_posted, 12_000_000_000_000_000_000_i128);
+        let later = (Utc::now() + Duration::days(30)).date_naive();
+        let as_of = ledger::store::reconciliation::holdings(&db.db, Some(book.tenant), Some(later))
+            .await
+            .unwrap();
+        assert_eq!(as_of, sums);
     });
 }
 

@@ -35,7 +35,10 @@ pub const MAX_TIERS: usize = 20;
 pub enum FeeSchedule {
     /// `{"kind":"flat","rate_annual":"0.011"}`
     Flat {
-        #[serde(with = "rust_decimal::serde::str")]
+        #[serde(
+            serialize_with = "rust_decimal::serde::str::serialize",
+            deserialize_with = "ledger::amount::de_strict"
+        )]
         #[schema(value_type = String, example = "0.011")]
         rate_annual: Decimal,
     },
@@ -51,7 +54,10 @@ pub struct Tier {
     #[serde(with = "opt_decimal_str")]
     #[schema(value_type = Option<String>, example = "30000000")]
     pub up_to: Option<Decimal>,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.011")]
     pub rate_annual: Decimal,
 }
@@ -61,13 +67,22 @@ pub struct Tier {
 #[serde(deny_unknown_fields)]
 pub struct Split {
     /// The distributor's share.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.5")]
     pub channel: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.4")]
     pub manager: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.1")]
     pub platform: Decimal,
 }
@@ -88,7 +103,10 @@ pub enum Crystallisation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PerformanceFee {
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.1")]
     pub rate: Decimal,
     /// Always `true`: no fee until earlier losses are recovered.
@@ -112,7 +130,10 @@ pub enum BillingPeriod {
 pub struct Terms {
     pub management_fee: FeeSchedule,
     /// Consumption tax on fees (0.10 in Japan).
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.10")]
     pub consumption_tax_rate: Decimal,
     /// Division of the management fee.
@@ -120,7 +141,10 @@ pub struct Terms {
     pub performance_fee: Option<PerformanceFee>,
     pub billing_period: BillingPeriod,
     /// Smallest contribution, in the strategy's base currency.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "1000")]
     pub min_contribution: Decimal,
 }
@@ -132,14 +156,14 @@ pub struct Terms {
 pub struct TermsInput {
     pub effective_date: NaiveDate,
     pub management_fee: FeeSchedule,
-    #[serde(default, with = "rust_decimal::serde::str_option")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     #[schema(value_type = Option<String>, example = "0.10")]
     pub consumption_tax_rate: Option<Decimal>,
     pub split: Split,
     #[serde(default)]
     pub performance_fee: Option<PerformanceFee>,
     pub billing_period: BillingPeriod,
-    #[serde(default, with = "rust_decimal::serde::str_option")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     #[schema(value_type = Option<String>, example = "1000")]
     pub min_contribution: Option<Decimal>,
 }
@@ -350,25 +374,19 @@ impl TermsInput {
     }
 }
 
-/// An optional decimal as a string or `null`. (`rust_decimal::serde::str_option` refuses the
-/// `null` inside an internally tagged enum, where serde buffers it as a unit.)
+/// An optional decimal as a string or `null`, read by the one strict parser.
+/// (`rust_decimal::serde::str_option` refuses the `null` inside an internally tagged enum,
+/// where serde buffers it as a unit.)
 mod opt_decimal_str {
-    use std::str::FromStr;
-
     use rust_decimal::Decimal;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
         rust_decimal::serde::str_option::serialize(v, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| {
-                Decimal::from_str(&s)
-                    .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a decimal")))
-            })
-            .transpose()
+        ledger::amount::de_strict_opt(d)
     }
 }
 

@@ -1170,7 +1170,7 @@ pub struct PlatformFee {
 #[serde(deny_unknown_fields)]
 pub struct NewPlatformFee {
     /// At least 0, exact to the currency's scale.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     #[schema(value_type = String, example = "50000")]
     pub amount: Decimal,
     pub currency: String,

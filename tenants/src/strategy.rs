@@ -124,16 +124,16 @@ pub struct NewStrategy {
     pub base_currency: String,
     pub risk_level: u8,
     /// Expected annual return, -1 to 1 (used by goal projections).
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     #[schema(value_type = String, example = "0.045")]
     pub expected_return_annual: Decimal,
     /// Annual volatility, 0 to 2.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     #[schema(value_type = String, example = "0.12")]
     pub volatility_annual: Decimal,
     pub drift_band_kind: DriftBandKind,
     /// Strictly between 0 and 1.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     #[schema(value_type = String, example = "0.05")]
     pub drift_band: Decimal,
     #[serde(default)]
@@ -142,7 +142,7 @@ pub struct NewStrategy {
     #[serde(default)]
     pub cooldown_days: u16,
     /// At least 0, exact to the base currency's scale; default 0.
-    #[serde(default, with = "rust_decimal::serde::str")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict")]
     #[schema(value_type = String, example = "100000")]
     pub min_initial_investment: Decimal,
 }
@@ -319,7 +319,10 @@ pub struct ModelWeight {
     /// The instrument's asset code.
     pub instrument: String,
     /// In (0, 1], at most 10 decimals.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::str::serialize",
+        deserialize_with = "ledger::amount::de_strict"
+    )]
     #[schema(value_type = String, example = "0.35")]
     pub weight: Decimal,
 }
@@ -331,7 +334,7 @@ pub struct NewVersion {
     /// Later than every existing version's (any date for the first).
     pub effective_date: NaiveDate,
     /// At least 0; with the weights, sums to exactly 1.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     #[schema(value_type = String, example = "0.02")]
     pub cash_weight: Decimal,
     pub weights: Vec<ModelWeight>,

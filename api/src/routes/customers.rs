@@ -412,6 +412,7 @@ pub async fn update_customer(
 pub struct CashMovement {
     /// A positive decimal string, exact to the currency's minor unit.
     #[schema(value_type = String, example = "100000")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     pub amount: Decimal,
     /// ISO 4217 code; default JPY.
     pub currency: Option<String>,
@@ -503,7 +504,7 @@ async fn cash_movement(
     let idem = Idempotency::of(&req, tenant_id, &body)?;
     let currency = body.currency.as_deref().unwrap_or(BASE_CURRENCY);
     let asset = money::currency(&state.db, &state.ledger, "currency", currency).await?;
-    let amount = money::amount("amount", body.amount, &asset)?;
+    let amount = money::amount(&state.amount_limits, "amount", body.amount, &asset)?;
     if let Some(r) = &body.reference
         && (r.is_empty() || r.len() > 200 || r.chars().any(char::is_control))
     {

@@ -22,6 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use ledger::amount::AmountLimits;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -159,26 +160,29 @@ pub struct FillReport {
     /// Units bought or sold in this fill, a decimal string exact to the instrument's unit
     /// scale; default 0 (a closing report).
     #[schema(value_type = Option<String>, example = "11538")]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict")]
     pub units: Decimal,
     /// Cash paid (buy) or received (sell) for them, exact to the currency's minor unit;
     /// default 0.
     #[schema(value_type = Option<String>, example = "15000")]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict")]
     pub amount: Decimal,
     /// No more fills will come: the instruction completes with what was reported.
     #[serde(default, rename = "final")]
     pub is_final: bool,
 }
 
-/// `value` (≥ 0) in minor units at `scale`, or 422 naming `field`.
-fn minor(field: &str, value: Decimal, scale: u32) -> Result<i64, Problem> {
-    if value.is_sign_negative() && !value.is_zero() {
-        return Err(Problem::invalid_field(field, "must not be negative"));
-    }
-    ledger::asset::Amount::try_new(value, scale)
-        .map(ledger::asset::Amount::minor)
-        .map_err(|reason| Problem::invalid_field(field, reason))
+/// `value` (≥ 0) in minor units of `asset` at `scale`, at most its `[limits]` bound, or 422
+/// naming `field` ([`ledger::amount::check_quantity`]).
+fn minor(
+    limits: &AmountLimits,
+    field: &str,
+    value: Decimal,
+    asset: &str,
+    scale: u32,
+) -> Result<i64, Problem> {
+    ledger::amount::check_quantity(value, &limits.bound_of(asset, scale))
+        .map_err(|refused| Problem::invalid_field(field, refused.0))
 }
 
 /// Report a fill of an instruction (the distributor's account system). Several reports add
@@ -223,8 +227,20 @@ pub async fn report_fill(
         .map_err(refused(id))?;
     let report = Report {
         fill_id: body.fill_id.clone(),
-        units: minor("units", body.units, row.scales.units)?,
-        amount: minor("amount", body.amount, row.scales.currency)?,
+        units: minor(
+            &state.amount_limits,
+            "units",
+            body.units,
+            &row.pricing.instrument,
+            row.scales.units,
+        )?,
+        amount: minor(
+            &state.amount_limits,
+            "amount",
+            body.amount,
+            &row.pricing.currency,
+            row.scales.currency,
+        )?,
         is_final: body.is_final,
     };
     if (report.units == 0) != (report.amount == 0) {

@@ -54,8 +54,9 @@ impl From<InvalidProjection> for Problem {
 #[serde(deny_unknown_fields)]
 pub struct FeeImpactRequest {
     #[schema(value_type = String, example = "1000000")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     pub initial_amount: Decimal,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     #[schema(value_type = Option<String>, example = "30000")]
     pub monthly_contribution: Option<Decimal>,
     /// 1 to 60.
@@ -63,16 +64,17 @@ pub struct FeeImpactRequest {
     pub years: u32,
     /// Before fees, as a fraction (0.05 is 5 %), compounded monthly.
     #[schema(value_type = String, example = "0.05")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     pub gross_annual_return: Decimal,
     /// Annual fee rates to compare, as fractions.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_vec_opt")]
     #[schema(value_type = Option<Vec<String>>, example = json!(["0.011", "0.0055"]))]
     pub fee_rates: Option<Vec<Decimal>>,
     /// An agreement the caller may see: its schedule in effect today.
     #[serde(default)]
     pub agreement_id: Option<Uuid>,
     /// Consumption tax on the fee; defaults to the agreement's, or 0.10.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     #[schema(value_type = Option<String>, example = "0.10")]
     pub tax_rate: Option<Decimal>,
     /// Defaults to JPY.
@@ -279,7 +281,7 @@ pub async fn wrap_goal(
     let level = match q.get("target_probability") {
         None => None,
         Some(s) => Some(
-            s.parse::<Decimal>()
+            ledger::amount::parse_decimal(s)
                 .ok()
                 .filter(|p| *p > Decimal::ZERO && *p < Decimal::ONE)
                 .ok_or_else(|| {

@@ -290,7 +290,7 @@ pub async fn open_wrap(
         .map_err(|why| Problem::invalid_field("agreement_id", why))?;
     let asset = money::currency(&txn, &state.ledger, "agreement_id", &offer.currency).await?;
     if let Some(goal) = &body.goal {
-        goal.validate(asset.scale, today)?;
+        goal.validate(&state.amount_limits.bound(&asset), today)?;
     }
     let name = body.name.unwrap_or_else(|| offer.strategy_name.clone());
     ledger::wraps::check_name("name", &name)?;
@@ -558,6 +558,7 @@ fn available_to_withdraw(valuation: &Valuation, pending: &[Movement]) -> Decimal
 pub struct Contribution {
     /// A positive decimal string, exact to the currency's minor unit.
     #[schema(value_type = String, example = "100000")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     pub amount: Decimal,
 }
 
@@ -611,7 +612,7 @@ pub async fn contribute(
     }
     let wrap = find_wrap(&txn, &caller, id, true).await?;
     let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
-    let amount = money::amount("amount", body.amount, &asset)?;
+    let amount = money::amount(&state.amount_limits, "amount", body.amount, &asset)?;
     if !wrap.status.accepts_money() {
         return Err(Problem::conflict(format!(
             "wrap {id} is {}: it takes no contributions",
@@ -715,6 +716,7 @@ pub async fn contribute(
 pub struct WrapWithdrawal {
     /// A positive decimal string; give this or `all`.
     #[schema(value_type = Option<String>, example = "50000")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     pub amount: Option<Decimal>,
     /// `true` to take everything (the wrap stays open, empty).
     pub all: Option<bool>,
@@ -726,6 +728,7 @@ pub struct WrapWithdrawal {
 pub struct WrapSwitch {
     pub to_wrap_id: Uuid,
     #[schema(value_type = Option<String>, example = "50000")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     pub amount: Option<Decimal>,
     pub all: Option<bool>,
 }
@@ -848,7 +851,9 @@ async fn pending_movement(
     let wrap = find_wrap(&txn, caller, id, true).await?;
     let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
     let amount = match (amount, all) {
-        (Some(a), None | Some(false)) => Some(money::amount("amount", a, &asset)?),
+        (Some(a), None | Some(false)) => {
+            Some(money::amount(&state.amount_limits, "amount", a, &asset)?)
+        }
         (None, Some(true)) => None,
         (Some(_), Some(true)) => {
             return Err(Problem::invalid_field(
@@ -1112,10 +1117,12 @@ pub struct CreatePlan {
     pub kind: PlanKind,
     /// Per run; contributions at least the agreement's minimum.
     #[schema(value_type = Option<String>, example = "30000")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     pub amount: Option<Decimal>,
     /// Withdrawal plans only, instead of `amount`: the share of the wrap's value per run,
     /// in (0, 1].
     #[schema(value_type = Option<String>, example = "0.01")]
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
     pub percentage: Option<Decimal>,
     /// Default monthly (contribution plans are always monthly).
     pub frequency: Option<Frequency>,
@@ -1170,7 +1177,10 @@ pub async fn create_plan(
         start_date: body.start_date.unwrap_or(today),
         end_date: body.end_date,
     };
-    new.validate(wrap.currency_scale, offer.min_contribution, today)?;
+    let bound = state
+        .amount_limits
+        .bound_of(&wrap.currency, wrap.currency_scale);
+    new.validate(&bound, offer.min_contribution, today)?;
     let plan = store::insert_plan(&txn, tenant_id, id, &new, wrap.currency_scale, now).await?;
     audit::record(
         &txn,

@@ -7,6 +7,7 @@
 mod common;
 
 mod agreements;
+mod amounts;
 mod auth;
 mod bench_eod;
 mod cli;

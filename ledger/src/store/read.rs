@@ -298,7 +298,10 @@ async fn posted_up_to<C: ConnectionTrait>(
     for row in sql::query(db, q, values).await? {
         let side_name: String = get(&row, 0)?;
         let sum: String = get(&row, 1)?;
-        let sum: i64 = sum.parse().map_err(|_| LedgerError::Overflow)?;
+        // At most the account's counter, which is an i64: anything else is not our data.
+        let sum: i64 = sum.parse().map_err(|_| {
+            LedgerError::Corrupt(format!("posted sum {sum} of account {account_id}"))
+        })?;
         match sql::side(&side_name)? {
             Side::Debit => b.debits_posted = sum,
             Side::Credit => b.credits_posted = sum,
@@ -379,8 +382,9 @@ pub(crate) async fn trial_balance<C: ConnectionTrait>(
     tenant_id: Option<Uuid>,
 ) -> Result<Vec<TrialBalanceLine>, LedgerError> {
     let backend = db.get_database_backend();
-    // Sums as text: PostgreSQL widens SUM(bigint) to numeric, SQLite keeps an exact integer;
-    // both print exactly, and i128 holds any sum of i64 counters.
+    // Sums as text, split in two halves (`sql::split_sum`): SQLite's SUM of integers fails
+    // past i64, and every account's counters of an asset together can pass it. i128 holds
+    // the combined sum.
     let (filter, values): (String, Vec<Value>) = match tenant_id {
         Some(t) => (
             format!("WHERE tenant_id = {}", param(backend, 1)),
@@ -389,8 +393,10 @@ pub(crate) async fn trial_balance<C: ConnectionTrait>(
         None => (String::new(), vec![]),
     };
     let q = format!(
-        "SELECT asset_code, CAST(SUM(debits_posted) AS TEXT), CAST(SUM(credits_posted) AS TEXT), COUNT(*) \
-         FROM ledger_accounts {filter} GROUP BY asset_code ORDER BY asset_code"
+        "SELECT asset_code, {}, {}, COUNT(*) \
+         FROM ledger_accounts {filter} GROUP BY asset_code ORDER BY asset_code",
+        sql::split_sum("debits_posted"),
+        sql::split_sum("credits_posted"),
     );
     let rows = sql::query(db, q, values).await?;
     let codes: Vec<String> = rows
@@ -402,18 +408,14 @@ pub(crate) async fn trial_balance<C: ConnectionTrait>(
         .map(|r| {
             let asset: String = get(r, 0)?;
             let scale = scales.get(&asset).map(|a| a.scale).unwrap_or(0);
-            let parse = |s: String| {
-                s.parse::<i128>()
-                    .map_err(|_| LedgerError::Corrupt(format!("sum {s}")))
-            };
-            let d = parse(get(r, 1)?)?;
-            let c = parse(get(r, 2)?)?;
+            let d = sql::split_sum_value(r, 1)?;
+            let c = sql::split_sum_value(r, 3)?;
             Ok(TrialBalanceLine {
                 asset,
                 debits: decimal_of(d, scale),
                 credits: decimal_of(c, scale),
                 difference: decimal_of(d - c, scale),
-                accounts: get(r, 3)?,
+                accounts: get(r, 5)?,
             })
         })
         .collect()

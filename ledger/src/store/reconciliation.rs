@@ -18,8 +18,9 @@
 //! the omnibus of every book as of its date, an asset missing on one side counting as 0:
 //! tried by `reconciliation.rs::break_report_finds_breaks`.
 //!
-//! Sums are taken in SQL as text (PostgreSQL widens SUM(bigint) to numeric, SQLite keeps an
-//! exact integer) and parsed into i128, as the trial balance does: exact whatever the count.
+//! Sums are taken in SQL as text, each in two halves that cannot overflow on SQLite
+//! (`sql::split_sum`), and combined in i128, as the trial balance does: exact whatever the
+//! count.
 //! Prefixes are matched with `substr`, not `LIKE` (case-insensitive on SQLite, and `_` is a
 //! wildcard).
 
@@ -92,13 +93,6 @@ const GROUP_FILTER: &str = "(substr(a.code, 1, 9) = 'customer:' OR substr(a.code
      OR substr(a.code, 1, 8) = 'payable:' OR substr(a.code, 1, 9) = 'residual:' \
      OR substr(a.code, 1, 8) = 'omnibus:')";
 
-fn sum(row: &QueryResult, idx: usize) -> Result<i128, LedgerError> {
-    let s: Option<String> = get(row, idx)?;
-    let s = s.unwrap_or_else(|| "0".to_owned());
-    s.parse::<i128>()
-        .map_err(|_| LedgerError::Corrupt(format!("sum {s}")))
-}
-
 /// Sums per (tenant, asset, group) of the customer, wrap and omnibus accounts: of `tenant`
 /// only, or of every tenant; the current balances with holds (`as_of` None) or the posted
 /// entries whose business date is on or before `as_of` (holds are not history: pending 0).
@@ -116,10 +110,13 @@ pub async fn holdings<C: ConnectionTrait>(
             };
             format!(
                 "SELECT a.tenant_id, a.asset_code, {GROUP_CASE}, \
-                 CAST(SUM(a.debits_posted) AS TEXT), CAST(SUM(a.credits_posted) AS TEXT), \
-                 CAST(SUM(a.debits_pending) AS TEXT), CAST(SUM(a.credits_pending) AS TEXT) \
+                 {}, {}, {}, {} \
                  FROM ledger_accounts a WHERE {GROUP_FILTER} {scope} \
-                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                sql::split_sum("a.debits_posted"),
+                sql::split_sum("a.credits_posted"),
+                sql::split_sum("a.debits_pending"),
+                sql::split_sum("a.credits_pending"),
             )
         }
         Some(day) => {
@@ -131,12 +128,13 @@ pub async fn holdings<C: ConnectionTrait>(
             };
             format!(
                 "SELECT a.tenant_id, a.asset_code, {GROUP_CASE}, \
-                 CAST(SUM(CASE WHEN p.side = 'debit' THEN p.amount ELSE 0 END) AS TEXT), \
-                 CAST(SUM(CASE WHEN p.side = 'credit' THEN p.amount ELSE 0 END) AS TEXT) \
+                 {}, {} \
                  FROM ledger_accounts a JOIN ledger_postings p \
                    ON p.tenant_id = a.tenant_id AND p.account_id = a.id \
                  WHERE p.pending = {pending} AND p.effective_date <= {date} AND {GROUP_FILTER} {scope} \
-                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+                sql::split_sum("CASE WHEN p.side = 'debit' THEN p.amount ELSE 0 END"),
+                sql::split_sum("CASE WHEN p.side = 'credit' THEN p.amount ELSE 0 END"),
             )
         }
     };
@@ -155,10 +153,18 @@ pub async fn holdings<C: ConnectionTrait>(
                     "partner" => Group::Partner,
                     _ => Group::Omnibus,
                 },
-                debits_posted: sum(row, 3)?,
-                credits_posted: sum(row, 4)?,
-                debits_pending: if with_pending { sum(row, 5)? } else { 0 },
-                credits_pending: if with_pending { sum(row, 6)? } else { 0 },
+                debits_posted: sql::split_sum_value(row, 3)?,
+                credits_posted: sql::split_sum_value(row, 5)?,
+                debits_pending: if with_pending {
+                    sql::split_sum_value(row, 7)?
+                } else {
+                    0
+                },
+                credits_pending: if with_pending {
+                    sql::split_sum_value(row, 9)?
+                } else {
+                    0
+                },
             })
         })
         .collect()

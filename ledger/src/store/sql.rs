@@ -155,6 +155,32 @@ pub(crate) fn get<T: sea_orm::TryGetable>(row: &QueryResult, idx: usize) -> Resu
     Ok(row.try_get_by_index::<T>(idx)?)
 }
 
+/// Two columns whose values add up to `SUM(expr)` exactly, without overflow on any backend:
+/// the sums of the high and the low 32 bits of each `expr` (an `i64`). SQLite's SUM of
+/// integers fails with "integer overflow" past `i64` (PostgreSQL widens to numeric), and the
+/// platform-wide sums (the trial balance, reconciliation) add every account's counters:
+/// each half-sum stays within `i64` for up to 2^31 rows. Read with [`split_sum_value`].
+/// `/` and `%` truncate toward zero on both backends, so `x = (x / 2^32) * 2^32 + x % 2^32`
+/// holds for negative values too.
+pub(crate) fn split_sum(expr: &str) -> String {
+    format!("CAST(SUM(({expr}) / 4294967296) AS TEXT), CAST(SUM(({expr}) % 4294967296) AS TEXT)")
+}
+
+/// The exact sum from the two columns [`split_sum`] wrote at `idx` and `idx + 1` (NULL, no
+/// rows, is 0).
+pub(crate) fn split_sum_value(row: &QueryResult, idx: usize) -> Result<i128, LedgerError> {
+    let part = |i: usize| -> Result<i128, LedgerError> {
+        let s: Option<String> = get(row, i)?;
+        let s = s.unwrap_or_else(|| "0".to_owned());
+        s.parse::<i128>()
+            .map_err(|_| LedgerError::Corrupt(format!("sum {s}")))
+    };
+    let high = part(idx)?;
+    let low = part(idx + 1)?;
+    // Each part is at most 2^31 rows of 2^32, so the combination fits i128 many times over.
+    Ok(high * (1_i128 << 32) + low)
+}
+
 pub(crate) fn side(s: &str) -> Result<Side, LedgerError> {
     Side::parse(s).ok_or_else(|| LedgerError::Corrupt(format!("unknown side {s:?}")))
 }

@@ -649,8 +649,15 @@ pub async fn report(
     let sums = filled(txn, std::slice::from_ref(r)).await?;
     let (units_before, amount_before, _) =
         sums.get(&(r.tenant_id, r.id)).copied().unwrap_or_default();
-    let units = units_before + report.units;
-    let amount = amount_before + report.amount;
+    // Each fill is bounded by `[limits]`, but the sum of many must not wrap around either.
+    let total = |field: &'static str, before: i64, this: i64| {
+        before.checked_add(this).ok_or(Refused::Invalid {
+            field,
+            message: "the fills' total would exceed the range of the books".to_owned(),
+        })
+    };
+    let units = total("units", units_before, report.units)?;
+    let amount = total("amount", amount_before, report.amount)?;
     match r.side {
         TradeSide::Buy if amount > r.amount => {
             return Err(Refused::Invalid {
