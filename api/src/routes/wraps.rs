@@ -145,7 +145,9 @@ pub struct Holding {
     pub priced: bool,
 }
 
-/// A wrap's value now: cash plus units at their last prices.
+/// A wrap's value now, by the same rule as end of day's NAV
+/// (`wraps::eod::valuation::nav_minor`): cash plus units at their last prices, less the fees
+/// owed and not yet paid.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Valuation {
     pub currency: String,
@@ -156,7 +158,14 @@ pub struct Valuation {
     #[schema(value_type = String)]
     pub cash_available: Decimal,
     pub holdings: Vec<Holding>,
-    /// cash + Σ holdings' values.
+    /// Σ holdings' values, rounded down to the currency's minor unit once.
+    #[schema(value_type = String)]
+    pub units_value: Decimal,
+    /// Management and performance fees (with their tax) accrued and not yet paid: collected
+    /// at the billing period's end, deducted from the value until then.
+    #[schema(value_type = String)]
+    pub fees_owed: Decimal,
+    /// cash + units_value − fees_owed: the wrap's NAV now, as end of day computes it.
     #[schema(value_type = String)]
     pub value: Decimal,
 }
@@ -172,12 +181,12 @@ pub async fn valuation<C: sea_orm::ConnectionTrait>(
     let accounts = store::wrap_accounts(db, wrap.tenant_id, wrap.id).await?;
     let today = money::today(Utc::now());
     let cash_code = wrap_cash_code(wrap.id);
-    let mut cash = Decimal::ZERO;
+    let mut cash_minor = 0_i128;
     let mut cash_available = Decimal::ZERO;
     let mut units: Vec<(&Account, String)> = Vec::new();
     for a in &accounts {
         if a.code == cash_code {
-            cash = ledger::asset::decimal_of(a.balance.posted(a.normal_side), wrap.currency_scale);
+            cash_minor = a.balance.posted(a.normal_side);
             cash_available =
                 ledger::asset::decimal_of(a.balance.available(a.normal_side), wrap.currency_scale);
         } else if let Some(instrument) = a.code.strip_prefix(&format!("wrap:{}:units:", wrap.id)) {
@@ -191,9 +200,9 @@ pub async fn valuation<C: sea_orm::ConnectionTrait>(
         ledger::store::market::latest_prices(db, &codes, today).await?
     };
     let mut holdings = Vec::with_capacity(units.len());
-    let mut value = cash;
+    let mut exact_units_value = Decimal::ZERO;
     for (account, code) in units {
-        let asset = state.ledger.asset(&code).await?;
+        let asset = state.ledger.asset_in(db, &code).await?;
         let quote_unit = match asset.kind {
             ledger::AssetKind::Instrument { quote_unit, .. } => quote_unit,
             ledger::AssetKind::Currency => 1,
@@ -203,7 +212,7 @@ pub async fn valuation<C: sea_orm::ConnectionTrait>(
         let v = quote
             .map(|q| n * q.price / Decimal::from(quote_unit))
             .unwrap_or_default();
-        value += v;
+        exact_units_value += v;
         holdings.push(Holding {
             instrument: code,
             account_id: account.id,
@@ -215,13 +224,25 @@ pub async fn valuation<C: sea_orm::ConnectionTrait>(
             priced: quote.is_some(),
         });
     }
+    let scale = wrap.currency_scale;
+    let units_value = wraps::eod::valuation::units_value_minor(exact_units_value, scale);
+    let fees_owed = wraps::eod::fees::owed_by(db, wrap.tenant_id, &[wrap.id])
+        .await?
+        .get(&wrap.id)
+        .copied()
+        .unwrap_or(0);
+    let cash_i64 = i64::try_from(cash_minor).unwrap_or(i64::MAX);
+    let nav = wraps::eod::valuation::nav_minor(cash_i64, units_value, fees_owed);
+    let of = |minor: i64| ledger::asset::decimal_of(i128::from(minor), scale);
     Ok(Valuation {
         currency: wrap.currency.clone(),
         as_of: today,
-        cash,
+        cash: ledger::asset::decimal_of(cash_minor, scale),
         cash_available,
         holdings,
-        value: value.normalize(),
+        units_value: of(units_value),
+        fees_owed: of(fees_owed),
+        value: of(nav).normalize(),
     })
 }
 

@@ -1069,3 +1069,39 @@ async fn a_percentage_withdrawal_plan_takes_its_share_of_the_nav(backend: &'stat
     );
     server.stop().await;
 }
+
+on_each_backend!(
+    the_wrap_and_its_customer_show_the_nav,
+    the_wrap_and_its_customer_show_the_nav
+);
+async fn the_wrap_and_its_customer_show_the_nav(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "1500000").await;
+    let standard = standard_agreement(&server, &m).await;
+    let w = wrap_on(&server, &m, c, standard).await;
+    contribute(&server, &m, w, "1000000").await;
+    let s = run_days(&server, day("2031-04-01"), day("2031-04-02")).await;
+    finished(&s).await;
+    // Two days of fee and tax owed (¥33 a day: a_month_of_accrual_is_exact), not paid yet.
+    let [fee, tax, ..] = owed_and_unposted(&server, w).await;
+    let owed = fee + tax;
+    assert_eq!(owed, 66);
+    // The wrap's value is its NAV: cash less what it owes, as end of day values it; so are
+    // what may be withdrawn and the customer's total (cash 500,000 + the wrap).
+    let view = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
+    let view = view.ok(200);
+    assert_eq!(view["valuation"]["fees_owed"], "66", "{view}");
+    assert_eq!(view["valuation"]["value"], "999934", "{view}");
+    assert_eq!(view["available_to_withdraw"], "999934", "{view}");
+    let customer = server.get(&m.bank, &format!("/v1/customers/{c}")).await;
+    let customer = customer.ok(200);
+    assert_eq!(customer["wraps"][0]["value"], "999934", "{customer}");
+    assert_eq!(
+        customer["total_value"],
+        json!([{ "currency": "JPY", "amount": "1499934" }]),
+        "{customer}"
+    );
+    server.stop().await;
+}

@@ -93,6 +93,22 @@ async fn pricing<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// The holdings' value in whole minor units: their exact sum (units × price ÷ quote unit,
+/// summed exactly), rounded down once at the currency's `scale`.
+pub fn units_value_minor(exact: Decimal, scale: u32) -> i64 {
+    let mut floor = exact.round_dp_with_strategy(scale, RoundingStrategy::ToZero);
+    floor.rescale(scale);
+    i64::try_from(floor.mantissa()).unwrap_or(i64::MAX)
+}
+
+/// NAV of a wrap (DOMAIN.md section 4), in minor units: cash + the holdings' value
+/// ([`units_value_minor`]) − fees owed and not yet paid. The one rule for a wrap's value: end
+/// of day's snapshots and the API's value of a wrap now (`GET /v1/wraps/{id}`, a customer's
+/// total, what may be withdrawn) both use it.
+pub fn nav_minor(cash: i64, units_value: i64, fees_owed: i64) -> i64 {
+    cash.saturating_add(units_value).saturating_sub(fees_owed)
+}
+
 /// Running total of one wrap while its accounts are read.
 #[derive(Default)]
 struct Acc {
@@ -124,16 +140,13 @@ impl Acc {
         }
     }
 
+    /// The value before fees owed (the snapshot deducts them: [`nav_minor`]).
     fn finish(self, scale: u32) -> WrapValue {
-        let mut floor = self
-            .units_value
-            .round_dp_with_strategy(scale, RoundingStrategy::ToZero);
-        floor.rescale(scale);
-        let units_value = i64::try_from(floor.mantissa()).unwrap_or(i64::MAX);
+        let units_value = units_value_minor(self.units_value, scale);
         WrapValue {
             cash: self.cash,
             units_value,
-            nav: self.cash.saturating_add(units_value),
+            nav: nav_minor(self.cash, units_value, 0),
             stale_prices: self.stale,
         }
     }
@@ -365,7 +378,7 @@ async fn snapshot_tenant(
             .map(|(id, currency, scale)| {
                 let mut v = accs.remove(id).unwrap_or_default().finish(*scale);
                 let fees_unpaid = unpaid.get(id).copied().unwrap_or(0);
-                v.nav = v.nav.saturating_sub(fees_unpaid);
+                v.nav = nav_minor(v.cash, v.units_value, fees_unpaid);
                 let (contributions, withdrawals) = flows.get(id).copied().unwrap_or_default();
                 if v.stale_prices {
                     stale_count += 1;
