@@ -104,31 +104,24 @@ async fn claim(
     db: &sea_orm::DatabaseConnection,
     wait_secs: u64,
 ) -> Result<RunGuard, Error> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
-    let mut told = false;
-    loop {
-        match RunGuard::acquire(lock, db).await {
-            Ok(guard) => return Ok(guard),
-            Err(wraps::eod::EodError::InProgress) if std::time::Instant::now() < deadline => {
-                if !told {
-                    tracing::info!(wait_secs, "eod.waiting: another process runs end of day");
-                    told = true;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    if wait_secs > 0 {
+        tracing::info!(
+            wait_secs,
+            "eod.claim: waiting if another process runs end of day"
+        );
+    }
+    match RunGuard::acquire_within(lock, db, std::time::Duration::from_secs(wait_secs)).await {
+        Ok(guard) => Ok(guard),
+        Err(wraps::eod::EodError::InProgress) => Err(Error::EodBusy(format!(
+            "another process is running end of day on this database{}; \
+             run again later or pass --wait SECONDS",
+            if wait_secs > 0 {
+                format!(" (waited {wait_secs} s)")
+            } else {
+                String::new()
             }
-            Err(wraps::eod::EodError::InProgress) => {
-                return Err(Error::EodBusy(format!(
-                    "another process is running end of day on this database{}; \
-                     run again later or pass --wait SECONDS",
-                    if wait_secs > 0 {
-                        format!(" (waited {wait_secs} s)")
-                    } else {
-                        String::new()
-                    }
-                )));
-            }
-            Err(e) => return Err(Error::Other(e.to_string())),
-        }
+        ))),
+        Err(e) => Err(Error::Other(e.to_string())),
     }
 }
 

@@ -76,8 +76,18 @@ pub async fn start_eod(
     Query::parse(&req, &[])?;
     let body: EodRequest = crate::extract::json(&req, payload).await?;
     let to = body.to.unwrap_or(body.date);
-    let guard = RunGuard::acquire(&lock.into_inner(), &state.db).await?;
+    // A wrong date is refused as such even while another run holds the claim (the run
+    // checks again under it).
     eod::check_range(&state.db, body.date, to).await?;
+    // A run finishing in this or another process releases its claim just after its last
+    // write: a second wait covers that, a run really in progress still answers 409.
+    let guard = RunGuard::acquire_within(
+        &lock.into_inner(),
+        &state.db,
+        std::time::Duration::from_secs(1),
+    )
+    .await?;
+    guard.starting(body.date);
     let actor = Actor {
         tenant_id: caller.principal.tenant_id,
         client_id: caller.principal.client_id.clone(),

@@ -340,7 +340,16 @@ async fn goal_input(
         return Err(Problem::conflict(format!("wrap {} has no goal", wrap.id)));
     };
     let today = crate::money::today(Utc::now());
-    let value = valuation(state, &state.db, wrap).await?.value;
+    // The NAV of today as end of day's goals step starts from it (its snapshot deducts what
+    // was owed when the day began, `FeeState::unpaid_at_start_of`), so the answer on request
+    // is the stored figure when nothing moved since.
+    let now = valuation(state, &state.db, wrap).await?;
+    let owed_at_start = wraps::eod::fees::states_of(&state.db, wrap.tenant_id, &[wrap.id])
+        .await?
+        .get(&wrap.id)
+        .map_or(0, |s| s.unpaid_at_start_of(today));
+    let value = now.cash + now.units_value
+        - ledger::asset::decimal_of(i128::from(owed_at_start), wrap.currency_scale);
     let plans =
         ledger::store::wraps::plans(&state.db, wrap.tenant_id, wrap.id, wrap.currency_scale)
             .await?;

@@ -1292,3 +1292,57 @@ async fn a_step_that_errors_is_shown_failed(backend: &'static str) {
     assert_eq!(s["next_date"], d1.to_string(), "{s}");
     server.stop().await;
 }
+
+on_each_backend!(
+    a_price_the_day_traded_at_cannot_be_replaced,
+    a_price_the_day_traded_at_cannot_be_replaced
+);
+async fn a_price_the_day_traded_at_cannot_be_replaced(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let d1 = first_business_day();
+    book_with_plans(&server, d1).await;
+    // The run dies in valuation: netting, execution and allocation traded at 10,123.
+    let out = Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args([
+            "eod",
+            "--date",
+            &d1.to_string(),
+            "--database-url",
+            &server.url,
+        ])
+        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env("WRAP__LOG__LEVEL", "warn")
+        .env("WRAP_EOD_ABORT_IN_STEP", "valuation")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(server.count_rows("trade_fills").await > 0);
+    let platform = server.token(&server.platform).await;
+    let upload =
+        |price: &str| json!({ "prices": [{ "instrument": FUND, "date": d1, "price": price }] });
+    // Another price for the date would leave its trades at a price that is not the day's.
+    let r = server
+        .post(&platform, "/v1/prices", Some(upload("10500")))
+        .await;
+    let p = r.problem(409);
+    assert!(
+        p["detail"].as_str().unwrap().contains("traded at 10123"),
+        "{p}"
+    );
+    assert_eq!(p["errors"][0]["field"], "price", "{p}");
+    // The price the trades used may be sent again; the day then finishes on it.
+    server
+        .post(&platform, "/v1/prices", Some(upload("10123")))
+        .await
+        .ok(200);
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    let stored = rows(
+        &server,
+        "SELECT price FROM instrument_prices WHERE instrument_code = ? AND price_date = ?",
+        vec![FUND.into(), d1.into()],
+    )
+    .await;
+    assert_eq!(stored[0].try_get_by_index::<i64>(0).unwrap(), 10123);
+    server.stop().await;
+}

@@ -405,6 +405,20 @@ pub async fn upload_prices(
                 .collect(),
         });
     }
+    let traded = traded_at_other_prices(txn, rows).await?;
+    if !traded.is_empty() {
+        return Err(MarketError::Conflict {
+            detail: format!(
+                "end of day has already traded at another price: {}; a price that trades did \
+                 not use cannot be stored for their date",
+                traded.join("; ")
+            ),
+            errors: traded
+                .iter()
+                .map(|t| FieldError::new("price", t.clone()))
+                .collect(),
+        });
+    }
     let backend = txn.get_database_backend();
     // A date whose end of day is running counts this upload, so that its finishing
     // transaction sees that valuation may have read older prices (migration
@@ -473,6 +487,61 @@ pub async fn upload_prices(
         inserted: total - replaced,
         replaced,
     })
+}
+
+/// The rows of an upload whose instrument end of day has already netted and sent to market on
+/// their date at another price (or at an earlier date's price): storing them would leave the
+/// day's trades at a price that is no longer the day's, unflagged. A row equal to the price
+/// the trades used is accepted (a re-upload). On PostgreSQL the netting step holds
+/// `instrument_prices` in SHARE mode and this upload holds it in ROW EXCLUSIVE mode, so either
+/// the upload lands before netting reads prices or it sees netting's rows here.
+async fn traded_at_other_prices(
+    txn: &DatabaseTransaction,
+    rows: &[PriceRow],
+) -> Result<Vec<String>, MarketError> {
+    let mut out = Vec::new();
+    for chunk in rows.chunks(CHUNK) {
+        let mut p = Params::new(txn.get_database_backend());
+        let dates: Vec<NaiveDate> = chunk.iter().map(|r| r.date).collect();
+        let codes: Vec<String> = chunk.iter().map(|r| r.instrument.clone()).collect();
+        let q = format!(
+            "SELECT DISTINCT n.instrument, n.business_date, n.price, n.price_date, i.price_scale \
+             FROM trade_netting n JOIN instruments i ON i.code = n.instrument \
+             WHERE n.business_date IN {} AND n.instrument IN {}",
+            p.list(&dates),
+            p.list(&codes)
+        );
+        let mut used: HashMap<(String, NaiveDate), (String, NaiveDate, i32)> = HashMap::new();
+        for r in sql::query(txn, q, p.values).await? {
+            used.insert(
+                (get::<String>(&r, 0)?, get::<NaiveDate>(&r, 1)?),
+                (
+                    get::<String>(&r, 2)?,
+                    get::<NaiveDate>(&r, 3)?,
+                    get::<i32>(&r, 4)?,
+                ),
+            );
+        }
+        for row in chunk {
+            let Some((price, price_date, scale)) = used.get(&(row.instrument.clone(), row.date))
+            else {
+                continue;
+            };
+            let new = Decimal::from_i128_with_scale(
+                i128::from(row.price),
+                u32::try_from(*scale).unwrap_or(0),
+            );
+            let same = *price_date == row.date
+                && crate::amount::parse_decimal(price).is_ok_and(|p| p == new);
+            if !same {
+                out.push(format!(
+                    "{} on {} was traded at {price} (the price of {price_date})",
+                    row.instrument, row.date
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A stored price.

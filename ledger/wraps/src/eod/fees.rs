@@ -283,12 +283,15 @@ impl FeeState {
 
     /// What valuation of `date` deducts: owed before anything of `date` was posted.
     pub fn unpaid_at_start_of(&self, date: NaiveDate) -> i64 {
-        if self.as_of >= date {
-            self.owed_at_start
-        } else {
-            self.owed()
-        }
+        unpaid_at_start(self.as_of, date, self.owed_at_start, self.owed())
     }
+}
+
+/// The one rule of what a wrap's NAV of `date` deducts for fees: what it owed when `date`
+/// began (`owed_at_start`, remembered on the first change of the state on `as_of`), or all it
+/// owes when nothing changed on or after `date`.
+pub fn unpaid_at_start(as_of: NaiveDate, date: NaiveDate, owed_at_start: i64, owed: i64) -> i64 {
+    if as_of >= date { owed_at_start } else { owed }
 }
 
 /// The select list of [`FeeState`], in [`read_state`]'s order, for table alias `s`.

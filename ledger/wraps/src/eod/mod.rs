@@ -334,6 +334,31 @@ impl RunGuard {
         }
     }
 
+    /// [`RunGuard::acquire`], waiting up to `wait` while another run holds it (polling every
+    /// half second); [`EodError::InProgress`] after that.
+    pub async fn acquire_within(
+        lock: &Arc<RunLock>,
+        db: &DatabaseConnection,
+        wait: std::time::Duration,
+    ) -> Result<Self, EodError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match Self::acquire(lock, db).await {
+                Err(EodError::InProgress) if Instant::now() < deadline => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(left.min(std::time::Duration::from_millis(500))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Marks `date` as being run from now on, before the first step starts: its status is
+    /// `running`, not what an earlier attempt left (a failed step about to be redone).
+    pub fn starting(&self, date: NaiveDate) {
+        self.set_current(Some((date, "starting")));
+    }
+
     fn set_current(&self, v: Option<(NaiveDate, &'static str)>) {
         if let Ok(mut c) = self.lock.current.lock() {
             *c = v;
@@ -968,7 +993,8 @@ pub async fn status<C: ConnectionTrait>(
     let status = match &run {
         None => "not_started",
         Some((s, _, _)) if s == "finished" => "finished",
-        Some(_) if failed => "failed",
+        // A run in progress redoes what failed: it is running, not failed.
+        Some(_) if failed && now_running.is_none() => "failed",
         Some(_) if waiting => "awaiting_fills",
         Some(_) => "running",
     };

@@ -413,6 +413,13 @@ pub async fn run_netting(
     if !calendar.is_business_day(date) {
         return Ok(not_a_business_day());
     }
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Uploads in flight land before the prices are read, later ones wait for this step and
+        // are then refused if they would change a price it traded at
+        // (ledger::store::market::upload_prices).
+        txn.execute_unprepared("LOCK TABLE instrument_prices IN SHARE MODE")
+            .await?;
+    }
     let pricing = pricing_of(txn, date).await?;
     let mut pa = Params::new(txn.get_database_backend());
     let q = format!(

@@ -361,12 +361,7 @@ async fn snapshot_tenant(
     );
     let mut unpaid: HashMap<Uuid, i64> = HashMap::new();
     for r in query(txn, q, pa.values).await? {
-        let as_of: NaiveDate = get(&r, 1)?;
-        let owed = if as_of >= date {
-            get(&r, 2)?
-        } else {
-            get(&r, 3)?
-        };
+        let owed = super::fees::unpaid_at_start(get(&r, 1)?, date, get(&r, 2)?, get(&r, 3)?);
         unpaid.insert(get(&r, 0)?, owed);
     }
     let flows = day_flows(txn, tenant_id, date, None).await?;
