@@ -318,6 +318,17 @@ fn sales_to_raise(
             orders.push(sell_order(code, to_sell, None));
         }
     }
+    debug_assert!(
+        orders
+            .iter()
+            .map(|o| market
+                .pricing
+                .get(&o.instrument)
+                .map_or(0, |p| p.value_of(o.units)))
+            .sum::<i64>()
+            >= need.min(total),
+        "the sales raise the need, or all the holdings are worth"
+    );
     let note = (total < need).then(|| {
         format!(
             "the sellable holdings are worth {} {}, less than the {} needed",
