@@ -37,6 +37,7 @@ mod m20261206_000016_trade_orders_by_tenant_date;
 mod m20261206_000017_fee_unposted;
 mod m20261207_000018_eod_lease;
 mod m20261207_000019_price_revisions;
+mod m20261207_000020_fees_trigger;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_fee_unposted::Migration),
             Box::new(m20261207_000018_eod_lease::Migration),
             Box::new(m20261207_000019_price_revisions::Migration),
+            Box::new(m20261207_000020_fees_trigger::Migration),
         ]
     }
 }

@@ -5,7 +5,7 @@
 //! the comments; every day runs the `checks` step (trial balance, reconciliation with the
 //! payables counted), so a day that did not reconcile would not finish.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -45,6 +45,22 @@ async fn seed_untradable(server: &TestServer, code: &str) {
 /// A strategy of the market's manager holding the two untradable funds (45 % each, 10 %
 /// cash).
 async fn untradable_strategy(server: &TestServer, m: &Market, code: &str) -> Uuid {
+    strategy_of(server, m, code, "0.1", &[(FUND, "0.45"), (FUND_B, "0.45")]).await
+}
+
+/// A strategy of the market's manager on `weights` and `cash_weight`: no calendar rebalance,
+/// an absolute drift band of 5 %.
+async fn strategy_of(
+    server: &TestServer,
+    m: &Market,
+    code: &str,
+    cash_weight: &str,
+    weights: &[(&str, &str)],
+) -> Uuid {
+    let weights: Vec<Value> = weights
+        .iter()
+        .map(|(i, w)| json!({ "instrument": i, "weight": w }))
+        .collect();
     let r = server
         .post(
             &m.manager,
@@ -69,11 +85,8 @@ async fn untradable_strategy(server: &TestServer, m: &Market, code: &str) -> Uui
             &format!("/v1/strategies/{id}/versions"),
             Some(json!({
                 "effective_date": "2020-01-01",
-                "cash_weight": "0.1",
-                "weights": [
-                    { "instrument": FUND, "weight": "0.45" },
-                    { "instrument": FUND_B, "weight": "0.45" },
-                ],
+                "cash_weight": cash_weight,
+                "weights": weights,
             })),
         )
         .await
@@ -94,6 +107,11 @@ async fn agreement_with(server: &TestServer, m: &Market, code: &str, terms: Valu
     seed_untradable(server, FUND).await;
     seed_untradable(server, FUND_B).await;
     let strategy = untradable_strategy(server, m, code).await;
+    agreement_on(server, m, strategy, terms).await
+}
+
+/// `strategy` offered to the market's bank under `terms` (accepted).
+async fn agreement_on(server: &TestServer, m: &Market, strategy: Uuid, terms: Value) -> Uuid {
     let mut terms = terms;
     terms["effective_date"] = json!("2020-01-01");
     let r = server
@@ -1103,5 +1121,238 @@ async fn the_wrap_and_its_customer_show_the_nav(backend: &'static str) {
         json!([{ "currency": "JPY", "amount": "1499934" }]),
         "{customer}"
     );
+    server.stop().await;
+}
+
+/// The billing step's detail of end of day `date` (`GET /v1/operations/eod/{date}`).
+async fn billing_detail(server: &TestServer, date: NaiveDate) -> Value {
+    let platform = server.token(&server.platform).await;
+    let r = server
+        .get(&platform, &format!("/v1/operations/eod/{date}"))
+        .await;
+    crate::eod_trading::step(r.ok(200), "billing").clone()
+}
+
+/// What the wrap's fee state says is due now: fee, tax and performance fee and its tax.
+async fn due_now(server: &TestServer, wrap: Uuid) -> i64 {
+    let r = rows(
+        server,
+        "SELECT fee_due + tax_due + perf_due + perf_tax_due FROM wrap_fee_state WHERE wrap_id = ?",
+        vec![wrap.into()],
+    )
+    .await;
+    r[0].try_get_by_index::<i64>(0).unwrap()
+}
+
+/// A fund traded here (minimum order ¥100) whose trades settle two business days later.
+const TRADED: &str = "JP90C000FEE1";
+
+on_each_backend!(
+    fees_due_sell_units_without_a_rebalance,
+    fees_due_sell_units_without_a_rebalance
+);
+/// A wrap fully invested (the model is all in one fund, no cash weight) on a strategy with no
+/// calendar rebalance and a band of 5 % that 1.1 % a year of fees never crosses: only the
+/// first fee reserve is cash. Once it is spent, the fees due at a month end are raised by
+/// the next business day's sale, which settles two business days later, when billing
+/// collects it: after each of three month ends plus that lag nothing is due, the
+/// `fee_collections` rows of the month end and the days after it collect all that was due,
+/// and the units were sold by the `fees` trigger alone (no drift, no calendar rebalance).
+async fn fees_due_sell_units_without_a_rebalance(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    crate::eod_trading::instrument_settling(&server, TRADED, "100", 2).await;
+    let b = crate::eod_trading::book_named(&server, "Bank", &[(TRADED, "1")], "0", "0.011").await;
+    let (_, w) =
+        crate::eod_trading::funded_wrap(&server, &b, "C-001", "1000000", Some("1000000")).await;
+    let cal = ledger::calendar::Calendar::japan();
+    let d1 = crate::eod::first_business_day();
+    crate::eod_trading::prices(&server, d1, &[(TRADED, "10000")]).await;
+    let month_ends: Vec<NaiveDate> = d1
+        .iter_days()
+        .filter(|d| d.succ_opt().unwrap().month() != d.month())
+        .take(3)
+        .collect();
+    let mut from = d1;
+    let mut short_at_a_month_end = false;
+    for end in month_ends {
+        // The first business day after the month end sells; its proceeds settle two
+        // business days later.
+        let sold_on = cal.next_business_day(end).unwrap();
+        let settled = cal.add_business_days(sold_on, 2).unwrap();
+        let s = run_days(&server, from, settled).await;
+        finished(&s).await;
+        assert_eq!(due_now(&server, w).await, 0, "due after {settled}");
+        assert_eq!(billing_detail(&server, settled).await["uncollected"], 0);
+        // What became due at the month end was collected by the settlement date, and the
+        // last row says nothing is left.
+        let collections = rows(
+            &server,
+            "SELECT business_date, fee_due + tax_due, fee_collected + tax_collected, uncollected \
+             FROM fee_collections WHERE wrap_id = ? AND kind = 'management' \
+             AND business_date >= ? AND business_date <= ? ORDER BY business_date",
+            vec![w.into(), end.into(), settled.into()],
+        )
+        .await;
+        let col = |i: usize, n: usize| collections[i].try_get_by_index::<i64>(n).unwrap();
+        assert_eq!(
+            collections[0].try_get_by_index::<NaiveDate>(0).unwrap(),
+            end
+        );
+        let due_at_end = col(0, 1);
+        assert!(due_at_end > 0, "fees due at {end}");
+        let collected: i64 = (0..collections.len()).map(|i| col(i, 2)).sum();
+        assert_eq!(collected, due_at_end, "collected from {end} to {settled}");
+        assert_eq!(col(collections.len() - 1, 3), 0);
+        if col(0, 3) > 0 {
+            short_at_a_month_end = true;
+            // The cash was short: units were sold for it on the next business day.
+            let sells = orders(&server, w, sold_on).await;
+            assert!(
+                sells
+                    .iter()
+                    .any(|o| o.1 == "sell" && o.4 == "filled" && o.3.unwrap() > 0),
+                "{sells:?}"
+            );
+            assert_eq!(
+                decision_trigger(&server, w, sold_on).await.as_deref(),
+                Some("fees")
+            );
+        }
+        from = settled.succ_opt().unwrap();
+    }
+    assert!(short_at_a_month_end, "the reserve never ran out");
+    // Only the first investment (`cash`) and the fee sales traded: neither drift nor the
+    // calendar did.
+    let others = rows(
+        &server,
+        "SELECT trigger FROM rebalance_decisions WHERE wrap_id = ? AND trigger NOT IN ('cash', 'fees')",
+        vec![w.into()],
+    )
+    .await;
+    assert_eq!(others.len(), 0);
+    // Everything posted as owed has been collected.
+    assert_eq!(
+        balance(&server, b.bank_id, &format!("accrued:wrap:{w}")).await,
+        0
+    );
+    server.stop().await;
+}
+
+async fn orders(
+    server: &TestServer,
+    wrap: Uuid,
+    date: NaiveDate,
+) -> Vec<crate::eod_trading::OrderRow> {
+    crate::eod_trading::orders(server, wrap, date).await
+}
+
+async fn decision_trigger(server: &TestServer, wrap: Uuid, date: NaiveDate) -> Option<String> {
+    rows(
+        server,
+        "SELECT trigger FROM rebalance_decisions WHERE wrap_id = ? AND business_date = ?",
+        vec![wrap.into(), date.into()],
+    )
+    .await
+    .first()
+    .map(|r| r.try_get_by_index::<String>(0).unwrap())
+}
+
+on_each_backend!(
+    billing_reports_what_it_could_not_collect,
+    billing_reports_what_it_could_not_collect
+);
+/// A wrap invested along its model in the untradable funds (half each, no cash weight) but
+/// ¥20: the fees due at the month end are more than its cash, and the sales that would raise
+/// the rest are below the funds' minimum order, so they are skipped. Billing's detail reports
+/// what is due and not collected on every day after, weekends included, not only on the
+/// period end; `fee_collections` keeps its rows for the days something was collected (and
+/// the period end).
+async fn billing_reports_what_it_could_not_collect(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-001", 3).await;
+    deposit(&server, &m.bank, c, "1001000").await;
+    seed_untradable(&server, FUND).await;
+    seed_untradable(&server, FUND_B).await;
+    let strategy = strategy_of(&server, &m, "HALF", "0", &[(FUND, "0.5"), (FUND_B, "0.5")]).await;
+    let agreement = agreement_on(
+        &server,
+        &m,
+        strategy,
+        json!({
+            "management_fee": { "kind": "flat", "rate_annual": "0.011" },
+            "split": { "channel": "0.5", "manager": "0.4", "platform": "0.1" },
+            "billing_period": "monthly",
+        }),
+    )
+    .await;
+    let w = wrap_on(&server, &m, c, agreement).await;
+    contribute(&server, &m, w, "1000000").await;
+    let books = ledger::Ledger::new(server.db.clone());
+    buy(&books, m.bank_id, w, FUND, "499990", "499990").await;
+    buy(&books, m.bank_id, w, FUND_B, "499990", "499990").await;
+    prices(
+        &server,
+        json!([
+            { "instrument": FUND, "date": "2031-01-31", "price": "10000" },
+            { "instrument": FUND_B, "date": "2031-01-31", "price": "10000" },
+        ]),
+    )
+    .await;
+
+    // Friday 31 January 2031, a month end; then the weekend and Monday 3 February.
+    let s = run_days(&server, day("2031-01-31"), day("2031-02-03")).await;
+    finished(&s).await;
+    // As in `cash_short_at_billing`: NAV 1,000,000, due 30 + 3 at the month end, cash 20
+    // pays the tax and 17 of the fee; 13 is not collected.
+    let sql = "SELECT fee_due, tax_due, fee_collected, tax_collected, uncollected \
+               FROM fee_collections WHERE wrap_id = ? AND business_date = ?";
+    assert_eq!(
+        row_of(&server, sql, w, day("2031-01-31")).await,
+        [30, 3, 17, 3, 13]
+    );
+    assert_eq!(
+        billing_detail(&server, day("2031-01-31")).await["uncollected"],
+        13
+    );
+    // Monday's rebalance sells for the 13 due and the next collection's reserve (the
+    // agreement's 1.1 % and tax on the NAV less what is due, 999,967, for 45 days:
+    // 1,491.73 → 1,492): 1,505 by the holdings' values, 752.5 each rounded up to 753 units,
+    // each below the funds' minimum order of ¥1,000,000,000 and so skipped.
+    assert_eq!(
+        decision_trigger(&server, w, day("2031-02-03"))
+            .await
+            .as_deref(),
+        Some("fees")
+    );
+    let sells = orders(&server, w, day("2031-02-03")).await;
+    assert_eq!(sells.len(), 2, "{sells:?}");
+    for o in &sells {
+        assert_eq!(
+            (o.1.as_str(), o.3, o.4.as_str()),
+            ("sell", Some(753), "skipped")
+        );
+        assert!(o.5.as_deref().unwrap().contains("minimum order"), "{o:?}");
+    }
+    // Every day after the month end billing says so; no row is written when nothing was
+    // collected.
+    for d in ["2031-02-01", "2031-02-02", "2031-02-03"] {
+        assert_eq!(
+            billing_detail(&server, day(d)).await["uncollected"],
+            13,
+            "{d}"
+        );
+        assert_eq!(
+            rows(
+                &server,
+                "SELECT uncollected FROM fee_collections WHERE wrap_id = ? AND business_date = ?",
+                vec![w.into(), day(d).into()],
+            )
+            .await
+            .len(),
+            0
+        );
+    }
+    assert_eq!(due_now(&server, w).await, 13);
     server.stop().await;
 }

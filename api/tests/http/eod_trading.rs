@@ -42,7 +42,12 @@ pub(crate) async fn instrument(server: &TestServer, code: &str, min_order: &str)
     instrument_settling(server, code, min_order, 0).await;
 }
 
-async fn instrument_settling(server: &TestServer, code: &str, min_order: &str, days: u32) {
+pub(crate) async fn instrument_settling(
+    server: &TestServer,
+    code: &str,
+    min_order: &str,
+    days: u32,
+) {
     let platform = server.token(&server.platform).await;
     server
         .post(

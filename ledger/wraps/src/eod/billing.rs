@@ -13,12 +13,24 @@
 //! performance-fee tax, performance fee (tax first: it is owed to the tax authority whatever
 //! becomes of the fee). What cash does not cover stays owed and due, still deducted from the
 //! NAV, and is collected on the following days as cash appears: billing looks at every wrap
-//! with something due every day, not only on period ends. The rebalance step keeps enough cash
-//! for the next collection and raises it by selling units when it is short (it reads
-//! `wrap_fee_state`: `fee_due + tax_due + perf_due + perf_tax_due` is due now). Every
-//! collection is a `fee_collections` row per wrap, date and kind: what was due, what was
-//! collected, its split, and what is still uncollected; on a period end the row is written
-//! even when nothing could be collected, on other days only when something was.
+//! with something due every day, not only on period ends. Billing itself moves no units: the
+//! cash is raised by the rebalance step ([`super::rebalance`], the one place that decides
+//! orders), which reads what is due (`wrap_fee_state`: `fee_due + tax_due + perf_due +
+//! perf_tax_due`) and, on the next business day, sells units for it (trigger `fees`, by the
+//! holdings' values, as for a withdrawal) whenever the wrap's cash, proceeds on their way
+//! included, is less, whether or not anything else triggers a rebalance; a rebalance that does
+//! trigger keeps it on top of its cash target. Those proceeds are collected here once they
+//! settle. The step's detail reports `collected` and `uncollected`: the sum over every wrap of
+//! what was due that day and not collected, on any day, not only on period ends (so
+//! `collected + uncollected` is what was due). Every collection is a `fee_collections` row per
+//! wrap, date and kind: what was due, what was collected, its split, and what is still
+//! uncollected; on a period end the row is written even when nothing could be collected, on
+//! other days only when something was (a wrap waiting for its sale to settle, or whose units
+//! cannot be sold, would otherwise add a row every day: the step's `uncollected` says it).
+//!
+//! Shape: load the tenant's fee states with something to bill, then [`assess`] (no I/O: what
+//! each wrap pays, asserting collected + uncollected = due and parts = fee), then write (the
+//! entries, `fee_collections`, `performance_fees`, the states).
 //!
 //! **Entries** (kind `fee_billing`, key `billing:{tenant}:{date}:{chunk}`), per book and
 //! currency, for a chunk of wraps: Dr `wrap:{id}:cash` and Cr `accrued:wrap:{id}` the amount
@@ -59,7 +71,10 @@
 //! Invariants and the tests (`api/tests/http/eod_fees.rs`) that try them: collected at a month
 //! end = floor of the month's exact fee, the carry kept (`a_month_of_accrual_is_exact`); parts
 //! sum to the fee (`uneven_split_and_tiers`); a short wrap pays what its cash allows and the
-//! rest later (`cash_short_at_billing`); no performance fee until losses are recovered
+//! rest later (`cash_short_at_billing`); with no rebalance triggered, the fees due are raised
+//! by selling units and collected once the sale settles
+//! (`fees_due_sell_units_without_a_rebalance`); what cannot be collected is reported every
+//! day (`billing_reports_what_it_could_not_collect`); no performance fee until losses are recovered
 //! (`high_water_mark_through_a_loss_and_a_recovery`); the books reconcile every day (the
 //! `checks` step, run by every test).
 
@@ -303,118 +318,17 @@ async fn bill_tenant(
             done_today.insert(get(&r, 0)?);
         }
     }
-    let mut crystallised: Vec<Crystallised> = Vec::new();
-    let mut takes: Vec<(usize, Take, bool)> = Vec::new();
-    let mut collections: Vec<Collection> = Vec::new();
-    for (i, w) in wraps.iter_mut().enumerate() {
-        let Some(t) = terms.get(&w.agreement_id).and_then(|a| a.on(date)) else {
-            continue;
-        };
-        let s = &mut w.state;
-        let period_end = is_period_end(t.billing_period, date);
-        if period_end {
-            s.touch(date);
-            s.fee_due = s.fee_owed;
-            s.tax_due = s.tax_owed;
-            s.perf_due = s.perf_owed;
-            s.perf_tax_due = s.perf_tax_owed;
-        }
-        if is_year_end(date)
-            && let Some(p) = &t.performance_fee
-            && p.crystallisation == Crystallisation::Yearly
-            && let Some(nav) = w.nav_after_accrual
-            && !done_today.contains(&s.wrap_id)
-        {
-            let gain = nav - s.hwm - s.hwm_flows;
-            let (fee, tax) = performance_fee(gain, p.rate, t.consumption_tax_rate);
-            let before = (s.hwm, s.hwm_flows);
-            if fee > 0 {
-                s.touch(date);
-                s.perf_owed += fee;
-                s.perf_tax_owed += tax;
-                s.perf_due += fee;
-                s.perf_tax_due += tax;
-                s.hwm = nav - fee - tax;
-                s.hwm_flows = 0;
-                s.hwm_date = date;
-            }
-            crystallised.push(Crystallised {
-                wrap_id: s.wrap_id,
-                nav,
-                hwm: before.0,
-                flows: before.1,
-                rate: p.rate,
-                fee,
-                tax,
-                new_hwm: s.hwm + s.hwm_flows,
-            });
-        }
-        let due = s.fee_due + s.tax_due + s.perf_due + s.perf_tax_due;
-        if due == 0 {
-            continue;
-        }
-        s.touch(date);
-        let mut cash = w.cash_available;
-        let mut take_of = |due: i64| {
-            let x = due.min(cash);
-            cash -= x;
-            x
-        };
-        let mut k = Take {
-            tax: take_of(s.tax_due),
-            ..Take::default()
-        };
-        k.fee = take_of(s.fee_due);
-        k.perf_tax = take_of(s.perf_tax_due);
-        k.perf = take_of(s.perf_due);
-        if !period_end && k.total() == 0 {
-            // Arrears and still no cash: nothing to record until some arrives (a closed
-            // wrap's arrears would otherwise add a row every day).
-            continue;
-        }
-        k.parts = split_amount(k.fee, &t.split);
-        let perf_split: Split = t.performance_fee.as_ref().map_or(t.split, |p| p.split);
-        k.perf_parts = split_amount(k.perf, &perf_split);
-        for (kind, fee_due, tax_due, fee, tax, parts) in [
-            ("management", s.fee_due, s.tax_due, k.fee, k.tax, k.parts),
-            (
-                "performance",
-                s.perf_due,
-                s.perf_tax_due,
-                k.perf,
-                k.perf_tax,
-                k.perf_parts,
-            ),
-        ] {
-            if fee_due + tax_due > 0 {
-                collections.push(Collection {
-                    wrap_id: s.wrap_id,
-                    kind,
-                    period_end,
-                    manager: w.manager,
-                    currency: s.currency.clone(),
-                    fee_due,
-                    tax_due,
-                    fee,
-                    tax,
-                    parts,
-                    chunk: None,
-                });
-            }
-        }
-        s.fee_owed -= k.fee;
-        s.fee_due -= k.fee;
-        s.tax_owed -= k.tax;
-        s.tax_due -= k.tax;
-        s.perf_owed -= k.perf;
-        s.perf_due -= k.perf;
-        s.perf_tax_owed -= k.perf_tax;
-        s.perf_tax_due -= k.perf_tax;
-        counts.wraps += 1;
-        counts.collected += k.total();
-        counts.uncollected += due - k.total();
-        takes.push((i, k, period_end));
-    }
+    let Assessment {
+        crystallised,
+        takes,
+        mut collections,
+        billed,
+        collected,
+        uncollected,
+    } = assess(&mut wraps, terms, date, &done_today);
+    counts.wraps += billed;
+    counts.collected += collected;
+    counts.uncollected += uncollected;
     counts.performance += crystallised.iter().filter(|c| c.fee > 0).count() as u64;
 
     // Performance fees first become owed (posted to the accrual accounts), then are collected
@@ -551,6 +465,167 @@ async fn bill_tenant(
         .collect();
     save_states(txn, tenant_id, &changed).await?;
     Ok(())
+}
+
+/// What billing does to a tenant's wraps on `date`, decided before anything is written.
+struct Assessment {
+    crystallised: Vec<Crystallised>,
+    /// (index into the wraps, what it pays, whether it is a period end).
+    takes: Vec<(usize, Take, bool)>,
+    collections: Vec<Collection>,
+    /// Wraps with a collection recorded.
+    billed: u64,
+    collected: i64,
+    /// Due today and not collected, over every wrap with something due.
+    uncollected: i64,
+}
+
+/// The pure part of billing a tenant on `date`: period ends make what is owed due, 31
+/// December crystallises the performance fee, and what is due is taken from the available
+/// cash (tax first). Updates each wrap's fee state in place (`as_of` = `date` when it
+/// changed). No I/O.
+fn assess(
+    wraps: &mut [Wrap],
+    terms: &HashMap<Uuid, AgreementTerms>,
+    date: NaiveDate,
+    done_today: &HashSet<Uuid>,
+) -> Assessment {
+    let mut crystallised: Vec<Crystallised> = Vec::new();
+    let mut takes: Vec<(usize, Take, bool)> = Vec::new();
+    let mut collections: Vec<Collection> = Vec::new();
+    let (mut billed, mut collected, mut uncollected) = (0_u64, 0_i64, 0_i64);
+    for (i, w) in wraps.iter_mut().enumerate() {
+        let Some(t) = terms.get(&w.agreement_id).and_then(|a| a.on(date)) else {
+            // No terms in effect: nothing is collected, and what is due stays so.
+            let s = &w.state;
+            uncollected += s.fee_due + s.tax_due + s.perf_due + s.perf_tax_due;
+            continue;
+        };
+        let s = &mut w.state;
+        let period_end = is_period_end(t.billing_period, date);
+        if period_end {
+            s.touch(date);
+            s.fee_due = s.fee_owed;
+            s.tax_due = s.tax_owed;
+            s.perf_due = s.perf_owed;
+            s.perf_tax_due = s.perf_tax_owed;
+        }
+        if is_year_end(date)
+            && let Some(p) = &t.performance_fee
+            && p.crystallisation == Crystallisation::Yearly
+            && let Some(nav) = w.nav_after_accrual
+            && !done_today.contains(&s.wrap_id)
+        {
+            let gain = nav - s.hwm - s.hwm_flows;
+            let (fee, tax) = performance_fee(gain, p.rate, t.consumption_tax_rate);
+            let before = (s.hwm, s.hwm_flows);
+            if fee > 0 {
+                s.touch(date);
+                s.perf_owed += fee;
+                s.perf_tax_owed += tax;
+                s.perf_due += fee;
+                s.perf_tax_due += tax;
+                s.hwm = nav - fee - tax;
+                s.hwm_flows = 0;
+                s.hwm_date = date;
+            }
+            crystallised.push(Crystallised {
+                wrap_id: s.wrap_id,
+                nav,
+                hwm: before.0,
+                flows: before.1,
+                rate: p.rate,
+                fee,
+                tax,
+                new_hwm: s.hwm + s.hwm_flows,
+            });
+        }
+        let due = s.fee_due + s.tax_due + s.perf_due + s.perf_tax_due;
+        if due == 0 {
+            continue;
+        }
+        s.touch(date);
+        let mut cash = w.cash_available;
+        let mut take_of = |due: i64| {
+            let x = due.min(cash);
+            cash -= x;
+            x
+        };
+        let mut k = Take {
+            tax: take_of(s.tax_due),
+            ..Take::default()
+        };
+        k.fee = take_of(s.fee_due);
+        k.perf_tax = take_of(s.perf_tax_due);
+        k.perf = take_of(s.perf_due);
+        debug_assert!(
+            k.total() <= due && k.total() <= w.cash_available,
+            "collected more than due or than the cash"
+        );
+        // Reported every day something is due and not all collected.
+        uncollected += due - k.total();
+        if !period_end && k.total() == 0 {
+            // Arrears and still no cash: no row until some arrives (a closed wrap's arrears
+            // would otherwise add a row every day); the step's `uncollected` counts them.
+            continue;
+        }
+        k.parts = split_amount(k.fee, &t.split);
+        let perf_split: Split = t.performance_fee.as_ref().map_or(t.split, |p| p.split);
+        k.perf_parts = split_amount(k.perf, &perf_split);
+        for (kind, fee_due, tax_due, fee, tax, parts) in [
+            ("management", s.fee_due, s.tax_due, k.fee, k.tax, k.parts),
+            (
+                "performance",
+                s.perf_due,
+                s.perf_tax_due,
+                k.perf,
+                k.perf_tax,
+                k.perf_parts,
+            ),
+        ] {
+            if fee_due + tax_due > 0 {
+                collections.push(Collection {
+                    wrap_id: s.wrap_id,
+                    kind,
+                    period_end,
+                    manager: w.manager,
+                    currency: s.currency.clone(),
+                    fee_due,
+                    tax_due,
+                    fee,
+                    tax,
+                    parts,
+                    chunk: None,
+                });
+            }
+        }
+        s.fee_owed -= k.fee;
+        s.fee_due -= k.fee;
+        s.tax_owed -= k.tax;
+        s.tax_due -= k.tax;
+        s.perf_owed -= k.perf;
+        s.perf_due -= k.perf;
+        s.perf_tax_owed -= k.perf_tax;
+        s.perf_tax_due -= k.perf_tax;
+        debug_assert_eq!(
+            s.fee_due + s.tax_due + s.perf_due + s.perf_tax_due,
+            due - k.total(),
+            "collected + uncollected = due"
+        );
+        debug_assert_eq!(k.parts.iter().sum::<i64>(), k.fee, "parts = fee");
+        debug_assert_eq!(k.perf_parts.iter().sum::<i64>(), k.perf, "parts = fee");
+        billed += 1;
+        collected += k.total();
+        takes.push((i, k, period_end));
+    }
+    Assessment {
+        crystallised,
+        takes,
+        collections,
+        billed,
+        collected,
+        uncollected,
+    }
 }
 
 /// Posts crystallised performance fees as owed: per currency and chunk of at most

@@ -403,6 +403,26 @@ pub async fn owed_by<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// What each wrap of `tenant_id` has due now and not collected (fee, tax and the
+/// performance fee and its tax: billing found too little settled cash for them); wraps with
+/// nothing due are left out. The rebalance step sells units for it.
+pub async fn due_by<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+) -> Result<HashMap<Uuid, i64>, EodError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let q = format!(
+        "SELECT wrap_id, fee_due + tax_due + perf_due + perf_tax_due FROM wrap_fee_state \
+         WHERE tenant_id = {} AND fee_due + tax_due + perf_due + perf_tax_due > 0",
+        pa.push(tenant_id)
+    );
+    let mut out = HashMap::new();
+    for r in query(db, q, pa.values).await? {
+        out.insert(get::<Uuid>(&r, 0)?, get::<i64>(&r, 1)?);
+    }
+    Ok(out)
+}
+
 /// Writes `states` of `tenant_id` (insert or replace), a few hundred rows per statement.
 pub async fn save_states(
     txn: &DatabaseTransaction,

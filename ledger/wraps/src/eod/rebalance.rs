@@ -10,8 +10,8 @@
 //! 1. `close` / `liquidation`: a pending close, or a withdrawal or switch of everything:
 //!    every unit is sold (no minimum applies to a liquidation);
 //! 2. `withdrawal` / `switch`: pending amounts `L`: units are sold, in proportion to the
-//!    holdings' values, to raise `L + reserve − cash` when that is positive (each sale
-//!    rounded up to whole units, so the cash is there);
+//!    holdings' values, to raise `L + D + reserve − cash` when that is positive, `D` the fees
+//!    due (each sale rounded up to whole units, so the cash is there: [`sales_to_raise`]);
 //! 3. `model_change`: the model version in effect differs from the one the wrap last traded
 //!    to; 4. `calendar`: the strategy rebalances monthly or quarterly and this is the first
 //!    business day of the month or quarter; 5. `cash`: the cash above its target is at least
@@ -19,12 +19,21 @@
 //!    holding's weight is outside the strategy's band (`absolute`: |weight − target| > band;
 //!    `relative`: > band × target; an instrument no longer in the model has target 0), and
 //!    the strategy's `cooldown_days` have passed since the last drift, calendar or model
-//!    rebalance. A wrap that holds no units yet is always a `cash` case.
+//!    rebalance. A wrap that holds no units yet is always a `cash` case; 7. `fees`: fees
+//!    due `D` (the fee state's `fee_due + tax_due + perf_due + perf_tax_due`: billing found
+//!    too little settled cash for them) exceed the cash, all of it counted (proceeds on
+//!    their way will pay them once settled, and are not raised twice): units are sold, by
+//!    the same function and rule as for a withdrawal, to raise `D + reserve − cash`, each
+//!    sale subject to the minimum order as a rebalancing sale is. Billing collects from the
+//!    proceeds once they settle. Without this trigger a wrap fully invested, inside its band
+//!    and with no calendar rebalance never sold: the reserve kept at its last purchase ran
+//!    out and its fees stayed owed for ever.
 //!
 //! Targets: the reserve `R` is the next fee collection estimated as the agreement's blended
 //! annual fee on the NAV, tax included, for 45 days (`fee × (1 + tax) × 45 ÷ 365`, rounded
-//! up); the cash target is `max(cash weight × NAV, R)`; each instrument's target is its
-//! weight's share of the rest. Rebalancing (3, 4, 6) sells what is above target (an
+//! up); the cash target is `max(cash weight × NAV, R) + D` (the fees due are cash already
+//! spent, so neither the `cash` trigger nor a rebalance invests it); each instrument's target
+//! is its weight's share of the rest. Rebalancing (3, 4, 6) sells what is above target (an
 //! instrument out of the model entirely) and buys the shortfalls with the cash on hand
 //! above its target, in proportion to the shortfalls (any cash beyond them by weight,
 //! largest remainder); the proceeds of today's sales are invested at the next business day's
@@ -37,7 +46,9 @@
 //! its wraps and one of its pending movements; models, strategies, terms and prices once
 //! for the day; multi-row INSERTs. Tried by `api/tests/http/eod_trading.rs`
 //! (`a_first_contribution_is_invested_along_the_model`, `drift_beyond_the_band_rebalances`,
-//! `an_order_below_the_minimum_is_skipped`, `a_withdrawal_sells_units_and_pays_the_customer`).
+//! `an_order_below_the_minimum_is_skipped`, `a_withdrawal_sells_units_and_pays_the_customer`)
+//! and `eod_fees.rs` (`fees_due_sell_units_without_a_rebalance`,
+//! `billing_reports_what_it_could_not_collect`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -105,6 +116,9 @@ pub struct WrapBook {
     pub unsettled_cash: i64,
     /// Of `units`, bought units not settled yet, per instrument.
     pub unsettled_units: HashMap<String, i64>,
+    /// Fees due now and not collected (the fee state's `fee_due + tax_due + perf_due +
+    /// perf_tax_due`): billing found too little settled cash for them.
+    pub fees_due: i64,
 }
 
 impl WrapBook {
@@ -193,6 +207,139 @@ pub fn first_business_day_of_period(calendar: &Calendar, date: NaiveDate, quarte
         .all(|d| !calendar.is_business_day(d))
 }
 
+/// Whether `code` is traded today, and at what price; why not otherwise.
+fn tradable<'m>(market: &Market<'m>, code: &str, date: NaiveDate) -> Result<&'m Pricing, String> {
+    let active = market.instruments.get(code).is_some_and(|t| t.active);
+    if !active {
+        return Err(format!("{code} is not active: it is not traded"));
+    }
+    market
+        .pricing
+        .get(code)
+        .ok_or_else(|| format!("{code} has no price on or before {date}"))
+}
+
+fn sell_order(code: &str, units: i64, skipped: Option<String>) -> PlannedOrder {
+    PlannedOrder {
+        instrument: code.to_owned(),
+        side: TradeSide::Sell,
+        amount: 0,
+        units,
+        skipped,
+    }
+}
+
+/// Why a sale of `units` of the `held` units of `code`, raising `proceeds`, is not placed: it
+/// is below the instrument's minimum order and does not empty the holding (a sale that empties
+/// it has no minimum, or a holding worth less than the minimum could never be sold).
+fn sale_below_minimum(
+    market: &Market<'_>,
+    code: &str,
+    units: i64,
+    held: i64,
+    proceeds: i64,
+) -> Option<String> {
+    let min = market
+        .instruments
+        .get(code)
+        .map_or(0, |t| t.min_order_amount);
+    (units < held && proceeds < min).then(|| {
+        format!(
+            "a sale of {} {} is below {code}'s minimum order of {} {}",
+            decimal_of(i128::from(proceeds), market.scale),
+            market.currency,
+            decimal_of(i128::from(min), market.scale),
+            market.currency
+        )
+    })
+}
+
+/// The cash a wrap worth `nav` must raise to pay out `out` (a withdrawal, fees due) and keep
+/// the reserve for the next fee collection on what is left: `(need, reserve)`, `need` ≤ 0 when
+/// its cash is enough. All the cash counts, settled or not: proceeds on their way are not
+/// raised twice.
+fn cash_to_raise(
+    book: &WrapBook,
+    terms: Option<&Terms>,
+    nav: i64,
+    out: i64,
+    scale: u32,
+) -> (i64, i64) {
+    let left = (nav - out).max(0);
+    let reserve = fee_reserve(terms, left, scale).min(left);
+    (out + reserve - book.cash, reserve)
+}
+
+/// The sales that raise `need` (minor units of cash) from the wrap's settled units, in
+/// proportion to the holdings' values: each holding's share of the need rounded up, in units
+/// rounded up, so the cash is there; every sellable unit when they are worth no more than
+/// the need. The one way cash is raised for money going out (withdrawals, switches, fees
+/// due). The note says when the holdings fall short.
+fn sales_to_raise(
+    book: &WrapBook,
+    market: &Market<'_>,
+    date: NaiveDate,
+    need: i64,
+) -> (Vec<PlannedOrder>, Option<String>) {
+    let mut orders = Vec::new();
+    if need <= 0 {
+        return (orders, None);
+    }
+    let sellable: Vec<(&String, i64, i64)> = book
+        .units
+        .iter()
+        .filter(|(c, u)| **u > 0 && tradable(market, c, date).is_ok())
+        .map(|(c, u)| (c, book.free_units(c, *u)))
+        .filter(|(_, u)| *u > 0)
+        .map(|(c, u)| {
+            (
+                c,
+                u,
+                market.pricing.get(c.as_str()).map_or(0, |p| p.value_of(u)),
+            )
+        })
+        .collect();
+    let total: i64 = sellable.iter().map(|s| s.2).sum();
+    for (code, units, worth) in sellable {
+        let to_sell = if total <= need {
+            units
+        } else {
+            // This holding's share of the need, rounded up, in units rounded up.
+            let share =
+                (i128::from(need) * i128::from(worth) + i128::from(total) - 1) / i128::from(total);
+            let share = i64::try_from(share).unwrap_or(i64::MAX);
+            market
+                .pricing
+                .get(code.as_str())
+                .map_or(units, |p| p.units_to_raise(share))
+                .min(units)
+        };
+        if to_sell > 0 {
+            orders.push(sell_order(code, to_sell, None));
+        }
+    }
+    debug_assert!(
+        orders
+            .iter()
+            .map(|o| market
+                .pricing
+                .get(&o.instrument)
+                .map_or(0, |p| p.value_of(o.units)))
+            .sum::<i64>()
+            >= need.min(total),
+        "the sales raise the need, or all the holdings are worth"
+    );
+    let note = (total < need).then(|| {
+        format!(
+            "the sellable holdings are worth {} {}, less than the {} needed",
+            decimal_of(i128::from(total), market.scale),
+            market.currency,
+            decimal_of(i128::from(need), market.scale)
+        )
+    });
+    (orders, note)
+}
+
 /// Decides one wrap's trades; `None` when nothing triggers.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
@@ -215,26 +362,10 @@ pub fn decide(
         .collect();
     let units_value: i64 = held.iter().map(|(c, u)| value(c, *u)).sum();
     let nav = book.cash + units_value;
-    let tradable = |code: &str| -> Result<&Pricing, String> {
-        let active = market.instruments.get(code).is_some_and(|t| t.active);
-        if !active {
-            return Err(format!("{code} is not active: it is not traded"));
-        }
-        market
-            .pricing
-            .get(code)
-            .ok_or_else(|| format!("{code} has no price on or before {date}"))
-    };
+    let tradable = |code: &str| tradable(market, code, date);
     let movement_ids: Vec<Uuid> = pending.iter().map(|m| m.id).collect();
-    let mut notes: Vec<String> = Vec::new();
     let mut orders: Vec<PlannedOrder> = Vec::new();
-    let sell = |code: &str, units: i64, skipped: Option<String>| PlannedOrder {
-        instrument: code.to_owned(),
-        side: TradeSide::Sell,
-        amount: 0,
-        units,
-        skipped,
-    };
+    let sell = sell_order;
 
     // 1. Everything out (units bought and not settled yet are sold once they settle).
     if let Some(all) = pending.iter().find(|m| m.amount.is_none()) {
@@ -261,49 +392,11 @@ pub fn decide(
             note: None,
         });
     }
-    // 2. Amounts out.
+    // 2. Amounts out, with the fees due (they are collected before anything is paid out).
     let asked: i64 = pending.iter().filter_map(|m| m.amount).sum();
     if asked > 0 {
-        let left = (nav - asked).max(0);
-        let reserve = fee_reserve(terms, left, market.scale).min(left);
-        // All the cash counts, settled or not: proceeds on their way are not raised twice.
-        let need = asked + reserve - book.cash;
-        if need > 0 {
-            let sellable: Vec<(&String, i64, i64)> = held
-                .iter()
-                .filter(|(c, _)| tradable(c).is_ok())
-                .map(|(c, u)| (*c, book.free_units(c, *u)))
-                .filter(|(_, u)| *u > 0)
-                .map(|(c, u)| (c, u, value(c, u)))
-                .collect();
-            let total: i64 = sellable.iter().map(|s| s.2).sum();
-            for (code, units, worth) in sellable {
-                let to_sell = if total <= need {
-                    units
-                } else {
-                    // This holding's share of the need, rounded up, in units rounded up.
-                    let share = (i128::from(need) * i128::from(worth) + i128::from(total) - 1)
-                        / i128::from(total);
-                    let share = i64::try_from(share).unwrap_or(i64::MAX);
-                    market
-                        .pricing
-                        .get(code.as_str())
-                        .map_or(units, |p| p.units_to_raise(share))
-                        .min(units)
-                };
-                if to_sell > 0 {
-                    orders.push(sell(code, to_sell, None));
-                }
-            }
-            if total < need {
-                notes.push(format!(
-                    "the sellable holdings are worth {} {}, less than the {} needed",
-                    decimal_of(i128::from(total), market.scale),
-                    market.currency,
-                    decimal_of(i128::from(need), market.scale)
-                ));
-            }
-        }
+        let (need, reserve) = cash_to_raise(book, terms, nav, asked + book.fees_due, market.scale);
+        let (orders, note) = sales_to_raise(book, market, date, need);
         let kind = if pending.iter().any(|m| m.kind == "switch") {
             "switch"
         } else {
@@ -315,18 +408,20 @@ pub fn decide(
             reserve,
             orders,
             movement_ids,
-            note: notes.first().cloned(),
+            note,
         });
     }
 
     // Targets.
     let reserve = fee_reserve(terms, nav, market.scale).min(nav.max(0));
-    let cash_target = ceil_minor(
+    // The fees due now are cash already spent: on top of the target.
+    let cash_target = (ceil_minor(
         model.cash_weight * decimal_of(i128::from(nav.max(0)), market.scale),
         market.scale,
     )
     .max(reserve)
-    .min(nav.max(0));
+        + book.fees_due)
+        .min(nav.max(0));
     let invested_share = Decimal::ONE - model.cash_weight;
     let investable = decimal_of(i128::from(nav - cash_target), market.scale);
     let targets: BTreeMap<&str, i64> = model
@@ -391,6 +486,27 @@ pub fn decide(
         "cash"
     } else if holds_units && cooled && drifted() {
         "drift"
+    } else if book.fees_due > book.cash {
+        // 7. Fees due that the cash (proceeds on their way included) cannot pay: raised as
+        // a withdrawal's amount is, each sale subject to the minimum order.
+        let (need, reserve) = cash_to_raise(book, terms, nav, book.fees_due, market.scale);
+        let (mut orders, note) = sales_to_raise(book, market, date, need);
+        for o in &mut orders {
+            let held = book.units.get(&o.instrument).copied().unwrap_or(0);
+            let proceeds = market
+                .pricing
+                .get(&o.instrument)
+                .map_or(0, |p| p.value_of(o.units));
+            o.skipped = sale_below_minimum(market, &o.instrument, o.units, held, proceeds);
+        }
+        return Some(Decision {
+            trigger: "fees",
+            nav,
+            reserve,
+            orders,
+            movement_ids,
+            note,
+        });
     } else {
         return None;
     };
@@ -424,22 +540,8 @@ pub fn decide(
             continue;
         }
         let proceeds = p.value_of(to_sell);
-        let min = market
-            .instruments
-            .get(code.as_str())
-            .map_or(0, |t| t.min_order_amount);
-        if to_sell < *units && proceeds < min {
-            orders.push(sell(
-                code,
-                to_sell,
-                Some(format!(
-                    "a sale of {} {} is below {code}'s minimum order of {} {}",
-                    decimal_of(i128::from(proceeds), market.scale),
-                    market.currency,
-                    decimal_of(i128::from(min), market.scale),
-                    market.currency
-                )),
-            ));
+        if let Some(why) = sale_below_minimum(market, code, to_sell, *units, proceeds) {
+            orders.push(sell(code, to_sell, Some(why)));
             continue;
         }
         after.insert(code.as_str(), v - proceeds);
@@ -748,6 +850,10 @@ async fn decide_tenant(
         book.unsettled_cash = u.cash;
         book.unsettled_units = u.units;
     }
+    // Fees due that billing could not collect (a reason to sell on their own).
+    for (wrap, due) in super::fees::due_by(txn, tenant_id).await? {
+        books.entry(wrap).or_default().fees_due = due;
+    }
     // Pending movements, oldest first.
     let mut pa = Params::new(b);
     let q = format!(
@@ -839,7 +945,13 @@ async fn decide_tenant(
                 o.skipped.clone().into(),
             ]);
         }
-        if planned > 0 && !matches!(d.trigger, "close" | "liquidation" | "withdrawal" | "switch") {
+        // Sales for money going out trade to no model.
+        if planned > 0
+            && !matches!(
+                d.trigger,
+                "close" | "liquidation" | "withdrawal" | "switch" | "fees"
+            )
+        {
             let rebalanced = matches!(d.trigger, "model_change" | "calendar" | "drift");
             traded.push(vec![
                 tenant_id.into(),
@@ -898,5 +1010,95 @@ mod tests {
         assert!(first_business_day_of_period(&cal, d("2027-01-04"), true));
         // 2027-05-01 is a Saturday, 3–5 holidays: the 6th is May's first business day.
         assert!(first_business_day_of_period(&cal, d("2027-05-06"), false));
+    }
+
+    /// Two funds at ¥1 a unit (price 10,000 per 10,000 units), `min_order` each; the model
+    /// 60 / 40, no cash weight, no calendar, a band of 5 %; a wrap holding them along the
+    /// model with ¥50 cash and `fees_due` due. No terms: no reserve.
+    fn fee_case(fees_due: i64, min_order: i64) -> Option<Decision> {
+        let price = |code: &str| Pricing {
+            instrument: code.into(),
+            currency: "JPY".into(),
+            currency_scale: 0,
+            unit_scale: 0,
+            quote_unit: 10_000,
+            price: Decimal::from(10_000),
+            price_date: d("2027-02-15"),
+        };
+        let pricing: HashMap<String, Pricing> = ["A", "B"].map(|c| (c.to_owned(), price(c))).into();
+        let instruments: HashMap<String, Tradable> = ["A", "B"]
+            .map(|c| {
+                (
+                    c.to_owned(),
+                    Tradable {
+                        min_order_amount: min_order,
+                        active: true,
+                    },
+                )
+            })
+            .into();
+        let market = Market {
+            pricing: &pricing,
+            instruments: &instruments,
+            currency: "JPY",
+            scale: 0,
+        };
+        let book = WrapBook {
+            cash: 50,
+            units: [("A".to_owned(), 600_000), ("B".to_owned(), 400_000)].into(),
+            fees_due,
+            ..WrapBook::default()
+        };
+        let model = Model {
+            version: 1,
+            cash_weight: Decimal::ZERO,
+            weights: vec![
+                ("A".into(), "0.6".parse().unwrap()),
+                ("B".into(), "0.4".parse().unwrap()),
+            ],
+        };
+        let rules = Rules {
+            band_relative: false,
+            band: "0.05".parse().unwrap(),
+            calendar: "none".into(),
+            cooldown_days: 0,
+        };
+        let history = History {
+            model_version: Some(1),
+            rebalanced_on: None,
+        };
+        decide(
+            &book,
+            &model,
+            &rules,
+            None,
+            &market,
+            &[],
+            history,
+            d("2027-02-15"),
+            false,
+        )
+    }
+
+    #[test]
+    fn fees_due_beyond_the_cash_sell_units_on_their_own() {
+        // Nothing else triggers: inside the band, no calendar, no cash above its target.
+        assert_eq!(fee_case(0, 100), None);
+        // ¥50 pays ¥50 due: nothing to sell.
+        assert_eq!(fee_case(50, 100), None);
+        // ¥1,050 due, ¥50 cash: ¥1,000 raised by the holdings' values, 600 + 400 units.
+        let d = fee_case(1_050, 100).unwrap();
+        assert_eq!((d.trigger, d.reserve), ("fees", 0));
+        let sold: Vec<(&str, i64, bool)> = d
+            .orders
+            .iter()
+            .map(|o| (o.instrument.as_str(), o.units, o.skipped.is_none()))
+            .collect();
+        assert_eq!(sold, [("A", 600, true), ("B", 400, true)]);
+        assert!(d.orders.iter().all(|o| o.side == TradeSide::Sell));
+        // Below a minimum of ¥500, B's ¥400 is skipped (it does not empty the holding).
+        let d = fee_case(1_050, 500).unwrap();
+        let skipped: Vec<bool> = d.orders.iter().map(|o| o.skipped.is_some()).collect();
+        assert_eq!(skipped, [false, true]);
     }
 }
