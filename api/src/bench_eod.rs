@@ -144,6 +144,10 @@ async fn run_on(args: &EodBenchArgs, url: &str) -> Result<(), Error> {
         request_id: format!("bench:{}", Uuid::now_v7()),
     };
     let lock = RunLock::new();
+    // A benchmark simulates its days (some after today): a simulated clock from the first.
+    lock.set_clock(wraps::clock::Clock::Simulated {
+        start: days.first().map_or(ORDINARY, |(d, _)| *d),
+    });
     let guard = RunGuard::acquire(&lock, &db)
         .await
         .map_err(|e| Error::Other(e.to_string()))?;

@@ -11,6 +11,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// Run on a simulated business clock starting at DATE (YYYY-MM-DD), over config
+    /// `clock.simulated_start`: for demos, benchmarks and tests; refused in production.
+    #[arg(long, global = true, value_name = "DATE")]
+    pub simulated_start: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -155,6 +155,7 @@ pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     );
     lock.set_goal_cadence(settings.goals.recompute);
     lock.set_database_url(&settings.database.url);
+    lock.set_clock(settings.clock()?);
     let guard = claim(&lock, &db, args.wait).await?;
     let result = run_dates(&db, &ledger, args.date, to, &actor, &guard).await;
     guard.release().await;

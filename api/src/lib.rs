@@ -72,6 +72,16 @@ use cli::{BenchTarget, Cli, Command};
 /// Runs a parsed command line with loaded settings (`--database-url` already applied to
 /// `settings`, logging already set up).
 pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
+    if let Some(start) = &cli.simulated_start {
+        settings.clock.simulated_start = start.clone();
+    }
+    if let wraps::clock::Clock::Simulated { start } = settings.clock()? {
+        tracing::warn!(
+            %start,
+            "SIMULATED CLOCK: business dates start at {start} and follow end of day, not the \
+             calendar; never use it with real money"
+        );
+    }
     match cli.command {
         Command::Serve(args) => {
             if let Some(bind) = args.bind {

@@ -41,6 +41,9 @@ pub struct AppState {
     pub max_open_wraps: i64,
     /// `[limits]`: the largest single amount per asset.
     pub amount_limits: ledger::amount::AmountLimits,
+    /// `[clock]`: what "today" is; money is booked on the open business date
+    /// (`wraps::clock::open_date`).
+    pub clock: wraps::clock::Clock,
     /// Bounds concurrent argon2 work (about 20 MiB each): a flood of token requests queues
     /// here instead of exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
@@ -101,6 +104,7 @@ pub fn app_data(
         rotation_overlap_seconds: settings.auth.default_rotation_overlap_seconds,
         max_open_wraps: settings.wraps.max_open_per_customer,
         amount_limits: settings.limits.clone(),
+        clock: settings.clock()?,
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
@@ -112,6 +116,7 @@ pub fn app_data(
     );
     lock.set_goal_cadence(settings.goals.recompute);
     lock.set_database_url(&settings.database.url);
+    lock.set_clock(settings.clock()?);
     let eod_lock = web::Data::from(lock);
     Ok((state, eod_lock))
 }

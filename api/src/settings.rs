@@ -49,6 +49,42 @@ pub struct Settings {
     /// `[limits]`: the largest single amount per asset (minor units), checked by
     /// [`ledger::amount::check_money`] on every amount a request or plan brings in.
     pub limits: ledger::amount::AmountLimits,
+    /// `[clock]`: real or simulated business dates ([`Settings::clock`]).
+    pub clock: ClockSettings,
+    /// `WRAP_ENV`, when set (not a configuration key).
+    #[serde(skip)]
+    pub environment: Option<String>,
+}
+
+/// `[clock]`: real or simulated business dates (`wraps::clock`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSettings {
+    /// Empty: real dates. A date: a simulated clock starting then.
+    pub simulated_start: String,
+}
+
+impl Settings {
+    /// The business clock, checked: a simulated clock is refused in production.
+    pub fn clock(&self) -> Result<wraps::clock::Clock, Error> {
+        let text = self.clock.simulated_start.trim();
+        if text.is_empty() {
+            return Ok(wraps::clock::Clock::Real);
+        }
+        let start = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            Error::Config(format!(
+                "clock.simulated_start: {text:?} is not a date (YYYY-MM-DD)"
+            ))
+        })?;
+        if self.environment.as_deref() == Some("production") {
+            return Err(Error::Config(
+                "clock.simulated_start is set, and a simulated clock is refused when \
+                 WRAP_ENV=production: business dates there are real dates"
+                    .to_owned(),
+            ));
+        }
+        Ok(wraps::clock::Clock::Simulated { start })
+    }
 }
 
 /// `[goals]`: when end of day recomputes every goal's probability.
@@ -206,6 +242,8 @@ impl Settings {
             .ok()
             .filter(|e| !e.trim().is_empty());
         let mut settings = Self::load_from(dir.as_deref(), env.as_deref())?;
+        settings.environment = env;
+        settings.clock()?;
         if let Some(url) = database_url {
             settings.database.url = url.to_owned();
         }
@@ -291,6 +329,7 @@ impl Settings {
             ));
         }
         self.limits.validate().map_err(Error::Config)?;
+        self.clock()?;
         if !(1..=1000).contains(&self.wraps.max_open_per_customer) {
             return Err(Error::Config(
                 "wraps.max_open_per_customer must be between 1 and 1000".to_owned(),
@@ -339,6 +378,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wrapd-settings-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_simulated_clock_is_refused_in_production_and_named_when_malformed() {
+        let mut settings = Settings::builtin().unwrap();
+        assert_eq!(settings.clock().unwrap(), wraps::clock::Clock::Real);
+        settings.clock.simulated_start = "2025-01-01".into();
+        assert!(settings.clock().unwrap().is_simulated());
+        settings.environment = Some("production".into());
+        let err = settings.clock().unwrap_err().to_string();
+        assert!(err.contains("refused when WRAP_ENV=production"), "{err}");
+        settings.environment = None;
+        settings.clock.simulated_start = "2025-13-01".into();
+        let err = settings.clock().unwrap_err().to_string();
+        assert!(err.contains("clock.simulated_start"), "{err}");
     }
 
     #[test]

@@ -513,7 +513,6 @@ async fn cash_movement(
             "must be 1 to 200 characters, no control characters",
         ));
     }
-    let now = Utc::now();
     let txn = ledger::begin_write(&state.db).await?;
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
@@ -551,7 +550,8 @@ async fn cash_movement(
             debit,
             credit,
             amount,
-            effective_date: money::today(now),
+            // The open business date (DOMAIN.md section 7): after today's end of day, tomorrow.
+            effective_date: wraps::clock::open_date(&txn, &state.clock).await?,
             metadata: json!({ "customer_id": id, "reference": body.reference }),
         },
     )

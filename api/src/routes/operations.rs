@@ -78,7 +78,7 @@ pub async fn start_eod(
     let to = body.to.unwrap_or(body.date);
     // A wrong date is refused as such even while another run holds the claim (the run
     // checks again under it).
-    eod::check_range(&state.db, body.date, to).await?;
+    eod::check_range(&state.db, &lock.clock(), body.date, to).await?;
     // A run finishing in this or another process releases its claim just after its last
     // write: a second wait covers that, a run really in progress still answers 409.
     let guard = RunGuard::acquire_within(

@@ -287,8 +287,10 @@ pub async fn open_wrap(
     let body: OpenWrap = crate::extract::json(&req, payload).await?;
     let tenant_id = caller.principal.tenant_id;
     let now = Utc::now();
-    let today = money::today(now);
     let txn = ledger::begin_write(&state.db).await?;
+    // Booked on the open business date (DOMAIN.md section 7): after today's end of day,
+    // tomorrow.
+    let today = wraps::clock::open_date(&txn, &state.clock).await?;
     let customer = store::customer_for_update(&txn, tenant_id, customer_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no customer {customer_id}")))?;
@@ -626,8 +628,10 @@ pub async fn contribute(
     let tenant_id = caller.principal.tenant_id;
     let idem = Idempotency::of(&req, tenant_id, &body)?;
     let now = Utc::now();
-    let today = money::today(now);
     let txn = ledger::begin_write(&state.db).await?;
+    // Booked on the open business date (DOMAIN.md section 7): after today's end of day,
+    // tomorrow.
+    let today = wraps::clock::open_date(&txn, &state.clock).await?;
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
@@ -1069,7 +1073,7 @@ pub async fn close(
                     debit: cash,
                     credit: &customer_cash,
                     amount,
-                    effective_date: money::today(now),
+                    effective_date: wraps::clock::open_date(&txn, &state.clock).await?,
                     metadata: json!({ "customer_id": wrap.customer_id, "wrap_id": id }),
                 },
             )
@@ -1179,8 +1183,10 @@ pub async fn create_plan(
     let body: CreatePlan = crate::extract::json(&req, payload).await?;
     let tenant_id = caller.principal.tenant_id;
     let now = Utc::now();
-    let today = money::today(now);
     let txn = ledger::begin_write(&state.db).await?;
+    // Plans start on or after the open business date (DOMAIN.md section 7): after today's end
+    // of day, a plan due today would never run today.
+    let today = wraps::clock::open_date(&txn, &state.clock).await?;
     let wrap = find_wrap(&txn, &caller, id, true).await?;
     if !wrap.status.accepts_money() {
         return Err(Problem::conflict(format!(

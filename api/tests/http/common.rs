@@ -41,6 +41,12 @@ pub fn has_postgres() -> bool {
     std::env::var("WRAP_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
 }
 
+/// The simulated clock's start for tests: today in Tokyo. End of day may then run any date
+/// in order; money is booked on the open business date.
+pub fn simulated_start() -> String {
+    api::money::today(chrono::Utc::now()).to_string()
+}
+
 /// Client credentials.
 #[derive(Debug, Clone)]
 pub struct Creds {
@@ -126,6 +132,9 @@ impl TestServer {
         settings.server.bind = "127.0.0.1:0".to_owned();
         settings.database.url = url.clone();
         settings.database.auto_migrate = true;
+        // Tests run end of day on dates from today on (and in 2031): a simulated clock, as
+        // the README says demos and tests must (docs/DOMAIN.md section 7).
+        settings.clock.simulated_start = simulated_start();
         let key_pem = tenants::jwt::generate_dev_key().unwrap();
         settings.auth.key_pem = key_pem.clone();
         let db = api::db::connect(&url).await.unwrap();

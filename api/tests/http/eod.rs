@@ -130,6 +130,9 @@ pub async fn run_with(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Vec<wraps::eod::DayOutcome> {
+    // Tests run dates from today on: the library's runs use a simulated clock, as the test
+    // servers do.
+    lock.set_clock(wraps::clock::Clock::Simulated { start: first_day() });
     let guard = wraps::eod::RunGuard::acquire(lock, &server.db)
         .await
         .unwrap();
@@ -213,6 +216,10 @@ pub(crate) fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .args(["--database-url", url])
         .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env(
+            "WRAP__CLOCK__SIMULATED_START",
+            crate::common::simulated_start(),
+        )
         .env("WRAP__LOG__LEVEL", "warn")
         .output()
         .unwrap()
@@ -1112,6 +1119,10 @@ async fn crash_and_resume_matches_an_uninterrupted_run(backend: &'static str) {
         let killed = Command::new(env!("CARGO_BIN_EXE_wrapd"))
             .args(["eod", "--date", &d, "--database-url", &server.url])
             .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+            .env(
+                "WRAP__CLOCK__SIMULATED_START",
+                crate::common::simulated_start(),
+            )
             .env("WRAP__LOG__LEVEL", "warn")
             .env("WRAP_EOD_ABORT_IN_STEP", step)
             .output()
@@ -1218,6 +1229,10 @@ async fn price_after_valuation(backend: &'static str, early_clock: bool) {
             &server.url,
         ])
         .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env(
+            "WRAP__CLOCK__SIMULATED_START",
+            crate::common::simulated_start(),
+        )
         .env("WRAP__LOG__LEVEL", "warn")
         .env("WRAP_EOD_ABORT_IN_STEP", "checks")
         .output()
@@ -1311,6 +1326,10 @@ async fn a_price_the_day_traded_at_cannot_be_replaced(backend: &'static str) {
             &server.url,
         ])
         .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env(
+            "WRAP__CLOCK__SIMULATED_START",
+            crate::common::simulated_start(),
+        )
         .env("WRAP__LOG__LEVEL", "warn")
         .env("WRAP_EOD_ABORT_IN_STEP", "valuation")
         .output()

@@ -16,6 +16,10 @@ fn spawn_eod(url: &str, from: &str, to: &str) -> std::process::Child {
         .args(["eod", "--date", from, "--to", to, "--wait", "600"])
         .args(["--database-url", url])
         .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env(
+            "WRAP__CLOCK__SIMULATED_START",
+            crate::common::simulated_start(),
+        )
         .env("WRAP__LOG__LEVEL", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -124,6 +128,7 @@ async fn a_runner_that_lost_its_claim_writes_nothing(backend: &'static str) {
         ledger::calendar::Calendar::japan(),
         Arc::new(wraps::eod::trading::SimulatedVenue),
     );
+    lock.set_clock(wraps::clock::Clock::Simulated { start: d1 });
     let guard = wraps::eod::RunGuard::acquire(&lock, &server.db)
         .await
         .unwrap();

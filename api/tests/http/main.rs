@@ -10,6 +10,7 @@ mod agreements;
 mod amounts;
 mod auth;
 mod bench_eod;
+mod business_date;
 mod cli;
 mod concurrency;
 mod customers;

@@ -10,4 +10,5 @@
 //! depend one way: `api` → `wraps` → (`tenants`, `ledger`).
 
 pub mod chart;
+pub mod clock;
 pub mod eod;

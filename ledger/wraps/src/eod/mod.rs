@@ -231,6 +231,8 @@ pub struct RunLock {
     goals_month_end: AtomicBool,
     /// The SQLite database's lock file of the cross-process claim ([`claim::sqlite_lock_file`]).
     lock_file: Mutex<Option<std::path::PathBuf>>,
+    /// What "today" is: end of day refuses later dates on a real clock ([`crate::clock`]).
+    clock: Mutex<crate::clock::Clock>,
 }
 
 impl RunLock {
@@ -251,7 +253,20 @@ impl RunLock {
             venue,
             goals_month_end: AtomicBool::new(false),
             lock_file: Mutex::new(None),
+            clock: Mutex::new(crate::clock::Clock::Real),
         })
+    }
+
+    /// Sets the business clock runs are checked against (`[clock]`).
+    pub fn set_clock(&self, clock: crate::clock::Clock) {
+        if let Ok(mut c) = self.clock.lock() {
+            *c = clock;
+        }
+    }
+
+    /// The business clock runs are checked against.
+    pub fn clock(&self) -> crate::clock::Clock {
+        self.clock.lock().map(|c| *c).unwrap_or_default()
     }
 
     /// Names the database the runs write to, so that a SQLite file gets its lock file
@@ -407,13 +422,17 @@ pub async fn expected_date<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDat
         .and_then(|d| d.checked_add_days(Days::new(1))))
 }
 
-/// The dates from `from` to `to` (inclusive), checked: `to` not before `from`, at most
+/// The dates from `from` to `to` (inclusive), checked: `to` not before `from`, none that has
+/// not happened yet by `clock` ([`crate::clock::Clock::check_not_future`]), at most
 /// [`MAX_DATES`], and the first unfinished one is the next date to run.
 pub async fn check_range<C: ConnectionTrait>(
     db: &C,
+    clock: &crate::clock::Clock,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<NaiveDate>, EodError> {
+    clock.check_not_future("date", from)?;
+    clock.check_not_future("to", to)?;
     if to < from {
         return Err(EodError::Invalid {
             field: "to",
@@ -493,7 +512,7 @@ pub async fn run(
     guard: &RunGuard,
     progress: &dyn Progress,
 ) -> Result<Vec<DayOutcome>, EodError> {
-    let dates = check_range(db, from, to).await?;
+    let dates = check_range(db, &guard.lock.clock(), from, to).await?;
     let mut out = Vec::with_capacity(dates.len());
     for date in dates {
         let outcome = run_date(db, ledger, date, actor, guard, progress).await?;
