@@ -638,41 +638,16 @@ pub async fn contribute(
     let wrap = find_wrap(&txn, &caller, id, true).await?;
     let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
     let amount = money::amount(&state.amount_limits, "amount", body.amount, &asset)?;
-    if !wrap.status.accepts_money() {
-        return Err(Problem::conflict(format!(
-            "wrap {id} is {}: it takes no contributions",
-            wrap.status.as_str()
-        )));
-    }
-    let offer = match offer(&txn, tenant_id, wrap.agreement_id, today).await {
-        Ok(o) => o,
-        Err(p) if p.status == 422 => {
-            return Err(Problem::conflict(format!(
-                "the wrap's agreement {} is no longer active",
-                wrap.agreement_id
-            )));
+    // An agreement that is no longer active has no offer.
+    let offer = if wrap.status.accepts_money() {
+        match offer(&txn, tenant_id, wrap.agreement_id, today).await {
+            Ok(o) => Some(o),
+            Err(p) if p.status == 422 => None,
+            Err(p) => return Err(p),
         }
-        Err(p) => return Err(p),
+    } else {
+        None
     };
-    if amount < offer.min_contribution {
-        return Err(Problem::invalid_field(
-            "amount",
-            format!(
-                "{amount} is below the agreement's minimum contribution of {} {}",
-                offer.min_contribution, wrap.currency
-            ),
-        ));
-    }
-    if wrap.status == WrapStatus::Open && amount < offer.min_initial_investment {
-        return Err(Problem::invalid_field(
-            "amount",
-            format!(
-                "the first contribution must be at least the strategy's minimum initial \
-                 investment of {} {}",
-                offer.min_initial_investment, wrap.currency
-            ),
-        ));
-    }
     let customer_cash = money::customer_cash(
         &txn,
         &state.ledger,
@@ -681,7 +656,56 @@ pub async fn contribute(
         &wrap.currency,
     )
     .await?;
-    money::check_available("amount", &customer_cash, amount, &asset)?;
+    let available = ledger::asset::decimal_of(
+        customer_cash.balance.available(customer_cash.normal_side),
+        asset.scale,
+    );
+    // The one contribution rule, shared with end of day's plans (wraps::movements).
+    let facts = wraps::movements::ContributionFacts {
+        wrap_status: wrap.status,
+        agreement_status: if offer.is_some() {
+            "active"
+        } else {
+            "inactive"
+        },
+        amount,
+        min_contribution: offer.as_ref().map(|o| o.min_contribution),
+        min_initial_investment: offer
+            .as_ref()
+            .map_or(Decimal::ZERO, |o| o.min_initial_investment),
+        available,
+    };
+    if let Err(refusal) = wraps::movements::check_contribution(&facts) {
+        use wraps::movements::ContributionRefusal as R;
+        let ccy = &wrap.currency;
+        return Err(match refusal {
+            R::WrapTakesNoMoney(status) => Problem::conflict(format!(
+                "wrap {id} is {}: it takes no contributions",
+                status.as_str()
+            )),
+            R::AgreementNotActive(_) => Problem::conflict(format!(
+                "the wrap's agreement {} is no longer active",
+                wrap.agreement_id
+            )),
+            R::BelowMinimum { minimum } => Problem::invalid_field(
+                "amount",
+                format!(
+                    "{amount} is below the agreement's minimum contribution of {minimum} {ccy}"
+                ),
+            ),
+            R::BelowInitialMinimum { minimum } => Problem::invalid_field(
+                "amount",
+                format!(
+                    "the first contribution must be at least the strategy's minimum initial \
+                     investment of {minimum} {ccy}"
+                ),
+            ),
+            R::InsufficientCash { available } => Problem::invalid_field(
+                "amount",
+                format!("{amount} {ccy} is more than the available balance of {available} {ccy}"),
+            ),
+        });
+    }
     let wrap_cash = ledger::store::wraps::account_by_code(&txn, tenant_id, &wrap_cash_code(id))
         .await?
         .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;

@@ -151,3 +151,67 @@ async fn a_plans_runs_show_each_execution_and_skip(backend: &'static str) {
         .problem(400);
     server.stop().await;
 }
+
+on_each_backend!(
+    a_plan_cannot_open_a_wrap_below_the_initial_minimum,
+    a_plan_cannot_open_a_wrap_below_the_initial_minimum
+);
+async fn a_plan_cannot_open_a_wrap_below_the_initial_minimum(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    // The strategy asks ¥10,000 for a wrap's first money; the agreement ¥1,000 a contribution.
+    let m = market(&server, "Bank", 3).await;
+    let d1 = first_day();
+    let c = make_customer(&server, &m.bank, "C-1", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    // Through the API, ¥5,000 cannot be the first contribution.
+    let r = server
+        .post_idem(
+            &m.bank,
+            &format!("/v1/wraps/{w}/contributions"),
+            &uuid::Uuid::now_v7().to_string(),
+            json!({ "amount": "5000" }),
+        )
+        .await;
+    let p = r.problem(422);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("minimum initial investment"),
+        "{p}"
+    );
+    // Nor through a plan: the same rule, so the plan is skipped with the reason and the wrap
+    // stays open with nothing in it.
+    let plan = server
+        .post(
+            &m.bank,
+            &format!("/v1/wraps/{w}/plans"),
+            Some(json!({ "kind": "contribution", "amount": "5000",
+                         "day_of_month": d1.day(), "start_date": d1 })),
+        )
+        .await
+        .ok(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = run_days(&server, d1, d1).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    let runs = server
+        .get(&m.bank, &format!("/v1/wraps/{w}/plans/{plan}/runs"))
+        .await;
+    let runs = runs.ok(200);
+    assert_eq!(runs["items"][0]["status"], "skipped", "{runs}");
+    assert!(
+        runs["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("minimum initial investment of 10000 JPY"),
+        "{runs}"
+    );
+    let wrap = server.get(&m.bank, &format!("/v1/wraps/{w}")).await;
+    let wrap = wrap.ok(200);
+    assert_eq!(wrap["wrap"]["status"], "open", "{wrap}");
+    assert_eq!(wrap["valuation"]["cash"], "0", "{wrap}");
+    server.stop().await;
+}

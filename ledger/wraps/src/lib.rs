@@ -12,3 +12,4 @@
 pub mod chart;
 pub mod clock;
 pub mod eod;
+pub mod movements;

@@ -36,6 +36,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::EodError;
+use crate::movements::{ContributionFacts, ContributionRefusal, check_contribution};
 use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 struct DuePlan {
@@ -51,6 +52,9 @@ struct DuePlan {
     wrap_status: String,
     /// The wrap's agreement: a contribution needs it `active`, as through the API.
     agreement_status: String,
+    /// The strategy's minimum first investment (minor units): a wrap still `open` takes no
+    /// less, as through the API.
+    min_initial_investment: i64,
 }
 
 /// What happened to one plan.
@@ -109,9 +113,11 @@ async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<Due
     let day = i32::try_from(date.day()).unwrap_or(0);
     let q = format!(
         "SELECT p.tenant_id, p.id, p.wrap_id, p.kind, p.amount, p.percentage, p.frequency, \
-         p.start_date, w.customer_id, w.currency, w.currency_scale, w.status, a.status \
+         p.start_date, w.customer_id, w.currency, w.currency_scale, w.status, a.status, \
+         s.min_initial_investment \
          FROM wrap_plans p JOIN wraps w ON w.tenant_id = p.tenant_id AND w.id = p.wrap_id \
          JOIN agreements a ON a.tenant_id = w.tenant_id AND a.id = w.agreement_id \
+         JOIN strategies s ON s.tenant_id = w.manager_tenant_id AND s.id = w.strategy_id \
          WHERE p.status = 'active' AND p.day_of_month = {} AND p.start_date <= {} \
          AND (p.end_date IS NULL OR p.end_date >= {}) \
          AND NOT EXISTS (SELECT 1 FROM plan_runs r WHERE r.tenant_id = p.tenant_id \
@@ -141,6 +147,7 @@ async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<Due
             scale: u32::try_from(get::<i32>(&r, 10)?).unwrap_or(0),
             wrap_status: get(&r, 11)?,
             agreement_status: get(&r, 12)?,
+            min_initial_investment: get(&r, 13)?,
         });
     }
     Ok(out)
@@ -205,40 +212,54 @@ async fn contribute(
             entry_id: None,
             movement_id: None,
         };
-        let status = WrapStatus::parse(&p.wrap_status);
-        if !status.is_some_and(WrapStatus::accepts_money) {
-            runs.push(skip(format!(
-                "the wrap is {}: it takes no contributions",
-                p.wrap_status
-            )));
-            continue;
-        }
-        if p.agreement_status != "active" {
-            runs.push(skip(format!(
-                "the wrap's agreement is {}: it takes no contributions",
-                p.agreement_status
-            )));
-            continue;
-        }
         let cust_code = ledger::wraps::customer_cash_code(p.customer_id, &p.currency);
         let wrap_code = ledger::wraps::wrap_cash_code(p.wrap_id);
+        let available = accounts.get(&cust_code).map_or(0, |a| a.1);
+        let of = |minor: i64| decimal_of(i128::from(minor), p.scale);
+        // The one contribution rule, shared with the API (crate::movements). A plan's amount
+        // met the minimum per contribution when the plan was set up.
+        let facts = ContributionFacts {
+            // A status it cannot read takes no money.
+            wrap_status: WrapStatus::parse(&p.wrap_status).unwrap_or(WrapStatus::Closed),
+            agreement_status: &p.agreement_status,
+            amount: of(amount),
+            min_contribution: None,
+            min_initial_investment: of(p.min_initial_investment),
+            available: of(available),
+        };
+        if let Err(refusal) = check_contribution(&facts) {
+            let ccy = &p.currency;
+            runs.push(skip(match refusal {
+                ContributionRefusal::WrapTakesNoMoney(_) => {
+                    format!("the wrap is {}: it takes no contributions", p.wrap_status)
+                }
+                ContributionRefusal::AgreementNotActive(status) => {
+                    format!("the wrap's agreement is {status}: it takes no contributions")
+                }
+                ContributionRefusal::BelowMinimum { minimum } => format!(
+                    "the plan's {} {ccy} is below the agreement's minimum contribution of \
+                     {minimum} {ccy}",
+                    of(amount)
+                ),
+                ContributionRefusal::BelowInitialMinimum { minimum } => format!(
+                    "the plan's {} {ccy} is below the strategy's minimum initial investment of \
+                     {minimum} {ccy}, which the wrap's first money must meet",
+                    of(amount)
+                ),
+                ContributionRefusal::InsufficientCash { available } => format!(
+                    "the customer's available cash of {available} {ccy} is less than the \
+                     plan's {} {ccy}",
+                    of(amount)
+                ),
+            }));
+            continue;
+        }
         let Some((wrap_account, _)) = accounts.get(&wrap_code).copied() else {
             return Err(EodError::Ledger(ledger::LedgerError::Corrupt(format!(
                 "wrap {} has no cash account",
                 p.wrap_id
             ))));
         };
-        let available = accounts.get(&cust_code).map_or(0, |a| a.1);
-        if available < amount {
-            runs.push(skip(format!(
-                "the customer's available cash of {} {} is less than the plan's {} {}",
-                decimal_of(i128::from(available), p.scale),
-                p.currency,
-                decimal_of(i128::from(amount), p.scale),
-                p.currency
-            )));
-            continue;
-        }
         let Some(cust) = accounts.get_mut(&cust_code) else {
             continue;
         };
@@ -266,7 +287,7 @@ async fn contribute(
                 hold: None,
             },
         ));
-        if status == Some(WrapStatus::Open) {
+        if facts.wrap_status == WrapStatus::Open {
             activated.push(p.wrap_id);
         }
         runs.push(PlanRun {
