@@ -2,10 +2,12 @@
 //!
 //! Rules, each one function here, used by the API and by end of day alike:
 //! * **the open business date** ([`open_date`]) is the day after the last date whose end of
-//!   day has started (a booking made during or after D's run belongs to D + 1), and never
-//!   before the clock's today. Money moved through the API (deposits, withdrawals,
-//!   contributions, a close's payback) is booked on it, so a contribution made after D's run is
-//!   a flow of D + 1 and never lands in a closed day;
+//!   day has started (a booking made during or after D's run belongs to D + 1), or the clock's
+//!   today before end of day has ever run. It moves only with end of day, as a bank's business
+//!   date does: while end of day is behind (an outage), bookings go to the first date still to
+//!   run. Money moved through the API (deposits, withdrawals, contributions, a close's
+//!   payback) is booked on it, so a contribution made after D's run is a flow of D + 1 and
+//!   never lands in a closed day;
 //! * **end of day never runs a date that has not happened** in the platform's time zone
 //!   ([`Clock::check_not_future`]): `wrapd eod --date 2030-01-01` is refused;
 //! * **a simulated clock** ([`Clock::Simulated`], `[clock] simulated_start` or
@@ -81,15 +83,12 @@ pub async fn last_started<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDate
         .flatten())
 }
 
-/// The open business date: the day after the last date end of day started, and never
-/// before the clock's today (module doc).
+/// The open business date: the day after the last date end of day started, or the clock's
+/// today before end of day has ever run (module doc).
 pub async fn open_date<C: ConnectionTrait>(db: &C, clock: &Clock) -> Result<NaiveDate, EodError> {
-    let today = clock.today();
     Ok(match last_started(db).await? {
-        Some(last) => last
-            .checked_add_days(Days::new(1))
-            .map_or(today, |next| next.max(today)),
-        None => today,
+        Some(last) => last.checked_add_days(Days::new(1)).unwrap_or(last),
+        None => clock.today(),
     })
 }
 
