@@ -225,6 +225,22 @@ pub(crate) fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `wrapd eod --date date` on `url`, aborted (as by `kill -9`) inside `step`, just before
+/// the step commits (the `WRAP_EOD_ABORT_IN_STEP` fault hook).
+pub(crate) fn wrapd_dying_in(url: &str, date: NaiveDate, step: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wrapd"))
+        .args(["eod", "--date", &date.to_string(), "--database-url", url])
+        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
+        .env(
+            "WRAP__CLOCK__SIMULATED_START",
+            crate::common::simulated_start(),
+        )
+        .env("WRAP__LOG__LEVEL", "warn")
+        .env("WRAP_EOD_ABORT_IN_STEP", step)
+        .output()
+        .unwrap()
+}
+
 /// The ledger handle of the test database, to post what end of day's later steps will
 /// (a buy), or what must never happen (an unreconciled entry).
 pub async fn account(
@@ -1220,23 +1236,7 @@ async fn price_after_valuation(backend: &'static str, early_clock: bool) {
         .await
         .unwrap();
     // The run dies in its last step, after valuation found no price of d1.
-    let out = Command::new(env!("CARGO_BIN_EXE_wrapd"))
-        .args([
-            "eod",
-            "--date",
-            &d1.to_string(),
-            "--database-url",
-            &server.url,
-        ])
-        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
-        .env(
-            "WRAP__CLOCK__SIMULATED_START",
-            crate::common::simulated_start(),
-        )
-        .env("WRAP__LOG__LEVEL", "warn")
-        .env("WRAP_EOD_ABORT_IN_STEP", "checks")
-        .output()
-        .unwrap();
+    let out = wrapd_dying_in(&server.url, d1, "checks");
     assert!(!out.status.success());
     assert_eq!(snapshot(&server, w, d1).await.1, 0);
     // The date is running, so its price is still accepted; the re-run values with it.
@@ -1317,23 +1317,7 @@ async fn a_price_the_day_traded_at_cannot_be_replaced(backend: &'static str) {
     let d1 = first_business_day();
     book_with_plans(&server, d1).await;
     // The run dies in valuation: netting, execution and allocation traded at 10,123.
-    let out = Command::new(env!("CARGO_BIN_EXE_wrapd"))
-        .args([
-            "eod",
-            "--date",
-            &d1.to_string(),
-            "--database-url",
-            &server.url,
-        ])
-        .env("WRAP__DATABASE__AUTO_MIGRATE", "true")
-        .env(
-            "WRAP__CLOCK__SIMULATED_START",
-            crate::common::simulated_start(),
-        )
-        .env("WRAP__LOG__LEVEL", "warn")
-        .env("WRAP_EOD_ABORT_IN_STEP", "valuation")
-        .output()
-        .unwrap();
+    let out = wrapd_dying_in(&server.url, d1, "valuation");
     assert!(!out.status.success());
     assert!(server.count_rows("trade_fills").await > 0);
     let platform = server.token(&server.platform).await;

@@ -19,7 +19,6 @@
 //! Tried by `api/tests/http/business_date.rs`.
 
 use chrono::{Days, NaiveDate, Utc};
-use ledger::sql::{get, query};
 use sea_orm::ConnectionTrait;
 
 use crate::eod::EodError;
@@ -70,17 +69,7 @@ impl Clock {
 
 /// The last date whose end of day has started (running, awaiting fills or finished).
 pub async fn last_started<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDate>, EodError> {
-    let rows = query(
-        db,
-        "SELECT MAX(business_date) FROM eod_runs".to_owned(),
-        vec![],
-    )
-    .await?;
-    Ok(rows
-        .first()
-        .map(|r| get::<Option<NaiveDate>>(r, 0))
-        .transpose()?
-        .flatten())
+    crate::eod::date_of(db, "SELECT MAX(business_date) FROM eod_runs").await
 }
 
 /// The open business date: the day after the last date end of day started, or the clock's

@@ -394,32 +394,27 @@ impl Drop for RunGuard {
 /// The date end of day must run next: a date that started and did not finish (a crash or a
 /// failed check), else the day after the last finished date; `None` before the first run.
 pub async fn expected_date<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDate>, EodError> {
-    let rows = query(
-        db,
-        "SELECT MIN(business_date) FROM eod_runs WHERE status = 'running'".to_owned(),
-        vec![],
-    )
-    .await?;
-    if let Some(d) = rows
-        .first()
-        .map(|r| get::<Option<NaiveDate>>(r, 0))
-        .transpose()?
-        .flatten()
-    {
+    let running = "SELECT MIN(business_date) FROM eod_runs WHERE status = 'running'";
+    if let Some(d) = date_of(db, running).await? {
         return Ok(Some(d));
     }
-    let rows = query(
-        db,
-        "SELECT MAX(business_date) FROM eod_runs WHERE status = 'finished'".to_owned(),
-        vec![],
-    )
-    .await?;
-    Ok(rows
+    let finished = "SELECT MAX(business_date) FROM eod_runs WHERE status = 'finished'";
+    Ok(date_of(db, finished)
+        .await?
+        .and_then(|d| d.checked_add_days(Days::new(1))))
+}
+
+/// The one date a query of one row and one column gives (`None` for no row or NULL).
+pub(crate) async fn date_of<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+) -> Result<Option<NaiveDate>, EodError> {
+    Ok(query(db, sql.to_owned(), vec![])
+        .await?
         .first()
         .map(|r| get::<Option<NaiveDate>>(r, 0))
         .transpose()?
-        .flatten()
-        .and_then(|d| d.checked_add_days(Days::new(1))))
+        .flatten())
 }
 
 /// The dates from `from` to `to` (inclusive), checked: `to` not before `from`, none that has
