@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::common::TestServer;
 use crate::customers::{deposit, make_customer};
-use crate::eod::{rows, run_days, snapshot};
+use crate::eod::{FUND, rows, run_days, snapshot, wrapd_dying_in};
 use crate::on_each_backend;
 use crate::wraps::{market, open_wrap};
 
@@ -83,6 +83,69 @@ async fn a_contribution_after_the_days_run_is_the_next_days(backend: &'static st
         .await;
     let entry = r.ok(201)["entry_id"].as_str().unwrap().to_owned();
     assert_eq!(booked_on(&server, &entry).await, tomorrow + Days::new(1));
+    server.stop().await;
+}
+
+on_each_backend!(
+    a_date_is_valued_without_money_booked_after_it,
+    a_date_is_valued_without_money_booked_after_it
+);
+/// Valuation of D uses the balances as of D: a date valued again (here for a late price) after
+/// money was booked on the next date does not count that money on D, where it is no flow.
+async fn a_date_is_valued_without_money_booked_after_it(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-1", 3).await;
+    deposit(&server, &m.bank, c, "100000").await;
+    let w = open_wrap(&server, &m, c).await;
+    let today = api::money::today(Utc::now());
+    let tomorrow = today + Days::new(1);
+    let contribute = |amount: &'static str| {
+        let server = &server;
+        let bank = m.bank.clone();
+        async move {
+            let r = server
+                .post_idem(
+                    &bank,
+                    &format!("/v1/wraps/{w}/contributions"),
+                    &Uuid::now_v7().to_string(),
+                    json!({ "amount": amount }),
+                )
+                .await;
+            r.ok(201)["entry_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = contribute("30000").await;
+    assert_eq!(booked_on(&server, &first).await, today);
+    // Today's run dies in its last step, after valuation: the date is still open to a price.
+    let out = wrapd_dying_in(&server.url, today, "checks");
+    assert!(!out.status.success());
+    assert_eq!(snapshot(&server, w, today).await.0, 30_000);
+    // Money moved now is tomorrow's.
+    let second = contribute("20000").await;
+    assert_eq!(booked_on(&server, &second).await, tomorrow);
+    // A late price of today redoes today's valuation, which still sees today's balances only.
+    let platform = server.token(&server.platform).await;
+    server
+        .post(
+            &platform,
+            "/v1/prices",
+            Some(json!({ "prices": [{ "instrument": FUND, "date": today, "price": "15000" }] })),
+        )
+        .await
+        .ok(200);
+    let s = run_days(&server, today, today).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    let (cash, units_value, nav, contributions, withdrawals, _) = snapshot(&server, w, today).await;
+    assert_eq!(
+        (cash, units_value, nav, contributions, withdrawals),
+        (30_000, 0, 30_000, 30_000, 0)
+    );
+    // Tomorrow counts the 20,000 as its own flow, once.
+    let s = run_days(&server, tomorrow, tomorrow).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    let snap = snapshot(&server, w, tomorrow).await;
+    assert_eq!((snap.2, snap.3), (50_000, 20_000));
     server.stop().await;
 }
 

@@ -1,7 +1,8 @@
 //! Step `valuation`: a daily snapshot of every wrap that is not closed (`wrap_snapshots`).
 //!
 //! NAV = cash + Σ units × price ÷ quote unit − fees accrued but not paid (DOMAIN.md section
-//! 4), each holding valued at its instrument's price of `date`, or when there is none that
+//! 4), from the balances as of `date` (what was posted effective after it is taken back out:
+//! [`booked_after`]; tried by `api/tests/http/business_date.rs::a_date_is_valued_without_money_booked_after_it`), each holding valued at its instrument's price of `date`, or when there is none that
 //! day the last price before it (the snapshot's `stale_prices` is then true; a holding never
 //! priced is valued at zero and flagged stale too). The holdings' exact sum is rounded down to
 //! the currency's minor unit once per wrap (`units_value`), so `nav = cash + units_value −
@@ -200,8 +201,17 @@ pub async fn values_of(
             continue;
         };
         let mut accs = HashMap::new();
-        for a in ledger::store::wraps::wrap_accounts(txn, tenant_id, *id).await? {
-            let balance = i64::try_from(a.balance.posted(a.normal_side)).unwrap_or(i64::MAX);
+        let accounts = ledger::store::wraps::wrap_accounts(txn, tenant_id, *id).await?;
+        let codes: Vec<String> = accounts.iter().map(|a| a.code.clone()).collect();
+        let mut later = booked_after(txn, tenant_id, date, Some(&codes)).await?;
+        for a in accounts {
+            let now = i64::try_from(a.balance.posted(a.normal_side)).unwrap_or(i64::MAX);
+            // `later` is credits − debits: it raised a credit-normal balance, lowered a debit one.
+            let later = later.remove(&a.code).unwrap_or(0);
+            let balance = match a.normal_side {
+                ledger::Side::Credit => now.saturating_sub(later),
+                ledger::Side::Debit => now.saturating_add(later),
+            };
             add_account(&mut accs, &a.code, balance, &pricing, date);
         }
         let value = accs
@@ -209,6 +219,48 @@ pub async fn values_of(
             .unwrap_or_default()
             .finish(wrap.currency_scale);
         out.insert(*id, value);
+    }
+    Ok(out)
+}
+
+/// Net credits (credits − debits) posted to the tenant's wrap accounts with an effective date
+/// after `date`, by account code (all its `wrap:` accounts, or only `codes`): what their
+/// balances hold now that they did not hold on `date`. Valuation of D subtracts them, so that a
+/// date is valued with its balances as of D (docs/DOMAIN.md section 7) even when money was
+/// booked on a later date first: a movement committed while D's end of day runs is booked on
+/// D + 1, and a date redone for a late price runs after D + 1's bookings. One query on the
+/// `(tenant_id, effective_date)` index, which finds nothing on an ordinary run.
+async fn booked_after<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    codes: Option<&[String]>,
+) -> Result<HashMap<String, i64>, EodError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let t = pa.push(tenant_id);
+    let d = pa.push(date);
+    let pending = pa.push(false);
+    let which = match codes {
+        Some(c) => format!("a.code IN {}", pa.list(c)),
+        None => "a.code > 'wrap:' AND a.code < 'wrap;'".to_owned(),
+    };
+    let q = format!(
+        "SELECT a.code, p.side, CAST(SUM(p.amount) AS BIGINT) FROM ledger_postings p \
+         JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+         WHERE p.tenant_id = {t} AND p.effective_date > {d} AND p.pending = {pending} \
+         AND {which} GROUP BY a.code, p.side"
+    );
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for r in query(db, q, pa.values).await? {
+        let code: String = get(&r, 0)?;
+        let side: String = get(&r, 1)?;
+        let sum: i64 = get(&r, 2)?;
+        let net = out.entry(code).or_default();
+        *net = if side == "credit" {
+            net.saturating_add(sum)
+        } else {
+            net.saturating_sub(sum)
+        };
     }
     Ok(out)
 }
@@ -327,7 +379,9 @@ async fn snapshot_tenant(
     if wraps.is_empty() {
         return Ok((0, 0));
     }
-    // Every wrap account of the tenant, in code order, a page at a time.
+    // Every wrap account of the tenant, in code order, a page at a time, less what was booked
+    // after the date (balances as of `date`).
+    let mut later = booked_after(txn, tenant_id, date, None).await?;
     let mut accs: HashMap<Uuid, Acc> = HashMap::with_capacity(wraps.len());
     let mut after = "wrap:".to_owned();
     loop {
@@ -344,7 +398,8 @@ async fn snapshot_tenant(
         let n = rows.len();
         for r in &rows {
             let code: String = get(r, 0)?;
-            let balance: i64 = get(r, 1)?;
+            let now: i64 = get(r, 1)?;
+            let balance = now.saturating_sub(later.remove(&code).unwrap_or(0));
             add_account(&mut accs, &code, balance, pricing, date);
             after = code;
         }
