@@ -34,4 +34,5 @@ mod reconciliation;
 mod reports;
 mod statements;
 mod strategies;
+mod tour;
 mod wraps;
