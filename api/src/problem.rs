@@ -398,3 +398,17 @@ impl From<wraps::eod::EodError> for Problem {
         }
     }
 }
+
+impl From<wraps::movements::MoveError> for Problem {
+    fn from(e: wraps::movements::MoveError) -> Self {
+        use wraps::movements::MoveError as E;
+        match e {
+            E::NotFound(m) => Problem::not_found(m),
+            E::Conflict(m) => Problem::conflict(m),
+            E::Invalid(i) => Problem::from(i),
+            E::Ledger(e) => Problem::from(e),
+            E::Tenants(e) => Problem::from(e),
+            E::Eod(e) => Problem::from(e),
+        }
+    }
+}

@@ -28,7 +28,7 @@ use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
 use crate::idempotency::Idempotency;
-use crate::money::{self, Transfer};
+use crate::money;
 use crate::onboarding::BASE_CURRENCY;
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::tenants::Page;
@@ -121,7 +121,8 @@ pub async fn create_customer(
                 new.external_ref
             ))
         })?;
-    money::customer_cash(&txn, &state.ledger, tenant_id, customer.id, BASE_CURRENCY).await?;
+    wraps::movements::customer_cash(&txn, &state.ledger, tenant_id, customer.id, BASE_CURRENCY)
+        .await?;
     audit::record(
         &txn,
         &caller,
@@ -293,7 +294,8 @@ pub async fn get_customer(
         .map(|c| (c.currency.clone(), c.balance))
         .collect();
     for w in wraps {
-        let value = crate::routes::wraps::valuation(&state, &state.db, &w).await?;
+        let value =
+            wraps::value::value_now(&state.db, &state.ledger, &w, money::today(Utc::now())).await?;
         *totals.entry(w.currency.clone()).or_default() += value.value;
         lines.push(WrapLine {
             id: w.id,
@@ -481,11 +483,7 @@ pub async fn withdraw(
     cash_movement(req, caller, state, payload, Direction::Out).await
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    In,
-    Out,
-}
+use wraps::movements::Direction;
 
 async fn cash_movement(
     req: HttpRequest,
@@ -517,48 +515,22 @@ async fn cash_movement(
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
-    if customer.status != CustomerStatus::Active && direction == Direction::In {
-        return Err(Problem::conflict(format!("customer {id} is closed")));
-    }
-    let cash = money::customer_cash(&txn, &state.ledger, tenant_id, id, &asset.code).await?;
-    let omnibus = money::omnibus(&txn, &state.ledger, tenant_id, &asset.code).await?;
-    let (kind, debit, credit, description) = match direction {
-        Direction::In => (
-            "deposit",
-            &omnibus,
-            &cash,
-            format!("deposit into customer {}", customer.external_ref),
-        ),
-        Direction::Out => {
-            money::check_available("amount", &cash, amount, &asset)?;
-            (
-                "withdrawal",
-                &cash,
-                &omnibus,
-                format!("withdrawal from customer {}", customer.external_ref),
-            )
-        }
-    };
-    let entry = money::post(
+    let moved = wraps::movements::move_cash(
         &txn,
         &state.ledger,
-        &caller,
-        Transfer {
-            tenant_id,
-            kind,
-            description,
-            debit,
-            credit,
+        money::who(&caller),
+        &wraps::movements::CashMove {
+            customer: &customer,
+            asset: &asset,
             amount,
+            direction,
+            reference: body.reference.as_deref(),
             // The open business date (DOMAIN.md section 7): after today's end of day, tomorrow.
-            effective_date: wraps::clock::open_date(&txn, &state.clock).await?,
-            metadata: json!({ "customer_id": id, "reference": body.reference }),
+            date: wraps::clock::open_date(&txn, &state.clock).await?,
         },
     )
     .await?;
-    let after = store::account_by_code(&txn, tenant_id, &cash.code)
-        .await?
-        .ok_or_else(|| Problem::internal(&"customer cash account vanished"))?;
+    let (entry, after) = (moved.entry, moved.cash);
     let result = CashMovementResult {
         entry_id: entry.id,
         customer_id: id,

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
 use crate::problem::{Problem, method_not_allowed};
-use crate::routes::wraps::{find_wrap, valuation};
+use crate::routes::wraps::find_wrap;
 use crate::server::AppState;
 use wraps::eod::goals::{self as eod_goals, GoalDay, GoalFacts, GoalFigure, NotSimulated};
 
@@ -343,7 +343,7 @@ async fn goal_input(
     // The NAV of today as end of day's goals step starts from it (its snapshot deducts what
     // was owed when the day began, `FeeState::unpaid_at_start_of`), so the answer on request
     // is the stored figure when nothing moved since.
-    let now = valuation(state, &state.db, wrap).await?;
+    let now = wraps::value::value_now(&state.db, &state.ledger, wrap, today).await?;
     let owed_at_start = wraps::eod::fees::states_of(&state.db, wrap.tenant_id, &[wrap.id])
         .await?
         .get(&wrap.id)

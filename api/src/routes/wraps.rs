@@ -6,33 +6,23 @@
 //! to anyone else it answers 404 exactly like a missing wrap
 //! (`api/tests/http/wraps.rs::wraps_are_isolated`). Only the distributor changes it.
 //!
-//! Rules enforced here (each tried by a test in `api/tests/http/wraps.rs`):
+//! Rules (each tried by a test in `api/tests/http/wraps.rs`):
 //! * a wrap opens only through one of the distributor's ACTIVE agreements, on a strategy no
 //!   riskier than the customer's tolerance, and a customer has at most
-//!   `wraps.max_open_per_customer` wraps that are not closed;
-//! * a contribution is at least the agreement's minimum contribution (and the first at least
-//!   the strategy's minimum initial investment) and never more than the customer's available
-//!   cash;
-//! * a withdrawal, switch or close is recorded at once as a pending movement that end of day
-//!   fulfils by selling units; what is asked for never exceeds the wrap's value less what is
-//!   already pending;
+//!   `wraps.max_open_per_customer` wraps that are not closed (here: the customer row is locked
+//!   before its wraps are counted);
+//! * contributions, withdrawals, switches and closes are decided and booked by
+//!   [`wraps::movements`] (one function each, with its lock order), which these handlers call
+//!   inside the request's transaction after parsing, authorising and the idempotency check;
 //! * money-moving POSTs require an `Idempotency-Key` ([`crate::idempotency`]).
-//!
-//! Locking rule (PostgreSQL; SQLite's write transaction is exclusive): a change locks the
-//! customer row before counting its wraps, and wrap rows in id order before checking their
-//! status or pending movements; the ledger then takes the tenant's book lock last. Checks
-//! therefore see the result of any concurrent change to the same wrap, and no two requests
-//! take the same locks in opposite orders.
-
-use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::store::wraps::{self as store, WrapFilter, WrapScope};
 use ledger::wraps::{
-    Frequency, Goal, Movement, MovementKind, MovementStatus, NewPlan, Plan, PlanKind, Wrap,
-    WrapStatus, suitability, wrap_cash_code,
+    Frequency, Goal, Movement, MovementKind, NewPlan, Plan, PlanKind, Wrap, WrapStatus,
+    suitability, wrap_cash_code,
 };
 use ledger::{Account, NewAccount, Side};
 use rust_decimal::Decimal;
@@ -46,10 +36,11 @@ use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
 use crate::idempotency::Idempotency;
-use crate::money::{self, Transfer};
+use crate::money;
 use crate::problem::{Problem, method_not_allowed};
 use crate::routes::customers::find_customer;
 use crate::server::AppState;
+use wraps::movements;
 
 /// Routes of this module (`/v1/customers/{id}/wraps` is mounted by `customers`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -125,126 +116,7 @@ fn wrap_json(caller: &Caller, wrap: &Wrap) -> serde_json::Value {
 // ---------------------------------------------------------------------------------------
 // Valuation
 
-/// A holding of one instrument.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Holding {
-    pub instrument: String,
-    /// The ledger account of these units.
-    pub account_id: Uuid,
-    #[schema(value_type = String)]
-    pub units: Decimal,
-    /// The last price on or before today, per `quote_unit` units; absent if none was ever
-    /// uploaded (the holding is then valued at zero, and `priced` is false).
-    #[schema(value_type = Option<String>)]
-    pub price: Option<Decimal>,
-    pub price_date: Option<NaiveDate>,
-    pub quote_unit: i64,
-    /// units × price ÷ quote unit.
-    #[schema(value_type = String)]
-    pub value: Decimal,
-    pub priced: bool,
-}
-
-/// A wrap's value now, by the same rule as end of day's NAV
-/// (`wraps::eod::valuation::nav_minor`): cash plus units at their last prices, less the fees
-/// owed and not yet paid.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Valuation {
-    pub currency: String,
-    pub as_of: NaiveDate,
-    #[schema(value_type = String)]
-    pub cash: Decimal,
-    /// Cash that may be used now (holds counted).
-    #[schema(value_type = String)]
-    pub cash_available: Decimal,
-    pub holdings: Vec<Holding>,
-    /// Σ holdings' values, rounded down to the currency's minor unit once.
-    #[schema(value_type = String)]
-    pub units_value: Decimal,
-    /// Management and performance fees (with their tax) accrued and not yet paid: collected
-    /// at the billing period's end, deducted from the value until then.
-    #[schema(value_type = String)]
-    pub fees_owed: Decimal,
-    /// cash + units_value − fees_owed: the wrap's NAV now, as end of day computes it.
-    #[schema(value_type = String)]
-    pub value: Decimal,
-}
-
-/// Values `wrap` at the last prices on or before today, reading through `db` (the request's
-/// transaction when there is one: a second pool connection inside a transaction could wait
-/// for a pool that every waiting transaction holds).
-pub async fn valuation<C: sea_orm::ConnectionTrait>(
-    state: &AppState,
-    db: &C,
-    wrap: &Wrap,
-) -> Result<Valuation, Problem> {
-    let accounts = store::wrap_accounts(db, wrap.tenant_id, wrap.id).await?;
-    let today = money::today(Utc::now());
-    let cash_code = wrap_cash_code(wrap.id);
-    let mut cash_minor = 0_i128;
-    let mut cash_available = Decimal::ZERO;
-    let mut units: Vec<(&Account, String)> = Vec::new();
-    for a in &accounts {
-        if a.code == cash_code {
-            cash_minor = a.balance.posted(a.normal_side);
-            cash_available =
-                ledger::asset::decimal_of(a.balance.available(a.normal_side), wrap.currency_scale);
-        } else if let Some(instrument) = a.code.strip_prefix(&format!("wrap:{}:units:", wrap.id)) {
-            units.push((a, instrument.to_owned()));
-        }
-    }
-    let codes: Vec<String> = units.iter().map(|(_, c)| c.clone()).collect();
-    let prices = if codes.is_empty() {
-        HashMap::new()
-    } else {
-        ledger::store::market::latest_prices(db, &codes, today).await?
-    };
-    let mut holdings = Vec::with_capacity(units.len());
-    let mut exact_units_value = Decimal::ZERO;
-    for (account, code) in units {
-        let asset = state.ledger.asset_in(db, &code).await?;
-        let quote_unit = match asset.kind {
-            ledger::AssetKind::Instrument { quote_unit, .. } => quote_unit,
-            ledger::AssetKind::Currency => 1,
-        };
-        let n = ledger::asset::decimal_of(account.balance.posted(account.normal_side), asset.scale);
-        let quote = prices.get(&code);
-        let v = quote
-            .map(|q| n * q.price / Decimal::from(quote_unit))
-            .unwrap_or_default();
-        exact_units_value += v;
-        holdings.push(Holding {
-            instrument: code,
-            account_id: account.id,
-            units: n,
-            price: quote.map(|q| q.price),
-            price_date: quote.map(|q| q.date),
-            quote_unit,
-            value: v.normalize(),
-            priced: quote.is_some(),
-        });
-    }
-    let scale = wrap.currency_scale;
-    let units_value = wraps::eod::valuation::units_value_minor(exact_units_value, scale);
-    let fees_owed = wraps::eod::fees::owed_by(db, wrap.tenant_id, &[wrap.id])
-        .await?
-        .get(&wrap.id)
-        .copied()
-        .unwrap_or(0);
-    let cash_i64 = i64::try_from(cash_minor).unwrap_or(i64::MAX);
-    let nav = wraps::eod::valuation::nav_minor(cash_i64, units_value, fees_owed);
-    let of = |minor: i64| ledger::asset::decimal_of(i128::from(minor), scale);
-    Ok(Valuation {
-        currency: wrap.currency.clone(),
-        as_of: today,
-        cash: ledger::asset::decimal_of(cash_minor, scale),
-        cash_available,
-        holdings,
-        units_value: of(units_value),
-        fees_owed: of(fees_owed),
-        value: of(nav).normalize(),
-    })
-}
+pub use wraps::value::{Holding, Valuation};
 
 // ---------------------------------------------------------------------------------------
 // Opening
@@ -383,7 +255,6 @@ struct Offer {
     strategy_name: String,
     strategy_risk_level: i32,
     currency: String,
-    min_initial_investment: Decimal,
     min_contribution: Decimal,
     /// A retired strategy takes no new wraps; existing ones go on.
     strategy_active: bool,
@@ -404,7 +275,6 @@ async fn offer<C: sea_orm::ConnectionTrait>(
             strategy_name: o.strategy.name.clone(),
             strategy_risk_level: i32::from(o.strategy.risk_level),
             currency: o.strategy.base_currency.clone(),
-            min_initial_investment: o.strategy.min_initial_investment,
             min_contribution: o.terms.min_contribution,
             strategy_active: o.strategy.status == tenants::strategy::StrategyStatus::Active,
         }),
@@ -546,10 +416,11 @@ pub async fn get_wrap(
     Query::parse(&req, &[])?;
     caller.principal.authorize(Action::ReadOwnData)?;
     let wrap = find_wrap(&state.db, &caller, id, false).await?;
-    let valuation = valuation(&state, &state.db, &wrap).await?;
+    let valuation =
+        wraps::value::value_now(&state.db, &state.ledger, &wrap, money::today(Utc::now())).await?;
     let pending =
         store::movements(&state.db, wrap.tenant_id, id, true, wrap.currency_scale).await?;
-    let available = available_to_withdraw(&valuation, &pending);
+    let available = movements::available_to_withdraw(valuation.value, &pending);
     let plans = store::plans(&state.db, wrap.tenant_id, id, wrap.currency_scale).await?;
     Ok(HttpResponse::Ok().json(WrapView {
         wrap: wrap_json(&caller, &wrap),
@@ -558,18 +429,6 @@ pub async fn get_wrap(
         available_to_withdraw: available,
         plans,
     }))
-}
-
-/// Value less what pending movements already ask for; zero when one asks for everything.
-fn available_to_withdraw(valuation: &Valuation, pending: &[Movement]) -> Decimal {
-    let mut left = valuation.value;
-    for m in pending {
-        match m.amount {
-            None => return Decimal::ZERO,
-            Some(a) => left -= a,
-        }
-    }
-    left.max(Decimal::ZERO)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -627,7 +486,6 @@ pub async fn contribute(
     let body: Contribution = crate::extract::json(&req, payload).await?;
     let tenant_id = caller.principal.tenant_id;
     let idem = Idempotency::of(&req, tenant_id, &body)?;
-    let now = Utc::now();
     let txn = ledger::begin_write(&state.db).await?;
     // Booked on the open business date (DOMAIN.md section 7): after today's end of day,
     // tomorrow.
@@ -635,121 +493,35 @@ pub async fn contribute(
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
-    let wrap = find_wrap(&txn, &caller, id, true).await?;
-    let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
-    let amount = money::amount(&state.amount_limits, "amount", body.amount, &asset)?;
-    // An agreement that is no longer active has no offer.
-    let offer = if wrap.status.accepts_money() {
-        match offer(&txn, tenant_id, wrap.agreement_id, today).await {
-            Ok(o) => Some(o),
-            Err(p) if p.status == 422 => None,
-            Err(p) => return Err(p),
-        }
-    } else {
-        None
-    };
-    let customer_cash = money::customer_cash(
+    let done = movements::contribute(
         &txn,
         &state.ledger,
-        tenant_id,
-        wrap.customer_id,
-        &wrap.currency,
-    )
-    .await?;
-    let available = ledger::asset::decimal_of(
-        customer_cash.balance.available(customer_cash.normal_side),
-        asset.scale,
-    );
-    // The one contribution rule, shared with end of day's plans (wraps::movements).
-    let facts = wraps::movements::ContributionFacts {
-        wrap_status: wrap.status,
-        agreement_status: if offer.is_some() {
-            "active"
-        } else {
-            "inactive"
-        },
-        amount,
-        min_contribution: offer.as_ref().map(|o| o.min_contribution),
-        min_initial_investment: offer
-            .as_ref()
-            .map_or(Decimal::ZERO, |o| o.min_initial_investment),
-        available,
-    };
-    if let Err(refusal) = wraps::movements::check_contribution(&facts) {
-        use wraps::movements::ContributionRefusal as R;
-        let ccy = &wrap.currency;
-        return Err(match refusal {
-            R::WrapTakesNoMoney(status) => Problem::conflict(format!(
-                "wrap {id} is {}: it takes no contributions",
-                status.as_str()
-            )),
-            R::AgreementNotActive(_) => Problem::conflict(format!(
-                "the wrap's agreement {} is no longer active",
-                wrap.agreement_id
-            )),
-            R::BelowMinimum { minimum } => Problem::invalid_field(
-                "amount",
-                format!(
-                    "{amount} is below the agreement's minimum contribution of {minimum} {ccy}"
-                ),
-            ),
-            R::BelowInitialMinimum { minimum } => Problem::invalid_field(
-                "amount",
-                format!(
-                    "the first contribution must be at least the strategy's minimum initial \
-                     investment of {minimum} {ccy}"
-                ),
-            ),
-            R::InsufficientCash { available } => Problem::invalid_field(
-                "amount",
-                format!("{amount} {ccy} is more than the available balance of {available} {ccy}"),
-            ),
-        });
-    }
-    let wrap_cash = ledger::store::wraps::account_by_code(&txn, tenant_id, &wrap_cash_code(id))
-        .await?
-        .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;
-    let entry = money::post(
-        &txn,
-        &state.ledger,
-        &caller,
-        Transfer {
+        money::who(&caller),
+        &movements::Contribution {
             tenant_id,
-            kind: "contribution",
-            description: format!("contribution to wrap {}", wrap.name),
-            debit: &customer_cash,
-            credit: &wrap_cash,
-            amount,
-            effective_date: today,
-            metadata: json!({ "customer_id": wrap.customer_id, "wrap_id": id }),
+            wrap_id: id,
+            amount: body.amount,
+            limits: &state.amount_limits,
+            date: today,
         },
+        Utc::now(),
     )
     .await?;
-    let status = if wrap.status == WrapStatus::Open {
-        store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Active, now).await?;
-        WrapStatus::Active
-    } else {
-        wrap.status
+    let of = |a: &Account, available: bool| {
+        let minor = if available {
+            a.balance.available(a.normal_side)
+        } else {
+            a.balance.posted(a.normal_side)
+        };
+        ledger::asset::decimal_of(minor, done.scale)
     };
-    let wrap_cash_after = store::account_by_code(&txn, tenant_id, &wrap_cash.code)
-        .await?
-        .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;
-    let customer_after = store::account_by_code(&txn, tenant_id, &customer_cash.code)
-        .await?
-        .ok_or_else(|| Problem::internal(&"customer cash account missing"))?;
     let result = ContributionResult {
-        entry_id: entry.id,
+        entry_id: done.entry.id,
         wrap_id: id,
-        amount,
-        wrap_status: status,
-        wrap_cash: ledger::asset::decimal_of(
-            wrap_cash_after.balance.posted(wrap_cash_after.normal_side),
-            asset.scale,
-        ),
-        customer_cash_available: ledger::asset::decimal_of(
-            customer_after.balance.available(customer_after.normal_side),
-            asset.scale,
-        ),
+        amount: done.amount,
+        wrap_status: done.status,
+        wrap_cash: of(&done.wrap_cash, false),
+        customer_cash_available: of(&done.customer_cash, true),
     };
     let response = idem.answer(&txn, StatusCode::CREATED, &result).await?;
     txn.commit().await?;
@@ -877,119 +649,26 @@ async fn pending_movement(
     id: Uuid,
     asked: Asked,
 ) -> Result<HttpResponse, Problem> {
-    let Asked {
-        kind,
-        amount,
-        all,
-        destination,
-    } = asked;
-    let tenant_id = caller.principal.tenant_id;
-    let now = Utc::now();
     let txn = ledger::begin_write(&state.db).await?;
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
-    // Locking rule: the book first (`store::wrap` takes it: the platform's lock order,
-    // ledger/src/store/work.rs), then wrap rows in id order, so two opposite switches between
-    // the same wraps wait for each other instead of deadlocking.
-    if let Some(to) = destination
-        && to < id
-    {
-        store::wrap(&txn, WrapScope::Distributor(tenant_id), to, true).await?;
-    }
-    let wrap = find_wrap(&txn, caller, id, true).await?;
-    let asset = state.ledger.asset_in(&txn, &wrap.currency).await?;
-    let amount = match (amount, all) {
-        (Some(a), None | Some(false)) => {
-            Some(money::amount(&state.amount_limits, "amount", a, &asset)?)
-        }
-        (None, Some(true)) => None,
-        (Some(_), Some(true)) => {
-            return Err(Problem::invalid_field(
-                "all",
-                "give either amount or all: true, not both",
-            ));
-        }
-        (None, _) => {
-            return Err(Problem::invalid_field(
-                "amount",
-                "is required (or all: true for everything)",
-            ));
-        }
-    };
-    if wrap.status != WrapStatus::Active {
-        return Err(Problem::conflict(format!(
-            "wrap {id} is {}: only an active wrap pays out",
-            wrap.status.as_str()
-        )));
-    }
-    if let Some(to) = destination {
-        let target = store::wrap(&txn, WrapScope::Distributor(tenant_id), to, true).await?;
-        let target = match target {
-            Some(t) if t.customer_id == wrap.customer_id && t.id != id => t,
-            Some(t) if t.id == id => {
-                return Err(Problem::invalid_field(
-                    "to_wrap_id",
-                    "is the wrap being switched from",
-                ));
-            }
-            _ => {
-                return Err(Problem::invalid_field(
-                    "to_wrap_id",
-                    format!("no wrap {to} of the same customer"),
-                ));
-            }
-        };
-        if !target.status.accepts_money() {
-            return Err(Problem::invalid_field(
-                "to_wrap_id",
-                format!("wrap {to} is {} and takes no money", target.status.as_str()),
-            ));
-        }
-        if target.currency != wrap.currency {
-            return Err(Problem::invalid_field(
-                "to_wrap_id",
-                format!("wrap {to} is in {}, not {}", target.currency, wrap.currency),
-            ));
-        }
-    }
-    let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
-    let valuation = valuation(state, &txn, &wrap).await?;
-    let available = available_to_withdraw(&valuation, &pending);
-    if pending.iter().any(|m| m.amount.is_none()) {
-        return Err(Problem::conflict(format!(
-            "wrap {id} already has a pending movement of everything it holds"
-        )));
-    }
-    match amount {
-        Some(a) if a > available => {
-            return Err(Problem::invalid_field(
-                "amount",
-                format!(
-                    "{a} {} is more than is available to withdraw, {available} {} (value {} less \
-                     pending movements)",
-                    wrap.currency, wrap.currency, valuation.value
-                ),
-            ));
-        }
-        None if valuation.value <= Decimal::ZERO => {
-            return Err(Problem::conflict(format!("wrap {id} holds nothing")));
-        }
-        _ => {}
-    }
-    let movement = Movement {
-        id: Uuid::now_v7(),
-        wrap_id: id,
-        kind,
-        amount,
-        destination_wrap_id: destination,
-        status: MovementStatus::Pending,
-        requested_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
-        resolved_at: None,
-        paid: None,
-        paid_on: None,
-    };
-    store::insert_movement(&txn, tenant_id, &movement, wrap.currency_scale).await?;
+    let movement = movements::request_payout(
+        &txn,
+        &state.ledger,
+        &movements::Payout {
+            tenant_id: caller.principal.tenant_id,
+            wrap_id: id,
+            kind: asked.kind,
+            amount: asked.amount,
+            all: asked.all,
+            destination: asked.destination,
+            limits: &state.amount_limits,
+            today: money::today(Utc::now()),
+        },
+        Utc::now(),
+    )
+    .await?;
     let response = idem.answer(&txn, StatusCode::ACCEPTED, &movement).await?;
     txn.commit().await?;
     Ok(response)
@@ -1050,92 +729,32 @@ pub async fn close(
     if let Some(replay) = idem.replay(&txn).await? {
         return Ok(replay);
     }
-    let wrap = find_wrap(&txn, &caller, id, true).await?;
-    if !matches!(wrap.status, WrapStatus::Open | WrapStatus::Active) {
-        return Err(Problem::conflict(format!(
-            "wrap {id} is already {}",
-            wrap.status.as_str()
-        )));
-    }
-    let accounts = store::wrap_accounts(&txn, tenant_id, id).await?;
-    let cash_code = wrap_cash_code(id);
-    let holds_only_cash = accounts.iter().all(|a| {
-        a.code == cash_code
-            || (a.balance.posted(a.normal_side) == 0 && a.balance.pending(a.normal_side) == 0)
-    });
-    let pending = store::movements(&txn, tenant_id, id, true, wrap.currency_scale).await?;
-    // Fees accrued and not collected are paid before the customer: end of day's billing
-    // collects them (wraps::eod::trading, "Fees first"), so such a wrap closes there.
-    let owes_fees = !wraps::eod::fees::owed_by(&txn, tenant_id, &[id])
-        .await?
-        .is_empty();
-    store::cancel_all_plans(&txn, tenant_id, id, now).await?;
-    let result = if holds_only_cash && pending.is_empty() && !owes_fees {
-        let cash = accounts
-            .iter()
-            .find(|a| a.code == cash_code)
-            .ok_or_else(|| Problem::internal(&"wrap cash account missing"))?;
-        let minor = cash.balance.posted(cash.normal_side);
-        let amount = ledger::asset::decimal_of(minor, wrap.currency_scale);
-        let entry_id = if minor > 0 {
-            let customer_cash = money::customer_cash(
-                &txn,
-                &state.ledger,
-                tenant_id,
-                wrap.customer_id,
-                &wrap.currency,
-            )
-            .await?;
-            let entry = money::post(
-                &txn,
-                &state.ledger,
-                &caller,
-                Transfer {
-                    tenant_id,
-                    kind: "wrap_close",
-                    description: format!("wrap {} closed: cash paid back", wrap.name),
-                    debit: cash,
-                    credit: &customer_cash,
-                    amount,
-                    effective_date: wraps::clock::open_date(&txn, &state.clock).await?,
-                    metadata: json!({ "customer_id": wrap.customer_id, "wrap_id": id }),
-                },
-            )
-            .await?;
-            Some(entry.id)
-        } else {
-            None
-        };
-        store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Closed, now).await?;
-        CloseResult {
+    let date = wraps::clock::open_date(&txn, &state.clock).await?;
+    let (_, closed) = movements::close(
+        &txn,
+        &state.ledger,
+        money::who(&caller),
+        tenant_id,
+        id,
+        date,
+        now,
+    )
+    .await?;
+    let result = match closed {
+        movements::Closed::Now { entry, amount } => CloseResult {
             wrap_id: id,
             status: WrapStatus::Closed,
-            entry_id,
+            entry_id: entry.map(|e| e.id),
             paid_back: Some(amount),
             movement: None,
-        }
-    } else {
-        let movement = Movement {
-            id: Uuid::now_v7(),
-            wrap_id: id,
-            kind: MovementKind::Close,
-            amount: None,
-            destination_wrap_id: None,
-            status: MovementStatus::Pending,
-            requested_at: DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now),
-            resolved_at: None,
-            paid: None,
-            paid_on: None,
-        };
-        store::insert_movement(&txn, tenant_id, &movement, wrap.currency_scale).await?;
-        store::set_wrap_status(&txn, tenant_id, id, WrapStatus::Closing, now).await?;
-        CloseResult {
+        },
+        movements::Closed::Pending(movement) => CloseResult {
             wrap_id: id,
             status: WrapStatus::Closing,
             entry_id: None,
             paid_back: None,
             movement: Some(movement),
-        }
+        },
     };
     audit::record(
         &txn,

@@ -111,6 +111,12 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(backend: &'static str) -> Self {
+        Self::start_on(backend, &simulated_start()).await
+    }
+
+    /// A server whose simulated clock starts on `first_day`: money moved before its first end
+    /// of day is booked on that date, for tests that run fixed dates in the past.
+    pub async fn start_on(backend: &'static str, first_day: &str) -> Self {
         let (url, sqlite_file) = match backend {
             "sqlite" => {
                 let path = std::env::temp_dir().join(format!("wrapd-http-{}.db", Uuid::now_v7()));
@@ -134,7 +140,7 @@ impl TestServer {
         settings.database.auto_migrate = true;
         // Tests run end of day on dates from today on (and in 2031): a simulated clock, as
         // the README says demos and tests must (docs/DOMAIN.md section 7).
-        settings.clock.simulated_start = simulated_start();
+        settings.clock.simulated_start = first_day.to_owned();
         let key_pem = tenants::jwt::generate_dev_key().unwrap();
         settings.auth.key_pem = key_pem.clone();
         let db = api::db::connect(&url).await.unwrap();

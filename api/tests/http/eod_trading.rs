@@ -309,7 +309,8 @@ on_each_backend!(
     a_first_contribution_is_invested_along_the_model
 );
 async fn a_first_contribution_is_invested_along_the_model(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    // The first date run is the Sunday before day 0: the money is booked on it.
+    let server = TestServer::start_on(backend, "2026-10-04").await;
     instrument(&server, A, "100").await;
     instrument(&server, B, "100").await;
     let b = book(&server, &[(A, "0.6"), (B, "0.38")], "0.02", "0.011").await;
@@ -398,7 +399,7 @@ async fn a_first_contribution_is_invested_along_the_model(backend: &'static str)
 
 on_each_backend!(buys_and_sells_cancel_exactly, buys_and_sells_cancel_exactly);
 async fn buys_and_sells_cancel_exactly(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     // One fund, no cash weight, no fee (so no reserve): every yen is invested.
     let b = book(&server, &[(A, "1")], "0", "0").await;
@@ -519,7 +520,7 @@ on_each_backend!(
     a_partial_fill_is_allocated_by_largest_remainder
 );
 async fn a_partial_fill_is_allocated_by_largest_remainder(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     let b = book(&server, &[(A, "1")], "0", "0").await;
     let t = b.bank_id;
@@ -597,7 +598,7 @@ on_each_backend!(
     a_withdrawal_sells_units_and_pays_the_customer
 );
 async fn a_withdrawal_sells_units_and_pays_the_customer(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     let b = book(&server, &[(A, "1")], "0", "0").await;
     let t = b.bank_id;
@@ -701,7 +702,7 @@ on_each_backend!(
     a_withdrawal_the_sales_fall_short_of_pays_what_they_raised
 );
 async fn a_withdrawal_the_sales_fall_short_of_pays_what_they_raised(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     let b = book(&server, &[(A, "1")], "0", "0").await;
     let t = b.bank_id;
@@ -763,7 +764,7 @@ on_each_backend!(
     an_order_below_the_minimum_is_skipped
 );
 async fn an_order_below_the_minimum_is_skipped(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     instrument(&server, B, "50000").await;
     let b = book(&server, &[(A, "0.5"), (B, "0.5")], "0", "0").await;
@@ -798,7 +799,7 @@ on_each_backend!(
     drift_beyond_the_band_rebalances
 );
 async fn drift_beyond_the_band_rebalances(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     instrument(&server, B, "100").await;
     let b = book(&server, &[(A, "0.5"), (B, "0.5")], "0", "0").await;
@@ -862,7 +863,7 @@ on_each_backend!(
     a_switch_moves_the_proceeds_into_the_other_wrap
 );
 async fn a_switch_moves_the_proceeds_into_the_other_wrap(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     let b = book(&server, &[(A, "1")], "0", "0").await;
     let t = b.bank_id;
@@ -966,7 +967,7 @@ async fn a_switch_moves_the_proceeds_into_the_other_wrap(backend: &'static str) 
 
 on_each_backend!(proceeds_wait_for_settlement, proceeds_wait_for_settlement);
 async fn proceeds_wait_for_settlement(backend: &'static str) {
-    let server = TestServer::start(backend).await;
+    let server = TestServer::start_on(backend, &day(0).to_string()).await;
     // T+2: a trade of Monday settles on Wednesday.
     instrument_settling(&server, A, "100", 2).await;
     let b = book(&server, &[(A, "1")], "0", "0").await;

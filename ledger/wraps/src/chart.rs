@@ -2,7 +2,7 @@
 //! their parsers are in [`ledger::wraps`] (shared with the ledger's reads); what each account
 //! is opened with (side, no-negative flag, purpose) is defined here once.
 
-use ledger::wraps::omnibus_code;
+use ledger::wraps::{customer_cash_code, omnibus_code};
 use ledger::{NewAccount, Side};
 use serde_json::json;
 use uuid::Uuid;
@@ -17,5 +17,18 @@ pub fn omnibus_account(tenant_id: Uuid, asset: &str) -> NewAccount {
         normal_side: Side::Debit,
         no_negative: false,
         metadata: json!({ "purpose": "omnibus: held at the bank or custodian for customers" }),
+    }
+}
+
+/// A customer's cash account in `currency`: credit-normal (owed to the customer) and never
+/// negative, opened on first use.
+pub fn customer_cash_account(tenant_id: Uuid, customer_id: Uuid, currency: &str) -> NewAccount {
+    NewAccount {
+        tenant_id,
+        code: customer_cash_code(customer_id, currency),
+        asset: currency.to_owned(),
+        normal_side: Side::Credit,
+        no_negative: true,
+        metadata: json!({ "customer_id": customer_id, "purpose": "customer cash" }),
     }
 }

@@ -13,3 +13,4 @@ pub mod chart;
 pub mod clock;
 pub mod eod;
 pub mod movements;
+pub mod value;

@@ -1123,7 +1123,11 @@ async fn allocate_tenant(
     }
     for m in &movements {
         if let Some(w) = wraps.get(&m.wrap_id) {
-            news.push(customer_cash_account(tenant_id, w.customer_id, &w.currency));
+            news.push(crate::chart::customer_cash_account(
+                tenant_id,
+                w.customer_id,
+                &w.currency,
+            ));
         }
     }
     assets.sort();
@@ -1288,17 +1292,6 @@ async fn allocate_tenant(
         txn, ledger, tenant_id, date, &movements, &wraps, &balances, &unsettled, &ids, totals,
     )
     .await
-}
-
-fn customer_cash_account(tenant_id: Uuid, customer_id: Uuid, currency: &str) -> NewAccount {
-    NewAccount {
-        tenant_id,
-        code: customer_cash_code(customer_id, currency),
-        asset: currency.to_owned(),
-        normal_side: Side::Credit,
-        no_negative: true,
-        metadata: json!({ "customer_id": customer_id, "purpose": "customer cash" }),
-    }
 }
 
 /// The scale of `asset`, read in the step's transaction when not cached (never through a
