@@ -957,135 +957,23 @@ async fn allocate_tenant(
     codes.dedup();
     let mut balances = available_balances(txn, tenant_id, &codes).await?;
 
-    // Split each (instrument, side) among its orders.
-    let mut groups: BTreeMap<(String, TradeSide), Vec<usize>> = BTreeMap::new();
-    for (i, o) in orders.iter().enumerate() {
-        groups
-            .entry((o.instrument.clone(), o.side))
-            .or_default()
-            .push(i);
-    }
-    let mut shares: Vec<Share> = Vec::with_capacity(orders.len());
-    let mut residue: BTreeMap<String, i64> = BTreeMap::new();
-    for ((instrument, side), idx) in &groups {
-        let (units_total, amount_total) = side_totals
-            .get(&(instrument.clone(), *side))
-            .copied()
-            .unwrap_or_default();
-        let pricing = priced
-            .get(instrument)
-            .ok_or_else(|| corrupt(format!("orders in {instrument} were not netted")))?;
-        let (divided, weights): (i64, Vec<i64>) = match side {
-            TradeSide::Buy => (
-                amount_total,
-                idx.iter().map(|i| orders[*i].amount).collect(),
-            ),
-            TradeSide::Sell => (units_total, idx.iter().map(|i| orders[*i].units).collect()),
-        };
-        let parts = largest_remainder(divided, &weights);
-        // Each wrap's side of the trade at the day's price, as a fund computes it per
-        // investor; the pool's rounding gain is the residue. Should the pool fall short of
-        // that (crossing and a partial fill rounded apart), the pool is split instead.
-        let owed: Vec<i64> = parts
-            .iter()
-            .map(|p| match side {
-                TradeSide::Buy => pricing.units_for(*p),
-                TradeSide::Sell => pricing.value_of(*p),
-            })
-            .collect();
-        let pool = match side {
-            TradeSide::Buy => units_total,
-            TradeSide::Sell => amount_total,
-        };
-        let owed_total: i64 = owed.iter().sum();
-        let other = if owed_total <= pool {
-            owed
-        } else {
-            largest_remainder(pool, &owed)
-        };
-        let given: i64 = other.iter().sum();
-        let residue_asset = match side {
-            TradeSide::Buy => instrument.clone(),
-            TradeSide::Sell => pricing.currency.clone(),
-        };
-        *residue.entry(residue_asset).or_default() += pool - given;
-        for (k, i) in idx.iter().enumerate() {
-            let (units, amount) = match side {
-                TradeSide::Buy => (other[k], parts[k]),
-                TradeSide::Sell => (parts[k], other[k]),
-            };
-            shares.push(Share {
-                order: *i,
-                units,
-                amount,
-            });
-        }
-    }
+    // Compute: who gets what (no database), then check that the fills are given out whole.
+    let Allocated {
+        trades,
+        statuses,
+        residue,
+        filled,
+        partial,
+        unfilled,
+    } = allocate(&orders, &side_totals, &short, &priced, &balances, &wraps)?;
+    check_allocation(&orders, &side_totals, &wraps, &trades, &residue)
+        .map_err(|e| corrupt(format!("allocation of {date} for tenant {tenant_id}: {e}")))?;
+    totals.filled += filled;
+    totals.partial += partial;
+    totals.unfilled += unfilled;
+    totals.orders += filled + partial + unfilled;
 
-    // Per wrap: what it receives and pays. A buy whose cash the wrap no longer has (its cash
-    // left through the API between rebalancing and now) is not booked to it: its units and
-    // cash go to the residual accounts instead.
-    let mut trades: BTreeMap<Uuid, WrapTrades> = BTreeMap::new();
-    let mut statuses: Vec<(Uuid, Uuid, i64, i64, &'static str)> = Vec::with_capacity(shares.len());
-    // Sells first: their proceeds are there before the same wrap's buys.
-    shares.sort_by_key(|s| (orders[s.order].side == TradeSide::Buy, s.order));
-    for s in &shares {
-        let o = &orders[s.order];
-        let cash_code = wrap_cash_code(o.wrap_id);
-        let t = trades.entry(o.wrap_id).or_default();
-        let open = wraps.get(&o.wrap_id).is_some_and(|w| w.status != "closed");
-        let status = match o.side {
-            TradeSide::Sell => {
-                let full = s.units >= o.units;
-                if s.units == 0 {
-                    "unfilled"
-                } else if full {
-                    "filled"
-                } else {
-                    "partially_filled"
-                }
-            }
-            TradeSide::Buy => {
-                let cash_now = balances.get(&cash_code).copied().unwrap_or(0) + t.cash;
-                if s.amount == 0 {
-                    "unfilled"
-                } else if !open || cash_now < s.amount {
-                    *residue.entry(o.instrument.clone()).or_default() += s.units;
-                    let currency = wraps
-                        .get(&o.wrap_id)
-                        .map_or_else(|| "JPY".to_owned(), |w| w.currency.clone());
-                    *residue.entry(currency).or_default() -= s.amount;
-                    "residual"
-                } else if !short.contains(&(o.instrument.clone(), TradeSide::Buy)) {
-                    // Its block filled in full (or it was all crossed): the venue's cost
-                    // rounding may still leave a yen of the amount unspent.
-                    "filled"
-                } else {
-                    "partially_filled"
-                }
-            }
-        };
-        if matches!(status, "filled" | "partially_filled") {
-            match o.side {
-                TradeSide::Buy => {
-                    t.cash -= s.amount;
-                    *t.units.entry(o.instrument.clone()).or_default() += s.units;
-                }
-                TradeSide::Sell => {
-                    t.cash += s.amount;
-                    *t.units.entry(o.instrument.clone()).or_default() -= s.units;
-                }
-            }
-        }
-        match status {
-            "filled" => totals.filled += 1,
-            "partially_filled" => totals.partial += 1,
-            _ => totals.unfilled += 1,
-        }
-        totals.orders += 1;
-        statuses.push((o.id, o.wrap_id, s.units, s.amount, status));
-    }
-
+    // Write.
     // Accounts: units accounts of buyers may not exist yet; omnibus and residual per asset.
     let mut news: Vec<NewAccount> = Vec::new();
     let mut assets: Vec<String> = Vec::new();
@@ -1292,6 +1180,213 @@ async fn allocate_tenant(
         txn, ledger, tenant_id, date, &movements, &wraps, &balances, &unsettled, &ids, totals,
     )
     .await
+}
+
+/// What allocation decided for a book's day, before anything is written.
+#[derive(Default)]
+struct Allocated {
+    /// Per wrap, what it receives (+) and pays (−) per asset.
+    trades: BTreeMap<Uuid, WrapTrades>,
+    /// Per order: (order, wrap, units, amount, status).
+    statuses: Vec<(Uuid, Uuid, i64, i64, &'static str)>,
+    /// Per asset, what the platform keeps (+) or gives (−): rounding of the pool, and the
+    /// trades of wraps that can no longer take them.
+    residue: BTreeMap<String, i64>,
+    filled: u64,
+    partial: u64,
+    unfilled: u64,
+}
+
+/// Allocation's pure part: each block's fills divided among its orders (largest remainder),
+/// each wrap's side at the day's price, and what each wrap receives and pays. No database.
+fn allocate(
+    orders: &[Order],
+    side_totals: &HashMap<(String, TradeSide), (i64, i64)>,
+    short: &std::collections::HashSet<(String, TradeSide)>,
+    priced: &HashMap<String, Pricing>,
+    balances: &HashMap<String, i64>,
+    wraps: &HashMap<Uuid, WrapRow>,
+) -> Result<Allocated, EodError> {
+    let mut out = Allocated::default();
+    // Split each (instrument, side) among its orders.
+    let mut groups: BTreeMap<(String, TradeSide), Vec<usize>> = BTreeMap::new();
+    for (i, o) in orders.iter().enumerate() {
+        groups
+            .entry((o.instrument.clone(), o.side))
+            .or_default()
+            .push(i);
+    }
+    let mut shares: Vec<Share> = Vec::with_capacity(orders.len());
+    for ((instrument, side), idx) in &groups {
+        let (units_total, amount_total) = side_totals
+            .get(&(instrument.clone(), *side))
+            .copied()
+            .unwrap_or_default();
+        let pricing = priced
+            .get(instrument)
+            .ok_or_else(|| corrupt(format!("orders in {instrument} were not netted")))?;
+        let (divided, weights): (i64, Vec<i64>) = match side {
+            TradeSide::Buy => (
+                amount_total,
+                idx.iter().map(|i| orders[*i].amount).collect(),
+            ),
+            TradeSide::Sell => (units_total, idx.iter().map(|i| orders[*i].units).collect()),
+        };
+        let parts = largest_remainder(divided, &weights);
+        // Each wrap's side of the trade at the day's price, as a fund computes it per
+        // investor; the pool's rounding gain is the residue. Should the pool fall short of
+        // that (crossing and a partial fill rounded apart), the pool is split instead.
+        let owed: Vec<i64> = parts
+            .iter()
+            .map(|p| match side {
+                TradeSide::Buy => pricing.units_for(*p),
+                TradeSide::Sell => pricing.value_of(*p),
+            })
+            .collect();
+        let pool = match side {
+            TradeSide::Buy => units_total,
+            TradeSide::Sell => amount_total,
+        };
+        let owed_total: i64 = owed.iter().sum();
+        let other = if owed_total <= pool {
+            owed
+        } else {
+            largest_remainder(pool, &owed)
+        };
+        let given: i64 = other.iter().sum();
+        let residue_asset = match side {
+            TradeSide::Buy => instrument.clone(),
+            TradeSide::Sell => pricing.currency.clone(),
+        };
+        *out.residue.entry(residue_asset).or_default() += pool - given;
+        for (k, i) in idx.iter().enumerate() {
+            let (units, amount) = match side {
+                TradeSide::Buy => (other[k], parts[k]),
+                TradeSide::Sell => (parts[k], other[k]),
+            };
+            shares.push(Share {
+                order: *i,
+                units,
+                amount,
+            });
+        }
+    }
+
+    // Per wrap: what it receives and pays. A buy whose cash the wrap no longer has (its cash
+    // left through the API between rebalancing and now) is not booked to it: its units and
+    // cash go to the residual accounts instead.
+    let (trades, statuses) = (&mut out.trades, &mut out.statuses);
+    // Sells first: their proceeds are there before the same wrap's buys.
+    shares.sort_by_key(|s| (orders[s.order].side == TradeSide::Buy, s.order));
+    for s in &shares {
+        let o = &orders[s.order];
+        let cash_code = wrap_cash_code(o.wrap_id);
+        let t = trades.entry(o.wrap_id).or_default();
+        let open = wraps.get(&o.wrap_id).is_some_and(|w| w.status != "closed");
+        let status = match o.side {
+            TradeSide::Sell => {
+                let full = s.units >= o.units;
+                if s.units == 0 {
+                    "unfilled"
+                } else if full {
+                    "filled"
+                } else {
+                    "partially_filled"
+                }
+            }
+            TradeSide::Buy => {
+                let cash_now = balances.get(&cash_code).copied().unwrap_or(0) + t.cash;
+                if s.amount == 0 {
+                    "unfilled"
+                } else if !open || cash_now < s.amount {
+                    *out.residue.entry(o.instrument.clone()).or_default() += s.units;
+                    let currency = wraps
+                        .get(&o.wrap_id)
+                        .map_or_else(|| "JPY".to_owned(), |w| w.currency.clone());
+                    *out.residue.entry(currency).or_default() -= s.amount;
+                    "residual"
+                } else if !short.contains(&(o.instrument.clone(), TradeSide::Buy)) {
+                    // Its block filled in full (or it was all crossed): the venue's cost
+                    // rounding may still leave a yen of the amount unspent.
+                    "filled"
+                } else {
+                    "partially_filled"
+                }
+            }
+        };
+        if matches!(status, "filled" | "partially_filled") {
+            match o.side {
+                TradeSide::Buy => {
+                    t.cash -= s.amount;
+                    *t.units.entry(o.instrument.clone()).or_default() += s.units;
+                }
+                TradeSide::Sell => {
+                    t.cash += s.amount;
+                    *t.units.entry(o.instrument.clone()).or_default() -= s.units;
+                }
+            }
+        }
+        match status {
+            "filled" => out.filled += 1,
+            "partially_filled" => out.partial += 1,
+            _ => out.unfilled += 1,
+        }
+        statuses.push((o.id, o.wrap_id, s.units, s.amount, status));
+    }
+
+    Ok(out)
+}
+
+/// The sums allocation must keep (checked before anything is written): per asset, what the
+/// wraps receive plus the residue equals what the day's blocks filled, so no unit or yen is
+/// made or lost in the division. A break is a bug: the day stops, nothing is booked.
+fn check_allocation(
+    orders: &[Order],
+    side_totals: &HashMap<(String, TradeSide), (i64, i64)>,
+    wraps: &HashMap<Uuid, WrapRow>,
+    trades: &BTreeMap<Uuid, WrapTrades>,
+    residue: &BTreeMap<String, i64>,
+) -> Result<(), String> {
+    let mut filled: BTreeMap<String, i128> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, TradeSide), &str> = BTreeMap::new();
+    for o in orders {
+        let currency = wraps.get(&o.wrap_id).map_or("JPY", |w| w.currency.as_str());
+        groups.insert((o.instrument.as_str(), o.side), currency);
+    }
+    for ((instrument, side), currency) in groups {
+        let (units, amount) = side_totals
+            .get(&(instrument.to_owned(), side))
+            .copied()
+            .unwrap_or_default();
+        let sign: i128 = if side == TradeSide::Buy { 1 } else { -1 };
+        *filled.entry(instrument.to_owned()).or_default() += sign * i128::from(units);
+        *filled.entry(currency.to_owned()).or_default() -= sign * i128::from(amount);
+    }
+    let mut given: BTreeMap<String, i128> = BTreeMap::new();
+    for (wrap_id, t) in trades {
+        if let Some(w) = wraps.get(wrap_id) {
+            *given.entry(w.currency.clone()).or_default() += i128::from(t.cash);
+        }
+        for (instrument, delta) in &t.units {
+            *given.entry(instrument.clone()).or_default() += i128::from(*delta);
+        }
+    }
+    for (asset, v) in residue {
+        *given.entry(asset.clone()).or_default() += i128::from(*v);
+    }
+    for asset in filled.keys().chain(given.keys()) {
+        let (f, g) = (
+            filled.get(asset).copied().unwrap_or(0),
+            given.get(asset).copied().unwrap_or(0),
+        );
+        if f != g {
+            return Err(format!(
+                "{asset}: the blocks filled {f} (minor units, + received) but the wraps and the \
+                 residue were given {g}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The scale of `asset`, read in the step's transaction when not cached (never through a
@@ -1778,6 +1873,46 @@ mod tests {
         };
         assert_eq!(q.value_of(15), 1);
         assert_eq!(q.units_for(1), 8);
+    }
+
+    #[test]
+    fn allocation_must_give_out_the_fills_whole() {
+        let (w, order) = (Uuid::now_v7(), Uuid::now_v7());
+        let orders = vec![Order {
+            id: order,
+            wrap_id: w,
+            instrument: "F".into(),
+            side: TradeSide::Buy,
+            amount: 1_000,
+            units: 0,
+        }];
+        let side_totals = HashMap::from([(("F".to_owned(), TradeSide::Buy), (100, 1_000))]);
+        let wraps = HashMap::from([(
+            w,
+            WrapRow {
+                customer_id: Uuid::now_v7(),
+                agreement_id: Uuid::now_v7(),
+                currency: "JPY".into(),
+                scale: 0,
+                status: "active".into(),
+            },
+        )]);
+        let trades = BTreeMap::from([(
+            w,
+            WrapTrades {
+                cash: -1_000,
+                units: BTreeMap::from([("F".to_owned(), 99)]),
+            },
+        )]);
+        // One unit filled and given to no one: refused, naming the asset.
+        let lost = check_allocation(&orders, &side_totals, &wraps, &trades, &BTreeMap::new());
+        assert!(lost.unwrap_err().starts_with("F: "));
+        // Kept as the platform's residue: whole.
+        let residue = BTreeMap::from([("F".to_owned(), 1)]);
+        assert_eq!(
+            check_allocation(&orders, &side_totals, &wraps, &trades, &residue),
+            Ok(())
+        );
     }
 
     #[test]
