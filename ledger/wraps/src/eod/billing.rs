@@ -88,11 +88,11 @@ use serde_json::json;
 use tenants::agreement::{BillingPeriod, Crystallisation, Split};
 use uuid::Uuid;
 
-use super::EodError;
 use super::fees::{
     self, AgreementTerms, FeeState, STATE_COLUMN_COUNT, STATE_COLUMNS, accrued_fees_code,
     accrued_tax_code, amount, book_accounts, post_all, read_state, save_states, split_amount,
 };
+use super::{EodError, corrupt};
 use ledger::sql::{INSERT_ROWS, Params, exec, get, micros, query};
 
 /// Postings one billing entry may carry ([`ledger::entry::MAX_POSTINGS`]).
@@ -160,6 +160,21 @@ struct Take {
 impl Take {
     fn total(&self) -> i64 {
         self.fee + self.tax + self.perf + self.perf_tax
+    }
+
+    /// The sums a take must keep before it is booked: each fee split into channel, manager
+    /// and platform parts that add up to it exactly (DOMAIN.md section 4, "Fee split"), no
+    /// part negative.
+    fn check(&self) -> Result<(), String> {
+        for (what, whole, parts) in [
+            ("management fee", self.fee, self.parts),
+            ("performance fee", self.perf, self.perf_parts),
+        ] {
+            if parts.iter().sum::<i64>() != whole || parts.iter().any(|p| *p < 0) {
+                return Err(format!("{what} {whole} split into {parts:?}"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -326,6 +341,14 @@ async fn bill_tenant(
         collected,
         uncollected,
     } = assess(&mut wraps, terms, date, &done_today);
+    for (i, k, _) in &takes {
+        k.check().map_err(|e| {
+            corrupt(format!(
+                "billing of {date}, wrap {}: {e}",
+                wraps[*i].state.wrap_id
+            ))
+        })?;
+    }
     counts.wraps += billed;
     counts.collected += collected;
     counts.uncollected += uncollected;
@@ -938,6 +961,21 @@ async fn invoice_platform_fees(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_take_whose_parts_do_not_add_up_is_refused() {
+        let mut k = Take {
+            fee: 100,
+            parts: [50, 40, 10],
+            ..Take::default()
+        };
+        assert_eq!(k.check(), Ok(()));
+        k.parts = [50, 40, 9];
+        assert_eq!(
+            k.check(),
+            Err("management fee 100 split into [50, 40, 9]".to_owned())
+        );
+    }
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()

@@ -59,14 +59,14 @@ use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
 use ledger::asset::decimal_of;
-use ledger::{Ledger, LedgerError, MAX_BATCH, NewAccount, NewEntry, NewPosting, Side};
+use ledger::{Ledger, MAX_BATCH, NewAccount, NewEntry, NewPosting, Side};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::json;
 use tenants::agreement::{Split, Terms};
 use uuid::Uuid;
 
-use super::EodError;
+use super::{EodError, corrupt};
 use ledger::sql::{IN_CHUNK, Params, exec, get, query};
 
 /// Days a year's fee is spread over (DOMAIN.md: rate ÷ 365, every calendar day).
@@ -93,10 +93,6 @@ pub fn accrued_fees_code(currency: &str) -> String {
 /// `accrued:tax:{CCY}`: the consumption tax on them.
 pub fn accrued_tax_code(currency: &str) -> String {
     format!("accrued:tax:{currency}")
-}
-
-fn corrupt(what: String) -> EodError {
-    EodError::Ledger(LedgerError::Corrupt(what))
 }
 
 /// `x` (≥ 0) split into `floor(x ÷ 365)` and the exact remainder `x − 365 × floor(x ÷ 365)`.

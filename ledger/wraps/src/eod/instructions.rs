@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::EodError;
 use super::trading::{Pricing, TradeSide};
+use super::{EodError, corrupt};
 use ledger::sql::{IN_CHUNK, Params, exec, from_micros, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
@@ -334,10 +334,6 @@ impl Row {
             TradeSide::Sell => units >= self.units,
         }
     }
-}
-
-fn corrupt(what: String) -> EodError {
-    EodError::Ledger(ledger::LedgerError::Corrupt(what))
 }
 
 fn row_of(r: &sea_orm::QueryResult) -> Result<Row, EodError> {

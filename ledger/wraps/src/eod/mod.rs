@@ -1027,3 +1027,9 @@ pub async fn status<C: ConnectionTrait>(
         steps,
     })
 }
+
+/// Data the books hold that breaks a rule the code relies on (a sum not kept, a row that
+/// cannot be read): the day stops with this error and nothing of the step is written.
+pub(crate) fn corrupt(what: String) -> EodError {
+    EodError::Ledger(ledger::LedgerError::Corrupt(what))
+}

@@ -88,8 +88,8 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::EodError;
 use super::billing::{self, Liquidation};
+use super::{EodError, corrupt};
 use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
@@ -345,10 +345,6 @@ pub async fn pricing_of<C: ConnectionTrait>(
 
 fn not_a_business_day() -> serde_json::Value {
     json!({ "reason": "not a business day" })
-}
-
-fn corrupt(what: String) -> EodError {
-    EodError::Ledger(ledger::LedgerError::Corrupt(what))
 }
 
 /// The tenants with planned orders on `date`, in id order.
