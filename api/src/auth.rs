@@ -206,6 +206,7 @@ pub struct TokenRequest {
         (status = 400, description = "invalid_request or unsupported_grant_type", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "invalid_client", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not form-encoded", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many token requests from this address or for this client (Retry-After)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn token(
@@ -226,6 +227,8 @@ pub async fn token(
             content_type,
         ));
     }
+    // Before any work: a flood from one address stops here (`crate::rate_limit`).
+    state.rate_limits.token_address(&req)?;
     let body = crate::extract::read_body(&req, &mut payload).await?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
         .map_err(|e| Problem::oauth("invalid_request", format!("malformed form: {e}")))?;
@@ -272,6 +275,8 @@ pub async fn token(
         }
     };
 
+    // Before the argon2id hash: guesses at one client's secret stop here, known or not.
+    state.rate_limits.token_client(&client_id)?;
     let now = Utc::now();
     let client = tenants::store::find_client_by_client_id(&state.db, &client_id).await?;
     let checked = client.clone();
@@ -382,6 +387,7 @@ impl FromRequest for Caller {
             let span = tracing::Span::current();
             span.record("tenant_id", tracing::field::display(principal.tenant_id));
             span.record("client_id", tracing::field::display(&principal.client_id));
+            state.rate_limits.api(&principal.client_id)?;
             let request_id = req
                 .extensions()
                 .get::<RequestId>()

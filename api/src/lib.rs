@@ -59,6 +59,7 @@ pub mod money;
 pub mod onboarding;
 pub mod openapi;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod settings;

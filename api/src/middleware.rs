@@ -153,3 +153,46 @@ mod tests {
         assert!(!acceptable("ünïcode"));
     }
 }
+
+/// `[server] handler_timeout_seconds`, in the app data for [`deadline`].
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerTimeout(pub std::time::Duration);
+
+/// Abandons a request whose handler runs longer than [`HandlerTimeout`]: 503 problem+json with
+/// `Retry-After`. Dropping the handler drops its transaction, which rolls back unless it had
+/// committed; a money request is retried with its `Idempotency-Key`, which answers what was
+/// done, if anything. Tried by `api/tests/http/rate_limits.rs::a_slow_handler_is_abandoned`.
+pub async fn deadline(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let Some(limit) = req.app_data::<HandlerTimeout>().map(|t| t.0) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let http = req.request().clone();
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(res) => Ok(res?.map_into_left_body()),
+        Err(_) => {
+            tracing::warn!(
+                seconds = limit.as_secs(),
+                "handler abandoned: over its time limit"
+            );
+            let mut p = Problem::unavailable(format!(
+                "the request took longer than {} s and was abandoned; retry (money requests with \
+                 the same Idempotency-Key)",
+                limit.as_secs()
+            ));
+            p.retry_after = Some(1);
+            Ok(ServiceResponse::new(http, p.to_response()).map_into_right_body())
+        }
+    }
+}
+
+/// Headers every answer carries: no MIME sniffing, never framed, no referrer sent on. (The
+/// service speaks JSON and CSV; TLS and HSTS are the reverse proxy's, docs/OPERATIONS.md.)
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("x-content-type-options", "nosniff"))
+        .add(("x-frame-options", "DENY"))
+        .add(("referrer-policy", "no-referrer"))
+}

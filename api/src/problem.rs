@@ -13,7 +13,9 @@
 use std::fmt;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -48,6 +50,9 @@ pub struct Problem {
     /// The OAuth 2.0 error description (the same text as `detail`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
+    /// Seconds to wait before trying again: the `Retry-After` header (429, 503).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 /// One invalid field.
@@ -71,6 +76,7 @@ impl Problem {
             request_id: None,
             error: None,
             error_description: None,
+            retry_after: None,
         }
     }
 
@@ -212,6 +218,18 @@ impl Problem {
         p
     }
 
+    /// 429: a rate limit (`crate::rate_limit`); try again in `seconds`.
+    pub fn too_many_requests(what: &str, seconds: u64) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too Many Requests",
+        )
+        .with_detail(format!("too many {what}: try again in {seconds} s"));
+        p.retry_after = Some(seconds);
+        p
+    }
+
     /// 503: a dependency (the database) is not available.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
@@ -247,6 +265,9 @@ impl Problem {
         }
         if self.error.is_some() {
             response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
         }
         response.body(body)
     }

@@ -10,7 +10,11 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
+use std::time::Duration;
+
 use actix_web::{App, HttpServer, web};
+
+use crate::middleware::HandlerTimeout;
 use ledger::Ledger;
 use sea_orm::DatabaseConnection;
 use tenants::KeySet;
@@ -47,6 +51,8 @@ pub struct AppState {
     /// Bounds concurrent argon2 work (about 20 MiB each): a flood of token requests queues
     /// here instead of exhausting memory.
     pub hashing: Arc<tokio::sync::Semaphore>,
+    /// `[rate_limits]`: the token endpoint's and the API's buckets.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl AppState {
@@ -108,6 +114,7 @@ pub fn app_data(
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
+        rate_limits: Arc::new(crate::rate_limit::RateLimits::new(&settings.rate_limits)),
     });
     // One end-of-day run at a time for this service (shared by every worker).
     let lock = wraps::eod::RunLock::with(
@@ -130,6 +137,10 @@ pub async fn build_server(
 ) -> Result<(Server, SocketAddr), Error> {
     let (state, eod_lock) = app_data(settings, db)?;
     let limit = settings.server.body_limit_bytes;
+    let (read_timeout, handler_timeout) = (
+        settings.server.read_timeout_seconds,
+        settings.server.handler_timeout_seconds,
+    );
     let addr = settings.server.bind.clone();
     let http = HttpServer::new(move || {
         App::new()
@@ -137,9 +148,13 @@ pub async fn build_server(
             .app_data(eod_lock.clone())
             .app_data(BodyLimit(limit))
             .app_data(web::PayloadConfig::new(limit))
+            .app_data(HandlerTimeout(Duration::from_secs(handler_timeout)))
+            .wrap(from_fn(crate::middleware::deadline))
+            .wrap(crate::middleware::security_headers())
             .wrap(from_fn(crate::middleware::observe))
             .configure(routes)
     })
+    .client_request_timeout(Duration::from_secs(read_timeout))
     .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
     .bind(addr.as_str())
     .map_err(|source| Error::Bind {

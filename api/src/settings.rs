@@ -51,6 +51,8 @@ pub struct Settings {
     pub limits: ledger::amount::AmountLimits,
     /// `[clock]`: real or simulated business dates ([`Settings::clock`]).
     pub clock: ClockSettings,
+    /// `[rate_limits]`: per address and client on the token endpoint, per client on the API.
+    pub rate_limits: crate::rate_limit::RateLimitSettings,
     /// `WRAP_ENV`, when set (not a configuration key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -127,6 +129,11 @@ pub struct ServerSettings {
     pub bind: String,
     /// Largest request body accepted, in bytes; larger bodies are answered 413.
     pub body_limit_bytes: usize,
+    /// Seconds a client has to send a request's head (a slow client is cut off with 408).
+    pub read_timeout_seconds: u64,
+    /// Seconds a handler may run before the request is abandoned with 503 (its transaction
+    /// rolled back unless it had committed: retry with the same `Idempotency-Key`).
+    pub handler_timeout_seconds: u64,
 }
 
 /// `[auth]`: access tokens and their signing keys.

@@ -117,6 +117,15 @@ impl TestServer {
     /// A server whose simulated clock starts on `first_day`: money moved before its first end
     /// of day is booked on that date, for tests that run fixed dates in the past.
     pub async fn start_on(backend: &'static str, first_day: &str) -> Self {
+        Self::start_tuned(backend, first_day, |_| {}).await
+    }
+
+    /// A server with `tune` applied to its settings last (rate limits, timeouts).
+    pub async fn start_tuned(
+        backend: &'static str,
+        first_day: &str,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Self {
         let (url, sqlite_file) = match backend {
             "sqlite" => {
                 let path = std::env::temp_dir().join(format!("wrapd-http-{}.db", Uuid::now_v7()));
@@ -143,6 +152,11 @@ impl TestServer {
         settings.clock.simulated_start = first_day.to_owned();
         let key_pem = tenants::jwt::generate_dev_key().unwrap();
         settings.auth.key_pem = key_pem.clone();
+        // The suite asks for many tokens from 127.0.0.1: the token limits are tried by
+        // `rate_limits.rs`, with its own settings.
+        settings.rate_limits.token_per_minute_per_address = 0;
+        settings.rate_limits.token_per_minute_per_client = 0;
+        tune(&mut settings);
         let db = api::db::connect(&url).await.unwrap();
         api::db::prepare(&db, &settings.database).await.unwrap();
         let made = api::bootstrap::bootstrap(

@@ -30,6 +30,7 @@ mod instruments;
 mod isolation;
 mod ledger_reads;
 mod projections;
+mod rate_limits;
 mod reconciliation;
 mod reports;
 mod statements;
