@@ -1,10 +1,10 @@
 //! The tenants store on a fresh SQLite file, and on PostgreSQL when `WRAP_TEST_POSTGRES_URL`
-//! is set (a fresh database per run, dropped afterwards).
+//! is set (a fresh database per test from the `testing` crate, dropped afterwards).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{Duration, Utc};
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 use tenants::store;
 use tenants::{
     Action, DisplaySettings, NewClient, NewTenant, Principal, Role, TenantKind, TenantStatus,
@@ -12,111 +12,9 @@ use tenants::{
 };
 use uuid::Uuid;
 
-struct TestDb {
-    name: &'static str,
-    db: DatabaseConnection,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(std::path::PathBuf),
-    Postgres { admin_url: String, database: String },
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::File(path) => {
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
-            }
-            Cleanup::Postgres {
-                admin_url,
-                database,
-            } => {
-                let (admin_url, database) = (admin_url.clone(), database.clone());
-                let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        if let Ok(admin) = ledger::connect(&admin_url).await {
-                            let _ = admin
-                                .execute_unprepared(&format!(
-                                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                                ))
-                                .await;
-                        }
-                    });
-                })
-                .join();
-            }
-        }
-    }
-}
-
-fn backends() -> Vec<&'static str> {
-    let mut b = vec!["sqlite"];
-    if std::env::var("WRAP_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty()) {
-        b.push("postgres");
-    }
-    b
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host = match base[scheme_end..].find('/') {
-        Some(i) => &base[..i + scheme_end],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{host}/{database}?{q}"),
-        None => format!("{host}/{database}"),
-    }
-}
-
-async fn fresh(backend: &'static str) -> TestDb {
-    match backend {
-        "sqlite" => {
-            let path = std::env::temp_dir().join(format!("wrap-tenants-{}.db", Uuid::now_v7()));
-            let url = format!("sqlite://{}?mode=rwc", path.display());
-            let db = ledger::connect(&url).await.unwrap();
-            Migrator::up(&db, None).await.unwrap();
-            TestDb {
-                name: "sqlite",
-                db,
-                cleanup: Cleanup::File(path),
-            }
-        }
-        _ => {
-            let admin_url = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
-            let database = format!("wrap_test_{}", Uuid::now_v7().simple());
-            let admin = ledger::connect(&admin_url).await.unwrap();
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
-                .await
-                .unwrap();
-            admin.close().await.ok();
-            let db = ledger::connect(&with_database(&admin_url, &database))
-                .await
-                .unwrap();
-            Migrator::up(&db, None).await.unwrap();
-            TestDb {
-                name: "postgres",
-                db,
-                cleanup: Cleanup::Postgres {
-                    admin_url,
-                    database,
-                },
-            }
-        }
-    }
+/// A fresh, migrated database on `backend`, connected as the platform connects.
+async fn fresh(backend: &'static str) -> testing::TestDb {
+    testing::fresh(backend, ledger::connect).await
 }
 
 fn new_tenant(kind: TenantKind, name: &str) -> NewTenant {
@@ -139,7 +37,7 @@ fn new_client(role: Role) -> NewClient {
 
 #[tokio::test]
 async fn tenants_are_created_listed_and_suspended() {
-    for backend in backends() {
+    for backend in testing::backends() {
         let tdb = fresh(backend).await;
         let db = &tdb.db;
         eprintln!("-- on {}", tdb.name);
@@ -246,7 +144,7 @@ async fn tenants_are_created_listed_and_suspended() {
 
 #[tokio::test]
 async fn clients_are_scoped_by_tenant_and_authenticate() {
-    for backend in backends() {
+    for backend in testing::backends() {
         let tdb = fresh(backend).await;
         let db = &tdb.db;
         eprintln!("-- on {}", tdb.name);
@@ -432,7 +330,7 @@ async fn clients_are_scoped_by_tenant_and_authenticate() {
 
 #[tokio::test]
 async fn migration_goes_down_and_up_again() {
-    for backend in backends() {
+    for backend in testing::backends() {
         let tdb = fresh(backend).await;
         eprintln!("-- on {}", tdb.name);
         // Roll back every migration from the tenants one on (it is the second of them).

@@ -17,21 +17,8 @@ on_each_backend!(
 );
 
 async fn bench_eod_runs_on_a_small_book(backend: &'static str) {
-    let (url, dir) = match backend {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("wrapd-bench-{}", Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}/wrap.db?mode=rwc", dir.display()),
-                Some(dir),
-            )
-        }
-        _ => {
-            let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
-            let name = format!("wrap_test_{}", Uuid::now_v7().simple());
-            (api::db::with_database(&base, &name).unwrap(), None)
-        }
-    };
+    let database = testing::EmptyDb::create(backend).await;
+    let url = database.url.clone();
     let out = Command::new(env!("CARGO_BIN_EXE_wrapd"))
         .args(["bench", "eod", "--wraps", "200", "--backend", backend])
         .args(["--database-url", &url])
@@ -102,10 +89,6 @@ async fn bench_eod_runs_on_a_small_book(backend: &'static str) {
     }
     drop(books);
     db.close().await.unwrap();
-    match dir {
-        Some(dir) => std::fs::remove_dir_all(dir).unwrap(),
-        None => api::db::drop_postgres_database(&url).await.unwrap(),
-    }
 }
 
 on_each_backend!(

@@ -17,26 +17,9 @@ fn wrapd(url: &str, args: &[&str]) -> std::process::Output {
 }
 
 async fn bootstrap_runs_once(backend: &'static str) {
-    let (url, file) = match backend {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("wrapd-cli-{}", uuid::Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}/wrap.db?mode=rwc", dir.display()),
-                Some(dir),
-            )
-        }
-        _ => {
-            let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
-            let name = format!("wrap_test_{}", uuid::Uuid::now_v7().simple());
-            let url = api::db::with_database(&base, &name).unwrap();
-            api::db::create_postgres_database_if_missing(&url)
-                .await
-                .unwrap();
-            (url, None)
-        }
-    };
-    let first = wrapd(&url, &["bootstrap", "--json"]);
+    let database = testing::EmptyDb::create(backend).await;
+    let url = &database.url;
+    let first = wrapd(url, &["bootstrap", "--json"]);
     assert!(
         first.status.success(),
         "{}",
@@ -47,7 +30,7 @@ async fn bootstrap_runs_once(backend: &'static str) {
     assert!(made["client_secret"].as_str().unwrap().len() >= 32);
     uuid::Uuid::parse_str(made["tenant_id"].as_str().unwrap()).unwrap();
 
-    let second = wrapd(&url, &["bootstrap"]);
+    let second = wrapd(url, &["bootstrap"]);
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("already exists"), "{err}");
@@ -55,7 +38,7 @@ async fn bootstrap_runs_once(backend: &'static str) {
     assert!(second.stdout.is_empty(), "no secret printed on refusal");
 
     // Still exactly one platform, with one client.
-    let db = api::db::connect(&url).await.unwrap();
+    let db = api::db::connect(url).await.unwrap();
     let tenants = tenants::store::list_tenants(&db, None, 10).await.unwrap();
     assert_eq!(tenants.items.len(), 1);
     let clients = tenants::store::list_clients(&db, tenants.items[0].id, None, 10)
@@ -63,8 +46,4 @@ async fn bootstrap_runs_once(backend: &'static str) {
         .unwrap();
     assert_eq!(clients.items.len(), 1);
     db.close().await.unwrap();
-    match file {
-        Some(dir) => std::fs::remove_dir_all(dir).unwrap(),
-        None => api::db::drop_postgres_database(&url).await.unwrap(),
-    }
 }

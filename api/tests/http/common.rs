@@ -1,9 +1,8 @@
-//! The real server on a free port, over its own fresh database: an SQLite file, or a
-//! PostgreSQL database created on the `WRAP_TEST_POSTGRES_URL` server and dropped by `stop`.
+//! The real server on a free port, over its own fresh database from the `testing` crate: an
+//! SQLite file, or a PostgreSQL database created on the `WRAP_TEST_POSTGRES_URL` server and
+//! dropped by `stop`.
 //! The platform is bootstrapped; helpers get tokens and make tenants and clients through
 //! the HTTP API itself, as a user would.
-
-use std::path::PathBuf;
 
 use actix_web::dev::ServerHandle;
 use api::cli::BootstrapArgs;
@@ -27,7 +26,7 @@ macro_rules! on_each_backend {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if !$crate::common::has_postgres() {
+                if !::testing::has_postgres() {
                     eprintln!("WRAP_TEST_POSTGRES_URL not set: PostgreSQL run skipped");
                     return;
                 }
@@ -35,10 +34,6 @@ macro_rules! on_each_backend {
             }
         }
     };
-}
-
-pub fn has_postgres() -> bool {
-    std::env::var("WRAP_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
 }
 
 /// The simulated clock's start for tests: today in Tokyo. End of day may then run any date
@@ -106,7 +101,8 @@ pub struct TestServer {
     pub platform: Creds,
     handle: ServerHandle,
     running: tokio::task::JoinHandle<std::io::Result<()>>,
-    sqlite_file: Option<PathBuf>,
+    /// The database `db` and `url` point at, removed when this is dropped.
+    database: testing::TestDb,
 }
 
 impl TestServer {
@@ -126,23 +122,8 @@ impl TestServer {
         first_day: &str,
         tune: impl FnOnce(&mut Settings),
     ) -> Self {
-        let (url, sqlite_file) = match backend {
-            "sqlite" => {
-                let path = std::env::temp_dir().join(format!("wrapd-http-{}.db", Uuid::now_v7()));
-                (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
-            }
-            _ => {
-                let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
-                let name = format!("wrap_test_{}", Uuid::now_v7().simple());
-                let url = api::db::with_database(&base, &name).unwrap();
-                assert!(
-                    api::db::create_postgres_database_if_missing(&url)
-                        .await
-                        .unwrap()
-                );
-                (url, None)
-            }
-        };
+        let database = testing::fresh(backend, api::db::connect).await;
+        let (url, db) = (database.url.clone(), database.db.clone());
         let mut settings = Settings::builtin().unwrap();
         settings.server.bind = "127.0.0.1:0".to_owned();
         settings.database.url = url.clone();
@@ -157,7 +138,6 @@ impl TestServer {
         settings.rate_limits.token_per_minute_per_address = 0;
         settings.rate_limits.token_per_minute_per_client = 0;
         tune(&mut settings);
-        let db = api::db::connect(&url).await.unwrap();
         api::db::prepare(&db, &settings.database).await.unwrap();
         let made = api::bootstrap::bootstrap(
             &db,
@@ -191,7 +171,7 @@ impl TestServer {
             },
             handle,
             running,
-            sqlite_file,
+            database,
         }
     }
 
@@ -200,10 +180,7 @@ impl TestServer {
         self.handle.stop(true).await;
         let _ = self.running.await;
         let _ = self.db.close().await;
-        match self.sqlite_file {
-            Some(path) => api::db::remove_sqlite_files(&path),
-            None => api::db::drop_postgres_database(&self.url).await.unwrap(),
-        }
+        drop(self.database);
     }
 
     pub async fn read(r: reqwest::Response) -> Res {

@@ -5,7 +5,6 @@
 use std::process::Command;
 
 use api::Settings;
-use uuid::Uuid;
 
 // The demo is for the embedded default, SQLite (a year of end of day on PostgreSQL in a debug
 // build takes minutes; end of day itself is tried on both databases by eod_year.rs).
@@ -33,25 +32,8 @@ fn after<'a>(line: &'a str, label: &str) -> &'a str {
 }
 
 async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) {
-    let (url, dir) = match backend {
-        "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("wrapd-demo-{}", Uuid::now_v7()));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}/wrap.db?mode=rwc", dir.display()),
-                Some(dir),
-            )
-        }
-        _ => {
-            let base = std::env::var("WRAP_TEST_POSTGRES_URL").unwrap();
-            let name = format!("wrap_test_{}", Uuid::now_v7().simple());
-            let url = api::db::with_database(&base, &name).unwrap();
-            api::db::create_postgres_database_if_missing(&url)
-                .await
-                .unwrap();
-            (url, None)
-        }
-    };
+    let database = testing::EmptyDb::create(backend).await;
+    let url = database.url.clone();
     let out = wrapd(&url, &["demo", "--wraps", "40", "--seed", "7"]);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -164,8 +146,4 @@ async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) 
     assert!(err.contains("already has tenants"), "{err}");
 
     db.close().await.unwrap();
-    match dir {
-        Some(dir) => std::fs::remove_dir_all(dir).unwrap(),
-        None => api::db::drop_postgres_database(&url).await.unwrap(),
-    }
 }

@@ -4,7 +4,6 @@
 
 use api::settings::Settings;
 use reqwest::StatusCode;
-use uuid::Uuid;
 
 fn settings_for(url: &str) -> Settings {
     let mut settings = Settings::builtin().unwrap();
@@ -65,45 +64,37 @@ async fn check_probes(url: &str) {
     running.await.unwrap().unwrap();
 }
 
-/// A fresh PostgreSQL database on the WRAP_TEST_POSTGRES_URL server, dropped on `drop_db`.
-async fn fresh_postgres() -> Option<String> {
-    let base = std::env::var("WRAP_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())?;
-    let name = format!("wrap_test_{}", Uuid::now_v7().simple());
-    let url = api::db::with_database(&base, &name)
-        .expect("WRAP_TEST_POSTGRES_URL must be a postgres:// URL");
-    assert!(
-        api::db::create_postgres_database_if_missing(&url)
-            .await
-            .unwrap()
-    );
-    Some(url)
+/// A fresh, empty PostgreSQL database on the WRAP_TEST_POSTGRES_URL server, dropped with the
+/// guard; none when that is not set.
+async fn fresh_postgres() -> Option<testing::EmptyDb> {
+    if !testing::has_postgres() {
+        return None;
+    }
+    Some(testing::EmptyDb::create("postgres").await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_on_sqlite() {
-    let path = std::env::temp_dir().join(format!("wrapd-health-{}.db", Uuid::now_v7()));
-    check_probes(&format!("sqlite://{}?mode=rwc", path.display())).await;
-    api::db::remove_sqlite_files(&path);
+    let database = testing::EmptyDb::create("sqlite").await;
+    check_probes(&database.url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_on_postgres() {
-    let Some(url) = fresh_postgres().await else {
+    let Some(database) = fresh_postgres().await else {
         eprintln!("WRAP_TEST_POSTGRES_URL not set: PostgreSQL probe test skipped");
         return;
     };
-    check_probes(&url).await;
-    api::db::drop_postgres_database(&url).await.unwrap();
+    check_probes(&database.url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_start_refuses_pending_migrations_unless_auto_migrate() {
-    let Some(url) = fresh_postgres().await else {
+    let Some(database) = fresh_postgres().await else {
         eprintln!("WRAP_TEST_POSTGRES_URL not set: PostgreSQL start-up test skipped");
         return;
     };
+    let url = database.url.clone();
     let mut settings = settings_for(&url);
     settings.database.auto_migrate = false;
     let db = api::db::connect(&url).await.unwrap();
@@ -117,13 +108,12 @@ async fn postgres_start_refuses_pending_migrations_unless_auto_migrate() {
     settings.database.auto_migrate = false;
     api::db::prepare(&db, &settings.database).await.unwrap();
     db.close().await.unwrap();
-    api::db::drop_postgres_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn sqlite_is_migrated_on_start_even_without_auto_migrate() {
-    let path = std::env::temp_dir().join(format!("wrapd-migrate-{}.db", Uuid::now_v7()));
-    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let database = testing::EmptyDb::create("sqlite").await;
+    let url = database.url.clone();
     let mut settings = settings_for(&url);
     settings.database.auto_migrate = false;
     let db = api::db::connect(&url).await.unwrap();
@@ -131,5 +121,4 @@ async fn sqlite_is_migrated_on_start_even_without_auto_migrate() {
     api::db::prepare(&db, &settings.database).await.unwrap();
     assert!(api::db::pending_names(&db).await.unwrap().is_empty());
     db.close().await.unwrap();
-    api::db::remove_sqlite_files(&path);
 }
