@@ -1,6 +1,7 @@
 //! The platform's monthly invoices to distributors ([`Reports::invoices`]), as billing wrote
 //! them (`platform_invoices`, `eod/billing.rs`): every distributor's for the platform, its own
-//! for a distributor, none for a manager. Tried by `api/tests/http/eod_year.rs`.
+//! for a distributor, none for a manager. Tried on both databases by
+//! `api/tests/http/eod_year.rs::a_simulated_year_reconciles_every_day`.
 
 use chrono::NaiveDate;
 use ledger::sql::{Params, get, query};
@@ -33,6 +34,9 @@ impl Reports<'_> {
     ) -> Result<Vec<Invoice>, ReportError> {
         let db = self.db;
         let mut pa = Params::new(db.get_database_backend());
+        // Placeholders are positional on SQLite: push in the order they appear in the text
+        // (the scope's used to be pushed first, so on SQLite a distributor saw no invoice).
+        let (from_p, to_p) = (pa.push(from), pa.push(to));
         let scope = match viewer {
             Viewer::Platform => "1 = 1".to_owned(),
             Viewer::Distributor(me) | Viewer::Manager(me) => {
@@ -42,10 +46,8 @@ impl Reports<'_> {
         let q = format!(
             "SELECT i.tenant_id, t.name, i.period_end, i.currency, i.amount \
              FROM platform_invoices i JOIN tenants t ON t.id = i.tenant_id \
-             WHERE i.period_end >= {} AND i.period_end <= {} AND {scope} \
-             ORDER BY i.period_end, t.name",
-            pa.push(from),
-            pa.push(to),
+             WHERE i.period_end >= {from_p} AND i.period_end <= {to_p} AND {scope} \
+             ORDER BY i.period_end, t.name"
         );
         let mut out = Vec::new();
         for r in query(db, q, pa.values).await? {
