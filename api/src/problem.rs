@@ -433,3 +433,22 @@ impl From<wraps::movements::MoveError> for Problem {
         }
     }
 }
+
+impl From<wraps::reports::ReportError> for Problem {
+    fn from(e: wraps::reports::ReportError) -> Self {
+        use wraps::reports::ReportError as E;
+        match e {
+            // The period's refusals name `to`, the parameter that made it invalid.
+            e @ (E::ToBeforeFrom { .. } | E::PeriodTooLong { .. }) => {
+                Problem::bad_parameter("to", e.to_string())
+            }
+            e @ (E::NoEndOfDayFinished | E::AumNotStruck { .. } | E::StatementNotClosed { .. }) => {
+                Problem::conflict(e.to_string())
+            }
+            e @ E::Corrupt(_) => Problem::internal(&e),
+            E::Eod(e) => Problem::from(e),
+            E::Ledger(e) => Problem::from(e),
+            E::Db(e) => Problem::from(e),
+        }
+    }
+}

@@ -235,6 +235,11 @@ async fn a_year(backend: &'static str) {
         .get(&b.bank, &format!("/v1/reports/invoices?from={d1}&to={end}"))
         .await;
     assert_eq!(r.ok(200), &json!([]));
+    // A distributor sees its own, the same as the platform shows for it.
+    let r = server
+        .get(&a.bank, &format!("/v1/reports/invoices?from={d1}&to={end}"))
+        .await;
+    assert_eq!(r.ok(200).as_array().unwrap(), &inv);
 
     // AUM was struck every day of the year.
     let r = server
