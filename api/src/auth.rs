@@ -36,16 +36,12 @@ pub const DEV_KEY_FILE: &str = "jwt-dev-key.pem";
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/oauth/token")
-            .post(token)
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/.well-known/jwks.json")
-            .get(jwks)
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(crate::routes::resource("/oauth/token").post(token))
+        .service(
+            web::resource("/.well-known/jwks.json")
+                .get(jwks)
+                .default_service(web::to(method_not_allowed)),
+        );
 }
 
 // ---------------------------------------------------------------------------------------

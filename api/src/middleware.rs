@@ -161,7 +161,9 @@ pub struct HandlerTimeout(pub std::time::Duration);
 /// Abandons a request whose handler runs longer than [`HandlerTimeout`]: 503 problem+json with
 /// `Retry-After`. Dropping the handler drops its transaction, which rolls back unless it had
 /// committed; a money request is retried with its `Idempotency-Key`, which answers what was
-/// done, if anything. Tried by `api/tests/http/rate_limits.rs::a_slow_handler_is_abandoned`.
+/// done, if anything. Mounted per resource (`crate::routes::resource`): after routing, so the
+/// request it keeps for the answer is not a second owner while the router still writes to it.
+/// Tried by `api/tests/http/rate_limits.rs::a_slow_handler_is_abandoned_and_its_retry_books_once`.
 pub async fn deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

@@ -149,7 +149,6 @@ pub async fn build_server(
             .app_data(BodyLimit(limit))
             .app_data(web::PayloadConfig::new(limit))
             .app_data(HandlerTimeout(Duration::from_secs(handler_timeout)))
-            .wrap(from_fn(crate::middleware::deadline))
             .wrap(crate::middleware::security_headers())
             .wrap(from_fn(crate::middleware::observe))
             .configure(routes)

@@ -26,14 +26,14 @@ use uuid::Uuid;
 use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::strategies::business_today;
 use crate::routes::tenants::Page;
 use crate::server::AppState;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(
         resource("/v1/agreements")
             .get(list_agreements)

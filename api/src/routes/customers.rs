@@ -30,13 +30,13 @@ use crate::extract::{Query, path_uuid};
 use crate::idempotency::Idempotency;
 use crate::money;
 use crate::onboarding::BASE_CURRENCY;
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::tenants::Page;
 use crate::server::AppState;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(
         resource("/v1/customers")
             .get(list_customers)

@@ -33,7 +33,7 @@ use uuid::Uuid;
 use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::tenants::Page;
 use crate::server::AppState;
 use wraps::eod::instructions::{
@@ -43,7 +43,7 @@ use wraps::eod::instructions::{
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/instructions").get(list_instructions))
         .service(resource("/v1/instructions/{id}").get(get_instruction))
         .service(resource("/v1/instructions/{id}/fills").post(report_fill))

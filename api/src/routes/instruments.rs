@@ -33,7 +33,7 @@ use utoipa::ToSchema;
 use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::extract::Query;
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::tenants::Page;
 use crate::server::AppState;
 
@@ -44,7 +44,7 @@ pub const MAX_LISTED_ERRORS: usize = 1_000;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(
         resource("/v1/instruments")
             .get(list_instruments)

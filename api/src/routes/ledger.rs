@@ -14,12 +14,12 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::server::AppState;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/ledger/accounts").get(list_accounts))
         .service(resource("/v1/ledger/accounts/{id}").get(get_account))
         .service(resource("/v1/ledger/entries").get(list_entries))

@@ -21,13 +21,13 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::extract::Query;
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::server::AppState;
 use wraps::eod::{self, Actor, DayStatus, Quiet, RunGuard, RunLock};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/operations/eod").post(start_eod))
         .service(resource("/v1/operations/eod/{date}").get(eod_status));
 }

@@ -26,14 +26,14 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::wraps::find_wrap;
 use crate::server::AppState;
 use wraps::eod::goals::{self as eod_goals, GoalDay, GoalFacts, GoalFigure, NotSimulated};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/projections/fee-impact").post(fee_impact))
         .service(resource("/v1/wraps/{id}/goal").get(wrap_goal))
         .service(resource("/v1/wraps/{id}/goal/history").get(goal_history));

@@ -18,13 +18,13 @@ use wraps::reports::{Period, Reports, Viewer};
 
 use crate::auth::Caller;
 use crate::extract::Query;
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::format;
 use crate::server::AppState;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/reports/aum").get(aum))
         .service(resource("/v1/reports/aum/history").get(aum_history))
         .service(resource("/v1/reports/fee-split").get(fee_split_report))

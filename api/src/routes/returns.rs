@@ -10,17 +10,13 @@ use tenants::Action;
 
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::server::AppState;
 use wraps::eod::returns::{self, MAX_RANGE_DAYS, ReturnsView};
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/wraps/{id}/returns")
-            .default_service(web::to(method_not_allowed))
-            .get(wrap_returns),
-    );
+    cfg.service(super::resource("/v1/wraps/{id}/returns").get(wrap_returns));
 }
 
 /// A wrap's returns between `from` and `to` (both optional, inclusive; default: the wrap's

@@ -21,14 +21,14 @@ use wraps::reports::{Period, Reports, Viewer};
 
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::format;
 use crate::routes::reports::period;
 use crate::server::AppState;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/wraps/{id}/statement").get(wrap_statement))
         .service(resource("/v1/customers/{id}/statement").get(customer_statement));
 }

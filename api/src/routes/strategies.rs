@@ -23,13 +23,13 @@ use uuid::Uuid;
 use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::tenants::Page;
 use crate::server::AppState;
 
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(
         resource("/v1/strategies")
             .get(list_strategies)

@@ -37,14 +37,14 @@ use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
 use crate::idempotency::Idempotency;
 use crate::money;
-use crate::problem::{Problem, method_not_allowed};
+use crate::problem::Problem;
 use crate::routes::customers::find_customer;
 use crate::server::AppState;
 use wraps::movements;
 
 /// Routes of this module (`/v1/customers/{id}/wraps` is mounted by `customers`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    let resource = super::resource;
     cfg.service(resource("/v1/wraps").get(list_wraps))
         .service(resource("/v1/wraps/{id}").get(get_wrap))
         .service(resource("/v1/wraps/{id}/contributions").post(contribute))
