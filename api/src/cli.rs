@@ -42,6 +42,15 @@ pub enum Command {
     /// customers on the configured (empty) database, run a year of end of day, and print AUM,
     /// the fee split, a customer's statement and goals; `wrapd serve` then serves it all.
     Demo(DemoArgs),
+    /// Check the books of every tenant: the hash chain of its journal, its trial balance, and
+    /// (for a distributor) the virtual layer against the omnibus. Prints one line per tenant
+    /// (or one JSON object with --json); exits 0 when every book holds, 1 on any break or
+    /// when the check could not run. Reads only.
+    Verify(VerifyArgs),
+    /// Copy the embedded SQLite database, online and consistent, to a new file (SQLite's
+    /// `VACUUM INTO`); refuses an existing file. PostgreSQL is backed up with its own tools
+    /// (pg_dump, or base backups with WAL archiving): docs/OPERATIONS.md.
+    Backup(BackupArgs),
     /// Measure throughput.
     Bench {
         #[command(subcommand)]
@@ -88,6 +97,23 @@ pub struct EodArgs {
     /// status 4 at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub wait: u64,
+}
+
+/// `wrapd verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Print one JSON object (`ok`, and per tenant what was checked and what broke) instead
+    /// of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wrapd backup`.
+#[derive(Debug, Clone, Args)]
+pub struct BackupArgs {
+    /// The file to write; it must not exist yet (a backup never overwrites).
+    #[arg(long, value_name = "FILE")]
+    pub to: std::path::PathBuf,
 }
 
 /// `wrapd demo`.

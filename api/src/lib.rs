@@ -26,6 +26,8 @@
 //! | [`migrate`] | `wrapd migrate up|down|status` |
 //! | [`money`] | moving customers' money: deposits, withdrawals, contributions, as balanced entries in the request's transaction |
 //! | [`eod`] | end of day: `wrapd eod`, the steps (plans, valuation, checks), checkpoints and date rules |
+//! | [`verify`] | `wrapd verify`: every tenant's hash chain, trial balance and reconciliation |
+//! | [`backup`] | `wrapd backup --to FILE`: an online copy of an SQLite database |
 //! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
 //! | [`bench_eod`] | `wrapd bench eod` (end of day over a synthetic book of N wraps) |
 
@@ -38,6 +40,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod bench;
 pub mod bench_eod;
 pub mod bench_goals;
@@ -63,6 +66,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod settings;
+pub mod verify;
 
 pub use error::Error;
 pub use server::{AppState, build_server};
@@ -94,6 +98,8 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
         Command::Bootstrap(args) => bootstrap::run(&settings, &args).await,
         Command::Eod(args) => eod_cli::run(&settings, &args).await,
         Command::Demo(args) => demo::run(&settings, &args).await,
+        Command::Verify(args) => verify::run(&settings.database, &args).await,
+        Command::Backup(args) => backup::run(&settings.database, &args).await,
         // The benchmark never touches the configured database: only an explicit
         // --database-url, else a scratch database (see `bench`).
         Command::Bench { target } => match target {
