@@ -51,6 +51,9 @@ pub enum Command {
     /// `VACUUM INTO`); refuses an existing file. PostgreSQL is backed up with its own tools
     /// (pg_dump, or base backups with WAL archiving): docs/OPERATIONS.md.
     Backup(BackupArgs),
+    /// Print the OpenAPI 3.1 document (the one served at /v1/openapi.json) to standard output,
+    /// for validators and client generators.
+    Openapi,
     /// Measure throughput.
     Bench {
         #[command(subcommand)]

@@ -100,6 +100,12 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
         Command::Demo(args) => demo::run(&settings, &args).await,
         Command::Verify(args) => verify::run(&settings.database, &args).await,
         Command::Backup(args) => backup::run(&settings.database, &args).await,
+        Command::Openapi => {
+            let doc = serde_json::to_string_pretty(&openapi::document())
+                .map_err(|e| Error::Other(format!("the OpenAPI document: {e}")))?;
+            println!("{doc}");
+            Ok(())
+        }
         // The benchmark never touches the configured database: only an explicit
         // --database-url, else a scratch database (see `bench`).
         Command::Bench { target } => match target {

@@ -462,7 +462,7 @@ pub async fn deposit(
 /// Cash paid out of a customer's account to the bank (distributor writers;
 /// `Idempotency-Key` required). Never more than the available balance.
 #[utoipa::path(
-    post, path = "/v1/customers/{id}/withdrawals", tag = "customers",
+    post, path = "/v1/customers/{id}/withdrawals", tag = "customers", operation_id = "withdraw_customer_cash",
     params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry")),
     request_body = CashMovement,
     responses(

@@ -558,7 +558,7 @@ pub struct WrapSwitch {
 /// selling units; the cash reaches the customer's account when the sale settles
 /// (distributor writers; `Idempotency-Key` required).
 #[utoipa::path(
-    post, path = "/v1/wraps/{id}/withdrawals", tag = "wraps",
+    post, path = "/v1/wraps/{id}/withdrawals", tag = "wraps", operation_id = "withdraw_from_wrap",
     params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
     request_body = WrapWithdrawal,
     responses(
