@@ -164,8 +164,9 @@ impl Modify for BearerAuth {
 }
 
 /// Every response described: OpenAPI requires a `description` on each, and a response whose
-/// annotation gives none gets its status's name ("Created", "Not Found"), so validators and
-/// client generators accept the document (`wrapd openapi`, checked in `.ci/run` by
+/// annotation gives none gets its status's name ("Created", "Not Found"); every operation's
+/// unlisted statuses are its `default` problem+json answer. Validators, fuzzers and client
+/// generators accept the document (`wrapd openapi`, checked in `.ci/run` by
 /// `.ci/openapi-check.sh`).
 struct DescribeResponses;
 
@@ -180,6 +181,12 @@ impl Modify for DescribeResponses {
                 &mut item.patch,
             ];
             for op in operations.into_iter().flatten() {
+                // Any status an operation does not list (400 for a malformed query, 401, 403,
+                // 429, 503, ...) is a problem+json answer: said once, as its `default`.
+                op.responses
+                    .responses
+                    .entry("default".to_owned())
+                    .or_insert_with(|| utoipa::openapi::RefOr::T(problem_response()));
                 for (status, response) in &mut op.responses.responses {
                     if let utoipa::openapi::RefOr::T(r) = response
                         && r.description.trim().is_empty()
@@ -196,6 +203,17 @@ impl Modify for DescribeResponses {
             }
         }
     }
+}
+
+/// An RFC 9457 problem answer.
+fn problem_response() -> utoipa::openapi::Response {
+    utoipa::openapi::ResponseBuilder::new()
+        .description("A problem (RFC 9457): any status this operation does not list")
+        .content(
+            crate::problem::CONTENT_TYPE_PROBLEM,
+            utoipa::openapi::Content::new(Some(utoipa::openapi::Ref::from_schema_name("Problem"))),
+        )
+        .build()
 }
 
 /// The document, as served and as `wrapd openapi` prints it.

@@ -120,8 +120,7 @@ pub async fn aum_history(
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = FeeSplit, content_type = "application/json"),
-        (status = 200, description = "CSV, one row per line", body = String, content_type = "text/csv"),
+        (status = 200, description = "JSON; with format=csv or Accept: text/csv, cSV, one row per line", content((FeeSplit = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or missing query parameter, or a period too long", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

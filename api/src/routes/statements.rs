@@ -155,8 +155,7 @@ fn header() -> String {
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = WrapStatement, content_type = "application/json"),
-        (status = 200, description = "CSV: a header and one line", body = String, content_type = "text/csv"),
+        (status = 200, description = "JSON; with format=csv or Accept: text/csv, cSV: a header and one line", content((WrapStatement = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or missing query parameter, or a period too long", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "End of day has not finished for `to`", body = Problem, content_type = "application/problem+json"),
@@ -196,8 +195,7 @@ pub async fn wrap_statement(
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, body = CustomerStatement, content_type = "application/json"),
-        (status = 200, description = "CSV: a header, a line per wrap, a total line per currency", body = String, content_type = "text/csv"),
+        (status = 200, description = "JSON; with format=csv or Accept: text/csv, cSV: a header, a line per wrap, a total line per currency", content((CustomerStatement = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad or missing query parameter, or a period too long", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "End of day has not finished for `to`", body = Problem, content_type = "application/problem+json"),
