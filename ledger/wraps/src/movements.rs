@@ -176,7 +176,7 @@ async fn account_now<C: ConnectionTrait>(
         .ok_or_else(|| LedgerError::Corrupt(format!("account {code} vanished")))
 }
 
-/// `amount` of `account` in whole units of its asset (`scale` decimals).
+/// What `account` has available (holds deducted), in units of its asset (`scale` decimals).
 fn available(account: &Account, scale: u32) -> Decimal {
     ledger::asset::decimal_of(account.balance.available(account.normal_side), scale)
 }
