@@ -730,7 +730,7 @@ pub async fn close(
         return Ok(replay);
     }
     let date = wraps::clock::open_date(&txn, &state.clock).await?;
-    let (_, closed) = movements::close(
+    let closed = movements::close(
         &txn,
         &state.ledger,
         money::who(&caller),

@@ -27,6 +27,19 @@ async fn booked_on(server: &TestServer, id: &str) -> NaiveDate {
         .unwrap()
 }
 
+/// Contributes `amount` to wrap `w` through the API; the entry's id.
+async fn contribute(server: &TestServer, bank: &str, w: Uuid, amount: &str) -> String {
+    let r = server
+        .post_idem(
+            bank,
+            &format!("/v1/wraps/{w}/contributions"),
+            &Uuid::now_v7().to_string(),
+            json!({ "amount": amount }),
+        )
+        .await;
+    r.ok(201)["entry_id"].as_str().unwrap().to_owned()
+}
+
 on_each_backend!(
     a_contribution_after_the_days_run_is_the_next_days,
     a_contribution_after_the_days_run_is_the_next_days
@@ -38,29 +51,13 @@ async fn a_contribution_after_the_days_run_is_the_next_days(backend: &'static st
     deposit(&server, &m.bank, c, "100000").await;
     let w = open_wrap(&server, &m, c).await;
     let today = api::money::today(Utc::now());
-    let contribute = |amount: &'static str| {
-        let server = &server;
-        let bank = m.bank.clone();
-        async move {
-            server
-                .post_idem(
-                    &bank,
-                    &format!("/v1/wraps/{w}/contributions"),
-                    &Uuid::now_v7().to_string(),
-                    json!({ "amount": amount }),
-                )
-                .await
-        }
-    };
     // Before today's end of day: booked today.
-    let r = contribute("30000").await;
-    let first = r.ok(201)["entry_id"].as_str().unwrap().to_owned();
+    let first = contribute(&server, &m.bank, w, "30000").await;
     assert_eq!(booked_on(&server, &first).await, today);
     let s = run_days(&server, today, today).await;
     assert_eq!(s["status"], "finished", "{s}");
     // After it: tomorrow's, never a flow of the closed day.
-    let r = contribute("20000").await;
-    let second = r.ok(201)["entry_id"].as_str().unwrap().to_owned();
+    let second = contribute(&server, &m.bank, w, "20000").await;
     let tomorrow = today + Days::new(1);
     assert_eq!(booked_on(&server, &second).await, tomorrow);
     let s = run_days(&server, tomorrow, tomorrow).await;
@@ -100,29 +97,14 @@ async fn a_date_is_valued_without_money_booked_after_it(backend: &'static str) {
     let w = open_wrap(&server, &m, c).await;
     let today = api::money::today(Utc::now());
     let tomorrow = today + Days::new(1);
-    let contribute = |amount: &'static str| {
-        let server = &server;
-        let bank = m.bank.clone();
-        async move {
-            let r = server
-                .post_idem(
-                    &bank,
-                    &format!("/v1/wraps/{w}/contributions"),
-                    &Uuid::now_v7().to_string(),
-                    json!({ "amount": amount }),
-                )
-                .await;
-            r.ok(201)["entry_id"].as_str().unwrap().to_owned()
-        }
-    };
-    let first = contribute("30000").await;
+    let first = contribute(&server, &m.bank, w, "30000").await;
     assert_eq!(booked_on(&server, &first).await, today);
     // Today's run dies in its last step, after valuation: the date is still open to a price.
     let out = wrapd_dying_in(&server.url, today, "checks");
     assert!(!out.status.success());
     assert_eq!(snapshot(&server, w, today).await.0, 30_000);
     // Money moved now is tomorrow's.
-    let second = contribute("20000").await;
+    let second = contribute(&server, &m.bank, w, "20000").await;
     assert_eq!(booked_on(&server, &second).await, tomorrow);
     // A late price of today redoes today's valuation, which still sees today's balances only.
     let platform = server.token(&server.platform).await;

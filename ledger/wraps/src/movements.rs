@@ -29,7 +29,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ledger::amount::AmountLimits;
 use ledger::store::wraps::{self as store, WrapScope};
 use ledger::wraps::{
-    Customer, CustomerStatus, Invalid, Movement, MovementKind, MovementStatus, Wrap, WrapStatus,
+    Customer, CustomerStatus, Invalid, Movement, MovementKind, MovementStatus, WrapStatus,
     check_money, wrap_cash_code,
 };
 use ledger::{Account, Asset, Entry, Ledger, LedgerError, NewAccount, NewEntry, NewPosting};
@@ -302,7 +302,6 @@ pub struct Contribution<'a> {
 #[derive(Debug)]
 pub struct Contributed {
     pub entry: Entry,
-    pub wrap: Wrap,
     pub amount: Decimal,
     /// The wrap's status after it (`active`: a wrap's first money activates it).
     pub status: WrapStatus,
@@ -417,7 +416,6 @@ pub async fn contribute(
         wrap_cash: account_now(txn, tenant_id, &wrap_cash.code).await?,
         customer_cash: account_now(txn, tenant_id, &customer_cash.code).await?,
         scale: asset.scale,
-        wrap,
     })
 }
 
@@ -598,7 +596,7 @@ pub async fn close(
     wrap_id: Uuid,
     date: NaiveDate,
     now: DateTime<Utc>,
-) -> Result<(Wrap, Closed), MoveError> {
+) -> Result<Closed, MoveError> {
     let id = wrap_id;
     let wrap = store::wrap(txn, WrapScope::Distributor(tenant_id), id, true)
         .await?
@@ -660,7 +658,7 @@ pub async fn close(
         store::set_wrap_status(txn, tenant_id, id, WrapStatus::Closing, now).await?;
         Closed::Pending(movement)
     };
-    Ok((wrap, closed))
+    Ok(closed)
 }
 
 // ---------------------------------------------------------------------------------------

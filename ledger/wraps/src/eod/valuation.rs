@@ -188,6 +188,8 @@ pub async fn values_of(
     date: NaiveDate,
 ) -> Result<HashMap<Uuid, WrapValue>, EodError> {
     let pricing = pricing(txn, date).await?;
+    // One query for the tenant's wrap accounts (it finds nothing on an ordinary run).
+    let mut later = booked_after(txn, tenant_id, date).await?;
     let mut out = HashMap::with_capacity(wrap_ids.len());
     for id in wrap_ids {
         let Some(wrap) = ledger::store::wraps::wrap(
@@ -201,10 +203,7 @@ pub async fn values_of(
             continue;
         };
         let mut accs = HashMap::new();
-        let accounts = ledger::store::wraps::wrap_accounts(txn, tenant_id, *id).await?;
-        let codes: Vec<String> = accounts.iter().map(|a| a.code.clone()).collect();
-        let mut later = booked_after(txn, tenant_id, date, Some(&codes)).await?;
-        for a in accounts {
+        for a in ledger::store::wraps::wrap_accounts(txn, tenant_id, *id).await? {
             let now = i64::try_from(a.balance.posted(a.normal_side)).unwrap_or(i64::MAX);
             // `later` is credits − debits: it raised a credit-normal balance, lowered a debit one.
             let later = later.remove(&a.code).unwrap_or(0);
@@ -224,7 +223,7 @@ pub async fn values_of(
 }
 
 /// Net credits (credits − debits) posted to the tenant's wrap accounts with an effective date
-/// after `date`, by account code (all its `wrap:` accounts, or only `codes`): what their
+/// after `date`, by account code (all its `wrap:` accounts): what their
 /// balances hold now that they did not hold on `date`. Valuation of D subtracts them, so that a
 /// date is valued with its balances as of D (docs/DOMAIN.md section 7) even when money was
 /// booked on a later date first: a movement committed while D's end of day runs is booked on
@@ -234,21 +233,16 @@ async fn booked_after<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
     date: NaiveDate,
-    codes: Option<&[String]>,
 ) -> Result<HashMap<String, i64>, EodError> {
     let mut pa = Params::new(db.get_database_backend());
     let t = pa.push(tenant_id);
     let d = pa.push(date);
     let pending = pa.push(false);
-    let which = match codes {
-        Some(c) => format!("a.code IN {}", pa.list(c)),
-        None => "a.code > 'wrap:' AND a.code < 'wrap;'".to_owned(),
-    };
     let q = format!(
         "SELECT a.code, p.side, CAST(SUM(p.amount) AS BIGINT) FROM ledger_postings p \
          JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
          WHERE p.tenant_id = {t} AND p.effective_date > {d} AND p.pending = {pending} \
-         AND {which} GROUP BY a.code, p.side"
+         AND a.code > 'wrap:' AND a.code < 'wrap;' GROUP BY a.code, p.side"
     );
     let mut out: HashMap<String, i64> = HashMap::new();
     for r in query(db, q, pa.values).await? {
@@ -381,7 +375,7 @@ async fn snapshot_tenant(
     }
     // Every wrap account of the tenant, in code order, a page at a time, less what was booked
     // after the date (balances as of `date`).
-    let mut later = booked_after(txn, tenant_id, date, None).await?;
+    let mut later = booked_after(txn, tenant_id, date).await?;
     let mut accs: HashMap<Uuid, Acc> = HashMap::with_capacity(wraps.len());
     let mut after = "wrap:".to_owned();
     loop {
