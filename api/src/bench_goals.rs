@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use rust_decimal::Decimal;
 use serde_json::json;
-use tenants::goal::{self, FlowKind, GoalInput, Growth, PlannedFlow};
+use wraps::projections::goal::{self, FlowKind, GoalInput, Growth, PlannedFlow};
 
 use crate::cli::GoalsBenchArgs;
 use crate::error::Error;

@@ -262,7 +262,7 @@ async fn reference_data(
             });
         }
     }
-    ledger::store::market::upload_prices(&txn, &prices, shape.label, now)
+    wraps::eod::prices::upload(&txn, &prices, shape.label, now)
         .await
         .map_err(market_err)?;
     txn.commit().await?;
@@ -271,7 +271,7 @@ async fn reference_data(
     let mut strategies = Vec::new();
     for spec in &shape.strategies {
         let manager = managers[spec.manager];
-        let new: tenants::NewStrategy = serde_json::from_value(json!({
+        let new: wraps::market::NewStrategy = serde_json::from_value(json!({
             "code": spec.code,
             "name": spec.name,
             "base_currency": CURRENCY,
@@ -283,7 +283,7 @@ async fn reference_data(
             "min_initial_investment": "1000",
         }))
         .map_err(json_err)?;
-        let strategy = tenants::market_store::create_strategy(db, manager, &new, now)
+        let strategy = wraps::market::store::create_strategy(db, manager, &new, now)
             .await
             .map_err(tenants_err)?;
         let instruments: Vec<String> = spec
@@ -302,13 +302,13 @@ async fn reference_data(
                 json!({ "instrument": code, "weight": format!("0.{pct:02}") })
             })
             .collect();
-        let version: tenants::NewVersion = serde_json::from_value(json!({
+        let version: wraps::market::NewVersion = serde_json::from_value(json!({
             "effective_date": "2020-01-01",
             "cash_weight": format!("0.{:02}", spec.cash_percent),
             "weights": weights,
         }))
         .map_err(json_err)?;
-        tenants::market_store::add_version(db, &strategy, &version, now)
+        wraps::market::store::add_version(db, &strategy, &version, now)
             .await
             .map_err(tenants_err)?;
         strategies.push(Strat {
@@ -334,9 +334,9 @@ async fn reference_data(
         let mut row = Vec::new();
         for s in offers {
             let strat = &strategies[s];
-            let input: tenants::agreement::TermsInput =
+            let input: wraps::market::agreement::TermsInput =
                 serde_json::from_value(terms.clone()).map_err(json_err)?;
-            let (agreement, _) = tenants::market_store::propose_agreement(
+            let (agreement, _) = wraps::market::store::propose_agreement(
                 db,
                 *d,
                 strat.manager,
@@ -347,19 +347,19 @@ async fn reference_data(
             )
             .await
             .map_err(tenants_err)?;
-            tenants::market_store::decide(db, &agreement, true, shape.label, now)
+            wraps::market::store::decide(db, &agreement, true, shape.label, now)
                 .await
                 .map_err(tenants_err)?;
             row.push((s, agreement.id));
         }
         agreements.push(row);
         if let Some(fee) = p.platform_fee {
-            let new = tenants::market_store::NewPlatformFee {
+            let new = wraps::market::store::NewPlatformFee {
                 amount: Decimal::from(fee),
                 currency: CURRENCY.to_owned(),
                 effective_date: shape.opening,
             };
-            tenants::market_store::set_platform_fee(db, *d, &new, shape.label, now)
+            wraps::market::store::set_platform_fee(db, *d, &new, shape.label, now)
                 .await
                 .map_err(tenants_err)?;
         }
@@ -461,7 +461,7 @@ async fn write_chunk(
         ]);
         accounts.push(OpenAccount {
             id: Uuid::now_v7(),
-            code: ledger::wraps::customer_cash_code(customer, CURRENCY),
+            code: wraps::customers::customer_cash_code(customer, CURRENCY),
             asset: CURRENCY.to_owned(),
             metadata: json!({ "customer_id": customer, "purpose": "customer cash" }).to_string(),
             credit: thousands(rng, shape.customer_cash_thousands),
@@ -476,7 +476,7 @@ async fn write_chunk(
             let wrap_cash = thousands(rng, shape.wrap_cash_thousands);
             accounts.push(OpenAccount {
                 id: cash,
-                code: ledger::wraps::wrap_cash_code(wrap),
+                code: wraps::customers::wrap_cash_code(wrap),
                 asset: CURRENCY.to_owned(),
                 metadata:
                     json!({ "wrap_id": wrap, "customer_id": customer, "purpose": "wrap cash" })
@@ -490,7 +490,7 @@ async fn write_chunk(
                 for code in &strategy.instruments {
                     accounts.push(OpenAccount {
                         id: Uuid::now_v7(),
-                        code: ledger::wraps::wrap_units_code(wrap, code),
+                        code: wraps::customers::wrap_units_code(wrap, code),
                         asset: code.clone(),
                         metadata: json!({ "wrap_id": wrap, "purpose": "wrap units" }).to_string(),
                         credit: 1_000 + rng.below(200_000) as i64,
@@ -621,7 +621,7 @@ async fn write_chunk(
     let mut entries = Vec::new();
     for ((asset, contribution), list) in by_asset {
         let omnibus = ledger
-            .account_by_code(tenant, &ledger::wraps::omnibus_code(asset))
+            .account_by_code(tenant, &wraps::customers::omnibus_code(asset))
             .await?
             .ok_or_else(|| Error::Other(format!("book setup: no omnibus:{asset}")))?
             .id;

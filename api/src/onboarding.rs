@@ -4,7 +4,7 @@
 //! Every tenant gets one fee income account in the base currency, where its share of wrap
 //! fees is credited: `fee-income:platform`, `fee-income:channel` (a distributor) or
 //! `fee-income:manager`. Its id is found with `GET /v1/ledger/accounts`. A distributor also
-//! gets its omnibus account in the base currency (`omnibus:JPY`, see [`ledger::wraps`]), so
+//! gets its omnibus account in the base currency (`omnibus:JPY`, see [`wraps::customers`]), so
 //! two first deposits never race to open it.
 
 use chrono::{DateTime, Utc};

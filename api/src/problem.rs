@@ -351,8 +351,8 @@ impl From<actix_web::error::BlockingError> for Problem {
     }
 }
 
-impl From<ledger::wraps::Invalid> for Problem {
-    fn from(e: ledger::wraps::Invalid) -> Self {
+impl From<wraps::customers::Invalid> for Problem {
+    fn from(e: wraps::customers::Invalid) -> Self {
         Problem::invalid_field(&e.field, e.message)
     }
 }

@@ -37,7 +37,6 @@ pub mod market;
 pub mod rules;
 pub mod sql;
 pub mod store;
-pub mod wraps;
 
 pub use account::{Account, Balance, NewAccount, Side};
 pub use asset::{Amount, Asset, AssetKind};

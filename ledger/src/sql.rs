@@ -47,3 +47,11 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
 pub fn from_micros(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
 }
+
+/// The same statements and decoders with the ledger's typed errors ([`crate::LedgerError`]), for
+/// stores outside this crate that answer in it (the wrap business's customers and wraps):
+/// `from_micros` refuses a time out of range instead of answering `None`, and `value_rows`
+/// builds a multi-row `VALUES` list for either backend.
+pub mod typed {
+    pub use crate::store::sql::{exec, from_micros, get, micros, query, value_rows};
+}

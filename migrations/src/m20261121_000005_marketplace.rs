@@ -1,6 +1,6 @@
 //! The marketplace: managers' strategies and their model versions, agreements between a
 //! distributor and a manager's strategy with their versioned terms, and the platform's monthly
-//! fee per distributor (owned by the tenants crate: `strategy`, `agreement`, `market_store`).
+//! fee per distributor (owned by the wrap business: `wraps::market`).
 //!
 //! Rules written into the schema (the tenants crate checks them first, with clearer errors):
 //! * every table is keyed by `tenant_id` (the manager for strategies and versions, the
@@ -90,7 +90,7 @@ const TABLES: &[&str] = &[
     "CREATE INDEX agreements_by_id ON agreements (id)",
     "CREATE UNIQUE INDEX agreements_one_live ON agreements (tenant_id, strategy_id)
         WHERE status IN ('proposed', 'active')",
-    // `terms` is canonical JSON of exact decimal strings (see tenants::agreement::Terms).
+    // `terms` is canonical JSON of exact decimal strings (see wraps::market::agreement::Terms).
     "CREATE TABLE agreement_terms (
         tenant_id {uuid} NOT NULL,
         agreement_id {uuid} NOT NULL,

@@ -29,7 +29,7 @@ pub enum TenantsError {
 }
 
 impl TenantsError {
-    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Validation {
             field,
             message: message.into(),

@@ -17,11 +17,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tenants::agreement::{Agreement, AgreementStatus, TermsInput, TermsVersion, terms_in_effect};
-use tenants::market_store::{self, AgreementFilter, NewPlatformFee, PlatformFee};
 use tenants::{Action, TenantKind, TenantsError};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use wraps::market::agreement::{
+    Agreement, AgreementStatus, TermsInput, TermsVersion, terms_in_effect,
+};
+use wraps::market::store::{self as market_store, AgreementFilter, NewPlatformFee, PlatformFee};
 
 use crate::audit::{self, Change};
 use crate::auth::Caller;
@@ -96,7 +98,7 @@ async fn view(
     let current_terms = terms_in_effect(&versions, business_today()).cloned();
     let proposed_terms = versions
         .into_iter()
-        .find(|v| v.status == tenants::TermsStatus::Proposed);
+        .find(|v| v.status == wraps::market::TermsStatus::Proposed);
     Ok(AgreementView {
         agreement,
         current_terms,

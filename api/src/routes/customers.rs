@@ -15,14 +15,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{NaiveDate, Utc};
 use ledger::Account;
-use ledger::store::wraps as store;
-use ledger::wraps::{Customer, CustomerStatus, NewCustomer, WrapStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenants::{Action, TenantKind};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use wraps::customers::store;
+use wraps::customers::{Customer, CustomerStatus, NewCustomer, WrapStatus};
 
 use crate::audit::{self, Change};
 use crate::auth::Caller;
@@ -227,7 +227,7 @@ pub struct WrapLine {
     #[schema(value_type = String)]
     pub value: Decimal,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub goal: Option<ledger::wraps::Goal>,
+    pub goal: Option<wraps::customers::Goal>,
 }
 
 /// A customer with its account and wraps.
@@ -354,10 +354,10 @@ pub async fn update_customer(
     caller.principal.authorize(Action::ManageCustomers)?;
     let body: UpdateCustomer = crate::extract::json(&req, payload).await?;
     if let Some(name) = &body.name {
-        ledger::wraps::check_name("name", name)?;
+        wraps::customers::check_name("name", name)?;
     }
     if let Some(r) = body.risk_tolerance {
-        ledger::wraps::check_risk("risk_tolerance", r)?;
+        wraps::customers::check_risk("risk_tolerance", r)?;
     }
     let tenant_id = caller.principal.tenant_id;
     let now = Utc::now();

@@ -772,7 +772,7 @@ pub async fn upload_prices(
     let rows = check_prices(&state, upload).await?;
     let now = Utc::now();
     let txn = ledger::begin_write(&state.db).await?;
-    let counts = store::upload_prices(&txn, &rows, &caller.principal.client_id, now)
+    let counts = wraps::eod::prices::upload(&txn, &rows, &caller.principal.client_id, now)
         .await
         .map_err(Problem::from)?;
     let first = rows.iter().map(|r| r.date).min();

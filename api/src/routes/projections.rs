@@ -2,7 +2,7 @@
 //! `GET /v1/wraps/{id}/goal` (the probability of reaching a wrap's goal, now, with the latest
 //! end-of-day figure) and `GET /v1/wraps/{id}/goal/history` (the figures end of day stored).
 //!
-//! The arithmetic lives in `tenants::fee_impact` and `tenants::goal`; the goal's inputs are
+//! The arithmetic lives in `wraps::projections::fee_impact` and `wraps::projections::goal`; the goal's inputs are
 //! built by `wraps::eod::goals::goal_input`, the same function end of day uses; this module
 //! gathers them (an agreement's schedule, a wrap's value, plans, strategy and fees) and
 //! answers.
@@ -15,14 +15,16 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{NaiveDate, Utc};
-use ledger::wraps::Wrap;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tenants::fee_impact::{self, FeeImpactInput, FeeScenario, InvalidProjection};
-use tenants::goal::{self, GoalInput, GoalProjection};
-use tenants::{Action, FeeSchedule, market_store};
+use tenants::Action;
 use utoipa::ToSchema;
 use uuid::Uuid;
+use wraps::customers::Wrap;
+use wraps::market::FeeSchedule;
+use wraps::market::store as market_store;
+use wraps::projections::fee_impact::{self, FeeImpactInput, FeeScenario, InvalidProjection};
+use wraps::projections::goal::{self, GoalInput, GoalProjection};
 
 use crate::auth::Caller;
 use crate::extract::{Query, path_uuid};
@@ -197,7 +199,7 @@ pub async fn fee_impact(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WrapGoal {
     pub wrap_id: Uuid,
-    pub goal: ledger::wraps::Goal,
+    pub goal: wraps::customers::Goal,
     pub as_of: NaiveDate,
     /// The wrap's value now (cash and units at their last prices).
     #[schema(value_type = String)]
@@ -326,7 +328,7 @@ pub async fn wrap_goal(
     }))
 }
 
-type GoalContext = (ledger::wraps::Goal, NaiveDate, Decimal, usize);
+type GoalContext = (wraps::customers::Goal, NaiveDate, Decimal, usize);
 
 /// The simulation's inputs for `wrap`: its value now, plans, strategy and fee, built by
 /// [`eod_goals::goal_input`] as end of day builds them.
@@ -351,7 +353,7 @@ async fn goal_input(
     let value = now.cash + now.units_value
         - ledger::asset::decimal_of(i128::from(owed_at_start), wrap.currency_scale);
     let plans =
-        ledger::store::wraps::plans(&state.db, wrap.tenant_id, wrap.id, wrap.currency_scale)
+        wraps::customers::store::plans(&state.db, wrap.tenant_id, wrap.id, wrap.currency_scale)
             .await?;
     let strategy = market_store::strategy_of(&state.db, wrap.manager_tenant_id, wrap.strategy_id)
         .await?

@@ -15,10 +15,10 @@ use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
 use tenants::Action;
-use tenants::market_store;
-use tenants::strategy::{NewStrategy, NewVersion, Strategy, StrategyPatch, StrategyVersion};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use wraps::market::store as market_store;
+use wraps::market::strategy::{NewStrategy, NewVersion, Strategy, StrategyPatch, StrategyVersion};
 
 use crate::audit::{self, Change};
 use crate::auth::Caller;

@@ -19,11 +19,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use ledger::store::wraps::{self as store, WrapFilter, WrapScope};
-use ledger::wraps::{
-    Frequency, Goal, Movement, MovementKind, NewPlan, Plan, PlanKind, Wrap, WrapStatus,
-    suitability, wrap_cash_code,
-};
 use ledger::{Account, NewAccount, Side};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -31,6 +26,11 @@ use serde_json::json;
 use tenants::{Action, TenantKind};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use wraps::customers::store::{self as store, WrapFilter, WrapScope};
+use wraps::customers::{
+    Frequency, Goal, Movement, MovementKind, NewPlan, Plan, PlanKind, Wrap, WrapStatus,
+    suitability, wrap_cash_code,
+};
 
 use crate::audit::{self, Change};
 use crate::auth::Caller;
@@ -166,7 +166,7 @@ pub async fn open_wrap(
     let customer = store::customer_for_update(&txn, tenant_id, customer_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no customer {customer_id}")))?;
-    if customer.status != ledger::wraps::CustomerStatus::Active {
+    if customer.status != wraps::customers::CustomerStatus::Active {
         return Err(Problem::conflict(format!(
             "customer {customer_id} is closed"
         )));
@@ -188,7 +188,7 @@ pub async fn open_wrap(
         goal.validate(&state.amount_limits.bound(&asset), today)?;
     }
     let name = body.name.unwrap_or_else(|| offer.strategy_name.clone());
-    ledger::wraps::check_name("name", &name)?;
+    wraps::customers::check_name("name", &name)?;
     let live = store::count_live_wraps(&txn, tenant_id, customer_id).await?;
     if live >= state.max_open_wraps {
         return Err(Problem::conflict(format!(
@@ -268,7 +268,7 @@ async fn offer<C: sea_orm::ConnectionTrait>(
     agreement_id: Uuid,
     on: NaiveDate,
 ) -> Result<Offer, Problem> {
-    match tenants::market_store::offer(db, distributor_id, agreement_id, on).await {
+    match wraps::market::store::offer(db, distributor_id, agreement_id, on).await {
         Ok(o) => Ok(Offer {
             manager_tenant_id: o.manager_tenant_id,
             strategy_id: o.strategy.id,
@@ -276,7 +276,7 @@ async fn offer<C: sea_orm::ConnectionTrait>(
             strategy_risk_level: i32::from(o.strategy.risk_level),
             currency: o.strategy.base_currency.clone(),
             min_contribution: o.terms.min_contribution,
-            strategy_active: o.strategy.status == tenants::strategy::StrategyStatus::Active,
+            strategy_active: o.strategy.status == wraps::market::strategy::StrategyStatus::Active,
         }),
         Err(tenants::TenantsError::NotFound) => Err(Problem::invalid_field(
             "agreement_id",

@@ -405,7 +405,7 @@ async fn terms_versions(backend: &'static str) {
         .await
         .problem(409);
     assert!(matches!(
-        tenants::offer(&s.db, d1, id, date("2026-06-01")).await,
+        wraps::market::offer(&s.db, d1, id, date("2026-06-01")).await,
         Err(tenants::TenantsError::NotFound)
     ));
     assert_eq!(counts(&s).await, before);
@@ -500,7 +500,7 @@ async fn terms_versions(backend: &'static str) {
     }
 
     // The offer the wraps work calls: the terms in effect on the date, exact.
-    let offer = tenants::offer(&s.db, d1, id, date("2026-06-01"))
+    let offer = wraps::market::offer(&s.db, d1, id, date("2026-06-01"))
         .await
         .unwrap();
     assert_eq!(offer.manager_tenant_id, m);
@@ -509,19 +509,19 @@ async fn terms_versions(backend: &'static str) {
     assert_eq!(offer.strategy.min_initial_investment, d("100000"));
     assert_eq!(offer.terms.min_contribution, d("1000"));
     assert_eq!(offer.terms.blended_annual_fee(d("50000000")), d("510000"));
-    let offer = tenants::offer(&s.db, d1, id, date("2029-06-01"))
+    let offer = wraps::market::offer(&s.db, d1, id, date("2029-06-01"))
         .await
         .unwrap();
     assert_eq!(offer.terms_version, 2);
     assert_eq!(offer.terms.blended_annual_fee(d("50000000")), d("440000"));
     assert_eq!(offer.terms.min_contribution, d("5000"));
     assert!(
-        tenants::offer(&s.db, d1, id, date("2025-06-01"))
+        wraps::market::offer(&s.db, d1, id, date("2025-06-01"))
             .await
             .is_err()
     );
     assert!(
-        tenants::offer(&s.db, d2, id, date("2029-06-01"))
+        wraps::market::offer(&s.db, d2, id, date("2029-06-01"))
             .await
             .is_err()
     );

@@ -1248,7 +1248,7 @@ async fn price_after_valuation(backend: &'static str, early_clock: bool) {
             price: 15000,
         };
         let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
-        ledger::store::market::upload_prices(&txn, &[row], "test", an_hour_ago)
+        wraps::eod::prices::upload(&txn, &[row], "test", an_hour_ago)
             .await
             .unwrap();
         txn.commit().await.unwrap();

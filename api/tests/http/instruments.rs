@@ -527,13 +527,13 @@ async fn prices_replace_until_end_of_day(backend: &'static str) {
 
     // End of day finished for the 20th: its prices are frozen; other dates still open.
     assert!(
-        !ledger::store::market::eod_finished(&s.db, date("2026-11-20"))
+        !wraps::eod::prices::eod_finished(&s.db, date("2026-11-20"))
             .await
             .unwrap()
     );
     finish_eod(&s, "2026-11-20").await;
     assert!(
-        ledger::store::market::eod_finished(&s.db, date("2026-11-20"))
+        wraps::eod::prices::eod_finished(&s.db, date("2026-11-20"))
             .await
             .unwrap()
     );

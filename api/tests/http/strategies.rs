@@ -239,7 +239,7 @@ async fn strategy_and_versions_flow(backend: &'static str) {
 
     // The version function the wraps work calls.
     let on = chrono::NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
-    let v = tenants::version_in_effect(&s.db, m, id.parse().unwrap(), on)
+    let v = wraps::market::version_in_effect(&s.db, m, id.parse().unwrap(), on)
         .await
         .unwrap()
         .unwrap();

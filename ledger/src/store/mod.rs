@@ -15,9 +15,8 @@ pub mod accounts_bulk;
 pub mod market;
 mod read;
 pub mod reconciliation;
-mod sql;
+pub(crate) mod sql;
 mod work;
-pub mod wraps;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -37,7 +36,10 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-pub use read::{AsOf, BalanceReport, EntryPage, MAX_PAGE, TrialBalanceLine};
+pub use read::{
+    ACCOUNT_COLS, AsOf, BalanceReport, EntryPage, MAX_PAGE, TrialBalanceLine, account_by_code,
+    account_from_row,
+};
 /// Placeholders for raw SQL on both backends, shared by every store and workflow.
 pub use sql::{Params, for_update, param};
 

@@ -76,10 +76,10 @@ pub struct TrialBalanceLine {
     pub accounts: i64,
 }
 
-pub(crate) const ACCOUNT_COLS: &str = "id, tenant_id, code, asset_code, normal_side, no_negative, closed, metadata, created_at, \
+pub const ACCOUNT_COLS: &str = "id, tenant_id, code, asset_code, normal_side, no_negative, closed, metadata, created_at, \
      debits_posted, credits_posted, debits_pending, credits_pending";
 
-pub(crate) fn account_from_row(row: &sea_orm::QueryResult) -> Result<Account, LedgerError> {
+pub fn account_from_row(row: &sea_orm::QueryResult) -> Result<Account, LedgerError> {
     let side_name: String = get(row, 4)?;
     let metadata: String = get(row, 7)?;
     Ok(Account {
@@ -178,7 +178,7 @@ pub(crate) async fn lock_book<C: ConnectionTrait>(
     Ok(())
 }
 
-pub(crate) async fn account_by_code<C: ConnectionTrait>(
+pub async fn account_by_code<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
     code: &str,

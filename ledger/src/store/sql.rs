@@ -15,7 +15,7 @@ use crate::error::LedgerError;
 pub(crate) const MAX_PARAMS: usize = 30_000;
 
 /// Builds `(?, ?), (?, ?)` (SQLite) or `($1, $2), ($3, $4)` (PostgreSQL), numbering from `first`.
-pub(crate) fn value_rows(backend: DbBackend, rows: usize, cols: usize, first: usize) -> String {
+pub fn value_rows(backend: DbBackend, rows: usize, cols: usize, first: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     let mut n = first;
     for r in 0..rows {
@@ -119,7 +119,7 @@ pub fn for_update(backend: DbBackend) -> &'static str {
 }
 
 /// Runs `sql` built for `values`.
-pub(crate) async fn query<C: ConnectionTrait>(
+pub async fn query<C: ConnectionTrait>(
     db: &C,
     sql: String,
     values: Vec<Value>,
@@ -139,7 +139,7 @@ pub(crate) async fn query<C: ConnectionTrait>(
 }
 
 /// Executes `sql` built for `values`.
-pub(crate) async fn exec<C: ConnectionTrait>(
+pub async fn exec<C: ConnectionTrait>(
     db: &C,
     sql: String,
     values: Vec<Value>,
@@ -151,7 +151,7 @@ pub(crate) async fn exec<C: ConnectionTrait>(
         .rows_affected())
 }
 
-pub(crate) fn get<T: sea_orm::TryGetable>(row: &QueryResult, idx: usize) -> Result<T, LedgerError> {
+pub fn get<T: sea_orm::TryGetable>(row: &QueryResult, idx: usize) -> Result<T, LedgerError> {
     Ok(row.try_get_by_index::<T>(idx)?)
 }
 
@@ -185,11 +185,11 @@ pub(crate) fn side(s: &str) -> Result<Side, LedgerError> {
     Side::parse(s).ok_or_else(|| LedgerError::Corrupt(format!("unknown side {s:?}")))
 }
 
-pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>, LedgerError> {
+pub fn from_micros(us: i64) -> Result<DateTime<Utc>, LedgerError> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| LedgerError::Corrupt(format!("time {us} out of range")))
 }

@@ -15,7 +15,7 @@
 //! 1. books (`ledger_books` rows), in `tenant_id` order: [`super::lock_book`] for one tenant,
 //!    [`super::lock_all_books`] for end of day's steps, the ledger's own writes for theirs;
 //! 2. then rows of a tenant's business tables (`customers`, `wraps`, …), which are only ever
-//!    locked after their tenant's book: `store::wraps::wrap(…, for_update)` and
+//!    locked after their tenant's book: `wraps::customers::store::wrap(…, for_update)` and
 //!    `customer_for_update` take the book first.
 //!
 //! So an API request that locks a wrap and posts (a close, a withdrawal) and an end-of-day

@@ -1,8 +1,8 @@
 //! The chart of a distributor's accounts that the wrap business opens itself. The codes and
-//! their parsers are in [`ledger::wraps`] (shared with the ledger's reads); what each account
+//! their parsers are in [`crate::customers`] (shared with the ledger's reads); what each account
 //! is opened with (side, no-negative flag, purpose) is defined here once.
 
-use ledger::wraps::{customer_cash_code, omnibus_code};
+use crate::customers::{customer_cash_code, omnibus_code};
 use ledger::{NewAccount, Side};
 use serde_json::json;
 use uuid::Uuid;

@@ -1,10 +1,20 @@
 //! # The wrap business
 //!
 //! Everything the platform does with wraps on top of the books ([`ledger`]) and the
-//! marketplace's identities and terms ([`tenants`]): the chart of the accounts a distributor's
-//! book opens ([`chart`]), end of day ([`eod`]: plans, rebalance, netting, execution,
-//! allocation, valuation, accrual, billing, returns, goals, checks) and the reports read from
-//! what it stored ([`reports`]: AUM, the fee split, invoices, statements).
+//! identities of who is on the platform ([`tenants`]):
+//! * [`market`]: managers' strategies and model versions, agreements and their fee terms, the
+//!   lineup a distributor may sell;
+//! * [`customers`]: customers, their wraps (virtual sub-accounts), plans, pending movements,
+//!   and the codes of their ledger accounts;
+//! * [`chart`]: the accounts a distributor's book opens;
+//! * [`movements`]: deposit, withdrawal, contribution, payout request, close (one function
+//!   each, called by the API and by end of day);
+//! * [`clock`]: the business date;
+//! * [`value`]: a wrap's value now;
+//! * [`eod`]: end of day (plans, rebalance, netting, execution, allocation, valuation,
+//!   accrual, billing, returns, goals, checks);
+//! * [`projections`]: fee impact and goal probability;
+//! * [`reports`]: AUM, the fee split, invoices, statements, read from what end of day stored.
 //!
 //! This crate never names actix, a URL, an HTTP status or the API's `Problem`: it returns its
 //! own typed errors ([`eod::EodError`], [`movements::MoveError`], [`reports::ReportError`]),
@@ -13,7 +23,10 @@
 
 pub mod chart;
 pub mod clock;
+pub mod customers;
 pub mod eod;
+pub mod market;
 pub mod movements;
+pub mod projections;
 pub mod reports;
 pub mod value;

@@ -25,13 +25,13 @@
 //! **Dates**: every movement is booked on the open business date given by the caller
 //! ([`crate::clock::open_date`], docs/DOMAIN.md section 7).
 
-use chrono::{DateTime, NaiveDate, Utc};
-use ledger::amount::AmountLimits;
-use ledger::store::wraps::{self as store, WrapScope};
-use ledger::wraps::{
+use crate::customers::store::{self as store, WrapScope};
+use crate::customers::{
     Customer, CustomerStatus, Invalid, Movement, MovementKind, MovementStatus, WrapStatus,
     check_money, wrap_cash_code,
 };
+use chrono::{DateTime, NaiveDate, Utc};
+use ledger::amount::AmountLimits;
 use ledger::{Account, Asset, Entry, Ledger, LedgerError, NewAccount, NewEntry, NewPosting};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
@@ -81,11 +81,11 @@ pub async fn ensure_account(
     books: &Ledger,
     new: NewAccount,
 ) -> Result<Account, LedgerError> {
-    if let Some(account) = store::account_by_code(txn, new.tenant_id, &new.code).await? {
+    if let Some(account) = ledger::store::account_by_code(txn, new.tenant_id, &new.code).await? {
         return Ok(account);
     }
     books.create_account_in(txn, &new).await?;
-    store::account_by_code(txn, new.tenant_id, &new.code)
+    ledger::store::account_by_code(txn, new.tenant_id, &new.code)
         .await?
         .ok_or_else(|| LedgerError::Corrupt(format!("account {} vanished", new.code)))
 }
@@ -171,7 +171,7 @@ async fn account_now<C: ConnectionTrait>(
     tenant_id: Uuid,
     code: &str,
 ) -> Result<Account, LedgerError> {
-    store::account_by_code(db, tenant_id, code)
+    ledger::store::account_by_code(db, tenant_id, code)
         .await?
         .ok_or_else(|| LedgerError::Corrupt(format!("account {code} vanished")))
 }
@@ -331,7 +331,7 @@ pub async fn contribute(
     let amount = check_amount(c.limits, "amount", c.amount, &asset)?;
     // An agreement that is no longer active has no offer.
     let offer = if wrap.status.accepts_money() {
-        match tenants::market_store::offer(txn, tenant_id, wrap.agreement_id, c.date).await {
+        match crate::market::store::offer(txn, tenant_id, wrap.agreement_id, c.date).await {
             Ok(o) => Some(o),
             Err(tenants::TenantsError::NotFound) => None,
             Err(e) => return Err(e.into()),

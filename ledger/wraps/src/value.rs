@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
+use crate::customers::store;
+use crate::customers::{Wrap, wrap_cash_code};
 use chrono::NaiveDate;
-use ledger::store::wraps as store;
-use ledger::wraps::{Wrap, wrap_cash_code};
 use ledger::{Account, Ledger};
 use rust_decimal::Decimal;
 use sea_orm::ConnectionTrait;

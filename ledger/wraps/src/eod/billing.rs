@@ -80,12 +80,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::market::agreement::{BillingPeriod, Crystallisation, Split};
 use chrono::{Datelike, Days, NaiveDate, Utc};
 use ledger::{Ledger, NewEntry, NewPosting};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::json;
-use tenants::agreement::{BillingPeriod, Crystallisation, Split};
 use uuid::Uuid;
 
 use super::fees::{
@@ -761,7 +761,11 @@ pub async fn crystallise_at_liquidation(
         return Ok(charged);
     }
     let terms = fees::all_terms(txn).await?;
-    let with_fee: Vec<(&Liquidation, &tenants::agreement::PerformanceFee, Decimal)> = liquidations
+    let with_fee: Vec<(
+        &Liquidation,
+        &crate::market::agreement::PerformanceFee,
+        Decimal,
+    )> = liquidations
         .iter()
         .filter_map(|l| {
             let t = terms.get(&l.agreement_id)?.on(date)?;

@@ -12,7 +12,7 @@
 //! accrual, because that accrual is what is being computed. Weekends and holidays included:
 //! end of day runs every calendar date in order, so each run accrues its own date once; a
 //! holiday's NAV is the last prices' value. The terms are the agreement's version in effect on
-//! D; tiers are blended by the wrap's NAV ([`tenants::agreement::FeeSchedule::blended_annual_fee`]).
+//! D; tiers are blended by the wrap's NAV ([`crate::market::agreement::FeeSchedule::blended_annual_fee`]).
 //!
 //! **Exact, nothing dropped.** A daily rate ÷ 365 is a repeating decimal, so the sub-unit
 //! part is kept multiplied by 365 (`fee_carry_x365`, exact decimal TEXT in [0, 365) minor
@@ -57,13 +57,13 @@
 
 use std::collections::HashMap;
 
+use crate::market::agreement::{Split, Terms};
 use chrono::{Datelike, NaiveDate};
 use ledger::asset::decimal_of;
 use ledger::{Ledger, MAX_BATCH, NewAccount, NewEntry, NewPosting, Side};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::json;
-use tenants::agreement::{Split, Terms};
 use uuid::Uuid;
 
 use super::{EodError, corrupt};
@@ -852,10 +852,32 @@ async fn insert_accruals(
     Ok(())
 }
 
+/// Fees owed by `wrap_ids` become due now (their wraps are paying everything out: a close, a
+/// liquidation), so billing collects them from the proceeds before the payout. The fee
+/// state's one writer outside accrual and billing.
+pub(super) async fn make_owed_due(
+    txn: &DatabaseTransaction,
+    tenant_id: Uuid,
+    wrap_ids: &[Uuid],
+) -> Result<(), EodError> {
+    for chunk in wrap_ids.chunks(ledger::sql::IN_CHUNK) {
+        let mut pa = ledger::sql::Params::new(txn.get_database_backend());
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "UPDATE wrap_fee_state SET fee_due = fee_owed, tax_due = tax_owed, \
+             perf_due = perf_owed, perf_tax_due = perf_tax_owed \
+             WHERE tenant_id = {t} AND wrap_id IN {list}"
+        );
+        ledger::sql::exec(txn, q, pa.values).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tenants::agreement::{BillingPeriod, FeeSchedule, Tier};
+    use crate::market::agreement::{BillingPeriod, FeeSchedule, Tier};
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

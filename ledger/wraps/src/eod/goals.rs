@@ -52,16 +52,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::customers::{Frequency, Goal, Plan, PlanKind, PlanStatus};
+use crate::market::agreement::Terms;
+use crate::projections::fee_impact::InvalidProjection;
+use crate::projections::goal::{self, Estimate, FlowKind, GoalInput, Growth, PlannedFlow};
 use chrono::{Datelike, NaiveDate};
 use ledger::asset::decimal_of;
-use ledger::wraps::{Frequency, Goal, Plan, PlanKind, PlanStatus};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde::Serialize;
 use serde_json::json;
-use tenants::agreement::Terms;
-use tenants::fee_impact::InvalidProjection;
-use tenants::goal::{self, Estimate, FlowKind, GoalInput, Growth, PlannedFlow};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -497,7 +497,7 @@ async fn active_plans(
         .collect();
     let q = format!(
         "SELECT {}, tenant_id FROM wrap_plans WHERE status = 'active' ORDER BY tenant_id, id",
-        ledger::store::wraps::PLAN_COLS
+        crate::customers::store::PLAN_COLS
     );
     let mut out: HashMap<(Uuid, Uuid), Vec<Plan>> = HashMap::new();
     for r in query(txn, q, vec![]).await? {
@@ -505,7 +505,7 @@ async fn active_plans(
         let Some(&scale) = scales.get(&key) else {
             continue;
         };
-        let plan = ledger::store::wraps::plan_from_row(&r, scale)
+        let plan = crate::customers::store::plan_from_row(&r, scale)
             .map_err(|e| corrupt(format!("plan: {e}")))?;
         out.entry(key).or_default().push(plan);
     }

@@ -63,6 +63,7 @@ pub mod fees;
 pub mod goals;
 pub mod instructions;
 pub mod plans;
+pub mod prices;
 pub mod rebalance;
 pub mod returns;
 pub mod trading;
@@ -442,7 +443,7 @@ pub async fn check_range<C: ConnectionTrait>(
         });
     }
     let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-    let finished = ledger::store::market::finished_dates(db, &dates).await?;
+    let finished = prices::finished_dates(db, &dates).await?;
     if let Some(first) = dates.iter().find(|d| !finished.contains(d))
         && let Some(expected) = expected_date(db).await?
     {
@@ -530,7 +531,7 @@ pub async fn run_date(
     guard: &RunGuard,
     progress: &dyn Progress,
 ) -> Result<DayOutcome, EodError> {
-    if ledger::store::market::eod_finished(db, date).await? {
+    if prices::eod_finished(db, date).await? {
         return Ok(DayOutcome {
             date,
             already_finished: true,

@@ -26,9 +26,9 @@
 
 use std::collections::HashMap;
 
+use crate::customers::{Movement, MovementKind, MovementStatus, WrapStatus};
 use chrono::{Datelike, NaiveDate, Utc};
 use ledger::asset::decimal_of;
-use ledger::wraps::{Movement, MovementKind, MovementStatus, WrapStatus};
 use ledger::{Ledger, MAX_BATCH, NewEntry, NewPosting};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
@@ -191,11 +191,11 @@ async fn contribute(
     }
     let mut codes: Vec<String> = Vec::with_capacity(plans.len() * 2);
     for p in plans {
-        codes.push(ledger::wraps::customer_cash_code(
+        codes.push(crate::customers::customer_cash_code(
             p.customer_id,
             &p.currency,
         ));
-        codes.push(ledger::wraps::wrap_cash_code(p.wrap_id));
+        codes.push(crate::customers::wrap_cash_code(p.wrap_id));
     }
     codes.sort();
     codes.dedup();
@@ -212,8 +212,8 @@ async fn contribute(
             entry_id: None,
             movement_id: None,
         };
-        let cust_code = ledger::wraps::customer_cash_code(p.customer_id, &p.currency);
-        let wrap_code = ledger::wraps::wrap_cash_code(p.wrap_id);
+        let cust_code = crate::customers::customer_cash_code(p.customer_id, &p.currency);
+        let wrap_code = crate::customers::wrap_cash_code(p.wrap_id);
         let available = accounts.get(&cust_code).map_or(0, |a| a.1);
         let of = |minor: i64| decimal_of(i128::from(minor), p.scale);
         // The one contribution rule, shared with the API (crate::movements). A plan's amount
@@ -313,17 +313,15 @@ async fn contribute(
     }
     activated.sort();
     activated.dedup();
-    for chunk in activated.chunks(IN_CHUNK) {
-        let mut pa = Params::new(txn.get_database_backend());
-        let now = pa.push(micros(Utc::now()));
-        let t = pa.push(tenant_id);
-        let list = pa.list(chunk);
-        let q = format!(
-            "UPDATE wraps SET status = 'active', updated_at = {now} \
-             WHERE tenant_id = {t} AND id IN {list} AND status = 'open'"
-        );
-        exec(txn, q, pa.values).await?;
-    }
+    crate::customers::store::advance_wraps(
+        txn,
+        tenant_id,
+        &activated,
+        WrapStatus::Open,
+        WrapStatus::Active,
+        Utc::now(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -407,7 +405,7 @@ async fn withdraw(
             paid: None,
             paid_on: None,
         };
-        ledger::store::wraps::insert_movement(txn, tenant_id, &movement, p.scale).await?;
+        crate::customers::store::insert_movement(txn, tenant_id, &movement, p.scale).await?;
         runs.push(PlanRun {
             tenant_id,
             plan_id: p.id,

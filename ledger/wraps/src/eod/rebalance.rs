@@ -52,13 +52,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::market::agreement::Terms;
 use chrono::{Datelike, NaiveDate};
 use ledger::asset::decimal_of;
 use ledger::calendar::Calendar;
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use serde_json::json;
-use tenants::agreement::Terms;
 use uuid::Uuid;
 
 use super::EodError;
@@ -165,6 +165,58 @@ pub struct Decision {
     pub orders: Vec<PlannedOrder>,
     pub movement_ids: Vec<Uuid>,
     pub note: Option<String>,
+}
+
+impl Decision {
+    /// The sums a decision must keep, checked before anything is written (TigerBeetle-style:
+    /// a broken sum stops the step instead of reaching the books):
+    /// * a planned sale sells more than nothing and at most the wrap's settled units of the
+    ///   instrument, and there is one planned order per instrument and side;
+    /// * the purchases (planned or skipped: they are one split of the cash) spend neither
+    ///   unsettled proceeds nor the cash owed as fees: Σ buys ≤ cash − unsettled cash and
+    ///   Σ buys ≤ cash − fees due.
+    ///
+    /// Tried by `tests::a_decision_that_breaks_its_sums_is_refused`.
+    pub fn check(&self, book: &WrapBook) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buys: i128 = 0;
+        for o in &self.orders {
+            if o.side == TradeSide::Buy {
+                if o.amount <= 0 {
+                    return Err(format!("a purchase of {} in {}", o.amount, o.instrument));
+                }
+                buys += i128::from(o.amount);
+            }
+            if o.skipped.is_some() {
+                continue;
+            }
+            if !seen.insert((o.instrument.as_str(), o.side)) {
+                return Err(format!(
+                    "two planned {:?} orders in {}",
+                    o.side, o.instrument
+                ));
+            }
+            if o.side == TradeSide::Sell {
+                let held = book.units.get(&o.instrument).copied().unwrap_or(0);
+                let free = book.free_units(&o.instrument, held);
+                if o.units <= 0 || o.units > free {
+                    return Err(format!(
+                        "a sale of {} units of {} with {free} settled",
+                        o.units, o.instrument
+                    ));
+                }
+            }
+        }
+        let settled = i128::from(book.cash) - i128::from(book.unsettled_cash);
+        let unowed = i128::from(book.cash) - i128::from(book.fees_due);
+        if buys > 0 && (buys > settled || buys > unowed) {
+            return Err(format!(
+                "purchases of {buys} with {settled} settled cash and {} fees due",
+                book.fees_due
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn ceil_minor(d: Decimal, scale: u32) -> i64 {
@@ -828,7 +880,7 @@ async fn decide_tenant(
         for r in &rows {
             let code: String = get(r, 0)?;
             let balance: i64 = get(r, 1)?;
-            if let Some((wrap, what)) = ledger::wraps::parse_wrap_code(&code) {
+            if let Some((wrap, what)) = crate::customers::parse_wrap_code(&code) {
                 let book = books.entry(wrap).or_default();
                 match what {
                     None => book.cash = balance,
@@ -903,13 +955,15 @@ async fn decide_tenant(
         ) else {
             continue;
         };
+        let book = books.get(&w.id).unwrap_or(&empty);
+        d.check(book)
+            .map_err(|e| bad(format!("rebalance of wrap {} on {date}: {e}", w.id)))?;
         let planned = d.orders.iter().filter(|o| o.skipped.is_none()).count();
         let skipped = d.orders.len() - planned;
         counts.wraps += 1;
         counts.orders += planned as u64;
         counts.skipped += skipped as u64;
         *counts.triggers.entry(d.trigger).or_default() += 1;
-        let book = books.get(&w.id).unwrap_or(&empty);
         decisions.push(vec![
             tenant_id.into(),
             date.into(),
@@ -1100,5 +1154,74 @@ mod tests {
         let d = fee_case(1_050, 500).unwrap();
         let skipped: Vec<bool> = d.orders.iter().map(|o| o.skipped.is_some()).collect();
         assert_eq!(skipped, [false, true]);
+    }
+
+    #[test]
+    fn a_decision_that_breaks_its_sums_is_refused() {
+        let book = WrapBook {
+            cash: 1_000,
+            units: [("A".to_owned(), 600)].into(),
+            unsettled_cash: 200,
+            unsettled_units: [("A".to_owned(), 100)].into(),
+            fees_due: 300,
+        };
+        let order = |side, amount, units| PlannedOrder {
+            instrument: "A".into(),
+            side,
+            amount,
+            units,
+            skipped: None,
+        };
+        let decision = |orders| Decision {
+            trigger: "drift",
+            nav: 1_600,
+            reserve: 0,
+            orders,
+            movement_ids: vec![],
+            note: None,
+        };
+        // At the limits: 500 settled units, and ¥700 = cash − fees due (settled cash is 800).
+        assert_eq!(
+            decision(vec![
+                order(TradeSide::Sell, 0, 500),
+                order(TradeSide::Buy, 700, 0)
+            ])
+            .check(&book),
+            Ok(())
+        );
+        // One unit beyond the settled ones.
+        assert!(
+            decision(vec![order(TradeSide::Sell, 0, 501)])
+                .check(&book)
+                .is_err()
+        );
+        // A yen of the fees due spent on a purchase.
+        assert!(
+            decision(vec![order(TradeSide::Buy, 701, 0)])
+                .check(&book)
+                .is_err()
+        );
+        // Two planned sales of one instrument.
+        let twice = vec![order(TradeSide::Sell, 0, 1), order(TradeSide::Sell, 0, 1)];
+        assert!(decision(twice).check(&book).is_err());
+        // Unsettled proceeds are not spent either.
+        let owes_nothing = WrapBook {
+            fees_due: 0,
+            ..book.clone()
+        };
+        assert!(
+            decision(vec![order(TradeSide::Buy, 801, 0)])
+                .check(&owes_nothing)
+                .is_err()
+        );
+        // The day's decisions keep their sums.
+        let d = fee_case(1_050, 100).unwrap();
+        let mut held = WrapBook {
+            cash: 50,
+            fees_due: 1_050,
+            ..WrapBook::default()
+        };
+        held.units = [("A".to_owned(), 600_000), ("B".to_owned(), 400_000)].into();
+        assert_eq!(d.check(&held), Ok(()));
     }
 }

@@ -77,11 +77,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use crate::customers::store as wrap_rows;
+use crate::customers::{
+    WrapStatus, customer_cash_code, omnibus_code, parse_wrap_code, wrap_cash_code, wrap_units_code,
+};
 use chrono::{NaiveDate, Utc};
 use ledger::asset::decimal_of;
-use ledger::wraps::{
-    customer_cash_code, omnibus_code, parse_wrap_code, wrap_cash_code, wrap_units_code,
-};
 use ledger::{Ledger, MAX_BATCH, NewAccount, NewEntry, NewPosting, Side};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
@@ -412,7 +413,7 @@ pub async fn run_netting(
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Uploads in flight land before the prices are read, later ones wait for this step and
         // are then refused if they would change a price it traded at
-        // (ledger::store::market::upload_prices).
+        // (wraps::eod::prices::upload).
         txn.execute_unprepared("LOCK TABLE instrument_prices IN SHARE MODE")
             .await?;
     }
@@ -1631,7 +1632,6 @@ async fn pay_movements(
     ids: &HashMap<(Uuid, String), Uuid>,
     totals: &mut Totals,
 ) -> Result<(), EodError> {
-    let b = txn.get_database_backend();
     let mut payouts: Vec<Payout> = Vec::new();
     let mut liquidations: Vec<Liquidation> = Vec::new();
     let mut fulfilled: Vec<(Uuid, i64)> = Vec::new();
@@ -1775,60 +1775,27 @@ async fn pay_movements(
     }
     totals.entries += entries.len() as u64;
     post_all(txn, ledger, entries).await?;
-    for chunk in settle_now.chunks(IN_CHUNK) {
-        let mut pa = Params::new(b);
-        let t = pa.push(tenant_id);
-        let list = pa.list(chunk);
-        let q = format!(
-            "UPDATE wrap_fee_state SET fee_due = fee_owed, tax_due = tax_owed, \
-             perf_due = perf_owed, perf_tax_due = perf_tax_owed \
-             WHERE tenant_id = {t} AND wrap_id IN {list}"
-        );
-        exec(txn, q, pa.values).await?;
-    }
-    let now = micros(Utc::now());
-    // Fulfilled, with what each paid (one statement per chunk; VALUES columns are named
-    // column1, column2 on both databases).
-    for chunk in fulfilled.chunks(IN_CHUNK) {
-        let mut pa = Params::new(b);
-        let r = pa.push(now);
-        let d = pa.push(date);
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|(id, paid)| pa.row(vec![(*id).into(), (*paid).into()]))
-            .collect();
-        let t = pa.push(tenant_id);
-        let q = format!(
-            "UPDATE wrap_movements SET status = 'fulfilled', resolved_at = {r}, \
-             paid = v.column2, paid_date = {d} FROM (VALUES {}) AS v \
-             WHERE wrap_movements.tenant_id = {t} AND wrap_movements.id = v.column1 \
-             AND wrap_movements.status = 'pending'",
-            rows.join(", ")
-        );
-        exec(txn, q, pa.values).await?;
-    }
-    for (wrap_ids, from, to, at) in [
-        (&closed, "'closing'", "closed", true),
-        (&activated, "'open'", "active", false),
-    ] {
-        for chunk in wrap_ids.chunks(IN_CHUNK) {
-            let mut pa = Params::new(b);
-            let n = pa.push(now);
-            // A placeholder of its own: SQLite numbers each `?` anew.
-            let closed_at = if at {
-                format!(", closed_at = {}", pa.push(now))
-            } else {
-                String::new()
-            };
-            let t = pa.push(tenant_id);
-            let list = pa.list(chunk);
-            let q = format!(
-                "UPDATE wraps SET status = '{to}', updated_at = {n}{closed_at} \
-                 WHERE tenant_id = {t} AND id IN {list} AND status = {from}"
-            );
-            exec(txn, q, pa.values).await?;
-        }
-    }
+    super::fees::make_owed_due(txn, tenant_id, &settle_now).await?;
+    let now = Utc::now();
+    wrap_rows::fulfil_movements(txn, tenant_id, &fulfilled, date, now).await?;
+    wrap_rows::advance_wraps(
+        txn,
+        tenant_id,
+        &closed,
+        WrapStatus::Closing,
+        WrapStatus::Closed,
+        now,
+    )
+    .await?;
+    wrap_rows::advance_wraps(
+        txn,
+        tenant_id,
+        &activated,
+        WrapStatus::Open,
+        WrapStatus::Active,
+        now,
+    )
+    .await?;
     totals.fulfilled += fulfilled.len() as u64;
     totals.closed += closed.len() as u64;
     Ok(())

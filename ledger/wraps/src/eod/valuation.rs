@@ -31,10 +31,10 @@
 
 use std::collections::HashMap;
 
+use crate::customers::{parse_wrap_code, wrap_cash_code};
 use chrono::NaiveDate;
 use ledger::asset::decimal_of;
 use ledger::market::PriceQuote;
-use ledger::wraps::{parse_wrap_code, wrap_cash_code};
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::json;
@@ -192,9 +192,9 @@ pub async fn values_of(
     let mut later = booked_after(txn, tenant_id, date).await?;
     let mut out = HashMap::with_capacity(wrap_ids.len());
     for id in wrap_ids {
-        let Some(wrap) = ledger::store::wraps::wrap(
+        let Some(wrap) = crate::customers::store::wrap(
             txn,
-            ledger::store::wraps::WrapScope::Distributor(tenant_id),
+            crate::customers::store::WrapScope::Distributor(tenant_id),
             *id,
             false,
         )
@@ -203,7 +203,7 @@ pub async fn values_of(
             continue;
         };
         let mut accs = HashMap::new();
-        for a in ledger::store::wraps::wrap_accounts(txn, tenant_id, *id).await? {
+        for a in crate::customers::store::wrap_accounts(txn, tenant_id, *id).await? {
             let now = i64::try_from(a.balance.posted(a.normal_side)).unwrap_or(i64::MAX);
             // `later` is credits − debits: it raised a credit-normal balance, lowered a debit one.
             let later = later.remove(&a.code).unwrap_or(0);

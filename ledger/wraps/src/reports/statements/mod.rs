@@ -63,11 +63,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::customers::Wrap;
+use crate::customers::store::{self as store, WrapFilter, WrapScope};
 use chrono::{Days, NaiveDate};
 use ledger::asset::decimal_of;
 use ledger::sql::{IN_CHUNK, Params, get, query};
-use ledger::store::wraps::{self as store, WrapFilter, WrapScope};
-use ledger::wraps::Wrap;
 use rust_decimal::Decimal;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;

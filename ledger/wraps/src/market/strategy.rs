@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::TenantsError;
+use tenants::TenantsError;
 
 /// Most decimals a weight (or the cash weight) may have.
 pub const MAX_WEIGHT_DECIMALS: u32 = 10;
@@ -214,7 +214,7 @@ impl NewStrategy {
     /// checked by the store, then [`check_money`] on the minimum investment).
     pub fn validate(&self) -> Result<(), TenantsError> {
         validate_code("code", &self.code)?;
-        crate::tenant::validate_name("name", &self.name)?;
+        tenants::tenant::validate_name("name", &self.name)?;
         validate_description(&self.description)?;
         validate_code("base_currency", &self.base_currency)?;
         validate_risk(self.risk_level)?;
@@ -278,7 +278,7 @@ impl StrategyPatch {
             ));
         }
         if let Some(name) = &self.name {
-            crate::tenant::validate_name("name", name)?;
+            tenants::tenant::validate_name("name", name)?;
         }
         if let Some(d) = &self.description {
             validate_description(d)?;

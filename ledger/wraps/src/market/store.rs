@@ -34,17 +34,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::agreement::{
+use crate::market::agreement::{
     Agreement, AgreementStatus, Decision, Terms, TermsInput, TermsStatus, TermsVersion,
 };
-use crate::error::TenantsError;
-use crate::principal::Principal;
-use crate::store::{MAX_PAGE, Page};
-use crate::strategy::{
+use crate::market::strategy::{
     DriftBandKind, ModelWeight, NewStrategy, NewVersion, RebalanceCalendar, Strategy,
     StrategyPatch, StrategyStatus, StrategyVersion, check_money,
 };
-use crate::tenant::TenantKind;
+use tenants::Principal;
+use tenants::TenantKind;
+use tenants::TenantsError;
+use tenants::store::{MAX_PAGE, Page};
 
 // ---------------------------------------------------------------------------------------
 // SQL helpers
@@ -303,7 +303,7 @@ pub async fn create_strategy<C: ConnectionTrait>(
     let scale = currency_scale(db, "base_currency", &new.base_currency).await?;
     check_money("min_initial_investment", new.min_initial_investment, scale)?;
     let minor = to_minor("min_initial_investment", new.min_initial_investment, scale)?;
-    let now = crate::to_micros_precision(now);
+    let now = tenants::to_micros_precision(now);
     let strategy = Strategy {
         id: Uuid::now_v7(),
         manager_tenant_id: manager_id,
@@ -453,7 +453,7 @@ pub async fn update_strategy<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Strategy, TenantsError> {
     patch.validate()?;
-    let updated = patch.apply(strategy, crate::to_micros_precision(now));
+    let updated = patch.apply(strategy, tenants::to_micros_precision(now));
     let mut q = Sql::new(db);
     let sql = format!(
         "UPDATE strategies SET name = {}, description = {}, risk_level = {}, status = {}, \
@@ -611,7 +611,7 @@ pub async fn add_version<C: ConnectionTrait>(
             n + 1
         }
     };
-    let now = crate::to_micros_precision(now);
+    let now = tenants::to_micros_precision(now);
     let mut q = Sql::new(db);
     let sql = format!(
         "INSERT INTO strategy_versions (tenant_id, strategy_id, version, effective_date, \
@@ -822,7 +822,7 @@ pub async fn propose_agreement<C: ConnectionTrait>(
             "a proposed or active agreement for this strategy already exists".into(),
         ));
     }
-    let now = crate::to_micros_precision(now);
+    let now = tenants::to_micros_precision(now);
     let agreement = Agreement {
         id: Uuid::now_v7(),
         distributor_tenant_id: distributor_id,
@@ -968,7 +968,7 @@ pub async fn decide<C: ConnectionTrait>(
     let Some(mut terms) = pending else {
         return Err(TenantsError::Conflict("nothing awaits a decision".into()));
     };
-    let now = crate::to_micros_precision(now);
+    let now = tenants::to_micros_precision(now);
     let lost = || TenantsError::Conflict("the agreement was decided at the same time".into());
     terms.status = if accept {
         TermsStatus::Accepted
@@ -1060,7 +1060,7 @@ pub async fn propose_terms<C: ConnectionTrait>(
         effective_date,
         status: TermsStatus::Proposed,
         terms,
-        created_at: crate::to_micros_precision(now),
+        created_at: tenants::to_micros_precision(now),
         decided_at: None,
         decided_by: None,
     };
@@ -1194,7 +1194,7 @@ pub async fn set_platform_fee<C: ConnectionTrait>(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<(Option<PlatformFee>, PlatformFee), TenantsError> {
-    crate::strategy::validate_code("currency", &new.currency)?;
+    crate::market::strategy::validate_code("currency", &new.currency)?;
     let scale = currency_scale(db, "currency", &new.currency).await?;
     check_money("amount", new.amount, scale)?;
     let minor = to_minor("amount", new.amount, scale)?;
@@ -1207,7 +1207,7 @@ pub async fn set_platform_fee<C: ConnectionTrait>(
         effective_date: new.effective_date,
         amount: from_minor(minor, scale),
         currency: new.currency.clone(),
-        set_at: crate::to_micros_precision(now),
+        set_at: tenants::to_micros_precision(now),
         set_by: by.to_owned(),
     };
     let mut q = Sql::new(db);

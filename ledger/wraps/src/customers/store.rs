@@ -1,4 +1,4 @@
-//! Persistence of the virtual account layer ([`crate::wraps`]): customers, wraps, pending
+//! Persistence of the virtual account layer ([`super`]): customers, wraps, pending
 //! movements and plans. Every function takes the caller's connection or transaction, so a
 //! workflow writes these rows and their ledger entries in one transaction.
 //!
@@ -11,12 +11,13 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, QueryResult, SqlErr, Value};
 use uuid::Uuid;
 
-use super::read::{ACCOUNT_COLS, account_from_row};
-use super::sql::{self, exec, from_micros, get, micros, param, query, value_rows};
-use crate::account::Account;
-use crate::asset::{Amount, decimal_of};
-use crate::error::LedgerError;
-use crate::wraps::{
+use ledger::asset::{Amount, decimal_of};
+use ledger::sql::typed::{exec, from_micros, get, micros, query, value_rows};
+use ledger::sql::{Params, param};
+use ledger::store::{ACCOUNT_COLS, account_from_row};
+use ledger::{Account, LedgerError};
+
+use super::{
     Customer, CustomerStatus, Frequency, Goal, Movement, MovementKind, MovementStatus, NewCustomer,
     NewPlan, Plan, PlanKind, PlanStatus, Wrap, WrapStatus,
 };
@@ -93,7 +94,7 @@ pub async fn insert_customer<C: ConnectionTrait>(
         date_of_birth: new.date_of_birth,
         risk_tolerance: new.risk_tolerance,
         status: CustomerStatus::Active,
-        created_at: sql::from_micros(micros(now))?,
+        created_at: from_micros(micros(now))?,
     };
     let q = format!(
         "INSERT INTO customers ({CUSTOMER_COLS}, updated_at) VALUES {}",
@@ -149,14 +150,18 @@ async fn customer_row<C: ConnectionTrait>(
 ) -> Result<Option<Customer>, LedgerError> {
     if for_update {
         // The book first: the platform's lock order (store/work.rs).
-        super::lock_book(db, tenant_id).await?;
+        ledger::store::lock_book(db, tenant_id).await?;
     }
     let b = db.get_database_backend();
     let q = format!(
         "SELECT {CUSTOMER_COLS} FROM customers WHERE tenant_id = {} AND id = {}{}",
         param(b, 1),
         param(b, 2),
-        if for_update { sql::for_update(b) } else { "" }
+        if for_update {
+            ledger::sql::for_update(b)
+        } else {
+            ""
+        }
     );
     let rows = query(db, q, vec![tenant_id.into(), id.into()]).await?;
     rows.first().map(customer_from_row).transpose()
@@ -403,7 +408,7 @@ pub async fn wrap<C: ConnectionTrait>(
                 .map(|w| w.tenant_id),
         };
         match tenant_id {
-            Some(t) => super::lock_book(db, t).await?,
+            Some(t) => ledger::store::lock_book(db, t).await?,
             None => return Ok(None),
         }
     }
@@ -411,7 +416,11 @@ pub async fn wrap<C: ConnectionTrait>(
     let q = format!(
         "SELECT {WRAP_COLS} FROM wraps WHERE {cond} AND id = {}{}",
         param(b, 2),
-        if for_update { sql::for_update(b) } else { "" }
+        if for_update {
+            ledger::sql::for_update(b)
+        } else {
+            ""
+        }
     );
     let rows = query(db, q, vec![v, id.into()]).await?;
     rows.first().map(wrap_from_row).transpose()
@@ -516,6 +525,40 @@ pub async fn set_wrap_status<C: ConnectionTrait>(
     Ok(())
 }
 
+/// End of day's transitions of many wraps at once: each of `ids` in status `from` moves to
+/// `to` (stamping `closed_at` when it closes); a wrap no longer in `from` is left alone.
+/// Returns how many moved.
+pub async fn advance_wraps<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+    from: WrapStatus,
+    to: WrapStatus,
+    now: DateTime<Utc>,
+) -> Result<u64, LedgerError> {
+    let mut moved = 0;
+    for chunk in ids.chunks(ledger::sql::IN_CHUNK) {
+        let mut pa = Params::new(db.get_database_backend());
+        let at = pa.push(micros(now));
+        let to_s = pa.push(to.as_str());
+        // A placeholder of its own: SQLite numbers each `?` anew.
+        let closed_at = if to == WrapStatus::Closed {
+            format!(", closed_at = {}", pa.push(micros(now)))
+        } else {
+            String::new()
+        };
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let from_s = pa.push(from.as_str());
+        let q = format!(
+            "UPDATE wraps SET status = {to_s}, updated_at = {at}{closed_at} \
+             WHERE tenant_id = {t} AND id IN {list} AND status = {from_s}"
+        );
+        moved += exec(db, q, pa.values).await?;
+    }
+    Ok(moved)
+}
+
 // ---------------------------------------------------------------------------------------
 // Movements waiting for end of day
 
@@ -544,6 +587,38 @@ fn movement_from_row(row: &QueryResult, scale: u32) -> Result<Movement, LedgerEr
         paid: get::<Option<i64>>(row, 8)?.map(|m| decimal_of(i128::from(m), scale)),
         paid_on: get(row, 9)?,
     })
+}
+
+/// End of day's payouts: each pending movement of `paid` (id, minor units paid) becomes
+/// `fulfilled`, with what it paid and the business date it paid on; one no longer pending is
+/// left alone.
+pub async fn fulfil_movements<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    paid: &[(Uuid, i64)],
+    date: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), LedgerError> {
+    // One statement per chunk; VALUES columns are named column1, column2 on both databases.
+    for chunk in paid.chunks(ledger::sql::IN_CHUNK) {
+        let mut pa = Params::new(db.get_database_backend());
+        let r = pa.push(micros(now));
+        let d = pa.push(date);
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(id, paid)| pa.row(vec![(*id).into(), (*paid).into()]))
+            .collect();
+        let t = pa.push(tenant_id);
+        let q = format!(
+            "UPDATE wrap_movements SET status = 'fulfilled', resolved_at = {r}, \
+             paid = v.column2, paid_date = {d} FROM (VALUES {}) AS v \
+             WHERE wrap_movements.tenant_id = {t} AND wrap_movements.id = v.column1 \
+             AND wrap_movements.status = 'pending'",
+            rows.join(", ")
+        );
+        exec(db, q, pa.values).await?;
+    }
+    Ok(())
 }
 
 /// Records a pending movement of the distributor's wrap.
@@ -748,14 +823,4 @@ pub async fn cancel_all_plans<C: ConnectionTrait>(
     )
     .await?;
     Ok(())
-}
-
-/// The tenant's account with `code`, read in the caller's transaction (so an account opened
-/// earlier in it is seen).
-pub async fn account_by_code<C: ConnectionTrait>(
-    db: &C,
-    tenant_id: Uuid,
-    code: &str,
-) -> Result<Option<Account>, LedgerError> {
-    super::read::account_by_code(db, tenant_id, code).await
 }

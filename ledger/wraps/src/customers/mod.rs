@@ -1,5 +1,5 @@
 //! The virtual account layer: customers, their one real account, and the wraps (virtual
-//! sub-accounts) inside it. Pure types and rules; persistence is [`crate::store::wraps`].
+//! sub-accounts) inside it. Pure types and rules; persistence is [`store`].
 //!
 //! Money never lives in these types: every balance is a ledger account, named by the codes
 //! below, so the books stay the one source of truth and every movement is a balanced entry.
@@ -24,12 +24,14 @@
 //! * a plan's amount is positive, a percentage is in (0, 1], its day of month 1–28 (so it
 //!   exists in every month), and it ends no earlier than it starts.
 
+pub mod store;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::amount::AmountBound;
+use ledger::amount::AmountBound;
 
 /// A value the caller gave that breaks a rule, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,7 +245,7 @@ pub struct Goal {
     pub name: String,
     /// In the wrap's currency.
     #[schema(value_type = String, example = "10000000")]
-    #[serde(deserialize_with = "crate::amount::de_strict")]
+    #[serde(deserialize_with = "ledger::amount::de_strict")]
     pub target_amount: Decimal,
     pub target_date: NaiveDate,
 }
@@ -264,10 +266,10 @@ impl Goal {
 }
 
 /// A positive amount with no more decimals than the asset's scale, at most its configured
-/// bound ([`crate::amount::check_money`], the one check of a single amount), refused naming
+/// bound ([`ledger::amount::check_money`], the one check of a single amount), refused naming
 /// `field`. Returns the amount in minor units.
 pub fn check_money(field: &str, amount: Decimal, bound: &AmountBound) -> Result<i64, Invalid> {
-    crate::amount::check_money(amount, bound).map_err(|refused| Invalid::new(field, refused.0))
+    ledger::amount::check_money(amount, bound).map_err(|refused| Invalid::new(field, refused.0))
 }
 
 /// A wrap: one virtual sub-account following one strategy under one agreement.

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::error::TenantsError;
-use crate::strategy::{check_money, decimals, str_enum};
+use crate::market::strategy::{check_money, decimals, str_enum};
+use tenants::TenantsError;
 
 /// Most decimals of a rate or share.
 pub const MAX_RATE_DECIMALS: u32 = 10;

@@ -30,7 +30,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::agreement::FeeSchedule;
+use crate::market::agreement::FeeSchedule;
 
 /// Longest projection, in years.
 pub const MAX_YEARS: u32 = 60;
@@ -234,7 +234,7 @@ fn project_one(input: &FeeImpactInput, schedule: &FeeSchedule) -> FeeScenario {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agreement::Tier;
+    use crate::market::agreement::Tier;
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

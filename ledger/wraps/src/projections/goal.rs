@@ -48,7 +48,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::fee_impact::InvalidProjection;
+use crate::projections::fee_impact::InvalidProjection;
 
 /// Fewest paths (the floor) and most.
 pub const MIN_PATHS: u32 = 10_000;
