@@ -439,6 +439,7 @@ pub(crate) async fn read_upload(
 }
 
 fn read_json(bytes: &[u8], key: &'static str, columns: &[&'static str]) -> Result<Upload, Problem> {
+    crate::extract::check_depth(bytes)?;
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?;
     let Value::Object(mut top) = value else {

@@ -29,6 +29,7 @@ mod health;
 mod instruments;
 mod isolation;
 mod ledger_reads;
+mod limits;
 mod operations_cli;
 mod projections;
 mod rate_limits;

@@ -100,8 +100,19 @@ pub async fn lock_all_books<C: ConnectionTrait>(db: &C) -> Result<(), LedgerErro
 }
 
 /// Opens a connection pool: `sqlite:` URLs get WAL, a busy timeout and foreign keys; anything
-/// else is handed to sea-orm (PostgreSQL).
+/// else is handed to sea-orm (PostgreSQL). No statement timeout: [`connect_with`] sets one.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, None).await
+}
+
+/// [`connect`], with PostgreSQL's `statement_timeout` set on every connection of the pool
+/// (sent in the startup packet, so a connection never runs a statement without it): a
+/// statement running longer is cancelled by the server, its transaction aborted and rolled
+/// back. SQLite has no such setting; its waits are bounded by the 30 s busy timeout.
+pub async fn connect_with(
+    url: &str,
+    statement_timeout: Option<Duration>,
+) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         use sea_orm::sqlx::ConnectOptions as _;
         let opts = SqliteConnectOptions::from_str(url)
@@ -144,6 +155,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         let mut opts = ConnectOptions::new(url);
         opts.max_connections(16).sqlx_logging(false);
+        if let Some(limit) = statement_timeout {
+            let ms = limit.as_millis().to_string();
+            opts.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
+        }
         Database::connect(opts).await
     }
 }
