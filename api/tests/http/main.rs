@@ -30,6 +30,7 @@ mod instruments;
 mod isolation;
 mod ledger_reads;
 mod limits;
+mod observability;
 mod operations_cli;
 mod projections;
 mod rate_limits;

@@ -288,7 +288,7 @@ pub struct Ledger {
     db: DatabaseConnection,
     assets: Arc<AssetCache>,
     writer: mpsc::Sender<Job>,
-    /// Entries written (replays not counted) by this process's writer, for metrics.
+    /// Entries written (replays not counted) by this handle and its clones, for metrics.
     written: Arc<AtomicU64>,
 }
 
@@ -313,8 +313,10 @@ impl Ledger {
         }
     }
 
-    /// How many entries this handle's writer has written since it started (an idempotent
-    /// replay writes nothing and is not counted). A process-local counter, for metrics.
+    /// How many entries this handle has written since it started, through its writer or in a
+    /// caller's transaction ([`Ledger::post_batch_in`]: deposits, withdrawals, contributions,
+    /// end of day); an idempotent replay writes nothing and is not counted. A process-local
+    /// counter, for metrics.
     pub fn entries_written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
@@ -494,7 +496,13 @@ impl Ledger {
         check_batch(entries.len())?;
         let ops: Vec<Operation> = entries.into_iter().map(Operation::Post).collect();
         let mut results = execute_in(txn, &self.assets, &[(&ops, true)]).await?;
-        let outcomes = results.pop().unwrap_or_else(|| Ok(Vec::new()))?;
+        let result = results.pop().unwrap_or_else(|| Ok(Vec::new()));
+        // Counted when written: the caller commits almost always (a movement is refused before
+        // it posts, an end-of-day step fails whole), so counting after its commit would buy
+        // little for a hook in every caller.
+        self.written
+            .fetch_add(new_entries(&result), Ordering::Relaxed);
+        let outcomes = result?;
         outcomes
             .into_iter()
             .map(|o| single_entry(Ok(vec![o])))
