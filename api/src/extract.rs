@@ -16,7 +16,8 @@
 //!   [`DEFAULT_MAX_CHARS`] characters (422 naming the field's path and the bound);
 //! * every array at most [`MAX_ARRAY_ITEMS`] items (422 naming the field). Uploads of rows
 //!   (prices, custodian statements, JSON or CSV) have their own bound,
-//!   `routes::instruments::MAX_UPLOAD_ROWS` (413).
+//!   `routes::instruments::MAX_UPLOAD_ROWS` (413), and each cell at most
+//!   `routes::instruments::MAX_CELL_CHARS` (422).
 //!
 //! docs/OPERATIONS.md ("Rate limits and timeouts") lists these figures.
 

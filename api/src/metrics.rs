@@ -59,8 +59,17 @@ pub struct Snapshot {
 pub struct EodSnapshot {
     pub date: chrono::NaiveDate,
     pub finished: bool,
-    /// Per step that has run: its name, seconds, and its counts.
-    pub steps: Vec<(String, f64, Vec<(String, i64)>)>,
+    /// Each step that has run.
+    pub steps: Vec<EodStep>,
+}
+
+/// One step of the latest end-of-day date.
+#[derive(Debug)]
+pub struct EodStep {
+    pub step: String,
+    pub seconds: f64,
+    /// The counts the step recorded (`executed`, `wraps`, ...).
+    pub counts: Vec<(String, i64)>,
 }
 
 /// The process's metrics.
@@ -200,7 +209,12 @@ impl Metrics {
             let midnight = eod.date.and_time(chrono::NaiveTime::MIN).and_utc();
             self.eod_date.set(midnight.timestamp());
             self.eod_finished.set(i64::from(eod.finished));
-            for (step, seconds, counts) in &eod.steps {
+            for EodStep {
+                step,
+                seconds,
+                counts,
+            } in &eod.steps
+            {
                 self.eod_duration
                     .with_label_values(&[step.as_str()])
                     .set(*seconds);
@@ -270,8 +284,12 @@ async fn eod_of(
                         .collect()
                 })
                 .unwrap_or_default();
-            let seconds = s.elapsed_ms.unwrap_or(0) as f64 / 1000.0;
-            (s.step.clone(), seconds, counts)
+            let elapsed = u64::try_from(s.elapsed_ms.unwrap_or(0)).unwrap_or(0);
+            EodStep {
+                step: s.step.clone(),
+                seconds: Duration::from_millis(elapsed).as_secs_f64(),
+                counts,
+            }
         })
         .collect();
     Ok(Some(EodSnapshot {
@@ -340,7 +358,11 @@ mod tests {
             eod: Some(EodSnapshot {
                 date: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
                 finished: true,
-                steps: vec![("plans".into(), 1.5, vec![("executed".into(), 4)])],
+                steps: vec![EodStep {
+                    step: "plans".into(),
+                    seconds: 1.5,
+                    counts: vec![("executed".into(), 4)],
+                }],
             }),
         };
         let text = m.render(&now).unwrap();

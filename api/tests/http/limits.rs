@@ -120,6 +120,41 @@ async fn hostile_bodies(backend: &'static str) {
     assert_eq!(named, "fee_rates", "{}", r.text);
     assert!(message.contains("1000 items"), "{}", r.text);
 
+    // An upload's cells (JSON or CSV): at most 200 characters, the row named, nothing stored.
+    let code = "C".repeat(5_000);
+    let csv = format!("instrument,date,price\n{code},2026-12-01,100\nJP0000000001,2026-12-01,1\n");
+    let r = s
+        .send(
+            reqwest::Method::POST,
+            Some(&root),
+            "/v1/prices",
+            &[],
+            Some(("text/csv", csv.into_bytes())),
+        )
+        .await;
+    let b = r.problem(422);
+    let long = b["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "row 2: instrument")
+        .unwrap_or_else(|| panic!("{}", r.text));
+    assert!(long["message"].as_str().unwrap().contains("200 characters"));
+    assert!(!r.text.contains(&code), "the cell is not echoed");
+    let r = s
+        .post(
+            &root,
+            "/v1/prices",
+            Some(json!({"prices": [{"instrument": code, "date": "2026-12-01", "price": "1"}]})),
+        )
+        .await;
+    assert_eq!(
+        r.problem(422)["errors"][0]["field"],
+        "prices/0/instrument",
+        "{}",
+        r.text
+    );
+
     // Nothing of it was written.
     assert_eq!(s.count_rows("tenants").await, tenants_before);
     assert_eq!(s.audit_count().await, audit_before);
