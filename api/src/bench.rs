@@ -103,6 +103,7 @@ pub async fn run_fixture(database_url: Option<&str>) -> Result<(), Error> {
     let settings = crate::settings::DatabaseSettings {
         url: url.to_owned(),
         auto_migrate: true,
+        statement_timeout_seconds: 0,
     };
     let made = async {
         crate::db::prepare(&db, &settings).await?;

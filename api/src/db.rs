@@ -27,6 +27,15 @@ pub use ledger::store::sqlite_path;
 /// Opens a pool on `url` ([`ledger::connect`]: WAL and a busy timeout on SQLite), first
 /// creating the directory of an SQLite file.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
+    connect_with(url, None).await
+}
+
+/// [`connect`] with a PostgreSQL statement timeout on every connection
+/// ([`ledger::connect_with`]; `[database] statement_timeout_seconds`).
+pub async fn connect_with(
+    url: &str,
+    statement_timeout: Option<std::time::Duration>,
+) -> Result<DatabaseConnection, Error> {
     if let Some(path) = sqlite_path(url)
         && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
     {
@@ -38,10 +47,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
             ))
         })?;
     }
-    ledger::connect(url).await.map_err(|source| Error::Connect {
-        url: redact_url(url),
-        source,
-    })
+    ledger::connect_with(url, statement_timeout)
+        .await
+        .map_err(|source| Error::Connect {
+            url: redact_url(url),
+            source,
+        })
 }
 
 /// The start-up rule of `wrapd serve`: SQLite (embedded) is always migrated; PostgreSQL only

@@ -129,7 +129,11 @@ async fn claim(
 pub async fn run(settings: &Settings, args: &EodArgs) -> Result<(), Error> {
     // A bad holiday list stops here rather than in the middle of a night.
     let calendar = settings.calendar.calendar()?;
-    let db = crate::db::connect(&settings.database.url).await?;
+    let db = crate::db::connect_with(
+        &settings.database.url,
+        settings.database.statement_timeout(),
+    )
+    .await?;
     crate::db::prepare(&db, &settings.database).await?;
     let ledger = ledger::Ledger::new(db.clone());
     let rows = ledger::sql::query(

@@ -7,6 +7,19 @@
 //!   400 naming it (a misspelt `as_of` must not silently give today's balance);
 //! * [`path_uuid`]: a path segment that does not parse (an id that is not a UUID) is a 400
 //!   naming it.
+//!
+//! Hostile-input bounds on every JSON body, checked here before any handler sees it (so no
+//! endpoint can forget them; a handler's own rule may be tighter, never looser):
+//! * nesting at most [`MAX_DEPTH`] levels of arrays and objects (400), counted on the raw
+//!   bytes before anything is allocated;
+//! * every string (values and keys) at most its field's bound in [`FIELD_MAX_CHARS`], else
+//!   [`DEFAULT_MAX_CHARS`] characters (422 naming the field's path and the bound);
+//! * every array at most [`MAX_ARRAY_ITEMS`] items (422 naming the field). Uploads of rows
+//!   (prices, custodian statements, JSON or CSV) have their own bound,
+//!   `routes::instruments::MAX_UPLOAD_ROWS` (413), and each cell at most
+//!   `routes::instruments::MAX_CELL_CHARS` (422).
+//!
+//! docs/OPERATIONS.md ("Rate limits and timeouts") lists these figures.
 
 use std::collections::BTreeMap;
 
@@ -68,7 +81,134 @@ where
     Ok(body.freeze())
 }
 
+/// Deepest nesting of arrays and objects a JSON body may have (`{"a":[1]}` is 2 levels). The
+/// deepest request the API defines is 4; serde_json's own guard is 128.
+pub const MAX_DEPTH: usize = 32;
+
+/// Longest string in a JSON body, in characters, for a field not in [`FIELD_MAX_CHARS`]
+/// (identifiers, dates, currencies, amounts are far shorter; decimals stop at 64).
+pub const DEFAULT_MAX_CHARS: usize = 1_000;
+
+/// Longest string per field name (the last key of its path), in characters: names and
+/// references as the domain rules have them, free text longer.
+pub const FIELD_MAX_CHARS: &[(&str, usize)] = &[
+    ("name", tenants::tenant::MAX_NAME_CHARS),
+    ("display_name", tenants::tenant::MAX_NAME_CHARS),
+    ("contact_email", tenants::tenant::MAX_EMAIL_CHARS),
+    ("code", 64),
+    ("reference", 200),
+    ("fill_id", 100),
+    ("source", 200),
+    ("reason", 500),
+    // A strategy's description (the strategy rules' own bound).
+    ("description", 4_000),
+];
+
+/// Most items in any array of a JSON body (the domain's own bounds are tighter: 200
+/// instruments in a model, 20 fee tiers, 10 fee scenarios).
+pub const MAX_ARRAY_ITEMS: usize = 1_000;
+
+/// The character bound of a field named `key`.
+pub fn max_chars(key: &str) -> usize {
+    FIELD_MAX_CHARS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map_or(DEFAULT_MAX_CHARS, |(_, n)| *n)
+}
+
+/// Refuses JSON text nested deeper than [`MAX_DEPTH`], scanning the bytes (strings skipped),
+/// so a deep body costs neither recursion nor allocation.
+pub(crate) fn check_depth(bytes: &[u8]) -> Result<(), Problem> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Problem::bad_request(format!(
+                        "the JSON body is nested more than {MAX_DEPTH} levels deep"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a string longer than its field's bound or an array longer than
+/// [`MAX_ARRAY_ITEMS`], naming the first by its path (`tiers[3].name`).
+fn check_sizes(value: &serde_json::Value, path: &str, key: &str) -> Result<(), Problem> {
+    use serde_json::Value;
+    let field = |p: &str| {
+        if p.is_empty() {
+            "body".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    match value {
+        Value::String(s) => {
+            let max = max_chars(key);
+            if s.chars().count() > max {
+                return Err(Problem::invalid_field(
+                    &field(path),
+                    format!("must be at most {max} characters"),
+                ));
+            }
+        }
+        Value::Array(items) => {
+            if items.len() > MAX_ARRAY_ITEMS {
+                return Err(Problem::invalid_field(
+                    &field(path),
+                    format!("must hold at most {MAX_ARRAY_ITEMS} items"),
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                check_sizes(item, &format!("{path}[{i}]"), key)?;
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                let at = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                if name.chars().count() > DEFAULT_MAX_CHARS {
+                    return Err(Problem::invalid_field(
+                        &field(path),
+                        format!("has a member name longer than {DEFAULT_MAX_CHARS} characters"),
+                    ));
+                }
+                check_sizes(member, &at, name)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    check_depth(bytes)?;
+    // The bounds are checked on a tree of the body, whatever the endpoint's type; the typed
+    // read is then from the bytes again, not the tree, because a tree keeps the last of two
+    // equal keys where the typed read refuses a duplicate field.
+    let tree: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?;
+    check_sizes(&tree, "", "")?;
+    drop(tree);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -260,6 +400,33 @@ mod tests {
         let p = parse::<Outer>(br#"{"name":"a"}"#).unwrap_err();
         assert_eq!(p.status, 422);
         assert!(p.errors[0].message.contains("inner"), "{p:?}");
+    }
+
+    #[test]
+    fn depth_strings_and_arrays_are_bounded_and_named() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check_depth(deep(MAX_DEPTH).as_bytes()).is_ok());
+        let p = check_depth(deep(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert_eq!(p.status, 400);
+        // Brackets inside strings (escaped quotes too) are text, not nesting.
+        let text = format!(r#"{{"a":"\"{}"}}"#, "[".repeat(100));
+        assert!(check_depth(text.as_bytes()).is_ok());
+
+        let long = "é".repeat(201);
+        let p = parse::<Outer>(format!(r#"{{"name":"{long}","inner":{{"count":1}}}}"#).as_bytes())
+            .unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "name"));
+        assert!(p.errors[0].message.contains("200 characters"), "{p:?}");
+        let items = vec!["x"; MAX_ARRAY_ITEMS + 1];
+        let body = serde_json::json!({"name": "a", "inner": {"count": 1, "tags": items}});
+        let p = parse::<Outer>(body.to_string().as_bytes()).unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "inner.tags"));
+        let body = serde_json::json!({"name": "a", "inner": {"list": ["ok", "y".repeat(1_001)]}});
+        let p = parse::<Outer>(body.to_string().as_bytes()).unwrap_err();
+        assert_eq!(p.errors[0].field, "inner.list[1]");
+        // A duplicate field is still refused (the typed read, not the tree, decides).
+        let p = parse::<Outer>(br#"{"name":"a","name":"b","inner":{"count":1}}"#).unwrap_err();
+        assert_eq!(p.status, 422, "{p:?}");
     }
 
     #[test]

@@ -3,10 +3,23 @@
 //! Logs go to stderr, so that what a command prints on stdout (`wrapd bench`'s JSON lines,
 //! `wrapd migrate status`) stays clean for scripts. Format `auto` writes JSON unless stderr
 //! is a terminal.
+//!
+//! A JSON line is one flat object: `timestamp`, `level`, `target`, the fields of every span
+//! the event is in (outermost first), then the event's own fields (`message` among them). So
+//! every line logged while serving a request carries `request_id`, and `tenant_id` and
+//! `client_id` once its bearer token is verified, at the top level where a log search finds
+//! them (tracing-subscriber's own JSON format nests span fields in a `spans` list). Tried by
+//! `api/tests/http/observability.rs`.
 
 use std::io::IsTerminal;
 
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::Error;
 use crate::settings::{LogFormat, LogSettings};
@@ -31,14 +44,90 @@ pub fn init(settings: &LogSettings) -> Result<(), Error> {
     // Err only when a subscriber is already installed.
     let _ = if json {
         builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .fmt_fields(JsonFields::new())
+            .event_format(FlatJson)
             .try_init()
     } else {
         builder.try_init()
     };
     Ok(())
+}
+
+/// One flat JSON object per event (see the module documentation). Span fields are kept by
+/// [`JsonFields`] as JSON text in each span's extensions, fields recorded later (the tenant
+/// and client) merged in.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlatJson;
+
+impl<S, N> FormatEvent<S, N> for FlatJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        let mut line = Map::new();
+        line.insert(
+            "timestamp".into(),
+            Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        );
+        line.insert("level".into(), Value::String(meta.level().to_string()));
+        line.insert("target".into(), Value::String(meta.target().to_owned()));
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && let Ok(Value::Object(fields)) =
+                        serde_json::from_str::<Value>(fields.as_str())
+                {
+                    line.extend(fields);
+                }
+            }
+        }
+        event.record(&mut Fields(&mut line));
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Collects an event's fields into the line.
+struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::Bool(value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_string()));
+    }
 }
 
 /// A URL fit for logs and error messages: the password of `user:password@` and any

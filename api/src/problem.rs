@@ -194,7 +194,21 @@ impl Problem {
 
     /// 500, logging `cause` (which never reaches the caller).
     pub fn internal(cause: &dyn fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
+        let text = cause.to_string();
+        // PostgreSQL cancelled a statement over `[database] statement_timeout_seconds`
+        // (SQLSTATE 57014; sqlx shows only the server's message, English unless the server's
+        // `lc_messages` says otherwise): the transaction rolled back, so this is "try again",
+        // not a fault of the service.
+        if text.contains("canceling statement due to statement timeout") {
+            tracing::warn!(error = %text, "statement timeout");
+            let mut p = Self::unavailable(
+                "a database statement ran over its time limit and was cancelled; nothing was \
+                 changed: retry (money requests with the same Idempotency-Key)",
+            );
+            p.retry_after = Some(1);
+            return p;
+        }
+        tracing::error!(error = %text, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -450,5 +464,19 @@ impl From<wraps::reports::ReportError> for Problem {
             E::Ledger(e) => Problem::from(e),
             E::Db(e) => Problem::from(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_statement_is_unavailable_not_a_fault() {
+        let p = Problem::internal(
+            &"Execution Error: error returned from database: canceling statement due to statement timeout",
+        );
+        assert_eq!((p.status, p.retry_after), (503, Some(1)));
+        assert_eq!(Problem::internal(&"disk full").status, 500);
     }
 }

@@ -14,6 +14,7 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
@@ -43,6 +44,8 @@ const RETAIN_ABOVE: usize = 100_000;
 struct Keyed<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
     what: &'static str,
+    /// Requests this bucket refused, for `rate_limit_refusals_total` (`crate::metrics`).
+    refused: AtomicU64,
 }
 
 impl<K: Hash + Eq + Clone> Keyed<K> {
@@ -52,7 +55,12 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
         Some(Self {
             limiter: DefaultKeyedRateLimiter::keyed(quota),
             what,
+            refused: AtomicU64::new(0),
         })
+    }
+
+    fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     fn check(&self, key: &K) -> Result<(), Problem> {
@@ -60,6 +68,7 @@ impl<K: Hash + Eq + Clone> Keyed<K> {
             self.limiter.retain_recent();
         }
         self.limiter.check_key(key).map_err(|not_until| {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             // Whole seconds, at least one: a client that waits that long gets through.
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -138,6 +147,25 @@ impl RateLimits {
             Some(k) => k.check(&client_id.to_owned()),
             None => Ok(()),
         }
+    }
+
+    /// Requests each bucket has refused since the process started, by its metric label.
+    pub fn refusals(&self) -> Vec<(&'static str, u64)> {
+        let count = |k: Option<u64>| k.unwrap_or(0);
+        vec![
+            (
+                "token_address",
+                count(self.token_by_address.as_ref().map(Keyed::refused)),
+            ),
+            (
+                "token_client",
+                count(self.token_by_client.as_ref().map(Keyed::refused)),
+            ),
+            (
+                "api_client",
+                count(self.api_by_client.as_ref().map(Keyed::refused)),
+            ),
+        ]
     }
 
     /// An authenticated API request of `client_id`.

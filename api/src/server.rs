@@ -172,7 +172,7 @@ pub async fn build_server(
 pub async fn serve(settings: &Settings) -> Result<(), Error> {
     let url = &settings.database.url;
     tracing::info!(database = %redact_url(url), "connecting");
-    let db = crate::db::connect(url).await?;
+    let db = crate::db::connect_with(url, settings.database.statement_timeout()).await?;
     crate::db::prepare(&db, &settings.database).await?;
     let (server, addr) = build_server(settings, db.clone()).await?;
     tracing::info!(%addr, "listening");

@@ -194,6 +194,17 @@ pub struct DatabaseSettings {
     pub url: String,
     /// PostgreSQL: apply pending migrations on `serve` (SQLite always does).
     pub auto_migrate: bool,
+    /// PostgreSQL: `statement_timeout` of every connection of `serve` and `eod`, in seconds
+    /// (0: none). A statement running longer is cancelled and its transaction rolled back.
+    pub statement_timeout_seconds: u64,
+}
+
+impl DatabaseSettings {
+    /// [`Self::statement_timeout_seconds`], `None` when 0.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        (self.statement_timeout_seconds > 0)
+            .then(|| std::time::Duration::from_secs(self.statement_timeout_seconds))
+    }
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -201,6 +212,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &redact_url(&self.url))
             .field("auto_migrate", &self.auto_migrate)
+            .field("statement_timeout_seconds", &self.statement_timeout_seconds)
             .finish()
     }
 }

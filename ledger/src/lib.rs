@@ -49,5 +49,6 @@ pub use market::{
     Instrument, InstrumentKind, InstrumentStatus, MarketError, NewInstrument, PriceQuote,
 };
 pub use store::{
-    AsOf, BalanceReport, EntryPage, Ledger, TrialBalanceLine, begin_write, connect, create_asset_in,
+    AsOf, BalanceReport, EntryPage, Ledger, TrialBalanceLine, begin_write, connect, connect_with,
+    create_asset_in,
 };

@@ -6,7 +6,8 @@
 //! * every token names its key in `kid`; a token without one, or with a `kid` not in the
 //!   [`KeySet`], fails, as does one whose signature does not match that key;
 //! * `iss`, `aud`, `exp`, `iat` and `sub` are required; `iss` and `aud` must equal the
-//!   configured ones and `exp` must be in the future (leeway configurable, default 0);
+//!   configured ones and `exp` must be in the future (leeway configurable, default 0); a
+//!   token carrying `nbf` (tokens issued here do not) fails before that time;
 //! * the newest key signs; every key in the set verifies, so two keys are active during a
 //!   rotation (add the new key last, keep the old until the last token it signed expires).
 //!
@@ -101,6 +102,8 @@ pub enum JwtError {
     Signature,
     #[error("token expired")]
     Expired,
+    #[error("token not valid yet")]
+    NotYetValid,
     #[error("wrong issuer")]
     Issuer,
     #[error("wrong audience")]
@@ -224,7 +227,8 @@ impl KeySet {
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.leeway = config.leeway_seconds;
         validation.validate_exp = true;
-        validation.validate_nbf = false;
+        // Tokens issued here carry no `nbf`; one that does is not honoured before it.
+        validation.validate_nbf = true;
         validation.validate_aud = true;
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
@@ -292,6 +296,7 @@ impl KeySet {
             .map_err(|e| match e.into_kind() {
                 ErrorKind::InvalidSignature => JwtError::Signature,
                 ErrorKind::ExpiredSignature => JwtError::Expired,
+                ErrorKind::ImmatureSignature => JwtError::NotYetValid,
                 ErrorKind::InvalidIssuer => JwtError::Issuer,
                 ErrorKind::InvalidAudience => JwtError::Audience,
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {

@@ -431,14 +431,43 @@ pub(crate) async fn read_upload(
     if bytes.is_empty() {
         return Err(Problem::bad_request("the request body is empty"));
     }
-    if csv {
+    let mut upload = if csv {
         read_csv(&bytes, columns)
     } else {
         read_json(&bytes, key, columns)
-    }
+    }?;
+    bound_cells(&mut upload, columns);
+    Ok(upload)
+}
+
+/// Longest cell of an upload, in characters: codes, dates and decimals are far shorter, and
+/// a longer cell is neither read further nor echoed in the answer.
+pub const MAX_CELL_CHARS: usize = 200;
+
+/// Moves every row with a cell over [`MAX_CELL_CHARS`] to the upload's errors, naming it.
+fn bound_cells(upload: &mut Upload, columns: &[&'static str]) {
+    let (rows, errors) = (&mut upload.rows, &mut upload.errors);
+    rows.retain(|row| {
+        let long = row
+            .cells
+            .iter()
+            .zip(columns)
+            .find(|(cell, _)| cell.chars().count() > MAX_CELL_CHARS);
+        match long {
+            Some((_, col)) => {
+                errors.push(FieldError::new(
+                    row.label.field(col),
+                    format!("must be at most {MAX_CELL_CHARS} characters"),
+                ));
+                false
+            }
+            None => true,
+        }
+    });
 }
 
 fn read_json(bytes: &[u8], key: &'static str, columns: &[&'static str]) -> Result<Upload, Problem> {
+    crate::extract::check_depth(bytes)?;
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| Problem::bad_request(format!("malformed JSON: {e}")))?;
     let Value::Object(mut top) = value else {

@@ -1,5 +1,12 @@
 //! The token flow end to end, and every way a token or a credential can be wrong: each is a
 //! 401 (or 400 for a malformed token request) in problem+json, and nothing changes.
+//!
+//! The JWT attack set of issue 23 (item 4), where each is tried: `alg: none`, HS256 signed
+//! with the public key, expired, not yet valid (`nbf` ahead), wrong audience, wrong issuer,
+//! unknown `kid`, no `kid`, a foreign key reusing our `kid`, a tampered payload:
+//! [`bad_tokens_change_nothing`]; a revoked client and a suspended tenant:
+//! [`revocation_and_suspension`]; another tenant's ids (404 like a missing id, on every
+//! endpoint that takes one): `isolation.rs` `foreign_ids_look_missing`.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -217,6 +224,12 @@ async fn bad_tokens_change_nothing(backend: &'static str) {
         URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#)),
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap())
     );
+    let no_kid = jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims,
+        &EncodingKey::from_ed_pem(s.key_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
     // HS256 keyed with the published public key: the algorithm-confusion attack.
     let public_x = {
         let jwks = TestServer::read(
@@ -253,6 +266,15 @@ async fn bad_tokens_change_nothing(backend: &'static str) {
             "foreign key reusing our kid",
             Some(sign(&foreign_key, &kid, &claims)),
         ),
+        (
+            "not yet valid (nbf in the future)",
+            Some(sign(
+                &s.key_pem,
+                &kid,
+                &with(json!({"nbf": now + 600, "exp": now + 900})),
+            )),
+        ),
+        ("no kid", Some(no_kid)),
         ("alg none", Some(alg_none)),
         ("HS256 with the public key", Some(confused)),
         ("tampered payload", Some(tampered.join("."))),

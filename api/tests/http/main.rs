@@ -29,6 +29,8 @@ mod health;
 mod instruments;
 mod isolation;
 mod ledger_reads;
+mod limits;
+mod observability;
 mod operations_cli;
 mod projections;
 mod rate_limits;

@@ -102,8 +102,19 @@ pub async fn lock_all_books<C: ConnectionTrait>(db: &C) -> Result<(), LedgerErro
 }
 
 /// Opens a connection pool: `sqlite:` URLs get WAL, a busy timeout and foreign keys; anything
-/// else is handed to sea-orm (PostgreSQL).
+/// else is handed to sea-orm (PostgreSQL). No statement timeout: [`connect_with`] sets one.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, None).await
+}
+
+/// [`connect`], with PostgreSQL's `statement_timeout` set on every connection of the pool
+/// (sent in the startup packet, so a connection never runs a statement without it): a
+/// statement running longer is cancelled by the server, its transaction aborted and rolled
+/// back. SQLite has no such setting; its waits are bounded by the 30 s busy timeout.
+pub async fn connect_with(
+    url: &str,
+    statement_timeout: Option<Duration>,
+) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         use sea_orm::sqlx::ConnectOptions as _;
         let opts = SqliteConnectOptions::from_str(url)
@@ -146,6 +157,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         let mut opts = ConnectOptions::new(url);
         opts.max_connections(16).sqlx_logging(false);
+        if let Some(limit) = statement_timeout {
+            let ms = limit.as_millis().to_string();
+            opts.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));
+        }
         Database::connect(opts).await
     }
 }
@@ -275,7 +290,7 @@ pub struct Ledger {
     db: DatabaseConnection,
     assets: Arc<AssetCache>,
     writer: mpsc::Sender<Job>,
-    /// Entries written (replays not counted) by this process's writer, for metrics.
+    /// Entries written (replays not counted) by this handle and its clones, for metrics.
     written: Arc<AtomicU64>,
 }
 
@@ -300,8 +315,10 @@ impl Ledger {
         }
     }
 
-    /// How many entries this handle's writer has written since it started (an idempotent
-    /// replay writes nothing and is not counted). A process-local counter, for metrics.
+    /// How many entries this handle has written since it started, through its writer or in a
+    /// caller's transaction ([`Ledger::post_batch_in`]: deposits, withdrawals, contributions,
+    /// end of day); an idempotent replay writes nothing and is not counted. A process-local
+    /// counter, for metrics.
     pub fn entries_written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
@@ -481,7 +498,13 @@ impl Ledger {
         check_batch(entries.len())?;
         let ops: Vec<Operation> = entries.into_iter().map(Operation::Post).collect();
         let mut results = execute_in(txn, &self.assets, &[(&ops, true)]).await?;
-        let outcomes = results.pop().unwrap_or_else(|| Ok(Vec::new()))?;
+        let result = results.pop().unwrap_or_else(|| Ok(Vec::new()));
+        // Counted when written: the caller commits almost always (a movement is refused before
+        // it posts, an end-of-day step fails whole), so counting after its commit would buy
+        // little for a hook in every caller.
+        self.written
+            .fetch_add(new_entries(&result), Ordering::Relaxed);
+        let outcomes = result?;
         outcomes
             .into_iter()
             .map(|o| single_entry(Ok(vec![o])))

@@ -405,6 +405,12 @@ pub async fn expected_date<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDat
         .and_then(|d| d.checked_add_days(Days::new(1))))
 }
 
+/// The latest date end of day has started (finished or not; `None` before the first run):
+/// what `/metrics` reports the steps of.
+pub async fn latest_date<C: ConnectionTrait>(db: &C) -> Result<Option<NaiveDate>, EodError> {
+    date_of(db, "SELECT MAX(business_date) FROM eod_runs").await
+}
+
 /// The one date a query of one row and one column gives (`None` for no row or NULL).
 pub(crate) async fn date_of<C: ConnectionTrait>(
     db: &C,
