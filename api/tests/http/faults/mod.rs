@@ -202,7 +202,11 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_file(&self.log);
+        if std::thread::panicking() {
+            eprintln!("wrapd serve's log kept: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
