@@ -11,6 +11,9 @@
 //! counts claims). Postings are also compared by account code, entry sequence and index, so an
 //! entry whose id differs is still compared line by line; both databases' hash chains verify.
 //!
+//! The start: `book_with_plans` (plans, a goal, a withdrawal plan, a price) and a second
+//! distributor's `FAULT_EOD_WRAPS` (default 20) funded wraps.
+//!
 //! Sizes: `FAULT_KILLS` (default 6: kills that landed on a running process), `FAULT_EOD_DAYS`
 //! (4: the range grows by as much whenever a run finishes before its kill), the kill moment
 //! drawn uniformly in 0..=`FAULT_EOD_KILL_MAX_MS` (1000) after the start.
@@ -259,14 +262,14 @@ async fn copy_of(server: &TestServer, backend: &str) -> (String, Box<dyn std::an
     } else {
         let copy = testing::EmptyDb::create("postgres").await;
         // pg_dump takes one consistent snapshot online; psql replays it into the empty database.
-        let dump = Command::new("pg_dump")
+        let mut dump = Command::new("pg_dump")
             .args(["--no-owner", "--no-privileges", "--dbname", &server.url])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let restore = Command::new("psql")
             .args(["-q", "-v", "ON_ERROR_STOP=1", "--dbname", &copy.url])
-            .stdin(dump.stdout.unwrap())
+            .stdin(dump.stdout.take().unwrap())
             .stdout(Stdio::null())
             .output()
             .unwrap();
@@ -275,6 +278,7 @@ async fn copy_of(server: &TestServer, backend: &str) -> (String, Box<dyn std::an
             "{}",
             String::from_utf8_lossy(&restore.stderr)
         );
+        assert!(dump.wait().unwrap().success(), "pg_dump failed");
         (copy.url.clone(), Box::new(copy))
     }
 }
@@ -287,6 +291,27 @@ async fn killed_eod_resumes_to_the_same_books(backend: &'static str) {
     let d1 = first_business_day();
     let server = TestServer::start(backend).await;
     book_with_plans(&server, d1).await;
+    // More wraps with money, at a second distributor, so each date has work to be killed in.
+    let more = super::book(&server, env_usize("FAULT_EOD_WRAPS", 20)).await;
+    for (n, (customer, wrap)) in more.customers.iter().enumerate() {
+        for (path, amount) in [
+            (format!("/v1/customers/{customer}/deposits"), 1_000_000),
+            (
+                format!("/v1/wraps/{wrap}/contributions"),
+                100_000 + 10_000 * n,
+            ),
+        ] {
+            server
+                .post_idem(
+                    &more.bank,
+                    &path,
+                    &uuid::Uuid::now_v7().to_string(),
+                    serde_json::json!({ "amount": amount.to_string() }),
+                )
+                .await
+                .ok(201);
+        }
+    }
     let (copy_url, copy_guard) = copy_of(&server, backend).await;
     let calm_db = api::db::connect(&copy_url).await.unwrap();
     let known = ids_of(&books_of(&calm_db, None).await);
