@@ -297,7 +297,7 @@ pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// Whether `e`, or any error in its `source()` chain, says the database could not be reached or
 /// the connection broke (as opposed to a statement the database refused): the pool timed out
-/// or is closed, an I/O error or TLS failure on the socket, a broken protocol stream, or
+/// waiting for a connection, an I/O error or TLS failure on the socket, a broken protocol stream, or
 /// PostgreSQL's SQLSTATE classes 08 (connection exception) and 57P01-57P03 (the server is
 /// shutting down, crashed or starting up).
 pub fn database_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -308,8 +308,8 @@ pub fn database_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
         if let Some(db) = e.downcast_ref::<sea_orm::DbErr>() {
             return db_err_unreachable(db);
         }
-        if e.is::<sea_orm::error::ConnAcquireErr>() {
-            return true;
+        if let Some(acquire) = e.downcast_ref::<sea_orm::error::ConnAcquireErr>() {
+            return *acquire == sea_orm::error::ConnAcquireErr::Timeout;
         }
         if let Some(sea_orm::RuntimeErr::SqlxError(sqlx)) = e.downcast_ref::<sea_orm::RuntimeErr>()
         {
@@ -326,12 +326,12 @@ pub fn database_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
 fn db_err_unreachable(e: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     match e {
-        DbErr::ConnectionAcquire(_) => true,
+        // A closed pool is this process shutting down (or a bug), not the database away:
+        // it will not come back by itself.
+        DbErr::ConnectionAcquire(acquire) => *acquire == sea_orm::error::ConnAcquireErr::Timeout,
         DbErr::Conn(RuntimeErr::SqlxError(e))
         | DbErr::Exec(RuntimeErr::SqlxError(e))
         | DbErr::Query(RuntimeErr::SqlxError(e)) => sqlx_unreachable(e),
-        // A connection error sea-orm made itself (no sqlx error inside).
-        DbErr::Conn(_) => true,
         _ => false,
     }
 }
@@ -339,12 +339,7 @@ fn db_err_unreachable(e: &sea_orm::DbErr) -> bool {
 fn sqlx_unreachable(e: &sea_orm::sqlx::Error) -> bool {
     use sea_orm::sqlx::Error as E;
     match e {
-        E::Io(_)
-        | E::Tls(_)
-        | E::Protocol(_)
-        | E::PoolTimedOut
-        | E::PoolClosed
-        | E::WorkerCrashed => true,
+        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolTimedOut | E::WorkerCrashed => true,
         E::Database(db) => db
             .code()
             .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
@@ -558,8 +553,13 @@ mod tests {
         ] {
             assert_eq!((p.status, p.retry_after), (503, Some(1)), "{p}");
         }
-        // A statement the database refused is still a 500.
-        let p = Problem::from(DbErr::Custom("boom".into()));
-        assert_eq!((p.status, p.retry_after), (500, None));
+        // A statement the database refused, or this process's pool closed, is still a 500.
+        for e in [
+            DbErr::Custom("boom".into()),
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        ] {
+            let p = Problem::from(e);
+            assert_eq!((p.status, p.retry_after), (500, None));
+        }
     }
 }
