@@ -8,7 +8,12 @@
 //!
 //! Status codes: 400 malformed request (syntax, unknown or unparsable parameter), 401 no
 //! valid token, 403 authenticated but not allowed, 404 nothing there (or not yours), 409 the
-//! state forbids it, 413 body too large, 415 not JSON, 422 well-formed but breaks a rule.
+//! state forbids it, 413 body too large, 415 not JSON, 422 well-formed but breaks a rule,
+//! 503 with `Retry-After` when the database cannot be reached (a connection refused or cut,
+//! the pool's acquire timeout, the server shutting down): the request's transaction did not
+//! commit, or, if the connection broke during the commit, its retry with the same
+//! `Idempotency-Key` answers what was done; either way, trying again is the remedy, not a bug
+//! report (tried by `api/tests/http/faults/db_outage.rs`).
 
 use std::fmt;
 
@@ -254,6 +259,19 @@ impl Problem {
         .with_detail(detail)
     }
 
+    /// 503 with `Retry-After` when `cause` (or an error it wraps) is the database being out of
+    /// reach ([`database_unreachable`]), else 500 as [`Problem::internal`].
+    pub fn internal_or_unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        if database_unreachable(cause) {
+            tracing::warn!(error = %cause, "database unreachable: answering 503");
+            let mut p = Self::unavailable("the database is not reachable; retry shortly");
+            p.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECONDS);
+            p
+        } else {
+            Self::internal(&cause)
+        }
+    }
+
     /// The status as a [`StatusCode`].
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -284,6 +302,62 @@ impl Problem {
             response.insert_header((RETRY_AFTER, HeaderValue::from(seconds)));
         }
         response.body(body)
+    }
+}
+
+/// `Retry-After` of a 503 for an unreachable database: long enough for a pool to reconnect,
+/// short enough that a client retrying a money request is not kept waiting.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Whether `e`, or any error in its `source()` chain, says the database could not be reached or
+/// the connection broke (as opposed to a statement the database refused): the pool timed out
+/// waiting for a connection, an I/O error or TLS failure on the socket, a broken protocol stream, or
+/// PostgreSQL's SQLSTATE classes 08 (connection exception) and 57P01-57P03 (the server is
+/// shutting down, crashed or starting up).
+pub fn database_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        // A wrapper marked `#[error(transparent)]` (tenants' `Db`) hands out its inner error's
+        // source, not the inner error: so the parts of a `DbErr` are looked for too.
+        if let Some(db) = e.downcast_ref::<sea_orm::DbErr>() {
+            return db_err_unreachable(db);
+        }
+        if let Some(acquire) = e.downcast_ref::<sea_orm::error::ConnAcquireErr>() {
+            return *acquire == sea_orm::error::ConnAcquireErr::Timeout;
+        }
+        if let Some(sea_orm::RuntimeErr::SqlxError(sqlx)) = e.downcast_ref::<sea_orm::RuntimeErr>()
+        {
+            return sqlx_unreachable(sqlx);
+        }
+        if let Some(sqlx) = e.downcast_ref::<sea_orm::sqlx::Error>() {
+            return sqlx_unreachable(sqlx);
+        }
+        next = e.source();
+    }
+    false
+}
+
+fn db_err_unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        // A closed pool is this process shutting down (or a bug), not the database away:
+        // it will not come back by itself.
+        DbErr::ConnectionAcquire(acquire) => *acquire == sea_orm::error::ConnAcquireErr::Timeout,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => sqlx_unreachable(e),
+        _ => false,
+    }
+}
+
+fn sqlx_unreachable(e: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::Protocol(_) | E::PoolTimedOut | E::WorkerCrashed => true,
+        E::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
     }
 }
 
@@ -325,7 +399,8 @@ impl From<tenants::TenantsError> for Problem {
             E::Validation { field, message } => Problem::invalid_field(field, message),
             E::NotFound => Problem::not_found("no such object"),
             E::Conflict(detail) => Problem::conflict(detail),
-            E::Crypto(_) | E::Corrupt(_) | E::Db(_) => Problem::internal(&e),
+            E::Db(_) => Problem::internal_or_unavailable(&e),
+            E::Crypto(_) | E::Corrupt(_) => Problem::internal(&e),
         }
     }
 }
@@ -342,7 +417,7 @@ impl From<ledger::LedgerError> for Problem {
                 "Refused by the Ledger",
             )
             .with_detail(refusal.to_string()),
-            other => Problem::internal(&other),
+            other => Problem::internal_or_unavailable(&other),
         }
     }
 }
@@ -355,7 +430,7 @@ impl From<tenants::Forbidden> for Problem {
 
 impl From<sea_orm::DbErr> for Problem {
     fn from(e: sea_orm::DbErr) -> Self {
-        Problem::internal(&e)
+        Problem::internal_or_unavailable(&e)
     }
 }
 
@@ -469,7 +544,38 @@ impl From<wraps::reports::ReportError> for Problem {
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::DbErr;
+    use sea_orm::error::ConnAcquireErr;
+
     use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after_however_wrapped() {
+        let timeout = || DbErr::ConnectionAcquire(ConnAcquireErr::Timeout);
+        let io = || {
+            DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(
+                sea_orm::sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            )))
+        };
+        // Tenants' `Db` is transparent: its source is the DbErr's own source.
+        for p in [
+            Problem::from(timeout()),
+            Problem::from(io()),
+            Problem::from(tenants::TenantsError::Db(timeout())),
+            Problem::from(tenants::TenantsError::Db(io())),
+            Problem::from(ledger::LedgerError::Storage(io())),
+        ] {
+            assert_eq!((p.status, p.retry_after), (503, Some(1)), "{p}");
+        }
+        // A statement the database refused, or this process's pool closed, is still a 500.
+        for e in [
+            DbErr::Custom("boom".into()),
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        ] {
+            let p = Problem::from(e);
+            assert_eq!((p.status, p.retry_after), (500, None));
+        }
+    }
 
     #[test]
     fn a_cancelled_statement_is_unavailable_not_a_fault() {

@@ -122,7 +122,20 @@ impl TestServer {
         first_day: &str,
         tune: impl FnOnce(&mut Settings),
     ) -> Self {
-        let database = testing::fresh(backend, api::db::connect).await;
+        Self::start_in(
+            testing::fresh(backend, api::db::connect).await,
+            first_day,
+            tune,
+        )
+        .await
+    }
+
+    /// A server over `database` (say, one on a PostgreSQL server the test runs itself).
+    pub async fn start_in(
+        database: testing::TestDb,
+        first_day: &str,
+        tune: impl FnOnce(&mut Settings),
+    ) -> Self {
         let (url, db) = (database.url.clone(), database.db.clone());
         let mut settings = Settings::builtin().unwrap();
         settings.server.bind = "127.0.0.1:0".to_owned();

@@ -24,6 +24,7 @@ mod eod_returns;
 mod eod_trading;
 mod eod_year;
 mod errors;
+mod faults;
 mod goals;
 mod health;
 mod instruments;

@@ -101,6 +101,9 @@ pub async fn lock_all_books<C: ConnectionTrait>(db: &C) -> Result<(), LedgerErro
     Ok(())
 }
 
+/// How long a PostgreSQL request waits for a pooled connection before it fails (a 503).
+pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens a connection pool: `sqlite:` URLs get WAL, a busy timeout and foreign keys; anything
 /// else is handed to sea-orm (PostgreSQL). No statement timeout: [`connect_with`] sets one.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
@@ -156,7 +159,13 @@ pub async fn connect_with(
         Ok(SqlxSqliteConnector::from_sqlx_sqlite_pool(pool))
     } else {
         let mut opts = ConnectOptions::new(url);
-        opts.max_connections(16).sqlx_logging(false);
+        // A request waits at most PG_ACQUIRE_TIMEOUT for a connection: while the server is
+        // down the pool retries a refused connection until then, and sqlx's default (30 s) kept
+        // each request hanging that long before its 503 (api/src/problem.rs); the readiness
+        // probe and clients retrying with their Idempotency-Key do better with a prompt answer.
+        opts.max_connections(16)
+            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+            .sqlx_logging(false);
         if let Some(limit) = statement_timeout {
             let ms = limit.as_millis().to_string();
             opts.map_sqlx_postgres_opts(move |o| o.options([("statement_timeout", ms.as_str())]));

@@ -62,7 +62,27 @@ pub async fn fresh<E: Debug>(
     backend: &'static str,
     connect: impl AsyncFn(&str) -> Result<DatabaseConnection, E>,
 ) -> TestDb {
-    let EmptyDb { name, url, place } = EmptyDb::create(backend).await;
+    migrated(EmptyDb::create(backend).await, connect).await
+}
+
+/// A fresh database, as [`fresh`], on the PostgreSQL server of `admin_url` rather than
+/// `WRAP_TEST_POSTGRES_URL`'s: for a test that runs (and stops) a server of its own.
+pub async fn fresh_postgres_at<E: Debug>(
+    admin_url: &str,
+    connect: impl AsyncFn(&str) -> Result<DatabaseConnection, E>,
+) -> TestDb {
+    migrated(
+        EmptyDb::create_postgres(admin_url.to_owned()).await,
+        connect,
+    )
+    .await
+}
+
+async fn migrated<E: Debug>(
+    empty: EmptyDb,
+    connect: impl AsyncFn(&str) -> Result<DatabaseConnection, E>,
+) -> TestDb {
+    let EmptyDb { name, url, place } = empty;
     let db = connect(&url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to the test database {url}: {e:?}"));
@@ -104,25 +124,31 @@ impl EmptyDb {
                 }
             }
             "postgres" => {
-                let admin_url =
-                    postgres_admin_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set"));
-                let database = format!("wrap_test_{id}");
-                let admin = admin(&admin_url).await;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot create the database {database}: {e}"));
-                let _ = admin.close().await;
-                Self {
-                    name: "postgres",
-                    url: with_database(&admin_url, &database),
-                    place: Place::Postgres {
-                        admin_url,
-                        database,
-                    },
-                }
+                Self::create_postgres(
+                    postgres_admin_url().unwrap_or_else(|| panic!("{POSTGRES_URL_VAR} is not set")),
+                )
+                .await
             }
             other => panic!("unknown test backend {other:?} (sqlite or postgres)"),
+        }
+    }
+
+    /// A fresh PostgreSQL database on the server of `admin_url`.
+    pub async fn create_postgres(admin_url: String) -> Self {
+        let database = format!("wrap_test_{}", Uuid::now_v7().simple());
+        let admin = admin(&admin_url).await;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the database {database}: {e}"));
+        let _ = admin.close().await;
+        Self {
+            name: "postgres",
+            url: with_database(&admin_url, &database),
+            place: Place::Postgres {
+                admin_url,
+                database,
+            },
         }
     }
 }
