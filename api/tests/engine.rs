@@ -6,6 +6,8 @@
 //! the virtual layer reconciles to the omnibus, a finished range run again changes nothing,
 //! and the same seed gives the same books (the demo's figures are reproducible).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::NaiveDate;
 use ledger::Ledger;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
@@ -29,7 +31,8 @@ async fn figures(db: &DatabaseConnection) -> (i64, i64, i64, i64) {
     (
         one("SELECT COUNT(*) FROM eod_runs WHERE status = 'finished'").await,
         one("SELECT COUNT(*) FROM wrap_snapshots").await,
-        one("SELECT COALESCE(SUM(nav), 0) FROM wrap_snapshots").await,
+        // PostgreSQL sums BIGINTs as NUMERIC.
+        one("SELECT CAST(COALESCE(SUM(nav), 0) AS BIGINT) FROM wrap_snapshots").await,
         one("SELECT COUNT(*) FROM ledger_entries").await,
     )
 }
@@ -52,17 +55,9 @@ async fn seeded_run(backend: &'static str, to: NaiveDate) -> (testing::TestDb, V
         client_id: "engine-test".to_owned(),
         request_id: format!("engine:{}", Uuid::now_v7()),
     };
-    let days = wraps::eod::run(
-        &t.db,
-        &ledger,
-        api::demo::FIRST,
-        to,
-        &actor,
-        &guard,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let days = wraps::eod::run(&t.db, &ledger, api::demo::FIRST, to, &actor, &guard, &Quiet)
+        .await
+        .unwrap();
     for day in &days {
         assert!(!day.already_finished, "{} ran before", day.date);
         assert_eq!(day.awaiting_fills, None, "{} waits for fills", day.date);
@@ -71,17 +66,9 @@ async fn seeded_run(backend: &'static str, to: NaiveDate) -> (testing::TestDb, V
     }
     // Run again: every date is reported finished and nothing changes.
     let before = figures(&t.db).await;
-    let again = wraps::eod::run(
-        &t.db,
-        &ledger,
-        api::demo::FIRST,
-        to,
-        &actor,
-        &guard,
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let again = wraps::eod::run(&t.db, &ledger, api::demo::FIRST, to, &actor, &guard, &Quiet)
+        .await
+        .unwrap();
     assert!(again.iter().all(|d| d.already_finished));
     assert_eq!(figures(&t.db).await, before);
     guard.release().await;
@@ -100,7 +87,11 @@ async fn seeded_run(backend: &'static str, to: NaiveDate) -> (testing::TestDb, V
 async fn end_of_day_runs_as_an_engine(backend: &'static str) {
     let to = api::demo::FIRST + chrono::Days::new(9);
     let (first, dates) = seeded_run(backend, to).await;
-    assert_eq!(dates.len(), 10, "every calendar day from the first: {dates:?}");
+    assert_eq!(
+        dates.len(),
+        10,
+        "every calendar day from the first: {dates:?}"
+    );
     let (finished, snapshots, nav, entries) = figures(&first.db).await;
     assert_eq!(finished, 10);
     assert_eq!(snapshots, 10 * WRAPS as i64, "each wrap valued each day");
