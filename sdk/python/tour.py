@@ -16,7 +16,7 @@ import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from wrap_client import AuthenticatedClient, Client
@@ -46,6 +46,7 @@ from wrap_client.models import (
     OpenWrap,
     PriceInput,
     PriceUpload,
+    Problem,
     ProposeAgreement,
     RebalanceCalendar,
     Role,
@@ -71,11 +72,15 @@ def show(response: httpx.Response) -> None:
 HOOKS = {"event_hooks": {"response": [show]}}
 
 
-def ok(answer: Response[Any], status: HTTPStatus) -> Any:
+T = TypeVar("T")
+
+
+def ok(answer: Response[T | Problem], status: HTTPStatus) -> T:
     """The parsed answer, after checking its status (the problem it answered otherwise)."""
-    if answer.status_code != status:
+    parsed = answer.parsed
+    if answer.status_code != status or parsed is None or isinstance(parsed, Problem):
         sys.exit(f"tour.py: expected {status.value}, got {answer.status_code}: {answer.content!r}")
-    return answer.parsed
+    return parsed
 
 
 def same(what: str, got: Any, want: Any) -> None:
