@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python_generator="openapi-python-client==0.29.1"
+# The build backend of the package it writes (pyproject.toml asks for poetry-core 2), kept in
+# the venv so that installing the package builds it there, without fetching it each time.
+python_backend="poetry-core==2.5.0"
 
 wrapd="${1:-}"
 if [ -z "$wrapd" ]; then
@@ -35,8 +38,9 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --quiet --disable-pip-version-check)
-if ! "$venv/bin/openapi-python-client" --version 2>/dev/null | grep -qx "openapi-python-client version: ${python_generator#*==}"; then
-    "${pip[@]}" install "$python_generator"
+if ! "$venv/bin/openapi-python-client" --version 2>/dev/null | grep -qx "openapi-python-client version: ${python_generator#*==}" ||
+    ! "$venv/bin/python" -c 'import poetry.core' 2>/dev/null; then
+    "${pip[@]}" install "$python_generator" "$python_backend"
 fi
 PATH="$PWD/$venv/bin:$PATH" "$venv/bin/openapi-python-client" generate \
     --path "$out/openapi.json" --output-path "$out/python" \
@@ -50,7 +54,7 @@ if grep '^WARNING' "$out/python-generator.log" | grep -Ev 'POST /v1/prices |POST
     echo "sdk: openapi-python-client left something out (above; $out/python-generator.log)" >&2
     exit 1
 fi
-"${pip[@]}" install --no-deps --force-reinstall "$out/python"
+"${pip[@]}" install --no-deps --no-build-isolation --force-reinstall "$out/python"
 "$venv/bin/python" -c 'import wrap_client, wrap_client.api, wrap_client.models'
 echo "sdk: $out/python (wrap_client, installed into $venv)"
 
