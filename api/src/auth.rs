@@ -195,7 +195,7 @@ pub struct TokenRequest {
 /// `error_description` members: `invalid_request`, `unsupported_grant_type`,
 /// `invalid_client` (401; the same answer for every kind of bad credential).
 #[utoipa::path(
-    post, path = "/oauth/token", tag = "auth",
+    post, path = "/oauth/token", tag = "auth", operation_id = "issue_token",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "A token", body = TokenResponse),

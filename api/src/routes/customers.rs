@@ -439,8 +439,8 @@ pub struct CashMovementResult {
 /// writers; `Idempotency-Key` required).
 #[utoipa::path(
     post, path = "/v1/customers/{id}/deposits", tag = "customers",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry")),
-    request_body = CashMovement,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry", example = "dep-SETTLE-0001")),
+    request_body(content = CashMovement, example = json!({"amount": "1000000", "reference": "SETTLE-0001"})),
     responses(
         (status = 201, body = CashMovementResult),
         (status = 400, description = "No Idempotency-Key", body = Problem, content_type = "application/problem+json"),
@@ -463,8 +463,8 @@ pub async fn deposit(
 /// `Idempotency-Key` required). Never more than the available balance.
 #[utoipa::path(
     post, path = "/v1/customers/{id}/withdrawals", tag = "customers", operation_id = "withdraw_customer_cash",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry")),
-    request_body = CashMovement,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry", example = "wd-PAYOUT-0001")),
+    request_body(content = CashMovement, example = json!({"amount": "200000", "currency": "JPY", "reference": "PAYOUT-0001"})),
     responses(
         (status = 201, body = CashMovementResult),
         (status = 400, description = "No Idempotency-Key", body = Problem, content_type = "application/problem+json"),

@@ -191,7 +191,10 @@ fn minor(
 #[utoipa::path(
     post, path = "/v1/instructions/{id}/fills", tag = "instructions",
     params(("id" = Uuid, Path)),
-    request_body = FillReport,
+    request_body(content = FillReport, examples(
+        ("partial" = (summary = "A partial fill", value = json!({"fill_id": "OMS-20261124-000123-1", "units": "11538", "amount": "15000"}))),
+        ("final" = (summary = "The last fill: the instruction completes", value = json!({"fill_id": "OMS-20261124-000123-2", "units": "7692", "amount": "10000", "final": true}))),
+    )),
     responses(
         (status = 201, description = "Recorded (a replay of the same report answers the same, with `idempotent-replayed: true`)", body = ReportAnswer),
         (status = 403, description = "Not a distributor writer", body = Problem, content_type = "application/problem+json"),

@@ -772,7 +772,13 @@ async fn check_prices(state: &AppState, upload: Upload) -> Result<Vec<PriceRow>,
 /// finished (409 naming the dates).
 #[utoipa::path(
     post, path = "/v1/prices", tag = "market data",
-    request_body(content((PriceUpload = "application/json"), (String = "text/csv"))),
+    request_body(content(
+        (PriceUpload = "application/json", example = json!({"prices": [
+            {"instrument": "JP90C000AAA1", "date": "2026-11-24", "price": "12345"},
+            {"instrument": "JP90C000BBB2", "date": "2026-11-24", "price": "9876"}
+        ]})),
+        (String = "text/csv", example = json!("instrument,date,price\nJP90C000AAA1,2026-11-24,12345\nJP90C000BBB2,2026-11-24,9876\n")),
+    )),
     responses(
         (status = 200, body = UploadCounts),
         (status = 403, body = Problem, content_type = "application/problem+json"),

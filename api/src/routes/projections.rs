@@ -242,7 +242,7 @@ pub struct NeededContribution {
     params(
         ("id" = Uuid, Path),
         ("paths" = Option<u32>, Query, description = "Monte Carlo paths, 10,000 (default) to 100,000"),
-        ("seed" = Option<u64>, Query, description = "Generator seed; defaults to one fixed per strategy, shared by all its wraps and by end of day, so the default answer matches the end-of-day figure for the same inputs"),
+        ("seed" = Option<String>, Query, pattern = "^[0-9]{1,20}$", example = "7", description = "Generator seed, a whole number 0 to 18446744073709551615 (the answer's `seed`, a decimal string: above int64); defaults to one fixed per strategy, shared by all its wraps and by end of day, so the default answer matches the end-of-day figure for the same inputs"),
         ("target_probability" = Option<String>, Query, description = "Also find the extra monthly contribution reaching this probability, e.g. 0.8"),
     ),
     responses(

@@ -136,7 +136,11 @@ pub struct OpenWrap {
 #[utoipa::path(
     post, path = "/v1/customers/{id}/wraps", tag = "wraps",
     params(("id" = Uuid, Path, description = "The customer")),
-    request_body = OpenWrap,
+    request_body(content = OpenWrap, example = json!({
+        "agreement_id": "01a1ffc1-a030-7c3e-9d1b-5f2a8e4c6d70",
+        "name": "Retirement",
+        "goal": {"name": "Retire at 65", "target_amount": "20000000", "target_date": "2045-04-01"}
+    })),
     responses(
         (status = 201, body = Wrap),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -464,8 +468,8 @@ pub struct ContributionResult {
 /// `Idempotency-Key` required). It is invested at the next end of day.
 #[utoipa::path(
     post, path = "/v1/wraps/{id}/contributions", tag = "wraps",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    request_body = Contribution,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry", example = "con-2026-11-24-0001")),
+    request_body(content = Contribution, example = json!({"amount": "600000"})),
     responses(
         (status = 201, body = ContributionResult),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -559,8 +563,11 @@ pub struct WrapSwitch {
 /// (distributor writers; `Idempotency-Key` required).
 #[utoipa::path(
     post, path = "/v1/wraps/{id}/withdrawals", tag = "wraps", operation_id = "withdraw_from_wrap",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    request_body = WrapWithdrawal,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry", example = "wd-2026-11-24-0001")),
+    request_body(content = WrapWithdrawal, examples(
+        ("amount" = (summary = "An amount", value = json!({"amount": "100000"}))),
+        ("all" = (summary = "Everything (the wrap stays open, empty)", value = json!({"all": true}))),
+    )),
     responses(
         (status = 202, description = "Recorded; end of day fulfils it", body = Movement),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -589,8 +596,11 @@ pub async fn withdraw(
 /// `Idempotency-Key` required).
 #[utoipa::path(
     post, path = "/v1/wraps/{id}/switches", tag = "wraps",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
-    request_body = WrapSwitch,
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key and body on a retry", example = "sw-2026-11-24-0001")),
+    request_body(content = WrapSwitch, examples(
+        ("amount" = (summary = "An amount", value = json!({"to_wrap_id": "01a1ffc1-b2c4-7d01-8e6f-3a9b0c1d2e3f", "amount": "50000"}))),
+        ("all" = (summary = "Everything", value = json!({"to_wrap_id": "01a1ffc1-b2c4-7d01-8e6f-3a9b0c1d2e3f", "all": true}))),
+    )),
     responses(
         (status = 202, description = "Recorded; end of day fulfils it", body = Movement),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -698,7 +708,7 @@ pub struct CloseResult {
 /// day sells everything, collects the fees accrued and not yet paid, and pays the rest back.
 #[utoipa::path(
     post, path = "/v1/wraps/{id}/close", tag = "wraps",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "Same key on a retry (the request has no body, or `{}`)", example = "close-2026-11-24-0001")),
     responses(
         (status = 200, body = CloseResult),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -805,7 +815,10 @@ pub struct CreatePlan {
 #[utoipa::path(
     post, path = "/v1/wraps/{id}/plans", tag = "wraps",
     params(("id" = Uuid, Path)),
-    request_body = CreatePlan,
+    request_body(content = CreatePlan, examples(
+        ("contribution" = (summary = "A monthly contribution (積立)", value = json!({"kind": "contribution", "amount": "30000", "day_of_month": 27}))),
+        ("withdrawal" = (summary = "A quarterly withdrawal of 1 % of the value (取り崩し)", value = json!({"kind": "withdrawal", "percentage": "0.01", "frequency": "quarterly", "day_of_month": 15, "start_date": "2027-01-15"}))),
+    )),
     responses(
         (status = 201, body = Plan),
         (status = 404, body = Problem, content_type = "application/problem+json"),

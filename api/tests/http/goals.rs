@@ -155,7 +155,7 @@ async fn end_of_day_stores_each_goal(backend: &'static str) {
     assert_eq!(g["current_value"], "1000000");
     assert_eq!(g["as_of"], d.to_string());
     assert_eq!(g["months"], i64::from(months));
-    assert_eq!(g["seed"], strategy_seed(m.strategy_id));
+    assert_eq!(g["seed"], strategy_seed(m.strategy_id).to_string());
     assert_eq!(g["probability"], probability.as_str());
     assert_eq!(g["standard_error"], standard_error.as_str());
     assert_eq!(
@@ -187,6 +187,7 @@ async fn end_of_day_stores_each_goal(backend: &'static str) {
     // The agreement's 1.1 % with 10 % tax: 0.011 × 1.1 = 0.0121.
     assert_eq!(days[0]["fee_rate_annual"], "0.0121");
     assert_eq!(days[0]["paths"], 10000);
+    assert_eq!(days[0]["seed"], strategy_seed(m.strategy_id).to_string());
     assert_eq!(days[0]["plans_counted"], 0);
     // The median value at the target date is the fan chart's last p50.
     let fan = g["fan"].as_array().unwrap();

@@ -143,9 +143,10 @@ async fn goal(backend: &'static str) {
     assert_eq!(g["fee_rate_annual"], "0.0121");
     assert_eq!(g["plans_counted"], 0);
     // The default seed is the strategy's (its id's halves folded: hi XOR lo), shared by all
-    // its wraps; no end of day has run, so there is no end-of-day figure yet.
+    // its wraps, sent as a decimal string (it uses all 64 bits: above int64 and JSON's exact
+    // integers); no end of day has run, so there is no end-of-day figure yet.
     let (hi, lo) = m.strategy_id.as_u64_pair();
-    assert_eq!(g["seed"], hi ^ lo);
+    assert_eq!(g["seed"], (hi ^ lo).to_string());
     assert!(g["end_of_day"].is_null(), "{g}");
     let months = g["months"].as_u64().unwrap();
     assert!((59..=60).contains(&months), "{months}");
@@ -168,6 +169,12 @@ async fn goal(backend: &'static str) {
     assert_eq!(server.get(&m.bank, &path).await.ok(200), &g);
     let other_seed = server.get(&m.bank, &format!("{path}?seed=7")).await;
     assert_ne!(other_seed.ok(200)["fan"], g["fan"]);
+    assert_eq!(other_seed.ok(200)["seed"], "7");
+    // Every u64 is a seed, above int64 too, and comes back digit for digit.
+    for big in ["9223372036854775808", "18446744073709551615"] {
+        let r = server.get(&m.bank, &format!("{path}?seed={big}")).await;
+        assert_eq!(r.ok(200)["seed"], big);
+    }
 
     // A monthly plan of 20,000 lifts it, and the closed form no longer applies.
     server
@@ -210,7 +217,14 @@ async fn goal(backend: &'static str) {
         .get(&m.bank, &format!("/v1/wraps/{no_goal}/goal"))
         .await
         .problem(409);
-    for q in ["paths=5", "target_probability=1.5", "seed=x", "colour=red"] {
+    for q in [
+        "paths=5",
+        "target_probability=1.5",
+        "seed=x",
+        "seed=-1",
+        "seed=18446744073709551616",
+        "colour=red",
+    ] {
         server
             .get(&m.bank, &format!("{path}?{q}"))
             .await

@@ -22,10 +22,13 @@ use crate::error::LedgerError;
 #[serde(rename_all = "snake_case")]
 pub enum AsOf {
     /// The current balance, with holds.
+    #[schema(title = "AsOfNow")]
     Now,
     /// Posted entries whose business date is on or before this date.
+    #[schema(title = "AsOfEffectiveDate")]
     EffectiveDate(NaiveDate),
     /// Posted entries booked at or before this instant.
+    #[schema(title = "AsOfBookedAt")]
     BookedAt(DateTime<Utc>),
 }
 

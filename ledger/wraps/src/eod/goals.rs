@@ -577,6 +577,9 @@ pub struct GoalDay {
     pub plans_counted: u32,
     pub months: u32,
     pub paths: u32,
+    /// The generator seed, as a decimal string (`GoalProjection`'s `seed`).
+    #[schema(value_type = String, pattern = "^[0-9]{1,20}$", example = "14323723483916523391")]
+    #[serde(serialize_with = "goal::seed_as_string")]
     pub seed: u64,
 }
 

@@ -34,6 +34,7 @@ pub const MAX_TIERS: usize = 20;
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FeeSchedule {
     /// `{"kind":"flat","rate_annual":"0.011"}`
+    #[schema(title = "FlatFee")]
     Flat {
         #[serde(
             serialize_with = "rust_decimal::serde::str::serialize",
@@ -43,6 +44,7 @@ pub enum FeeSchedule {
         rate_annual: Decimal,
     },
     /// `{"kind":"tiered","tiers":[{"up_to":"30000000","rate_annual":"0.011"},{"up_to":null,"rate_annual":"0.009"}]}`
+    #[schema(title = "TieredFee")]
     Tiered { tiers: Vec<Tier> },
 }
 

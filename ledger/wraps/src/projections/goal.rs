@@ -175,6 +175,10 @@ pub struct GoalProjection {
     )]
     pub closed_form_probability: Option<Decimal>,
     pub paths: u32,
+    /// The generator seed, as a decimal string: a seed uses all 64 bits (the default is one
+    /// per strategy), above OpenAPI's int64 and the integers JSON readers hold exactly.
+    #[schema(value_type = String, pattern = "^[0-9]{1,20}$", example = "14323723483916523391")]
+    #[serde(serialize_with = "seed_as_string")]
     pub seed: u64,
     pub months: u32,
     /// Percentile paths, one point per month (month 0 is today).
@@ -238,6 +242,12 @@ fn monthly(input: &GoalInput) -> (f64, f64, f64) {
     let (m, s) = drift_and_volatility(input.expected_return_annual, input.volatility_annual);
     let keep = 1.0 - f(input.fee_rate_annual) / 12.0;
     (m, s, keep)
+}
+
+/// Serializes a seed as its decimal digits: a `u64` may exceed int64 and the 2^53 that JSON
+/// readers such as JavaScript's hold exactly, so the API never sends it as a number.
+pub fn seed_as_string<S: serde::Serializer>(seed: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(seed)
 }
 
 /// The default seed of the wraps of a strategy: the two halves of its id folded together, so
