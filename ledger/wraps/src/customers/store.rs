@@ -538,9 +538,10 @@ pub async fn advance_wraps<C: ConnectionTrait>(
 ) -> Result<u64, LedgerError> {
     let mut moved = 0;
     for chunk in ids.chunks(ledger::sql::IN_CHUNK) {
+        // Pushed in the order the placeholders appear: SQLite binds each `?` by position.
         let mut pa = Params::new(db.get_database_backend());
-        let at = pa.push(micros(now));
         let to_s = pa.push(to.as_str());
+        let at = pa.push(micros(now));
         // A placeholder of its own: SQLite numbers each `?` anew.
         let closed_at = if to == WrapStatus::Closed {
             format!(", closed_at = {}", pa.push(micros(now)))
