@@ -161,6 +161,17 @@ pub async fn distribute<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr
             "ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
         ));
     }
+    // For every later session of this database: a transaction's statements that modify many
+    // shards go over one connection per worker, so that a later statement of the same
+    // transaction on one tenant's shard can use the connection that modified it. With the
+    // default (parallel), end of day's `UPDATE … WHERE business_date = …` followed by one
+    // tenant's read of the same table fails with "cannot perform query with placements that
+    // were modified over multiple connections" (found by `wrapd demo` on the cluster).
+    run.push(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET citus.multi_shard_modify_mode \
+         TO %L', current_database(), 'sequential'); END $$"
+            .to_owned(),
+    );
     for statement in &run {
         db.execute_unprepared(statement).await?;
     }
@@ -171,6 +182,11 @@ pub async fn distribute<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr
 pub async fn undistribute<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     db.execute_unprepared("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
         .await?;
+    db.execute_unprepared(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET citus.multi_shard_modify_mode', \
+         current_database()); END $$",
+    )
+    .await?;
     // Each call also undistributes the tables its foreign keys connect, so ask again each time.
     loop {
         let left = strings(
