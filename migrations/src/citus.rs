@@ -178,7 +178,10 @@ pub async fn distribute<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, DbErr
     Ok(run)
 }
 
-/// Turns every Citus table of the public schema back into a plain local table.
+/// Turns every Citus table of the public schema back into a plain local table, but for those
+/// with an identity column (`audit_log`): Citus cannot undistribute them ("cannot complete
+/// operation on a table with identity column"), so they stay reference tables, which the
+/// schema's `down` migrations drop or keep like any other table and [`distribute`] skips.
 pub async fn undistribute<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     db.execute_unprepared("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
         .await?;
@@ -193,7 +196,9 @@ pub async fn undistribute<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
             db,
             "SELECT logicalrelid::regclass::text, '' FROM pg_dist_partition p \
              JOIN pg_class c ON c.oid = p.logicalrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' LIMIT 1",
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' \
+             AND NOT EXISTS (SELECT 1 FROM pg_attribute a \
+                 WHERE a.attrelid = c.oid AND a.attidentity <> '') LIMIT 1",
         )
         .await?;
         let Some((table, _)) = left.first() else {
