@@ -34,12 +34,13 @@ echo "--- row locks name one tenant"
 allow=.ci/citus-for-update-allow.txt
 while IFS=: read -r file line _; do
     text="$(sed -n "${line}p" "$file")"
+    trimmed="${text#"${text%%[![:space:]]*}"}"
     # Comments and doc comments describe locks; they take none.
     if grep -qE '^[[:space:]]*//' <<<"$text"; then continue; fi
     from=$((line > 8 ? line - 8 : 1))
     if sed -n "${from},${line}p" "$file" | grep -qE 'tenant_id = '; then continue; fi
-    if grep -v '^#' "$allow" | grep -qF "$file: $(sed -e 's/^[[:space:]]*//' <<<"$text")"; then continue; fi
-    echo "$file:$line: a row lock that names no tenant: $(sed -e 's/^[[:space:]]*//' <<<"$text")"
+    if grep -v '^#' "$allow" | grep -qF "$file: $trimmed"; then continue; fi
+    echo "$file:$line: a row lock that names no tenant: $trimmed"
     fail=1
 done < <(grep -rnE '(FOR UPDATE|[^_[:alnum:]]for_update\()' --include='*.rs' \
             ledger/src ledger/wraps/src tenants/src api/src)
