@@ -18,6 +18,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+pub mod citus;
 mod m20261121_000001_ledger;
 mod m20261121_000002_tenants;
 mod m20261121_000003_audit;
@@ -38,6 +39,8 @@ mod m20261206_000017_fee_unposted;
 mod m20261207_000018_eod_lease;
 mod m20261207_000019_price_revisions;
 mod m20261207_000020_fees_trigger;
+mod m20261207_000021_plan_runs_key;
+mod m20261207_000022_citus;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -68,6 +71,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_eod_lease::Migration),
             Box::new(m20261207_000019_price_revisions::Migration),
             Box::new(m20261207_000020_fees_trigger::Migration),
+            Box::new(m20261207_000021_plan_runs_key::Migration),
+            Box::new(m20261207_000022_citus::Migration),
         ]
     }
 }

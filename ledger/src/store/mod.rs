@@ -90,13 +90,18 @@ pub async fn lock_book<C: ConnectionTrait>(db: &C, tenant_id: Uuid) -> Result<()
 /// changes a balance or a wrap under it. Nothing on SQLite.
 pub async fn lock_all_books<C: ConnectionTrait>(db: &C) -> Result<(), LedgerError> {
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // The ORDER BY is the lock order: it must stay.
-        sql::query(
+        // The ORDER BY is the lock order: it must stay. One lock statement per tenant, so that
+        // on Citus each reaches one shard (a `FOR UPDATE` over several is refused there); a
+        // book created after the list was read has no rows a step could touch yet.
+        let rows = sql::query(
             db,
-            "SELECT tenant_id FROM ledger_books ORDER BY tenant_id FOR UPDATE".to_owned(),
+            "SELECT tenant_id FROM ledger_books ORDER BY tenant_id".to_owned(),
             vec![],
         )
         .await?;
+        for row in rows {
+            read::lock_book(db, sql::get::<Uuid>(&row, 0)?).await?;
+        }
     }
     Ok(())
 }

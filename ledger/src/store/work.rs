@@ -5,7 +5,7 @@
 //! account's flags) is made while holding that tenant's *book* row (`ledger_books`, the head of
 //! its hash chain) `FOR UPDATE`. A transaction that writes several tenants locks their books in
 //! `ORDER BY tenant_id`, and takes no other row lock, so two writers wait for each other instead
-//! of deadlocking. The ORDER BY below must stay. Under READ COMMITTED each later statement reads a
+//! of deadlocking (one statement per tenant, in that order: the loop below must keep it). Under READ COMMITTED each later statement reads a
 //! snapshot taken after the lock was granted, so the balances it reads include every earlier
 //! writer's commit: there are no lost updates, and the rules run on the latest state. (Locking
 //! each account row as well would add nothing but a WAL record per account; `close_account`
@@ -151,16 +151,18 @@ impl Work {
             }
         }
 
-        // The only lock: the books, in tenant order (see the module docs).
+        // The only lock: the books, in tenant order (see the module docs; a BTreeSet of Uuid
+        // iterates in PostgreSQL's uuid order, byte by byte). One statement per tenant: on
+        // Citus each then reaches the one shard holding that tenant, and Citus refuses a
+        // `FOR UPDATE` spanning shards (deploy/SCALING.md). A group holds few tenants.
         let mut books = HashMap::new();
-        let tenant_list: Vec<Uuid> = tenants.iter().copied().collect();
-        for chunk in tenant_list.chunks(MAX_PARAMS) {
-            let (member, values) = sql::member_of(backend, chunk, 1);
+        for tenant in &tenants {
             let sql = format!(
-                "SELECT tenant_id, seq, hash FROM ledger_books WHERE tenant_id {member} ORDER BY tenant_id{}",
+                "SELECT tenant_id, seq, hash FROM ledger_books WHERE tenant_id = {}{}",
+                param(backend, 1),
                 sql::for_update(backend)
             );
-            for row in sql::query(db, sql, values).await? {
+            for row in sql::query(db, sql, vec![(*tenant).into()]).await? {
                 books.insert(
                     get::<Uuid>(&row, 0)?,
                     (get::<i64>(&row, 1)?, get::<String>(&row, 2)?),

@@ -398,6 +398,7 @@ pub async fn wrap<C: ConnectionTrait>(
     for_update: bool,
 ) -> Result<Option<Wrap>, LedgerError> {
     let b = db.get_database_backend();
+    let mut owner = None;
     if for_update && b == sea_orm::DbBackend::Postgres {
         // The book first: the platform's lock order (store/work.rs). The wrap's book is its
         // distributor's; another scope learns it from the row itself.
@@ -411,10 +412,20 @@ pub async fn wrap<C: ConnectionTrait>(
             Some(t) => ledger::store::lock_book(db, t).await?,
             None => return Ok(None),
         }
+        owner = tenant_id;
     }
     let (cond, v) = scope.condition(b, 1);
+    let mut values = vec![v, id.into()];
+    // A lock names the one tenant whose row it takes (one shard on Citus; deploy/SCALING.md).
+    let one_tenant = match owner {
+        Some(t) => {
+            values.push(t.into());
+            format!(" AND tenant_id = {}", param(b, 3))
+        }
+        None => String::new(),
+    };
     let q = format!(
-        "SELECT {WRAP_COLS} FROM wraps WHERE {cond} AND id = {}{}",
+        "SELECT {WRAP_COLS} FROM wraps WHERE {cond} AND id = {}{one_tenant}{}",
         param(b, 2),
         if for_update {
             ledger::sql::for_update(b)
@@ -422,7 +433,7 @@ pub async fn wrap<C: ConnectionTrait>(
             ""
         }
     );
-    let rows = query(db, q, vec![v, id.into()]).await?;
+    let rows = query(db, q, values).await?;
     rows.first().map(wrap_from_row).transpose()
 }
 

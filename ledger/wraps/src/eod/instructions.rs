@@ -788,7 +788,15 @@ async fn complete(
 
 /// The instruction `id` (any distributor's), locked, for the platform to close.
 pub async fn lock_any(txn: &DatabaseTransaction, id: Uuid) -> Result<Row, Refused> {
-    row(txn, None, id, true).await?.ok_or(Refused::NotFound)
+    // Its tenant first, unlocked, so that the lock names one tenant (one shard on Citus,
+    // which refuses a lock that may span several; deploy/SCALING.md).
+    let owner = row(txn, None, id, false)
+        .await?
+        .ok_or(Refused::NotFound)?
+        .tenant_id;
+    row(txn, Some(owner), id, true)
+        .await?
+        .ok_or(Refused::NotFound)
 }
 
 /// Closes open instruction `r` (locked by [`lock_any`]) for the platform, when its account

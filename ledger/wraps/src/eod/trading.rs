@@ -548,7 +548,8 @@ pub async fn run_execution(
         pa.push(date)
     );
     let mut fills: Vec<Vec<Value>> = Vec::new();
-    let mut by_status: BTreeMap<&'static str, Vec<Uuid>> = BTreeMap::new();
+    // Per book and status: each update then names its tenant (one shard on Citus).
+    let mut by_status: BTreeMap<(Uuid, &'static str), Vec<Uuid>> = BTreeMap::new();
     let mut sent: Vec<(Uuid, Uuid)> = Vec::new();
     let now = micros(Utc::now());
     for r in query(txn, q, pa.values).await? {
@@ -605,7 +606,7 @@ pub async fn run_execution(
         } else {
             "partially_filled"
         };
-        by_status.entry(status).or_default().push(id);
+        by_status.entry((tenant_id, status)).or_default().push(id);
         if fill.units > 0 {
             fills.push(vec![
                 tenant_id.into(),
@@ -625,13 +626,17 @@ pub async fn run_execution(
         fills,
     )
     .await?;
-    for (status, ids) in &by_status {
+    for ((tenant_id, status), ids) in &by_status {
         for chunk in ids.chunks(IN_CHUNK) {
             let mut pa = Params::new(b);
             let s = pa.push(*status);
             let v = pa.push(venue.name().to_owned());
+            let t = pa.push(*tenant_id);
             let list = pa.list(chunk);
-            let q = format!("UPDATE block_orders SET status = {s}, venue = {v} WHERE id IN {list}");
+            let q = format!(
+                "UPDATE block_orders SET status = {s}, venue = {v} \
+                 WHERE tenant_id = {t} AND id IN {list}"
+            );
             exec(txn, q, pa.values).await?;
         }
     }
