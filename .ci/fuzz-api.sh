@@ -9,25 +9,8 @@ examples="${1:-10}"
 if ! command -v st >/dev/null || ! st --version 2>/dev/null | grep -q "4\.32\.5"; then
     python3 -m pip install --quiet "schemathesis==4.32.5"
 fi
-cargo build --quiet -p api --bin wrapd
-wrapd="$PWD/target/debug/wrapd"
-dir="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-base="http://127.0.0.1:$port"
-db="sqlite://$dir/wrap.db?mode=rwc"
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-export WRAP__LOG__LEVEL=warn
-"$wrapd" bootstrap --database-url "$db" --json > "$dir/boot.json"
-"$wrapd" serve --database-url "$db" --bind "127.0.0.1:$port" 2> "$dir/serve.log" &
-server=$!
-for _ in $(seq 1 50); do
-    curl -sf "$base/healthz" >/dev/null && break
-    sleep 0.2
-done
+# shellcheck source=.ci/serve-embedded.sh
+source .ci/serve-embedded.sh
 token() {
     curl -sf "$base/oauth/token" -d grant_type=client_credentials \
         --data-urlencode "client_id=$1" --data-urlencode "client_secret=$2" | jq -r .access_token

@@ -26,27 +26,9 @@ for tool in curl jq; do
 done
 echo "sdk: python $(python3 --version | cut -d' ' -f2), node $(node --version), npm $(npm --version)"
 
-cargo build --quiet -p api --bin wrapd
-wrapd="$PWD/target/debug/wrapd"
+# shellcheck source=.ci/serve-embedded.sh
+source .ci/serve-embedded.sh
 sdk/generate.sh "$wrapd"
-
-dir="$(mktemp -d)"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-base="http://127.0.0.1:$port"
-db="sqlite://$dir/wrap.db?mode=rwc"
-cleanup() {
-    [ -n "${server:-}" ] && kill "$server" 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-export WRAP__LOG__LEVEL=warn
-"$wrapd" bootstrap --database-url "$db" --json > "$dir/boot.json"
-"$wrapd" serve --database-url "$db" --bind "127.0.0.1:$port" 2> "$dir/serve.log" &
-server=$!
-for _ in $(seq 1 50); do
-    curl -sf "$base/healthz" >/dev/null && break
-    sleep 0.2
-done
 client_id="$(jq -r .client_id "$dir/boot.json")"
 client_secret="$(jq -r .client_secret "$dir/boot.json")"
 

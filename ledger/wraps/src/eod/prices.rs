@@ -18,14 +18,11 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::LedgerError;
 use ledger::market::{FieldError, MarketError};
-use ledger::sql::Params;
 use ledger::sql::typed::{exec, get, query};
+use ledger::sql::{IN_CHUNK, Params};
 use ledger::store::market::{PriceRow, UploadCounts, store_prices};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
-
-/// Most dates or codes in one `IN` list.
-const CHUNK: usize = 1_000;
 
 /// Stores checked prices inside `txn`, all or nothing: refused whole (409 naming the dates)
 /// if any date's end of day has finished or has traded at another price; otherwise counted in
@@ -115,7 +112,7 @@ pub async fn finished_dates<C: ConnectionTrait>(
     dates: &[NaiveDate],
 ) -> Result<Vec<NaiveDate>, LedgerError> {
     let mut out = Vec::new();
-    for chunk in dates.chunks(CHUNK) {
+    for chunk in dates.chunks(IN_CHUNK) {
         let mut p = Params::new(db.get_database_backend());
         let q = format!(
             "SELECT business_date FROM eod_runs WHERE status = 'finished' AND business_date IN {}",
@@ -140,7 +137,7 @@ async fn traded_at_other_prices(
     rows: &[PriceRow],
 ) -> Result<Vec<String>, MarketError> {
     let mut out = Vec::new();
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in rows.chunks(IN_CHUNK) {
         let mut p = Params::new(txn.get_database_backend());
         let dates: Vec<NaiveDate> = chunk.iter().map(|r| r.date).collect();
         let codes: Vec<String> = chunk.iter().map(|r| r.instrument.clone()).collect();
