@@ -4,8 +4,9 @@
 //! Invariants enforced here (tested by `api/tests/auth.rs`):
 //! * a `/v1` handler runs only for a caller whose token verifies ([`tenants::KeySet::verify`]:
 //!   EdDSA pinned, known `kid`, `iss`, `aud` and `exp` checked) *and* whose client is still
-//!   unrevoked and tenant still active ([`tenants::store::principal_is_live`], one query per
-//!   request), so a suspension or revocation takes effect at once; anything else is a 401;
+//!   unrevoked and tenant still active ([`tenants::store::principal_is_live`]), so a
+//!   suspension or revocation takes effect at once; anything else is a 401. Both answers may
+//!   come from [`crate::auth_cache`], which keeps these guarantees;
 //! * the token endpoint gives one answer, `invalid_client`, for an unknown client, a wrong or
 //!   expired secret, a revoked client and a suspended tenant, and an unknown client costs the
 //!   same argon2 work as a wrong secret;
@@ -369,12 +370,12 @@ impl FromRequest for Caller {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| Problem::internal(&"application state missing"))?;
             let token = bearer(&req)?;
-            let claims = state.keys.verify(token).map_err(|e| {
+            let claims = state.auth_cache.verify(&state.keys, token).map_err(|e| {
                 tracing::info!(reason = %e, "bearer token refused");
                 Problem::unauthorized(format!("invalid access token: {e}"))
             })?;
             let principal = claims.principal();
-            if !tenants::store::principal_is_live(&state.db, &principal).await? {
+            if !state.auth_cache.is_live(&state.db, &principal).await? {
                 tracing::info!(client_id = %principal.client_id, "bearer token of a revoked client or suspended tenant");
                 return Err(Problem::unauthorized(
                     "the token's client has been revoked, or its tenant suspended",

@@ -28,7 +28,7 @@ use migrations::{Migrator, MigratorTrait};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::cli::{Backend, LedgerBenchArgs, Scenario};
+use crate::cli::{Backend, FixtureArgs, LedgerBenchArgs, Scenario};
 use crate::error::Error;
 use crate::logging::redact_url;
 
@@ -91,7 +91,7 @@ pub struct Fixture {
 /// test of `GET /v1/ledger/accounts/{id}`: a distributor tenant `bench-<uuid v7>`, a viewer
 /// client, the JPY asset, a cash account (debit-normal) and a wrap account (credit-normal),
 /// and [`FIXTURE_ENTRIES`] balanced entries between them. Prints a [`Fixture`] on stdout.
-pub async fn run_fixture(database_url: Option<&str>) -> Result<(), Error> {
+pub async fn run_fixture(args: &FixtureArgs, database_url: Option<&str>) -> Result<(), Error> {
     let url = database_url.ok_or_else(|| {
         Error::Usage(
             "wrapd bench fixture writes test data, so it needs an explicit --database-url \
@@ -107,7 +107,13 @@ pub async fn run_fixture(database_url: Option<&str>) -> Result<(), Error> {
     };
     let made = async {
         crate::db::prepare(&db, &settings).await?;
-        seed_fixture(&db).await
+        match args.customers {
+            None => serde_json::to_value(seed_fixture(&db).await?),
+            Some(customers) => {
+                serde_json::to_value(seed_customers(&db, args.distributors, customers).await?)
+            }
+        }
+        .map_err(|e| Error::Other(e.to_string()))
     }
     .await;
     let _ = db.close().await;
@@ -185,6 +191,128 @@ async fn seed_fixture(db: &sea_orm::DatabaseConnection) -> Result<Fixture, Error
         client_secret: secret.expose().to_owned(),
         account_id: cash.id,
     })
+}
+
+/// The cash each customer of the mixed fixture starts with (yen): enough that the load
+/// test's small withdrawals are never refused for want of cash.
+pub const FIXTURE_OPENING_CASH: i64 = 10_000_000;
+
+/// What `wrapd bench fixture --customers N` made (the secrets only here).
+#[derive(Debug, serde::Serialize)]
+pub struct MixedFixture {
+    pub distributors: Vec<FixtureDistributor>,
+}
+
+/// One distributor of [`MixedFixture`]: an operator client and its customers.
+#[derive(Debug, serde::Serialize)]
+pub struct FixtureDistributor {
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub client_secret: String,
+    pub customers: Vec<FixtureCustomer>,
+}
+
+/// A customer and its JPY cash account.
+#[derive(Debug, serde::Serialize)]
+pub struct FixtureCustomer {
+    pub customer_id: Uuid,
+    pub account_id: Uuid,
+}
+
+/// The mixed load test's book, made through the same functions the API calls
+/// (`onboarding::open_tenant`, `customers::store::insert_customer`, `movements::move_cash`),
+/// one transaction per customer.
+async fn seed_customers(
+    db: &sea_orm::DatabaseConnection,
+    distributors: u32,
+    customers: u32,
+) -> Result<MixedFixture, Error> {
+    use tenants::{DisplaySettings, NewClient, NewTenant, Role, TenantKind, store};
+    use wraps::customers::NewCustomer;
+    use wraps::movements::{CashMove, Direction, Who};
+    let tenants_error = |e: tenants::TenantsError| Error::Other(format!("tenants: {e}"));
+    let books = Ledger::new(db.clone());
+    crate::onboarding::ensure_base_currency(&books)
+        .await
+        .map_err(|p| Error::Other(format!("base currency: {p:?}")))?;
+    let asset = Asset::currency(ASSET, 0);
+    let mut made = Vec::new();
+    for d in 0..distributors {
+        let now = Utc::now();
+        let txn = ledger::begin_write(db).await?;
+        let tenant = crate::onboarding::open_tenant(
+            &txn,
+            &books,
+            &NewTenant {
+                kind: TenantKind::Distributor,
+                name: format!("bench-{d}-{}", Uuid::now_v7()),
+                display: DisplaySettings {
+                    display_name: format!("Benchmark distributor {d}"),
+                    contact_email: "bench@wrap.example".to_owned(),
+                },
+            },
+            now,
+        )
+        .await
+        .map_err(|p| Error::Other(format!("open tenant: {p:?}")))?;
+        let new_client = NewClient {
+            name: "bench operator".to_owned(),
+            role: Role::Operator,
+        };
+        let (client, secret) = store::create_client(&txn, tenant.id, &new_client, now)
+            .await
+            .map_err(tenants_error)?;
+        txn.commit().await?;
+        let today = crate::money::today(now);
+        let mut list = Vec::new();
+        for n in 0..customers {
+            let txn = ledger::begin_write(db).await?;
+            let customer = wraps::customers::store::insert_customer(
+                &txn,
+                tenant.id,
+                &NewCustomer {
+                    external_ref: format!("BENCH-{n:06}"),
+                    name: format!("Bench customer {n}"),
+                    date_of_birth: None,
+                    risk_tolerance: 3,
+                },
+                now,
+            )
+            .await?
+            .ok_or_else(|| Error::Other("a fixture customer's external_ref is taken".into()))?;
+            let moved = wraps::movements::move_cash(
+                &txn,
+                &books,
+                Who {
+                    request_id: "bench-fixture",
+                    client_id: &client.client_id,
+                },
+                &CashMove {
+                    customer: &customer,
+                    asset: &asset,
+                    amount: Decimal::from(FIXTURE_OPENING_CASH),
+                    direction: Direction::In,
+                    reference: Some("bench opening cash"),
+                    date: today,
+                },
+            )
+            .await
+            .map_err(|e| Error::Other(format!("opening deposit: {e}")))?;
+            txn.commit().await?;
+            list.push(FixtureCustomer {
+                customer_id: customer.id,
+                account_id: moved.cash.id,
+            });
+        }
+        tracing::info!(tenant_id = %tenant.id, customers, "bench: mixed fixture distributor ready");
+        made.push(FixtureDistributor {
+            tenant_id: tenant.id,
+            client_id: client.client_id,
+            client_secret: secret.expose().to_owned(),
+            customers: list,
+        });
+    }
+    Ok(MixedFixture { distributors: made })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -167,7 +167,24 @@ pub enum BenchTarget {
     /// account (debit-normal) and a credit-normal account, and 100 balanced entries between
     /// them. Prints one JSON line: `{"tenant_id","client_id","client_secret","account_id"}`
     /// (`account_id` is the cash account; the secret is shown only here).
-    Fixture,
+    ///
+    /// With --customers N (deploy/bench/mixed.sh): instead, D distributors
+    /// (--distributors), each with an operator client and N customers whose cash accounts
+    /// hold ¥10,000,000 from one deposit each. Prints one JSON line:
+    /// `{"distributors":[{"tenant_id","client_id","client_secret","customers":[{"customer_id","account_id"}]}]}`.
+    Fixture(FixtureArgs),
+}
+
+/// `wrapd bench fixture`.
+#[derive(Debug, Clone, Args)]
+pub struct FixtureArgs {
+    /// Customers per distributor for the mixed load test (1 to 100,000); without it, the
+    /// read-only fixture of deploy/bench/http.sh.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub customers: Option<u32>,
+    /// Distributors the customers belong to (1 to 100; with --customers).
+    #[arg(long, value_name = "D", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub distributors: u32,
 }
 
 /// `wrapd bench ledger`.

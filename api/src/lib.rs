@@ -15,6 +15,7 @@
 //! | [`middleware`] | request id, tracing span, metrics, and the 5xx body rule, for every request |
 //! | [`extract`] | reading bodies, queries and paths, each failure a problem naming the field |
 //! | [`auth`] | `POST /oauth/token`, `/.well-known/jwks.json`, signing keys, the bearer-token [`auth::Caller`] |
+//! | [`auth_cache`] | verified tokens and client standings remembered per process, forgotten on a suspension or revocation |
 //! | [`routes`] | the `/v1` resources: [`routes::tenants`] (tenants and clients), [`routes::ledger`] (reads) |
 //! | [`onboarding`] | opening a tenant with its standard ledger accounts (spans `tenants` and `ledger`) |
 //! | [`audit`] | the append-only audit log and `/v1/audit` |
@@ -40,6 +41,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod auth_cache;
 pub mod backup;
 pub mod bench;
 pub mod bench_eod;
@@ -112,7 +114,9 @@ pub async fn run(cli: Cli, mut settings: Settings) -> Result<(), Error> {
             BenchTarget::Ledger(args) => {
                 bench::run_ledger(&args, cli.database_url.as_deref()).await
             }
-            BenchTarget::Fixture => bench::run_fixture(cli.database_url.as_deref()).await,
+            BenchTarget::Fixture(args) => {
+                bench::run_fixture(&args, cli.database_url.as_deref()).await
+            }
             BenchTarget::Eod(args) => bench_eod::run(&args, cli.database_url.as_deref()).await,
             BenchTarget::Goals(args) => bench_goals::run(&args),
         },

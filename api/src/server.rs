@@ -53,6 +53,8 @@ pub struct AppState {
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// `[rate_limits]`: the token endpoint's and the API's buckets.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// Verified tokens and client standings (`auth.cache_entries`).
+    pub auth_cache: Arc<crate::auth_cache::AuthCache>,
 }
 
 impl AppState {
@@ -102,7 +104,9 @@ pub fn app_data(
 ) -> Result<(web::Data<AppState>, web::Data<wraps::eod::RunLock>), Error> {
     let keys = crate::auth::load_keys(&settings.auth, &settings.database.url)?;
     let metrics = Metrics::new().map_err(|e| Error::Other(format!("metrics: {e}")))?;
+    let auth_cache = crate::auth_cache::AuthCache::new(settings.auth.cache_entries, &db);
     let state = web::Data::new(AppState {
+        auth_cache: Arc::new(auth_cache),
         ledger: Ledger::new(db.clone()),
         db,
         keys: Arc::new(keys),

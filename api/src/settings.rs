@@ -164,6 +164,10 @@ pub struct AuthSettings {
     /// How long, in seconds, a client's previous secret keeps working after a rotation,
     /// when the request does not say.
     pub default_rotation_overlap_seconds: u64,
+    /// Verified tokens, and (on PostgreSQL) client standings, remembered per process
+    /// (`crate::auth_cache`); 0 turns both off (every request checks a signature and reads
+    /// its client's standing).
+    pub cache_entries: u64,
 }
 
 impl fmt::Debug for AuthSettings {
@@ -182,6 +186,7 @@ impl fmt::Debug for AuthSettings {
                 "default_rotation_overlap_seconds",
                 &self.default_rotation_overlap_seconds,
             )
+            .field("cache_entries", &self.cache_entries)
             .finish()
     }
 }

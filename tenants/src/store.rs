@@ -290,6 +290,7 @@ pub async fn set_status<C: ConnectionTrait>(
         vec![status.as_str().into(), micros(now).into(), id.into()],
     )
     .await?;
+    announce_standing_change(db).await?;
     Ok(Tenant { status, ..tenant })
 }
 
@@ -448,6 +449,7 @@ pub async fn revoke_client<C: ConnectionTrait>(
         vec![micros(now).into(), tenant_id.into(), id.into()],
     )
     .await?;
+    announce_standing_change(db).await?;
     get_client(db, tenant_id, id).await
 }
 
@@ -626,12 +628,43 @@ pub async fn authenticate<C: ConnectionTrait>(
 
 /// Whether a token's principal may still act: its tenant exists, is active and still has the
 /// kind the token claims, and its client exists in that tenant, is not revoked and still has
-/// the role the token claims. Call on every request: suspension and revocation take effect at
+/// the role the token claims. Call on every request (or keep a [`Standing`] only for as long
+/// as [`STANDING_CHANNEL`] says nothing changed): suspension and revocation take effect at
 /// once, not when the token expires.
 pub async fn principal_is_live<C: ConnectionTrait>(
     db: &C,
     principal: &Principal,
 ) -> Result<bool, TenantsError> {
+    Ok(standing(db, principal.tenant_id, &principal.client_id)
+        .await?
+        .is_some_and(|s| s.admits(principal)))
+}
+
+/// What decides whether a client's tokens are honoured, as stored now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    tenant_kind: String,
+    tenant_status: String,
+    role: String,
+    revoked: bool,
+}
+
+impl Standing {
+    /// Whether `principal` (from a verified token) may act on this standing.
+    pub fn admits(&self, principal: &Principal) -> bool {
+        self.tenant_kind == principal.tenant_kind.as_str()
+            && self.tenant_status == TenantStatus::Active.as_str()
+            && self.role == principal.role.as_str()
+            && !self.revoked
+    }
+}
+
+/// The standing of client `client_id` of `tenant_id`; `None` if there is no such client.
+pub async fn standing<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    client_id: &str,
+) -> Result<Option<Standing>, TenantsError> {
     let b = db.get_database_backend();
     let rows = query(
         db,
@@ -642,21 +675,36 @@ pub async fn principal_is_live<C: ConnectionTrait>(
             p(b, 1),
             p(b, 2)
         ),
-        vec![
-            principal.tenant_id.into(),
-            principal.client_id.clone().into(),
-        ],
+        vec![tenant_id.into(), client_id.to_owned().into()],
     )
     .await?;
     let Some(row) = rows.first() else {
-        return Ok(false);
+        return Ok(None);
     };
-    let kind: String = get(row, 0)?;
-    let status: String = get(row, 1)?;
-    let role: String = get(row, 2)?;
-    let revoked_at: Option<i64> = get(row, 3)?;
-    Ok(kind == principal.tenant_kind.as_str()
-        && status == TenantStatus::Active.as_str()
-        && role == principal.role.as_str()
-        && revoked_at.is_none())
+    Ok(Some(Standing {
+        tenant_kind: get(row, 0)?,
+        tenant_status: get(row, 1)?,
+        role: get(row, 2)?,
+        revoked: get::<Option<i64>>(row, 3)?.is_some(),
+    }))
+}
+
+/// The PostgreSQL notification channel on which every change of a [`Standing`] (a tenant
+/// suspended or resumed, a client revoked) is announced, in the transaction that makes it,
+/// so it arrives when that commits: a process that keeps standings (the API's
+/// `auth_cache`) forgets them all when anything arrives on it.
+pub const STANDING_CHANNEL: &str = "wrap_principal_standing";
+
+/// Announces on [`STANDING_CHANNEL`] (PostgreSQL; SQLite has no notifications and nothing
+/// keeps standings on it).
+async fn announce_standing_change<C: ConnectionTrait>(db: &C) -> Result<(), TenantsError> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        exec(
+            db,
+            format!("SELECT pg_notify('{STANDING_CHANNEL}', '')"),
+            vec![],
+        )
+        .await?;
+    }
+    Ok(())
 }

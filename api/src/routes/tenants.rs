@@ -261,6 +261,8 @@ async fn set_status(
         .await?;
     }
     txn.commit().await?;
+    // As for a revocation: at once here, on announcement elsewhere (crate::auth_cache).
+    state.auth_cache.forget_standings();
     Ok(HttpResponse::Ok().json(tenant))
 }
 
@@ -503,6 +505,9 @@ pub async fn revoke_client(
     )
     .await?;
     txn.commit().await?;
+    // This process refuses the client's tokens from now on; the others when the
+    // announcement of the revocation reaches them (crate::auth_cache).
+    state.auth_cache.forget_standings();
     Ok(HttpResponse::Ok().json(ClientView::from(&client)))
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod agreements;
 mod amounts;
 mod auth;
+mod auth_cache;
 mod bench_eod;
 mod business_date;
 mod cli;
