@@ -75,11 +75,6 @@ pub async fn customer_cost_basis(
     let customer = crate::routes::customers::find_customer(&state.db, &caller, id).await?;
     caller.principal.authorize(Action::ReadOwnData)?;
     Query::parse(&req, &[])?;
-    let basis = cost_basis(
-        &state.db,
-        customer.tenant_id,
-        Holder::Customer(customer.id),
-    )
-    .await?;
+    let basis = cost_basis(&state.db, customer.tenant_id, Holder::Customer(customer.id)).await?;
     Ok(HttpResponse::Ok().json(basis))
 }

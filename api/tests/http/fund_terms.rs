@@ -88,12 +88,17 @@ async fn a_levy_and_the_cost_basis_worked_by_hand(backend: &'static str) {
         .ok(201);
     prices(&server, day(1), &[(A, "12345")]).await;
     run_day(&server, day(1)).await;
-    assert_eq!(bal(&server, t, &format!("wrap:{w1}:units:{A}")).await, 140_502);
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w1}:units:{A}")).await,
+        140_502
+    );
     assert_eq!(bal(&server, t, &format!("wrap:{w1}:cash")).await, 0);
 
     // W1's cost: 100,000 units at ¥10,000, then (100,000 × 10,000 + 50,000 × 10,000) ÷
     // 140,502 = 10,676.0046… → ¥10,677 per 10,000 units (rounded up).
-    let r = server.get(&b.bank, &format!("/v1/customers/{c1}/cost-basis")).await;
+    let r = server
+        .get(&b.bank, &format!("/v1/customers/{c1}/cost-basis"))
+        .await;
     let h = &r.ok(200)["holdings"][0];
     assert_eq!(h["instrument"], A, "{}", r.text);
     assert_eq!(h["units"], "140502");
@@ -105,15 +110,20 @@ async fn a_levy_and_the_cost_basis_worked_by_hand(backend: &'static str) {
 
     // The levy: 0.3 % from day 2 (the open date; day 1 has run, so it is refused).
     let path = format!("/v1/instruments/{A}/fund-terms");
-    let levy = |date: NaiveDate, rate: &str| {
-        json!({ "term": "redemption_levy", "effective_date": date, "rate": rate })
-    };
-    let r = server.post(&platform, &path, Some(levy(day(2), "0.003"))).await;
+    let levy = |date: NaiveDate, rate: &str| json!({ "term": "redemption_levy", "effective_date": date, "rate": rate });
+    let r = server
+        .post(&platform, &path, Some(levy(day(2), "0.003")))
+        .await;
     let set = r.ok(201);
     assert_eq!(set["rate"], "0.003", "{}", r.text);
     assert_eq!(set["term"], "redemption_levy");
     let r = server.get(&b.bank, &path).await;
-    assert_eq!(r.ok(200)["terms"].as_array().unwrap().len(), 1, "{}", r.text);
+    assert_eq!(
+        r.ok(200)["terms"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.text
+    );
 
     // Day 2 at ¥13,000: W1 withdraws ¥30,000, W2 closes.
     prices(&server, day(2), &[(A, "13000")]).await;
@@ -160,10 +170,19 @@ async fn a_levy_and_the_cost_basis_worked_by_hand(backend: &'static str) {
     );
     assert_eq!(got, (23_147, 30_001, 90));
     // W1 pays ¥30,000 and keeps ¥1; W2 pays its ¥64,805 and closes.
-    assert_eq!(bal(&server, t, &format!("customer:{c1}:cash:JPY")).await, 80_000);
+    assert_eq!(
+        bal(&server, t, &format!("customer:{c1}:cash:JPY")).await,
+        80_000
+    );
     assert_eq!(bal(&server, t, &format!("wrap:{w1}:cash")).await, 1);
-    assert_eq!(bal(&server, t, &format!("wrap:{w1}:units:{A}")).await, 117_355);
-    assert_eq!(bal(&server, t, &format!("customer:{c2}:cash:JPY")).await, 64_805);
+    assert_eq!(
+        bal(&server, t, &format!("wrap:{w1}:units:{A}")).await,
+        117_355
+    );
+    assert_eq!(
+        bal(&server, t, &format!("customer:{c2}:cash:JPY")).await,
+        64_805
+    );
     assert_eq!(bal(&server, t, &format!("wrap:{w2}:cash")).await, 0);
     // The omnibus received the proceeds net of the levy: 250,000 deposited − 200,000 bought
     // + 30,001 + 64,805 = 144,806 = 80,000 + 1 + 64,805, to the yen.
@@ -179,7 +198,9 @@ async fn a_levy_and_the_cost_basis_worked_by_hand(backend: &'static str) {
 
     // The sale's gain: cost 23,147 × 10,677 ÷ 10,000 = 24,714.0519 → ¥24,714; gain
     // 30,001 − 24,714 = ¥5,287. The cost per 10,000 units stays ¥10,677.
-    let r = server.get(&b.bank, &format!("/v1/wraps/{w1}/cost-basis")).await;
+    let r = server
+        .get(&b.bank, &format!("/v1/wraps/{w1}/cost-basis"))
+        .await;
     let body = r.ok(200);
     let h = &body["holdings"][0];
     assert_eq!(h["units"], "117355", "{}", r.text);
@@ -196,7 +217,9 @@ async fn a_levy_and_the_cost_basis_worked_by_hand(backend: &'static str) {
     assert_eq!(sale["date"], day(2).to_string());
     // C-2: 50,000 units at ¥10,000 sold for ¥64,805: cost ¥50,000, gain ¥14,805; nothing
     // left, so its cost is reset.
-    let r = server.get(&b.bank, &format!("/v1/customers/{c2}/cost-basis")).await;
+    let r = server
+        .get(&b.bank, &format!("/v1/customers/{c2}/cost-basis"))
+        .await;
     let body = r.ok(200);
     assert_eq!(body["holdings"][0]["units"], "0", "{}", r.text);
     assert_eq!(body["holdings"][0]["realised_gain"], "14805");
@@ -229,8 +252,15 @@ async fn cost_basis_is_isolated(backend: &'static str) {
     let (c1, w1) = funded_wrap(&server, &b, "C-1", "100000", Some("100000")).await;
     prices(&server, day(0), &[(A, "10000")]).await;
     run_day(&server, day(0)).await;
-    let r = server.get(&b.bank, &format!("/v1/wraps/{w1}/cost-basis")).await;
-    assert_eq!(r.ok(200)["holdings"][0]["cost_per_quote"], "10000", "{}", r.text);
+    let r = server
+        .get(&b.bank, &format!("/v1/wraps/{w1}/cost-basis"))
+        .await;
+    assert_eq!(
+        r.ok(200)["holdings"][0]["cost_per_quote"],
+        "10000",
+        "{}",
+        r.text
+    );
     // Another distributor, a missing id: the same 404.
     let (_, other) = server.tenant_with_token("distributor", "Other").await;
     for path in [
@@ -244,20 +274,23 @@ async fn cost_basis_is_isolated(backend: &'static str) {
     }
     // A customer is its distributor's only: the platform gets 404 too.
     let platform = server.token(&server.platform).await;
-    let r = server.get(&platform, &format!("/v1/customers/{c1}/cost-basis")).await;
+    let r = server
+        .get(&platform, &format!("/v1/customers/{c1}/cost-basis"))
+        .await;
     r.problem(404);
     server.stop().await;
 }
 
-on_each_backend!(bad_fund_terms_are_refused_by_field, bad_fund_terms_are_refused_by_field);
+on_each_backend!(
+    bad_fund_terms_are_refused_by_field,
+    bad_fund_terms_are_refused_by_field
+);
 async fn bad_fund_terms_are_refused_by_field(backend: &'static str) {
     let server = TestServer::start_on(backend, &day(0).to_string()).await;
     instrument(&server, A, "100").await;
     let platform = server.token(&server.platform).await;
     let path = format!("/v1/instruments/{A}/fund-terms");
-    let body = |term: &str, date: &str, rate: &str| {
-        json!({ "term": term, "effective_date": date, "rate": rate })
-    };
+    let body = |term: &str, date: &str, rate: &str| json!({ "term": term, "effective_date": date, "rate": rate });
     for (bad, field) in [
         (body("redemption_levy", "2026-10-06", "1.5"), "rate"),
         (body("redemption_levy", "2026-10-06", "-0.001"), "rate"),
@@ -265,7 +298,10 @@ async fn bad_fund_terms_are_refused_by_field(backend: &'static str) {
         (body("redemption_levy", "2026-10-06", "abc"), "rate"),
         (body("expense_ratio", "2026-10-06", "0.06"), "rate"),
         (body("exit_fee", "2026-10-06", "0.003"), "term"),
-        (body("redemption_levy", "2026-13-01", "0.003"), "effective_date"),
+        (
+            body("redemption_levy", "2026-13-01", "0.003"),
+            "effective_date",
+        ),
     ] {
         let r = server.post(&platform, &path, Some(bad.clone())).await;
         refused(&r, field);
@@ -274,13 +310,21 @@ async fn bad_fund_terms_are_refused_by_field(backend: &'static str) {
     prices(&server, day(0), &[(A, "10000")]).await;
     run_day(&server, day(0)).await;
     let r = server
-        .post(&platform, &path, Some(body("redemption_levy", "2026-10-05", "0.003")))
+        .post(
+            &platform,
+            &path,
+            Some(body("redemption_levy", "2026-10-05", "0.003")),
+        )
         .await;
     refused(&r, "effective_date");
     // A distributor may not set it; an unknown instrument is 404.
     let (_, bank) = server.tenant_with_token("distributor", "Bank").await;
     let r = server
-        .post(&bank, &path, Some(body("redemption_levy", "2026-10-06", "0.003")))
+        .post(
+            &bank,
+            &path,
+            Some(body("redemption_levy", "2026-10-06", "0.003")),
+        )
         .await;
     r.problem(403);
     let r = server
@@ -291,7 +335,11 @@ async fn bad_fund_terms_are_refused_by_field(backend: &'static str) {
         )
         .await;
     r.problem(404);
-    assert_eq!(count(&server, "fund_terms").await, 0, "a refusal writes nothing");
+    assert_eq!(
+        count(&server, "fund_terms").await,
+        0,
+        "a refusal writes nothing"
+    );
     // No audit record of a refused change.
     let n = rows(
         &server,
@@ -305,7 +353,11 @@ async fn bad_fund_terms_are_refused_by_field(backend: &'static str) {
     // A good one, then the same date again replaces it.
     for rate in ["0.003", "0.002"] {
         let r = server
-            .post(&platform, &path, Some(body("redemption_levy", "2026-10-06", rate)))
+            .post(
+                &platform,
+                &path,
+                Some(body("redemption_levy", "2026-10-06", rate)),
+            )
             .await;
         assert_eq!(r.ok(201)["rate"], rate, "{}", r.text);
     }
@@ -316,7 +368,10 @@ async fn bad_fund_terms_are_refused_by_field(backend: &'static str) {
     server.stop().await;
 }
 
-on_each_backend!(total_cost_is_shown_and_projected, total_cost_is_shown_and_projected);
+on_each_backend!(
+    total_cost_is_shown_and_projected,
+    total_cost_is_shown_and_projected
+);
 async fn total_cost_is_shown_and_projected(backend: &'static str) {
     const B: &str = "JP90C000LVY2";
     let server = TestServer::start_on(backend, &day(0).to_string()).await;
@@ -343,7 +398,10 @@ async fn total_cost_is_shown_and_projected(backend: &'static str) {
     );
     // 0.6 × 0.2 % + 0.3 × 0.55 % = 0.12 % + 0.165 % = 0.285 %.
     let r = server
-        .get(&b.bank, &format!("/v1/strategies/{strategy_id}/versions/current"))
+        .get(
+            &b.bank,
+            &format!("/v1/strategies/{strategy_id}/versions/current"),
+        )
         .await;
     let v = r.ok(200);
     assert_eq!(v["expense_ratio"], "0.00285", "{}", r.text);

@@ -1980,7 +1980,14 @@ mod tests {
         )]);
         // One unit filled and given to no one: refused, naming the asset.
         let none = BTreeMap::new();
-        let lost = check_allocation(&orders, &side_totals, &wraps, &trades, &BTreeMap::new(), &none);
+        let lost = check_allocation(
+            &orders,
+            &side_totals,
+            &wraps,
+            &trades,
+            &BTreeMap::new(),
+            &none,
+        );
         assert!(lost.unwrap_err().starts_with("F: "));
         // Kept as the platform's residue: whole.
         let residue = BTreeMap::from([("F".to_owned(), 1)]);
@@ -2037,12 +2044,26 @@ mod tests {
         assert_eq!(amounts, vec![(30_001, 90), (12_961, 39)]);
         // The sums hold with the levy; without it, 129 yen would be missing.
         assert_eq!(
-            check_allocation(&orders, &side_totals, &wraps, &a.trades, &a.residue, &a.levy),
+            check_allocation(
+                &orders,
+                &side_totals,
+                &wraps,
+                &a.trades,
+                &a.residue,
+                &a.levy
+            ),
             Ok(())
         );
         assert!(
-            check_allocation(&orders, &side_totals, &wraps, &a.trades, &a.residue, &BTreeMap::new())
-                .is_err()
+            check_allocation(
+                &orders,
+                &side_totals,
+                &wraps,
+                &a.trades,
+                &a.residue,
+                &BTreeMap::new()
+            )
+            .is_err()
         );
     }
 

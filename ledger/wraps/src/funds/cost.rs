@@ -68,8 +68,8 @@ pub fn after_buy(basis: Basis, scale: Scale, units: i64, paid: i64) -> Basis {
     let held = i128::from(basis.units.max(0));
     let total_units = held + i128::from(units);
     // Total cost in (minor currency × minor units per quote) so the division is the last step.
-    let numerator = held * i128::from(basis.cost_per_quote)
-        + i128::from(paid.max(0)) * scale.minor_per_quote();
+    let numerator =
+        held * i128::from(basis.cost_per_quote) + i128::from(paid.max(0)) * scale.minor_per_quote();
     let cost_per_quote = (numerator + total_units - 1) / total_units;
     let after = Basis {
         units: clamp64(total_units),
@@ -86,9 +86,8 @@ pub fn after_buy(basis: Basis, scale: Scale, units: i64, paid: i64) -> Basis {
 /// (minor units of the currency, net of the levy), and the cost left.
 pub fn sale(basis: Basis, scale: Scale, units: i64, proceeds: i64) -> (Basis, Realised) {
     let covered = units.clamp(0, basis.units.max(0));
-    let cost = clamp64(
-        i128::from(covered) * i128::from(basis.cost_per_quote) / scale.minor_per_quote(),
-    );
+    let cost =
+        clamp64(i128::from(covered) * i128::from(basis.cost_per_quote) / scale.minor_per_quote());
     let left = Basis {
         units: basis.units - covered,
         cost_per_quote: if basis.units - covered > 0 {
@@ -133,21 +132,52 @@ mod tests {
     fn two_buys_and_a_sale_worked_by_hand() {
         // Buy 100,000 units for ¥100,000 (price ¥10,000 per 10,000 units): cost ¥10,000.
         let b = after_buy(Basis::default(), FUND, 100_000, 100_000);
-        assert_eq!(b, Basis { units: 100_000, cost_per_quote: 10_000 });
+        assert_eq!(
+            b,
+            Basis {
+                units: 100_000,
+                cost_per_quote: 10_000
+            }
+        );
         // Buy 40,502 units for ¥50,000 (price ¥12,345): (100,000 × 10,000 + 50,000 × 10,000)
         // ÷ 140,502 = 1,500,000,000 ÷ 140,502 = 10,676.0046… (140,502 × 10,676 =
         // 1,499,999,352, 648 short) → ¥10,677 (rounded up).
         let b = after_buy(b, FUND, 40_502, 50_000);
-        assert_eq!(b, Basis { units: 140_502, cost_per_quote: 10_677 });
+        assert_eq!(
+            b,
+            Basis {
+                units: 140_502,
+                cost_per_quote: 10_677
+            }
+        );
         // Sell 23,147 units for ¥30,001 (net of the levy): cost 23,147 × 10,677 ÷ 10,000 =
         // 24,714.0519 → ¥24,714; gain 30,001 − 24,714 = ¥5,287. The cost per 10,000 stays.
         let (left, r) = sale(b, FUND, 23_147, 30_001);
-        assert_eq!(r, Realised { cost: 24_714, gain: 5_287, cost_per_quote: 10_677 });
-        assert_eq!(left, Basis { units: 117_355, cost_per_quote: 10_677 });
+        assert_eq!(
+            r,
+            Realised {
+                cost: 24_714,
+                gain: 5_287,
+                cost_per_quote: 10_677
+            }
+        );
+        assert_eq!(
+            left,
+            Basis {
+                units: 117_355,
+                cost_per_quote: 10_677
+            }
+        );
         // A buy after the sale averages with what is left: (117,355 × 10,677 + 9,000 ×
         // 10,000) ÷ (117,355 + 10,000) = 1,342,999,335 ÷ 127,355 = 10,545.32… → ¥10,546.
         let b = after_buy(left, FUND, 10_000, 9_000);
-        assert_eq!(b, Basis { units: 127_355, cost_per_quote: 10_546 });
+        assert_eq!(
+            b,
+            Basis {
+                units: 127_355,
+                cost_per_quote: 10_546
+            }
+        );
     }
 
     #[test]
@@ -163,7 +193,10 @@ mod tests {
 
     #[test]
     fn units_without_a_cost_release_none() {
-        let b = Basis { units: 100, cost_per_quote: 10_000 };
+        let b = Basis {
+            units: 100,
+            cost_per_quote: 10_000,
+        };
         // 300 sold, 100 covered: 100 × 10,000 ÷ 10,000 = ¥100.
         let (left, r) = sale(b, FUND, 300, 400);
         assert_eq!((r.cost, r.gain, left.units), (100, 300, 0));
@@ -171,8 +204,17 @@ mod tests {
 
     #[test]
     fn a_return_of_capital_lowers_the_cost_to_the_ex_price() {
-        let b = Basis { units: 10_000, cost_per_quote: 10_677 };
-        assert_eq!(after_return_of_capital(b, Decimal::new(10_500, 0)).cost_per_quote, 10_500);
-        assert_eq!(after_return_of_capital(b, Decimal::new(11_000, 0)).cost_per_quote, 10_677);
+        let b = Basis {
+            units: 10_000,
+            cost_per_quote: 10_677,
+        };
+        assert_eq!(
+            after_return_of_capital(b, Decimal::new(10_500, 0)).cost_per_quote,
+            10_500
+        );
+        assert_eq!(
+            after_return_of_capital(b, Decimal::new(11_000, 0)).cost_per_quote,
+            10_677
+        );
     }
 }

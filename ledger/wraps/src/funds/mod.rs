@@ -52,7 +52,9 @@ impl From<sea_orm::DbErr> for FundsError {
 }
 
 /// A fund's term that has a rate and an effective date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FundTerm {
     /// 信託財産留保額: a rate on the value redeemed, kept by the fund.

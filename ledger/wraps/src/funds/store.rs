@@ -44,7 +44,10 @@ pub async fn set_term<C: ConnectionTrait>(
 ) -> Result<(FundTermRate, Option<Decimal>), FundsError> {
     let b = txn.get_database_backend();
     let mut pa = Params::new(b);
-    let q = format!("SELECT code FROM instruments WHERE code = {}", pa.push(instrument));
+    let q = format!(
+        "SELECT code FROM instruments WHERE code = {}",
+        pa.push(instrument)
+    );
     if query(txn, q, pa.values).await?.is_empty() {
         return Err(FundsError::NotFound(format!("no instrument {instrument}")));
     }
@@ -61,9 +64,7 @@ pub async fn set_term<C: ConnectionTrait>(
     if let Some(last) = started.filter(|last| effective_date <= *last) {
         return Err(Invalid::new(
             "effective_date",
-            format!(
-                "end of day has already started {last}: a term takes effect from a later date"
-            ),
+            format!("end of day has already started {last}: a term takes effect from a later date"),
         )
         .into());
     }
@@ -196,6 +197,9 @@ pub struct BookedTrade {
     pub scale: Scale,
 }
 
+/// Individual costs by (customer, fund).
+pub type Costs = BTreeMap<(Uuid, String), Basis>;
+
 /// What [`apply_trades`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CostTotals {
@@ -208,10 +212,7 @@ pub struct CostTotals {
 /// The pure part of [`apply_trades`]: the day's trades applied to the customers' costs,
 /// sales before buys (as allocation books them) in order; returns the costs after and one
 /// realised row per sale. Asserts that the gains add up: Σ gain = Σ proceeds − Σ cost.
-pub fn apply(
-    mut costs: BTreeMap<(Uuid, String), Basis>,
-    trades: &[BookedTrade],
-) -> (BTreeMap<(Uuid, String), Basis>, Vec<(usize, cost::Realised)>) {
+pub fn apply(mut costs: Costs, trades: &[BookedTrade]) -> (Costs, Vec<(usize, cost::Realised)>) {
     let mut realised = Vec::new();
     let mut order: Vec<usize> = (0..trades.len()).collect();
     order.sort_by_key(|i| (!trades[*i].sell, *i));
@@ -406,10 +407,7 @@ struct FundInfo {
     scale: Scale,
 }
 
-async fn fund_info<C: ConnectionTrait>(
-    db: &C,
-    instrument: &str,
-) -> Result<FundInfo, FundsError> {
+async fn fund_info<C: ConnectionTrait>(db: &C, instrument: &str) -> Result<FundInfo, FundsError> {
     let mut pa = Params::new(db.get_database_backend());
     let q = format!(
         "SELECT i.currency, a.scale, i.quote_unit, i.unit_scale FROM instruments i \
