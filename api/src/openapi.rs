@@ -48,6 +48,11 @@ use crate::problem::method_not_allowed;
         crate::routes::instruments::update_instrument,
         crate::routes::instruments::upload_prices,
         crate::routes::instruments::list_prices,
+        crate::routes::instruments::set_fund_term,
+        crate::routes::instruments::list_fund_terms,
+        // individual cost (routes/cost_basis.rs)
+        crate::routes::cost_basis::wrap_cost_basis,
+        crate::routes::cost_basis::customer_cost_basis,
 
         // strategies (routes/strategies.rs)
         crate::routes::strategies::create_strategy,

@@ -523,6 +523,18 @@ impl From<wraps::movements::MoveError> for Problem {
     }
 }
 
+impl From<wraps::funds::FundsError> for Problem {
+    fn from(e: wraps::funds::FundsError) -> Self {
+        use wraps::funds::FundsError as E;
+        match e {
+            E::NotFound(m) => Problem::not_found(m),
+            E::Invalid(i) => Problem::from(i),
+            E::Ledger(e) => Problem::from(e),
+            E::Tenants(e) => Problem::from(e),
+        }
+    }
+}
+
 impl From<wraps::reports::ReportError> for Problem {
     fn from(e: wraps::reports::ReportError) -> Self {
         use wraps::reports::ReportError as E;

@@ -87,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::wraps::configure(cfg);
     crate::routes::returns::configure(cfg);
     crate::routes::statements::configure(cfg);
+    crate::routes::cost_basis::configure(cfg);
     crate::routes::reconciliation::configure(cfg);
     crate::routes::operations::configure(cfg);
     crate::routes::projections::configure(cfg);

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tenants::Action;
 use utoipa::ToSchema;
+use wraps::funds::{FundTerm, FundTermRate};
 
 use crate::audit::{self, Change};
 use crate::auth::Caller;
@@ -54,6 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/instruments/{code}")
             .get(get_instrument)
             .route(web::patch().to(update_instrument)),
+    )
+    .service(
+        resource("/v1/instruments/{code}/fund-terms")
+            .get(list_fund_terms)
+            .post(set_fund_term),
     )
     .service(resource("/v1/prices").get(list_prices).post(upload_prices));
 }
@@ -336,6 +342,112 @@ pub async fn update_instrument(
     .await?;
     txn.commit().await?;
     Ok(HttpResponse::Ok().json(after))
+}
+
+// ---------------------------------------------------------------------------------------
+// Fund terms (issue 25): the redemption levy and the expense ratio, with effective dates
+
+/// A fund term's rate from a date.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetFundTerm {
+    /// `redemption_levy` (信託財産留保額, a fraction of the value redeemed) or
+    /// `expense_ratio` (信託報酬, a fraction a year).
+    pub term: FundTerm,
+    /// From this date (later than every date whose end of day has started).
+    pub effective_date: NaiveDate,
+    /// Decimal string, 0 to 0.05, at most 6 places: `"0.003"` is 0.3 %.
+    pub rate: String,
+}
+
+/// Every version of an instrument's fund terms.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct FundTerms {
+    pub instrument: String,
+    pub terms: Vec<FundTermRate>,
+}
+
+/// Set a fund term of an instrument from a date (platform writers). The same term and date
+/// again replaces the rate (the audit log keeps the one replaced); a date whose end of day
+/// has started is refused (422 naming `effective_date`): no trade already done changes.
+#[utoipa::path(
+    post, path = "/v1/instruments/{code}/fund-terms", tag = "market data",
+    params(("code" = String, Path)),
+    request_body = SetFundTerm,
+    responses(
+        (status = 201, body = FundTermRate),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad term, date or rate, named", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_fund_term(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    let code = path_code(&req);
+    find(&state, &code).await?;
+    market_data_writer(&caller)?;
+    Query::parse(&req, &[])?;
+    let body: SetFundTerm = crate::extract::json(&req, payload).await?;
+    let rate = wraps::funds::parse_rate(body.term, &body.rate, "rate")?;
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    let (row, replaced) = wraps::funds::store::set_term(
+        &txn,
+        &code,
+        body.term,
+        body.effective_date,
+        rate,
+        &caller.principal.client_id,
+        now,
+    )
+    .await?;
+    audit::record(
+        &txn,
+        &caller,
+        &Change {
+            action: "instrument.fund_term",
+            target_tenant_id: None,
+            target_type: "instrument",
+            target_id: code.clone(),
+            detail: json!({ "term": row.term, "effective_date": row.effective_date,
+                "rate": row.rate.to_string(), "replaced": replaced.map(|r| r.to_string()) }),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(row))
+}
+
+/// An instrument's fund terms, every version (any authenticated caller).
+#[utoipa::path(
+    get, path = "/v1/instruments/{code}/fund-terms", tag = "market data",
+    params(("code" = String, Path)),
+    responses(
+        (status = 200, body = FundTerms),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_fund_terms(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::ReadOwnData)?;
+    Query::parse(&req, &[])?;
+    let code = path_code(&req);
+    find(&state, &code).await?;
+    let terms = wraps::funds::store::terms(&state.db, &code).await?;
+    Ok(HttpResponse::Ok().json(FundTerms {
+        instrument: code,
+        terms,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------

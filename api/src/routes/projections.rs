@@ -82,6 +82,11 @@ pub struct FeeImpactRequest {
     /// Defaults to JPY.
     #[serde(default)]
     pub currency: Option<String>,
+    /// The funds' annual costs (信託報酬) as a fraction, charged on the value besides the
+    /// fee; defaults to the agreement's model's weighted expense ratio (in effect today), or 0.
+    #[serde(default, deserialize_with = "ledger::amount::de_strict_opt")]
+    #[schema(value_type = Option<String>, example = "0.00285")]
+    pub fund_expense_ratio: Option<Decimal>,
 }
 
 /// The projection, one scenario per fee rate (or the agreement's schedule).
@@ -126,6 +131,8 @@ pub async fn fee_impact(
             ));
         }
     };
+    let today = crate::money::today(Utc::now());
+    let mut model_ratio = None;
     let (schedules, agreement_tax) = match (&body.fee_rates, body.agreement_id) {
         (Some(rates), None) => {
             for (i, r) in rates.iter().enumerate() {
@@ -144,7 +151,13 @@ pub async fn fee_impact(
         }
         (None, Some(id)) => {
             let agreement = market_store::agreement_for(&state.db, &caller.principal, id).await?;
-            let today = crate::money::today(Utc::now());
+            model_ratio = wraps::funds::store::model_expense_ratio(
+                &state.db,
+                agreement.manager_tenant_id,
+                agreement.strategy_id,
+                today,
+            )
+            .await?;
             let terms = market_store::terms_in_effect(
                 &state.db,
                 agreement.distributor_tenant_id,
@@ -178,6 +191,10 @@ pub async fn fee_impact(
         gross_annual_return: body.gross_annual_return,
         tax_rate,
         schedules,
+        fund_expense_ratio: body
+            .fund_expense_ratio
+            .or(model_ratio)
+            .unwrap_or(Decimal::ZERO),
         scale: asset.scale,
     };
     input.validate()?;

@@ -306,8 +306,20 @@ pub async fn list_versions(
     }))
 }
 
-/// The model version in effect on `on` (default: today's business date in Tokyo); 404 when
-/// none is yet.
+/// A model version with what its funds cost.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct CurrentVersion {
+    #[serde(flatten)]
+    pub model: StrategyVersion,
+    /// The model's weighted expense ratio (信託報酬) on that date: Σ weight × each fund's
+    /// annual expense ratio in effect (`POST /v1/instruments/{code}/fund-terms`), exact.
+    #[schema(value_type = String, example = "0.00285")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub expense_ratio: rust_decimal::Decimal,
+}
+
+/// The model version in effect on `on` (default: today's business date in Tokyo), with its
+/// weighted expense ratio on that date; 404 when none is yet.
 #[utoipa::path(
     get, path = "/v1/strategies/{id}/versions/current", tag = "strategies",
     params(
@@ -315,7 +327,7 @@ pub async fn list_versions(
         ("on" = Option<NaiveDate>, Query, description = "A date, YYYY-MM-DD; default today"),
     ),
     responses(
-        (status = 200, body = StrategyVersion),
+        (status = 200, body = CurrentVersion),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -332,5 +344,16 @@ pub async fn current_version(
     let version = market_store::version_in_effect(&state.db, strategy.manager_tenant_id, id, on)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no model version in effect on {on}")))?;
-    Ok(HttpResponse::Ok().json(version))
+    let ratios =
+        wraps::funds::store::rates_on(&state.db, wraps::funds::FundTerm::ExpenseRatio, on).await?;
+    let weights: Vec<(String, rust_decimal::Decimal)> = version
+        .weights
+        .iter()
+        .map(|w| (w.instrument.clone(), w.weight))
+        .collect();
+    let expense_ratio = wraps::funds::weighted_expense_ratio(&weights, &ratios);
+    Ok(HttpResponse::Ok().json(CurrentVersion {
+        model: version,
+        expense_ratio,
+    }))
 }

@@ -37,6 +37,8 @@ const TABLES: &[&str] = &[
     "fee_accruals",
     "wrap_fee_state",
     "fee_collections",
+    "individual_costs",
+    "realised_gains",
     "audit_log",
 ];
 

@@ -447,6 +447,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/audit",
         "/v1/customers",
         "/v1/customers/{id}",
+        "/v1/customers/{id}/cost-basis",
         "/v1/customers/{id}/deposits",
         "/v1/customers/{id}/statement",
         "/v1/customers/{id}/withdrawals",
@@ -457,6 +458,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/instructions/{id}/fills",
         "/v1/instructions/{id}/close",
         "/v1/instruments/{code}",
+        "/v1/instruments/{code}/fund-terms",
         "/v1/ledger/accounts",
         "/v1/ledger/accounts/{id}",
         "/v1/ledger/entries",
@@ -493,6 +495,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}",
         "/v1/wraps/{id}/close",
         "/v1/wraps/{id}/contributions",
+        "/v1/wraps/{id}/cost-basis",
         "/v1/wraps/{id}/goal",
         "/v1/wraps/{id}/goal/history",
         "/v1/wraps/{id}/movements",
@@ -511,7 +514,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        69,
+        72,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

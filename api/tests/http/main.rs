@@ -26,6 +26,7 @@ mod eod_trading;
 mod eod_year;
 mod errors;
 mod faults;
+mod fund_terms;
 mod goals;
 mod health;
 mod instruments;

@@ -25,6 +25,7 @@ pub mod chart;
 pub mod clock;
 pub mod customers;
 pub mod eod;
+pub mod funds;
 pub mod market;
 pub mod movements;
 pub mod projections;

@@ -363,6 +363,8 @@ fn row_of(r: &sea_orm::QueryResult) -> Result<Row, EodError> {
                 .parse()
                 .map_err(|_| corrupt(format!("block price {price:?}")))?,
             price_date: get(r, 8)?,
+            // A block is priced, not levied: the levy is per wrap, at allocation.
+            levy_rate: Decimal::ZERO,
         },
         created_at: get(r, 14)?,
         completed_at: get(r, 15)?,

@@ -363,7 +363,7 @@ fn sales_to_raise(
             market
                 .pricing
                 .get(code.as_str())
-                .map_or(units, |p| p.units_to_raise(share))
+                .map_or(units, |p| p.units_to_raise_net(share))
                 .min(units)
         };
         if to_sell > 0 {
@@ -1078,6 +1078,7 @@ mod tests {
             quote_unit: 10_000,
             price: Decimal::from(10_000),
             price_date: d("2027-02-15"),
+            levy_rate: Decimal::ZERO,
         };
         let pricing: HashMap<String, Pricing> = ["A", "B"].map(|c| (c.to_owned(), price(c))).into();
         let instruments: HashMap<String, Tradable> = ["A", "B"]

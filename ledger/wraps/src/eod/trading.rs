@@ -109,6 +109,10 @@ pub struct Pricing {
     pub price: Decimal,
     /// The date of the price (before the business date when the day has none).
     pub price_date: NaiveDate,
+    /// The fund's redemption levy (信託財産留保額) in effect on the business date: a
+    /// fraction of the value redeemed, deducted from every sale's proceeds
+    /// ([`crate::funds::redemption_levy`]); zero for none.
+    pub levy_rate: Decimal,
 }
 
 fn pow10(n: u32) -> i128 {
@@ -164,7 +168,18 @@ impl Pricing {
         clamp64((num + den - 1) / den)
     }
 
-    /// Units (minor) needed to raise at least `amount` (minor): rounded up.
+    /// The redemption levy on a sale worth `value` (minor units of the currency).
+    pub fn levy_on(&self, value: i64) -> i64 {
+        crate::funds::redemption_levy(value, self.levy_rate)
+    }
+
+    /// Units (minor) whose sale raises at least `amount` (minor) in cash once the
+    /// redemption levy is deducted: what money going out sells.
+    pub fn units_to_raise_net(&self, amount: i64) -> i64 {
+        self.units_to_raise(crate::funds::value_to_raise(amount, self.levy_rate))
+    }
+
+    /// Units (minor) needed to raise at least `amount` (minor) of value: rounded up.
     pub fn units_to_raise(&self, amount: i64) -> i64 {
         let (m, ps) = self.price_parts();
         if m <= 0 || amount <= 0 {
@@ -324,9 +339,13 @@ pub async fn pricing_of<C: ConnectionTrait>(
     }
     let codes: Vec<String> = terms.iter().map(|t| t.0.clone()).collect();
     let prices = ledger::store::market::latest_prices(db, &codes, date).await?;
+    let levies = crate::funds::store::rates_on(db, crate::funds::FundTerm::RedemptionLevy, date)
+        .await
+        .map_err(funds_error)?;
     let mut out = HashMap::with_capacity(prices.len());
     for (code, currency, cs, us, qu) in terms {
         if let Some(q) = prices.get(&code) {
+            let levy_rate = levies.get(&code).copied().unwrap_or(Decimal::ZERO);
             out.insert(
                 code.clone(),
                 Pricing {
@@ -337,11 +356,21 @@ pub async fn pricing_of<C: ConnectionTrait>(
                     quote_unit: qu,
                     price: q.price,
                     price_date: q.date,
+                    levy_rate,
                 },
             );
         }
     }
     Ok(out)
+}
+
+/// A fund-terms error met inside end of day: the store's own errors pass through, anything
+/// else is a broken row.
+pub(crate) fn funds_error(e: crate::funds::FundsError) -> EodError {
+    match e {
+        crate::funds::FundsError::Ledger(e) => EodError::Ledger(e),
+        other => corrupt(other.to_string()),
+    }
 }
 
 fn not_a_business_day() -> serde_json::Value {
@@ -691,7 +720,10 @@ struct Order {
 struct Share {
     order: usize,
     units: i64,
+    /// Buys: the cash paid; sells: the value redeemed at the day's price (before the levy).
     amount: i64,
+    /// Sells: the redemption levy on `amount`; the wrap receives `amount − levy`.
+    levy: i64,
 }
 
 /// What one wrap's day comes to, per asset: + means the wrap receives.
@@ -742,6 +774,8 @@ pub async fn run_allocation(
         "unfilled": totals.unfilled,
         "entries": totals.entries,
         "residual": totals.residual,
+        "redemption_levy": totals.levy,
+        "cost_basis": { "buys": totals.cost_buys, "sales": totals.cost_sales },
         "movements_fulfilled": totals.fulfilled,
         "wraps_closed": totals.closed,
     }))
@@ -758,6 +792,11 @@ struct Totals {
     closed: u64,
     /// Residue per asset, in minor units.
     residual: BTreeMap<String, i64>,
+    /// Redemption levies deducted per currency, in minor units.
+    levy: BTreeMap<String, i64>,
+    /// Buys and sales applied to the customers' individual costs.
+    cost_buys: u64,
+    cost_sales: u64,
 }
 
 async fn tenants_with_decisions(
@@ -964,11 +1003,12 @@ async fn allocate_tenant(
         trades,
         statuses,
         residue,
+        levy,
         filled,
         partial,
         unfilled,
     } = allocate(&orders, &side_totals, &short, &priced, &balances, &wraps)?;
-    check_allocation(&orders, &side_totals, &wraps, &trades, &residue)
+    check_allocation(&orders, &side_totals, &wraps, &trades, &residue, &levy)
         .map_err(|e| corrupt(format!("allocation of {date} for tenant {tenant_id}: {e}")))?;
     totals.filled += filled;
     totals.partial += partial;
@@ -1144,12 +1184,16 @@ async fn allocate_tenant(
                 .or_default() += delta;
         }
     }
+    for (currency, v) in &levy {
+        *totals.levy.entry(currency.clone()).or_default() += v;
+    }
     insert_rows(
         txn,
-        "trade_allocations (tenant_id, order_id, business_date, wrap_id, units, amount, status)",
+        "trade_allocations (tenant_id, order_id, business_date, wrap_id, units, amount, status, \
+         levy)",
         statuses
             .iter()
-            .map(|(order, wrap, u, a, s)| {
+            .map(|(order, wrap, u, a, s, l)| {
                 vec![
                     tenant_id.into(),
                     (*order).into(),
@@ -1158,11 +1202,20 @@ async fn allocate_tenant(
                     (*u).into(),
                     (*a).into(),
                     (*s).into(),
+                    (*l).into(),
                 ]
             })
             .collect(),
     )
     .await?;
+    // The customers' individual costs (個別元本) and each sale's realised gain, from what
+    // was booked: in this transaction, so they are done exactly when the entries are.
+    let booked = booked_trades(&orders, &statuses, &wraps, &priced);
+    let costs = crate::funds::store::apply_trades(txn, tenant_id, date, &booked)
+        .await
+        .map_err(funds_error)?;
+    totals.cost_buys += costs.buys;
+    totals.cost_sales += costs.sales;
     // Each order takes its allocation's status (a residual one counts as unfilled for the
     // wrap); one statement for the tenant's day.
     let mut pa = Params::new(b);
@@ -1189,11 +1242,15 @@ async fn allocate_tenant(
 struct Allocated {
     /// Per wrap, what it receives (+) and pays (−) per asset.
     trades: BTreeMap<Uuid, WrapTrades>,
-    /// Per order: (order, wrap, units, amount, status).
-    statuses: Vec<(Uuid, Uuid, i64, i64, &'static str)>,
+    /// Per order: (order, wrap, units, amount, status, levy); a sale's amount is what the
+    /// wrap received, net of the levy.
+    statuses: Vec<(Uuid, Uuid, i64, i64, &'static str, i64)>,
     /// Per asset, what the platform keeps (+) or gives (−): rounding of the pool, and the
     /// trades of wraps that can no longer take them.
     residue: BTreeMap<String, i64>,
+    /// Per currency, the redemption levies deducted from the wraps' proceeds: they stay in
+    /// the fund, so the omnibus receives the proceeds net of them.
+    levy: BTreeMap<String, i64>,
     filled: u64,
     partial: u64,
     unfilled: u64,
@@ -1262,14 +1319,16 @@ fn allocate(
         };
         *out.residue.entry(residue_asset).or_default() += pool - given;
         for (k, i) in idx.iter().enumerate() {
-            let (units, amount) = match side {
-                TradeSide::Buy => (other[k], parts[k]),
-                TradeSide::Sell => (parts[k], other[k]),
+            let (units, amount, levy) = match side {
+                TradeSide::Buy => (other[k], parts[k], 0),
+                // Each sale's levy on its own value, as the fund charges each redemption.
+                TradeSide::Sell => (parts[k], other[k], pricing.levy_on(other[k])),
             };
             shares.push(Share {
                 order: *i,
                 units,
                 amount,
+                levy,
             });
         }
     }
@@ -1323,8 +1382,14 @@ fn allocate(
                     *t.units.entry(o.instrument.clone()).or_default() += s.units;
                 }
                 TradeSide::Sell => {
-                    t.cash += s.amount;
+                    t.cash += s.amount - s.levy;
                     *t.units.entry(o.instrument.clone()).or_default() -= s.units;
+                    if s.levy > 0 {
+                        let currency = wraps
+                            .get(&o.wrap_id)
+                            .map_or_else(|| "JPY".to_owned(), |w| w.currency.clone());
+                        *out.levy.entry(currency).or_default() += s.levy;
+                    }
                 }
             }
         }
@@ -1333,21 +1398,61 @@ fn allocate(
             "partially_filled" => out.partial += 1,
             _ => out.unfilled += 1,
         }
-        statuses.push((o.id, o.wrap_id, s.units, s.amount, status));
+        let (amount, levy) = match (o.side, status) {
+            (TradeSide::Sell, "filled" | "partially_filled") => (s.amount - s.levy, s.levy),
+            _ => (s.amount, 0),
+        };
+        statuses.push((o.id, o.wrap_id, s.units, amount, status, levy));
     }
 
     Ok(out)
 }
 
+/// The day's filled trades as the individual-cost rule needs them (the sales' amounts net of
+/// the levy, as booked).
+fn booked_trades(
+    orders: &[Order],
+    statuses: &[(Uuid, Uuid, i64, i64, &'static str, i64)],
+    wraps: &HashMap<Uuid, WrapRow>,
+    priced: &HashMap<String, Pricing>,
+) -> Vec<crate::funds::store::BookedTrade> {
+    let by_id: HashMap<Uuid, &Order> = orders.iter().map(|o| (o.id, o)).collect();
+    statuses
+        .iter()
+        .filter(|s| matches!(s.4, "filled" | "partially_filled") && s.2 > 0)
+        .filter_map(|(order, wrap, units, amount, _, levy)| {
+            let o = by_id.get(order)?;
+            let w = wraps.get(wrap)?;
+            let p = priced.get(&o.instrument)?;
+            Some(crate::funds::store::BookedTrade {
+                order_id: *order,
+                customer_id: w.customer_id,
+                wrap_id: *wrap,
+                instrument: o.instrument.clone(),
+                sell: o.side == TradeSide::Sell,
+                units: *units,
+                amount: *amount,
+                levy: *levy,
+                scale: crate::funds::cost::Scale {
+                    quote_unit: p.quote_unit,
+                    unit_scale: p.unit_scale,
+                },
+            })
+        })
+        .collect()
+}
+
 /// The sums allocation must keep (checked before anything is written): per asset, what the
-/// wraps receive plus the residue equals what the day's blocks filled, so no unit or yen is
-/// made or lost in the division. A break is a bug: the day stops, nothing is booked.
+/// wraps receive plus the residue plus the redemption levies (kept by the fund) equals what
+/// the day's blocks filled, so no unit or yen is made or lost in the division. A break is a
+/// bug: the day stops, nothing is booked.
 fn check_allocation(
     orders: &[Order],
     side_totals: &HashMap<(String, TradeSide), (i64, i64)>,
     wraps: &HashMap<Uuid, WrapRow>,
     trades: &BTreeMap<Uuid, WrapTrades>,
     residue: &BTreeMap<String, i64>,
+    levy: &BTreeMap<String, i64>,
 ) -> Result<(), String> {
     let mut filled: BTreeMap<String, i128> = BTreeMap::new();
     let mut groups: BTreeMap<(&str, TradeSide), &str> = BTreeMap::new();
@@ -1373,7 +1478,7 @@ fn check_allocation(
             *given.entry(instrument.clone()).or_default() += i128::from(*delta);
         }
     }
-    for (asset, v) in residue {
+    for (asset, v) in residue.iter().chain(levy) {
         *given.entry(asset.clone()).or_default() += i128::from(*v);
     }
     for asset in filled.keys().chain(given.keys()) {
@@ -1819,6 +1924,7 @@ mod tests {
             quote_unit: 10_000,
             price: price.parse().unwrap(),
             price_date: NaiveDate::from_ymd_opt(2027, 2, 15).unwrap(),
+            levy_rate: Decimal::ZERO,
         }
     }
 
@@ -1873,13 +1979,91 @@ mod tests {
             },
         )]);
         // One unit filled and given to no one: refused, naming the asset.
-        let lost = check_allocation(&orders, &side_totals, &wraps, &trades, &BTreeMap::new());
+        let none = BTreeMap::new();
+        let lost = check_allocation(
+            &orders,
+            &side_totals,
+            &wraps,
+            &trades,
+            &BTreeMap::new(),
+            &none,
+        );
         assert!(lost.unwrap_err().starts_with("F: "));
         // Kept as the platform's residue: whole.
         let residue = BTreeMap::from([("F".to_owned(), 1)]);
         assert_eq!(
-            check_allocation(&orders, &side_totals, &wraps, &trades, &residue),
+            check_allocation(&orders, &side_totals, &wraps, &trades, &residue, &none),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_sale_pays_its_levy_to_the_fund_and_the_rest_to_the_wrap() {
+        // Two wraps sell 23,147 and 10,000 units at ¥13,000 per 10,000 units, levy 0.3 %:
+        // the block of 33,147 units fills for floor(33,147 × 1.3) = ¥43,091. Each wrap's
+        // value: 23,147 × 1.3 = 30,091.1 → 30,091 and 10,000 × 1.3 = 13,000 (residue 0);
+        // levies floor(90.273) = 90 and floor(39) = 39; proceeds 30,001 and 12,961.
+        let p = Pricing {
+            levy_rate: "0.003".parse().unwrap(),
+            ..fund("13000")
+        };
+        let (w1, w2) = (Uuid::now_v7(), Uuid::now_v7());
+        let order = |wrap_id, units| Order {
+            id: Uuid::now_v7(),
+            wrap_id,
+            instrument: "F".into(),
+            side: TradeSide::Sell,
+            amount: 0,
+            units,
+        };
+        let orders = vec![order(w1, 23_147), order(w2, 10_000)];
+        let side_totals = HashMap::from([(("F".to_owned(), TradeSide::Sell), (33_147, 43_091))]);
+        let row = || WrapRow {
+            customer_id: Uuid::now_v7(),
+            agreement_id: Uuid::now_v7(),
+            currency: "JPY".into(),
+            scale: 0,
+            status: "active".into(),
+        };
+        let wraps = HashMap::from([(w1, row()), (w2, row())]);
+        let priced = HashMap::from([("F".to_owned(), p)]);
+        let a = allocate(
+            &orders,
+            &side_totals,
+            &HashSet::new(),
+            &priced,
+            &HashMap::new(),
+            &wraps,
+        )
+        .unwrap();
+        assert_eq!(a.trades[&w1].cash, 30_001);
+        assert_eq!(a.trades[&w2].cash, 12_961);
+        assert_eq!(a.levy, BTreeMap::from([("JPY".to_owned(), 129)]));
+        assert_eq!(a.residue.get("JPY").copied().unwrap_or(0), 0);
+        let amounts: Vec<(i64, i64)> = a.statuses.iter().map(|s| (s.3, s.5)).collect();
+        assert_eq!(amounts, vec![(30_001, 90), (12_961, 39)]);
+        // The sums hold with the levy; without it, 129 yen would be missing.
+        assert_eq!(
+            check_allocation(
+                &orders,
+                &side_totals,
+                &wraps,
+                &a.trades,
+                &a.residue,
+                &a.levy
+            ),
+            Ok(())
+        );
+        assert!(
+            check_allocation(
+                &orders,
+                &side_totals,
+                &wraps,
+                &a.trades,
+                &a.residue,
+                &BTreeMap::new()
+            )
+            .is_err()
         );
     }
 

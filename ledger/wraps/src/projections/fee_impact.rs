@@ -54,6 +54,9 @@ pub struct FeeImpactInput {
     pub tax_rate: Decimal,
     /// One projection per schedule.
     pub schedules: Vec<FeeSchedule>,
+    /// The funds' own annual costs (信託報酬) borne inside their prices: the model's weighted
+    /// expense ratio ([`crate::funds::weighted_expense_ratio`]); 0 to leave them out.
+    pub fund_expense_ratio: Decimal,
     /// The currency's minor-unit scale (0 for JPY).
     pub scale: u32,
 }
@@ -109,6 +112,12 @@ impl FeeImpactInput {
         if self.tax_rate < Decimal::ZERO || self.tax_rate > Decimal::ONE {
             return Err(invalid("tax_rate", "must be between 0 and 1"));
         }
+        if self.fund_expense_ratio < Decimal::ZERO || self.fund_expense_ratio >= Decimal::ONE {
+            return Err(invalid(
+                "fund_expense_ratio",
+                "must be from 0 to below 1 (a fraction: 0.004 is 0.4 %)",
+            ));
+        }
         if self.schedules.is_empty() || self.schedules.len() > MAX_SCENARIOS {
             return Err(invalid(
                 "fee_rates",
@@ -159,7 +168,21 @@ pub struct FeeScenario {
     #[schema(value_type = String)]
     #[serde(with = "rust_decimal::serde::str")]
     pub fees_paid: Decimal,
-    /// Yearly fees and tax as a fraction of the average value (6 decimals).
+    /// The funds' weighted annual expense ratio the projection charged (0: none).
+    #[schema(value_type = String)]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub fund_expense_ratio: Decimal,
+    /// The expected total cost a year (総コスト) at the initial amount: the fee's blended rate
+    /// with tax plus the funds' expense ratio ([`crate::funds::expected_total_cost`]).
+    #[schema(value_type = String, example = "0.014950")]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub expected_total_cost: Decimal,
+    /// What the funds' expense ratios took over the whole projection.
+    #[schema(value_type = String)]
+    #[serde(with = "rust_decimal::serde::str")]
+    pub fund_costs_paid: Decimal,
+    /// Yearly fees, tax and fund costs (総コスト) as a fraction of the average value (6
+    /// decimals).
     #[schema(value_type = String, example = "0.012100")]
     #[serde(with = "rust_decimal::serde::str")]
     pub total_expense_ratio: Decimal,
@@ -188,6 +211,7 @@ fn project_one(input: &FeeImpactInput, schedule: &FeeSchedule) -> FeeScenario {
     let (mut without, mut with) = (input.initial_amount, input.initial_amount);
     let mut contributed = input.initial_amount;
     let (mut fees, mut value_sum) = (Decimal::ZERO, Decimal::ZERO);
+    let mut fund_costs = Decimal::ZERO;
     let mut years = Vec::with_capacity(input.years as usize);
     for month in 1..=input.years * 12 {
         without += input.monthly_contribution;
@@ -200,6 +224,13 @@ fn project_one(input: &FeeImpactInput, schedule: &FeeSchedule) -> FeeScenario {
         let fee = fee.min(with.max(Decimal::ZERO));
         with -= fee;
         fees += fee;
+        // The funds' own costs, taken inside their prices month by month on the same value.
+        if !input.fund_expense_ratio.is_zero() {
+            let fund_cost = (value_before_fee(with, fee) * input.fund_expense_ratio / twelve)
+                .min(with.max(Decimal::ZERO));
+            with -= fund_cost;
+            fund_costs += fund_cost;
+        }
         if month.is_multiple_of(12) {
             years.push(YearPoint {
                 year: month / 12,
@@ -213,8 +244,8 @@ fn project_one(input: &FeeImpactInput, schedule: &FeeSchedule) -> FeeScenario {
     let ter = if value_sum.is_zero() {
         Decimal::ZERO
     } else {
-        // fees per year ÷ average value = (fees ÷ years) ÷ (value_sum ÷ months).
-        fees * twelve / value_sum
+        // costs per year ÷ average value = (costs ÷ years) ÷ (value_sum ÷ months).
+        (fees + fund_costs) * twelve / value_sum
     };
     let final_without = money(without, scale);
     let final_with = money(with, scale);
@@ -227,8 +258,21 @@ fn project_one(input: &FeeImpactInput, schedule: &FeeSchedule) -> FeeScenario {
         final_value_with_fees: final_with,
         cumulative_cost: final_without - final_with,
         fees_paid: money(fees, scale),
+        fund_expense_ratio: input.fund_expense_ratio,
+        expected_total_cost: crate::funds::expected_total_cost(
+            schedule,
+            input.initial_amount,
+            input.tax_rate,
+            input.fund_expense_ratio,
+        ),
+        fund_costs_paid: money(fund_costs, scale),
         total_expense_ratio: ter,
     }
+}
+
+/// The grown value of the month before its management fee left.
+fn value_before_fee(after_fee: Decimal, fee: Decimal) -> Decimal {
+    after_fee + fee
 }
 
 #[cfg(test)]
@@ -254,8 +298,30 @@ mod tests {
             gross_annual_return: d("0.12"),
             tax_rate: d("0.10"),
             schedules,
+            fund_expense_ratio: Decimal::ZERO,
             scale: 0,
         }
+    }
+
+    #[test]
+    fn fund_costs_add_to_the_total() {
+        // ¥1,200,000, no growth, no management fee, a fund ratio of 1.2 % a year: each month
+        // the funds take 1.2 % ÷ 12 = 0.1 % of the value: 1,200 in month 1, then 1,198.8, …
+        // The yearly cost over the average value is exactly 1.2 %.
+        let mut i = input(vec![flat("0")]);
+        i.initial_amount = d("1200000");
+        i.gross_annual_return = Decimal::ZERO;
+        i.fund_expense_ratio = d("0.012");
+        let s = &project(&i).unwrap()[0];
+        assert_eq!(s.fees_paid, Decimal::ZERO);
+        // 1,200,000 × (1 − 0.999^12) = 14,321.06… → 14,321; left 1,185,678.94 → 1,185,679.
+        assert_eq!(s.fund_costs_paid, d("14321"));
+        assert_eq!(s.final_value_with_fees, d("1185679"));
+        assert_eq!(s.cumulative_cost, d("14321"));
+        assert_eq!(s.total_expense_ratio, d("0.012000"));
+        // Without fund costs the projection is as before.
+        let s0 = &project(&input(vec![flat("0.011")])).unwrap()[0];
+        assert_eq!(s0.fund_costs_paid, Decimal::ZERO);
     }
 
     #[test]
