@@ -53,6 +53,8 @@ pub struct AppState {
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// `[rate_limits]`: the token endpoint's and the API's buckets.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// `[console]`: session lifetimes, the cookie's `Secure` flag, the lockout threshold.
+    pub console: crate::settings::ConsoleSettings,
 }
 
 impl AppState {
@@ -90,7 +92,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::projections::configure(cfg);
     crate::routes::reports::configure(cfg);
     crate::routes::instructions::configure(cfg);
+    crate::routes::users::configure(cfg);
     crate::audit::configure(cfg);
+    crate::console::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
 }
 
@@ -115,6 +119,7 @@ pub fn app_data(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
         rate_limits: Arc::new(crate::rate_limit::RateLimits::new(&settings.rate_limits)),
+        console: settings.console.clone(),
     });
     // One end-of-day run at a time for this service (shared by every worker).
     let lock = wraps::eod::RunLock::with(

@@ -41,6 +41,7 @@ mod m20261207_000019_price_revisions;
 mod m20261207_000020_fees_trigger;
 mod m20261207_000021_plan_runs_key;
 mod m20261207_000022_citus;
+mod m20261208_000023_console;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_fees_trigger::Migration),
             Box::new(m20261207_000021_plan_runs_key::Migration),
             Box::new(m20261207_000022_citus::Migration),
+            Box::new(m20261208_000023_console::Migration),
         ]
     }
 }
