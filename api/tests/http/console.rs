@@ -312,7 +312,17 @@ async fn users_api(backend: &'static str) {
         .post(&admin, &format!("/v1/users/{id}/resume"), None)
         .await;
     assert_eq!(r.ok(200)["status"], "active");
-    assert_eq!(s.audit_count().await, before + 3);
+    let platform = s.token(&s.platform).await;
+    let audit = s.get(&platform, "/v1/audit?limit=1000").await;
+    let actions: Vec<&str> = audit.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target_id"] == id.to_string())
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user.create", "user.suspend", "user.resume"]);
+    assert!(!audit.text.contains(PASSWORD));
     s.stop().await;
 }
 
