@@ -21,7 +21,7 @@ pub fn grouped(amount: Decimal) -> String {
         out.push('-');
     }
     for (i, c) in digits.iter().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(*c);
