@@ -101,7 +101,7 @@ test('/docs renders offline from the embedded Redoc', async () => {
   const page = await context.newPage();
   await page.goto(`${BASE}/docs`);
   await page.waitForSelector('text=wrapd', { timeout: 30000 });
-  await page.waitForSelector('text=/v1/users', { timeout: 30000 });
+  await page.getByText('/v1/users').first().waitFor({ timeout: 30000 });
   await shot(page, 'docs');
   await context.close();
 });
