@@ -16,9 +16,10 @@
 //! | [`extract`] | reading bodies, queries and paths, each failure a problem naming the field |
 //! | [`auth`] | `POST /oauth/token`, `/.well-known/jwks.json`, signing keys, the bearer-token [`auth::Caller`] |
 //! | [`auth_cache`] | verified tokens and client standings remembered per process, forgotten on a suspension or revocation |
-//! | [`routes`] | the `/v1` resources: [`routes::tenants`] (tenants and clients), [`routes::ledger`] (reads) |
+//! | [`routes`] | the `/v1` resources: [`routes::tenants`] (tenants and clients), [`routes::ledger`] (reads), [`routes::users`] (console users) |
 //! | [`onboarding`] | opening a tenant with its standard ledger accounts (spans `tenants` and `ledger`) |
 //! | [`audit`] | the append-only audit log and `/v1/audit` |
+//! | [`console`] | the people's screens under `/console`: sign-in, sessions, CSRF, server-rendered pages |
 //! | [`metrics`] | `/metrics` (Prometheus) |
 //! | [`openapi`] | `/v1/openapi.json` and `/docs` |
 //! | [`bootstrap`] | `wrapd bootstrap`: the platform tenant and its first admin client |
@@ -49,6 +50,7 @@ pub mod bench_goals;
 pub mod book;
 pub mod bootstrap;
 pub mod cli;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod eod_cli;

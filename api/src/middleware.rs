@@ -85,11 +85,18 @@ pub async fn observe(
         .headers()
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == CONTENT_TYPE_PROBLEM.as_bytes());
+    // The console's own 4xx pages (sign-in refused, forbidden, not found) are HTML for a
+    // person, not an API answer: kept as they are. Its 5xx still get the rule below.
+    let is_console_page = res.request().path().starts_with("/console")
+        && res
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     let mut res = if status.is_server_error() {
         let problem = Problem::new(status, slug_of(status), title_of(status))
             .with_request_id(request_id.clone());
         replace_body(res, &problem)
-    } else if status.is_client_error() && !is_problem {
+    } else if status.is_client_error() && !is_problem && !is_console_page {
         let detail = res
             .response()
             .error()

@@ -1,11 +1,12 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations and
 //! the wire types' `ToSchema` derives, served at `/v1/openapi.json` and browsable (Redoc) at
-//! `/docs`. `api/tests/openapi.rs` checks that every route of the server is in it.
+//! `/docs`. Redoc's script is vendored (`vendor/redoc/`, its licence beside it) and served
+//! from the binary at `/docs/redoc.standalone.js`: no CDN, so `/docs` renders without
+//! internet. `api/tests/openapi.rs` checks that every route of the server is in it.
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_redoc::{Redoc, Servable as _};
 
 use crate::problem::method_not_allowed;
 
@@ -41,6 +42,11 @@ use crate::problem::method_not_allowed;
         crate::routes::ledger::get_entry,
         crate::routes::ledger::trial_balance,
         crate::audit::list_audit,
+        crate::routes::users::create_user,
+        crate::routes::users::list_users,
+        crate::routes::users::get_user,
+        crate::routes::users::suspend_user,
+        crate::routes::users::resume_user,
         // instruments, prices, custodian statements (routes/instruments.rs)
         crate::routes::instruments::create_instrument,
         crate::routes::instruments::list_instruments,
@@ -139,6 +145,7 @@ use crate::problem::method_not_allowed;
         (name = "auth", description = "Tokens and keys"),
         (name = "platform", description = "The platform operator's endpoints"),
         (name = "tenants", description = "A tenant's own record and API clients"),
+        (name = "users", description = "A tenant's console users (people who sign in to /console)"),
         (name = "ledger", description = "Reads of the caller's books"),
         (name = "customers", description = "A distributor's customers and their cash"),
         (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),
@@ -233,7 +240,48 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(openapi_json)
             .default_service(web::to(method_not_allowed)),
     )
-    .service(Redoc::with_url("/docs", ApiDoc::openapi()));
+    .service(
+        web::resource("/docs")
+            .get(docs_page)
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/docs/redoc.standalone.js")
+            .get(redoc_script)
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+/// Redoc 2.5.4's standalone bundle (`vendor/redoc/`).
+const REDOC_JS: &[u8] = include_bytes!("../../vendor/redoc/redoc.standalone.js");
+
+/// The page at `/docs`: Redoc over `/v1/openapi.json`, every asset from this server.
+const DOCS_HTML: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wrapd API</title>
+<style>body { margin: 0; padding: 0; }</style>
+</head>
+<body>
+<redoc spec-url="/v1/openapi.json"></redoc>
+<script src="/docs/redoc.standalone.js"></script>
+</body>
+</html>
+"#;
+
+async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DOCS_HTML)
+}
+
+async fn redoc_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header(("cache-control", "public, max-age=86400"))
+        .body(REDOC_JS)
 }
 
 /// This document.

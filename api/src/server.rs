@@ -55,6 +55,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// Verified tokens and client standings (`auth.cache_entries`).
     pub auth_cache: Arc<crate::auth_cache::AuthCache>,
+    /// `[console]`: session lifetimes, the cookie's `Secure` flag, the lockout threshold.
+    pub console: crate::settings::ConsoleSettings,
 }
 
 impl AppState {
@@ -93,7 +95,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::projections::configure(cfg);
     crate::routes::reports::configure(cfg);
     crate::routes::instructions::configure(cfg);
+    crate::routes::users::configure(cfg);
     crate::audit::configure(cfg);
+    crate::console::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
 }
 
@@ -120,6 +124,7 @@ pub fn app_data(
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )),
         rate_limits: Arc::new(crate::rate_limit::RateLimits::new(&settings.rate_limits)),
+        console: settings.console.clone(),
     });
     // One end-of-day run at a time for this service (shared by every worker).
     let lock = wraps::eod::RunLock::with(

@@ -53,6 +53,8 @@ pub struct Settings {
     pub clock: ClockSettings,
     /// `[rate_limits]`: per address and client on the token endpoint, per client on the API.
     pub rate_limits: crate::rate_limit::RateLimitSettings,
+    /// `[console]`: the people's screens under `/console` (sessions, cookies, lockout).
+    pub console: ConsoleSettings,
     /// `WRAP_ENV`, when set (not a configuration key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -119,6 +121,40 @@ impl CalendarSettings {
 pub struct WrapSettings {
     /// Most wraps a customer may have that are not closed (DOMAIN.md: up to 10 goals).
     pub max_open_per_customer: i64,
+}
+
+/// `[console]`: sign-in and sessions of the console (`crate::console`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Set it when wrapd is reached
+    /// through TLS (a reverse proxy); a browser would not send a `Secure` cookie over plain
+    /// HTTP to 127.0.0.1, which is why it is off by default.
+    pub secure_cookie: bool,
+    /// A session ends after this many seconds without a request.
+    pub idle_timeout_seconds: u64,
+    /// A session ends this many seconds after sign-in, however busy.
+    pub absolute_timeout_seconds: u64,
+    /// Wrong passwords in a row before a user is locked (an admin resumes it).
+    pub max_failed_sign_ins: u32,
+}
+
+impl ConsoleSettings {
+    /// The session lifetimes as the `tenants` crate takes them.
+    pub fn policy(&self) -> tenants::sessions::SessionPolicy {
+        // At most a year: a session longer than that is a configuration mistake, and the
+        // bound keeps `now + lifetime` far from chrono's range.
+        let secs = |s: u64| {
+            chrono::Duration::try_seconds(i64::try_from(s).unwrap_or(i64::MAX))
+                .map_or(chrono::Duration::days(365), |d| {
+                    d.min(chrono::Duration::days(365))
+                })
+        };
+        tenants::sessions::SessionPolicy {
+            idle: secs(self.idle_timeout_seconds),
+            absolute: secs(self.absolute_timeout_seconds),
+        }
+    }
 }
 
 /// `[server]`

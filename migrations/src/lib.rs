@@ -41,7 +41,7 @@ mod m20261207_000019_price_revisions;
 mod m20261207_000020_fees_trigger;
 mod m20261207_000021_plan_runs_key;
 mod m20261207_000022_citus;
-// 000023 is the console's (users and sessions), on its own branch.
+mod m20261208_000023_console;
 mod m20261208_000024_fund_terms;
 pub mod sql;
 
@@ -75,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_fees_trigger::Migration),
             Box::new(m20261207_000021_plan_runs_key::Migration),
             Box::new(m20261207_000022_citus::Migration),
+            Box::new(m20261208_000023_console::Migration),
             Box::new(m20261208_000024_fund_terms::Migration),
         ]
     }

@@ -246,9 +246,18 @@ pub fn hash_secret(secret: &PlainSecret) -> Result<String, TenantsError> {
         .map_err(|e| TenantsError::Crypto(format!("hashing a secret: {e}")))
 }
 
+/// The argon2id PHC string of any text (a console user's password), with a random salt.
+pub(crate) fn hash_text(text: &str) -> Result<String, TenantsError> {
+    let salt = SaltString::generate(&mut SaltRng);
+    argon2()
+        .hash_password(text.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| TenantsError::Crypto(format!("hashing a password: {e}")))
+}
+
 /// Whether `presented` hashes to `phc`. Only argon2id hashes are accepted, so a row tampered
 /// into a weaker scheme never verifies.
-fn matches_hash(phc: &str, presented: &str) -> bool {
+pub(crate) fn matches_hash(phc: &str, presented: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };

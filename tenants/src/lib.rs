@@ -17,6 +17,10 @@
 //!   known `kid`, and checks `iss`, `aud` and `exp`.
 //! * [`principal`]: who is calling and what they may do; every operation is checked against
 //!   one [`principal::Action`].
+//! * [`users`]: console users (people); a password is stored only as its argon2id hash, a
+//!   role fits its tenant's kind, and repeated wrong passwords lock the user.
+//! * [`sessions`]: console sessions; only a token's SHA-256 is stored, every lookup names the
+//!   tenant, and a session ends on idle or absolute expiry.
 //! * [`store`]: persistence; every query that acts for a tenant is scoped by its id, and there
 //!   is at most one platform tenant (checked here and by a unique index).
 
@@ -25,8 +29,10 @@ pub mod client;
 pub mod error;
 pub mod jwt;
 pub mod principal;
+pub mod sessions;
 pub mod store;
 pub mod tenant;
+pub mod users;
 
 pub use client::{ApiClient, NewClient, PlainSecret, Role};
 pub use error::TenantsError;

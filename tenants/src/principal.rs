@@ -7,7 +7,8 @@
 //!
 //! The rules:
 //! * only the platform manages tenants, reads the trial balance and the audit log;
-//! * clients are managed by an admin of their own tenant, or by a platform admin;
+//! * clients and console users are managed by an admin of their own tenant, or by a platform
+//!   admin (a console user's principal is never an admin: `crate::users`);
 //! * a viewer never writes; operators and admins write their own tenant's data;
 //! * reads are scoped by tenant in the store, so any role may read its own tenant's data.
 //!
@@ -41,6 +42,8 @@ pub enum Action {
     ReadClients { tenant_id: Uuid },
     /// Create, revoke or rotate the clients of a tenant.
     ManageClients { tenant_id: Uuid },
+    /// List, create, suspend or resume the console users (people) of a tenant.
+    ManageUsers { tenant_id: Uuid },
     /// Read the caller's own ledger accounts and entries.
     ReadLedger,
     /// Read the whole platform's trial balance.
@@ -125,6 +128,15 @@ impl Principal {
                     deny("clients of another tenant")
                 } else if self.role != Role::Admin {
                     deny("managing clients needs the admin role")
+                } else {
+                    Ok(())
+                }
+            }
+            Action::ManageUsers { tenant_id } => {
+                if !self.can_see_tenant(tenant_id) {
+                    deny("users of another tenant")
+                } else if self.role != Role::Admin {
+                    deny("managing users needs the admin role")
                 } else {
                     Ok(())
                 }

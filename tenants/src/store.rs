@@ -46,20 +46,23 @@ pub(crate) fn p(backend: DbBackend, n: usize) -> String {
     }
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(us: i64) -> Result<DateTime<Utc>, TenantsError> {
+pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>, TenantsError> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| TenantsError::Corrupt(format!("time {us} out of range")))
 }
 
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, idx: usize) -> Result<T, TenantsError> {
+pub(crate) fn get<T: sea_orm::TryGetable>(
+    row: &QueryResult,
+    idx: usize,
+) -> Result<T, TenantsError> {
     Ok(row.try_get_by_index::<T>(idx)?)
 }
 
-async fn query<C: ConnectionTrait>(
+pub(crate) async fn query<C: ConnectionTrait>(
     db: &C,
     sql: String,
     values: Vec<Value>,
@@ -70,7 +73,7 @@ async fn query<C: ConnectionTrait>(
         .await?)
 }
 
-async fn exec<C: ConnectionTrait>(
+pub(crate) async fn exec<C: ConnectionTrait>(
     db: &C,
     sql: String,
     values: Vec<Value>,
@@ -82,7 +85,7 @@ async fn exec<C: ConnectionTrait>(
         .rows_affected())
 }
 
-fn check_limit(limit: u64) -> Result<i64, TenantsError> {
+pub(crate) fn check_limit(limit: u64) -> Result<i64, TenantsError> {
     if limit == 0 || limit > MAX_PAGE {
         return Err(TenantsError::invalid(
             "limit",
@@ -93,7 +96,7 @@ fn check_limit(limit: u64) -> Result<i64, TenantsError> {
     Ok(limit as i64 + 1)
 }
 
-fn page<T>(mut items: Vec<T>, limit: u64, id: impl Fn(&T) -> Uuid) -> Page<T> {
+pub(crate) fn page<T>(mut items: Vec<T>, limit: u64, id: impl Fn(&T) -> Uuid) -> Page<T> {
     let next_cursor = if items.len() as u64 > limit {
         items.truncate(limit as usize);
         items.last().map(id)
@@ -184,7 +187,7 @@ pub async fn create_tenant<C: ConnectionTrait>(
     Ok(tenant)
 }
 
-fn is_unique_violation(e: &DbErr) -> bool {
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
@@ -218,6 +221,22 @@ pub async fn get_tenant_for<C: ConnectionTrait>(
         return Err(TenantsError::NotFound);
     }
     get_tenant(db, id).await
+}
+
+/// The tenant named `name`, if any (the console's sign-in names its tenant before anyone is
+/// known; names are unique, `tenants` is a reference table on Citus).
+pub async fn find_tenant_by_name<C: ConnectionTrait>(
+    db: &C,
+    name: &str,
+) -> Result<Option<Tenant>, TenantsError> {
+    let b = db.get_database_backend();
+    let rows = query(
+        db,
+        format!("SELECT {TENANT_COLS} FROM tenants WHERE name = {}", p(b, 1)),
+        vec![name.to_owned().into()],
+    )
+    .await?;
+    rows.first().map(tenant_from_row).transpose()
 }
 
 /// The platform tenant, if it has been created.

@@ -62,10 +62,19 @@ pub async fn find_customer<C: sea_orm::ConnectionTrait>(
     caller: &Caller,
     id: Uuid,
 ) -> Result<Customer, Problem> {
-    if caller.principal.tenant_kind != TenantKind::Distributor {
+    find_customer_of(db, &caller.principal, id).await
+}
+
+/// [`find_customer`] for any principal (an API client's or a console user's).
+pub async fn find_customer_of<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    principal: &tenants::Principal,
+    id: Uuid,
+) -> Result<Customer, Problem> {
+    if principal.tenant_kind != TenantKind::Distributor {
         return Err(Problem::not_found(format!("no customer {id}")));
     }
-    store::customer(db, caller.principal.tenant_id, id)
+    store::customer(db, principal.tenant_id, id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no customer {id}")))
 }
@@ -258,9 +267,21 @@ pub async fn get_customer(
 ) -> Result<HttpResponse, Problem> {
     let id = path_uuid(&req, "id")?;
     Query::parse(&req, &[])?;
-    caller.principal.authorize(Action::ReadOwnData)?;
-    let customer = find_customer(&state.db, &caller, id).await?;
-    let tenant_id = caller.principal.tenant_id;
+    let (view, _) = customer_overview(&state, &caller.principal, id).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Customer `id` of `principal`'s distributor with its cash and wraps, and each wrap's
+/// valuation (holdings): what `GET /v1/customers/{id}` answers and the console shows. Another
+/// tenant's customer is 404.
+pub async fn customer_overview(
+    state: &AppState,
+    principal: &tenants::Principal,
+    id: Uuid,
+) -> Result<(CustomerView, Vec<wraps::value::Valuation>), Problem> {
+    principal.authorize(Action::ReadOwnData)?;
+    let customer = find_customer_of(&state.db, principal, id).await?;
+    let tenant_id = principal.tenant_id;
     let accounts = store::customer_accounts(&state.db, tenant_id, id).await?;
     let mut cash = Vec::with_capacity(accounts.len());
     for account in &accounts {
@@ -289,6 +310,7 @@ pub async fn get_customer(
         }
     }
     let mut lines = Vec::with_capacity(wraps.len());
+    let mut valuations = Vec::with_capacity(wraps.len());
     let mut totals: std::collections::BTreeMap<String, Decimal> = cash
         .iter()
         .map(|c| (c.currency.clone(), c.balance))
@@ -306,8 +328,9 @@ pub async fn get_customer(
             value: value.value,
             goal: w.goal,
         });
+        valuations.push(value);
     }
-    Ok(HttpResponse::Ok().json(CustomerView {
+    let view = CustomerView {
         customer,
         cash,
         wraps: lines,
@@ -315,7 +338,8 @@ pub async fn get_customer(
             .into_iter()
             .map(|(currency, amount)| crate::routes::wraps::Money { currency, amount })
             .collect(),
-    }))
+    };
+    Ok((view, valuations))
 }
 
 /// A change to a customer.

@@ -16,6 +16,7 @@ pub mod returns;
 pub mod statements;
 pub mod strategies;
 pub mod tenants;
+pub mod users;
 pub mod wraps;
 
 use actix_web::body::MessageBody;

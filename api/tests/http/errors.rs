@@ -491,6 +491,10 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/tenants/{id}/platform-fee",
         "/v1/tenants/{id}/resume",
         "/v1/tenants/{id}/suspend",
+        "/v1/users",
+        "/v1/users/{id}",
+        "/v1/users/{id}/resume",
+        "/v1/users/{id}/suspend",
         "/v1/wraps",
         "/v1/wraps/{id}",
         "/v1/wraps/{id}/close",
@@ -514,7 +518,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        72,
+        76,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

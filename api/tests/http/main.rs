@@ -14,6 +14,7 @@ mod bench_eod;
 mod business_date;
 mod cli;
 mod concurrency;
+mod console;
 mod customers;
 mod demo;
 mod eod;

@@ -245,6 +245,48 @@ pub async fn customers<C: ConnectionTrait>(
     Ok(page(items, limit.clamp(1, MAX_PAGE), |c| c.id))
 }
 
+/// Longest search text for [`customers_matching`], in characters.
+pub const MAX_SEARCH_CHARS: usize = 100;
+
+/// Up to `limit` customers of `tenant_id` whose name or external reference contains `text`
+/// (ASCII letters without case), ordered by id: the console's customer search. `%`, `_` and
+/// `\` in `text` match themselves.
+pub async fn customers_matching<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    text: &str,
+    limit: u64,
+) -> Result<Vec<Customer>, LedgerError> {
+    let b = db.get_database_backend();
+    let escaped: String = text
+        .chars()
+        .take(MAX_SEARCH_CHARS)
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c.to_ascii_lowercase()],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    let q = format!(
+        "SELECT {CUSTOMER_COLS} FROM customers WHERE tenant_id = {} \
+         AND (lower(name) LIKE {} ESCAPE '\\' OR lower(external_ref) LIKE {} ESCAPE '\\') \
+         ORDER BY id LIMIT {}",
+        param(b, 1),
+        param(b, 2),
+        param(b, 3),
+        param(b, 4)
+    );
+    let limit = limit.clamp(1, MAX_PAGE);
+    let values: Vec<Value> = vec![
+        tenant_id.into(),
+        pattern.clone().into(),
+        pattern.into(),
+        i64::try_from(limit).unwrap_or(i64::MAX).into(),
+    ];
+    let rows = query(db, q, values).await?;
+    rows.iter().map(customer_from_row).collect()
+}
+
 /// The ledger accounts of a customer's real account (cash per currency).
 pub async fn customer_accounts<C: ConnectionTrait>(
     db: &C,
