@@ -43,11 +43,13 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct AuthCache {
     tokens: Option<Cache<String, Claims>>,
-    /// Each standing with the generation and the moment it was read in.
-    standings: Option<Cache<(Uuid, String), (Standing, u64, Instant)>>,
+    standings: Option<Cache<(Uuid, String), Remembered>>,
     shared: Arc<Shared>,
     listener: Option<tokio::task::AbortHandle>,
 }
+
+/// A standing with the generation and the moment it was read in.
+type Remembered = (Standing, u64, Instant);
 
 /// What the listener task and the request path share.
 #[derive(Debug, Default)]

@@ -40,6 +40,7 @@ DURATION="${DURATION:-30s}"
 WARMUP="${WARMUP:-5s}"
 LOG_LEVELS="${LOG_LEVELS:-info warn}"
 
+# shellcheck source=deploy/bench/lib.sh
 . "$(dirname "$0")/lib.sh" # 1-2: scratch database, signing key, schema
 
 # 3. Test data.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # $backend, WRAPD and WRAP_TEST_POSTGRES_URL come from the sourcing script
 # Shared by the HTTP load tests (deploy/bench/http.sh, deploy/bench/mixed.sh): a scratch
 # database, a signing key, one `wrapd serve` on a free port, tokens. Sourced, not run.
 # Expects: $backend (sqlite|postgres), WRAPD, WRAP_TEST_POSTGRES_URL; sets $work, $database_url.
@@ -27,9 +28,22 @@ work="$(mktemp -d -t wrap-http-bench.XXXXXX)"
 server_pid=""
 pg_db=""
 
+# Stops the server gracefully (SIGTERM: requests in flight are answered first).
+stop_server() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+
 cleanup() {
   local status=$?
   stop_server
+  if [[ $status != 0 && -s "$work/setup.log" ]]; then
+    echo "$0: setup log (last lines):" >&2
+    tail -5 "$work/setup.log" >&2
+  fi
   if [[ -n "$pg_db" ]]; then
     psql -q "$WRAP_TEST_POSTGRES_URL" -c "DROP DATABASE IF EXISTS \"$pg_db\" WITH (FORCE)" >/dev/null ||
       echo "$0: could not drop database $pg_db" >&2
@@ -93,15 +107,6 @@ start_server() {
     sleep 0.1
   done
   curl -fsS -o /dev/null "$base/readyz"
-}
-
-# Stops the server gracefully (SIGTERM: requests in flight are answered first).
-stop_server() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
 }
 
 # A bearer token for client $1 with secret $2.

@@ -49,6 +49,7 @@ DURATION="${DURATION:-30s}"
 WARMUP="${WARMUP:-5s}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
 
+# shellcheck source=deploy/bench/lib.sh
 . "$here/lib.sh"
 
 # 1. Test data.
@@ -103,10 +104,12 @@ sys.exit(1 if bad else 0)
 PY
 opening=$((CUSTOMERS * DISTRIBUTORS))
 python3 "$here/exactly_once.py" "$database_url" "$opening" "$work"/warmup/acks-*.txt "$work"/run/acks-*.txt || failed=1
-"$WRAPD" verify --database-url "$database_url" >"$work/verify.txt" 2>&1 && echo "wrapd verify: ok" || {
+if "$WRAPD" verify --database-url "$database_url" >"$work/verify.txt" 2>&1; then
+  echo "wrapd verify: ok"
+else
   echo "wrapd verify failed:" >&2
   cat "$work/verify.txt" >&2
   failed=1
-}
+fi
 echo "server log: $(wc -l <"$server_log") lines"
 exit "$failed"

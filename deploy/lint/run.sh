@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The deployment files, checked offline (.ci/run's "deploy lint" step; about 15 s):
 # * deploy/Dockerfile: hadolint (any finding fails; an ignore carries its reason);
-# * deploy/wrapd-eod.sh: shellcheck;
+# * deploy/wrapd-eod.sh and the load tests deploy/bench/*.sh: shellcheck;
 # * deploy/docker-compose.yml: the Compose specification's schema, and compose_rules.py for
 #   what the file must keep; `docker compose config` too where the compose plugin exists (it
 #   needs no engine);
@@ -25,7 +25,8 @@ fi
 hadolint deploy/Dockerfile
 echo "deploy/Dockerfile: hadolint found nothing"
 shellcheck deploy/wrapd-eod.sh deploy/lint/run.sh
-echo "deploy/wrapd-eod.sh, deploy/lint/run.sh: shellcheck found nothing"
+shellcheck -x deploy/bench/lib.sh deploy/bench/http.sh deploy/bench/mixed.sh
+echo "deploy/wrapd-eod.sh, deploy/lint/run.sh, deploy/bench/*.sh: shellcheck found nothing"
 check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 python3 deploy/lint/compose_rules.py deploy/docker-compose.yml
 if docker compose version >/dev/null 2>&1; then
