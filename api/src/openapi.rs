@@ -47,6 +47,10 @@ use crate::problem::method_not_allowed;
         crate::routes::users::get_user,
         crate::routes::users::suspend_user,
         crate::routes::users::resume_user,
+        crate::routes::branches::create_branch,
+        crate::routes::branches::list_branches,
+        crate::routes::branches::get_branch,
+        crate::routes::branches::assign_customer,
         // instruments, prices, custodian statements (routes/instruments.rs)
         crate::routes::instruments::create_instrument,
         crate::routes::instruments::list_instruments,
@@ -146,6 +150,7 @@ use crate::problem::method_not_allowed;
         (name = "platform", description = "The platform operator's endpoints"),
         (name = "tenants", description = "A tenant's own record and API clients"),
         (name = "users", description = "A tenant's console users (people who sign in to /console)"),
+        (name = "branches", description = "A distributor's branches, and each customer's branch and adviser"),
         (name = "ledger", description = "Reads of the caller's books"),
         (name = "customers", description = "A distributor's customers and their cash"),
         (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),

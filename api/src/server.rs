@@ -96,6 +96,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::reports::configure(cfg);
     crate::routes::instructions::configure(cfg);
     crate::routes::users::configure(cfg);
+    crate::routes::branches::configure(cfg);
     crate::audit::configure(cfg);
     crate::console::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));

@@ -25,6 +25,7 @@
 //!   is at most one platform tenant (checked here and by a unique index).
 
 pub mod audit;
+pub mod branches;
 pub mod client;
 pub mod error;
 pub mod jwt;

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::error::TenantsError;
 use crate::store::{exec, from_micros, get, micros, p, query};
 use crate::tenant::{TenantKind, TenantStatus};
-use crate::users::{USER_COLS, User, UserStatus, user_from_row};
+use crate::users::{USER_COL_COUNT, USER_COLS, User, UserStatus, user_from_row};
 
 /// How long sessions last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,12 +158,12 @@ pub async fn resolve<C: ConnectionTrait>(
         return Ok(None);
     };
     let user = user_from_row(row, 0)?;
-    let created_at = from_micros(get(row, 10)?)?;
-    let last_seen_at = from_micros(get(row, 11)?)?;
-    let expires_at = from_micros(get(row, 12)?)?;
-    let kind: String = get(row, 13)?;
-    let status: String = get(row, 14)?;
-    let tenant_display_name: String = get(row, 15)?;
+    let created_at = from_micros(get(row, USER_COL_COUNT)?)?;
+    let last_seen_at = from_micros(get(row, USER_COL_COUNT + 1)?)?;
+    let expires_at = from_micros(get(row, USER_COL_COUNT + 2)?)?;
+    let kind: String = get(row, USER_COL_COUNT + 3)?;
+    let status: String = get(row, USER_COL_COUNT + 4)?;
+    let tenant_display_name: String = get(row, USER_COL_COUNT + 5)?;
     let live = now < expires_at
         && now < last_seen_at + policy.idle
         && now < created_at + policy.absolute

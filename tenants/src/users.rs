@@ -175,6 +175,9 @@ pub struct User {
     pub failed_sign_ins: u32,
     pub last_sign_in_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// An adviser's branch (`tenants::branches`); no other role has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch_id: Option<Uuid>,
 }
 
 impl User {
@@ -206,6 +209,8 @@ pub struct NewUser {
     pub role: UserRole,
     pub access: Access,
     pub password: Password,
+    /// The branch of an adviser: required for one, refused for any other role.
+    pub branch_id: Option<Uuid>,
 }
 
 /// A password: [`MIN_PASSWORD_CHARS`] to [`MAX_PASSWORD_CHARS`] characters, no control
@@ -257,6 +262,21 @@ pub fn prepare(
             ),
         ));
     }
+    match (new.role, new.branch_id) {
+        (UserRole::Adviser, None) => {
+            return Err(TenantsError::invalid(
+                "branch_id",
+                "an adviser works at a branch: give its id",
+            ));
+        }
+        (role, Some(_)) if role != UserRole::Adviser => {
+            return Err(TenantsError::invalid(
+                "branch_id",
+                format!("only advisers have a branch, not {} users", role.as_str()),
+            ));
+        }
+        _ => {}
+    }
     validate_password("password", &new.password)?;
     let hash = hash_text(new.password.expose())?;
     let at = crate::to_micros_precision(now);
@@ -271,12 +291,15 @@ pub fn prepare(
         failed_sign_ins: 0,
         last_sign_in_at: None,
         created_at: at,
+        branch_id: new.branch_id,
     };
     Ok((user, hash))
 }
 
 pub(crate) const USER_COLS: &str = "tenant_id, id, name, email, role, access, status, \
-     failed_sign_ins, last_sign_in_at, created_at";
+     failed_sign_ins, last_sign_in_at, created_at, branch_id";
+/// How many columns [`USER_COLS`] names: where the columns a query selects after them start.
+pub(crate) const USER_COL_COUNT: usize = 11;
 
 /// A user from [`USER_COLS`] starting at column `at`.
 pub(crate) fn user_from_row(row: &QueryResult, at: usize) -> Result<User, TenantsError> {
@@ -300,6 +323,7 @@ pub(crate) fn user_from_row(row: &QueryResult, at: usize) -> Result<User, Tenant
             .map(from_micros)
             .transpose()?,
         created_at: from_micros(get(row, at + 9)?)?,
+        branch_id: get(row, at + 10)?,
     })
 }
 
@@ -310,7 +334,7 @@ pub async fn insert_user<C: ConnectionTrait>(
     password_hash: &str,
 ) -> Result<(), TenantsError> {
     let b = db.get_database_backend();
-    let placeholders: Vec<String> = (1..=12).map(|n| p(b, n)).collect();
+    let placeholders: Vec<String> = (1..=13).map(|n| p(b, n)).collect();
     let sql = format!(
         "INSERT INTO console_users ({USER_COLS}, password_hash, updated_at) VALUES ({})",
         placeholders.join(", ")
@@ -326,6 +350,7 @@ pub async fn insert_user<C: ConnectionTrait>(
         i64::from(user.failed_sign_ins).into(),
         user.last_sign_in_at.map(micros).into(),
         micros(user.created_at).into(),
+        user.branch_id.into(),
         password_hash.to_owned().into(),
         micros(user.created_at).into(),
     ];
@@ -447,7 +472,7 @@ pub async fn find_for_sign_in<C: ConnectionTrait>(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    Ok(Some((user_from_row(row, 0)?, get(row, 10)?)))
+    Ok(Some((user_from_row(row, 0)?, get(row, USER_COL_COUNT)?)))
 }
 
 /// A throwaway argon2id hash, checked when the email is unknown so that an unknown email
@@ -562,7 +587,44 @@ mod tests {
             role,
             access: Access::Write,
             password: Password::new(password),
+            branch_id: (role == UserRole::Adviser).then(Uuid::now_v7),
         }
+    }
+
+    #[test]
+    fn the_column_count_matches_the_columns() {
+        assert_eq!(USER_COLS.split(", ").count(), USER_COL_COUNT);
+    }
+
+    #[test]
+    fn advisers_and_only_advisers_have_a_branch() {
+        let t = tenant(TenantKind::Distributor);
+        let mut adviser = new_user(UserRole::Adviser, "a long enough secret");
+        adviser.branch_id = None;
+        let e = prepare(&t, &adviser, Utc::now()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TenantsError::Validation {
+                    field: "branch_id",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let mut head = new_user(UserRole::HeadOffice, "a long enough secret");
+        head.branch_id = Some(Uuid::now_v7());
+        let e = prepare(&t, &head, Utc::now()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TenantsError::Validation {
+                    field: "branch_id",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -173,6 +173,8 @@ pub struct Frame {
     pub csrf: String,
     pub is_operator: bool,
     pub is_head_office: bool,
+    /// Head office or an adviser: the customer screens (an adviser's scoped to their branch).
+    pub sees_customers: bool,
 }
 
 impl Frame {
@@ -189,6 +191,7 @@ impl Frame {
             csrf: String::new(),
             is_operator: false,
             is_head_office: false,
+            sees_customers: false,
         }
     }
 }
@@ -240,6 +243,7 @@ impl ConsoleUser {
             csrf: sessions::csrf_token(&self.cookie),
             is_operator: user.role == UserRole::Operator,
             is_head_office: user.role == UserRole::HeadOffice,
+            sees_customers: matches!(user.role, UserRole::HeadOffice | UserRole::Adviser),
         }
     }
 
@@ -433,6 +437,7 @@ impl ResponseError for ConsoleError {
                         csrf: String::new(),
                         is_operator: false,
                         is_head_office: false,
+                        sees_customers: false,
                     },
                     message: message.clone(),
                 };

@@ -576,13 +576,14 @@ struct CustomersPage {
 const CUSTOMERS_PER_PAGE: u64 = 50;
 
 /// `GET /console/customers?q=`: the distributor's customers, or those whose name or
-/// reference contains `q`.
+/// reference contains `q`; an adviser's branch's only ([`wraps::customers::Scope::of_user`]).
 pub async fn customers(
     req: HttpRequest,
     user: ConsoleUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    user.require(&[UserRole::HeadOffice])?;
+    user.require(&[UserRole::HeadOffice, UserRole::Adviser])?;
+    let scope = wraps::customers::Scope::of_user(&user.signed_in.user);
     let err = problem(&user);
     user.principal
         .authorize(Action::ReadOwnData)
@@ -590,12 +591,25 @@ pub async fn customers(
     let q = query_param(&req, "q").unwrap_or_default().trim().to_owned();
     let tenant_id = user.principal.tenant_id;
     let found = if q.is_empty() {
-        wraps::customers::store::customers(&state.db, tenant_id, None, None, CUSTOMERS_PER_PAGE)
-            .await
-            .map(|(items, _)| items)
+        wraps::customers::store::customers(
+            &state.db,
+            tenant_id,
+            scope,
+            None,
+            None,
+            CUSTOMERS_PER_PAGE,
+        )
+        .await
+        .map(|(items, _)| items)
     } else {
-        wraps::customers::store::customers_matching(&state.db, tenant_id, &q, CUSTOMERS_PER_PAGE)
-            .await
+        wraps::customers::store::customers_matching(
+            &state.db,
+            tenant_id,
+            scope,
+            &q,
+            CUSTOMERS_PER_PAGE,
+        )
+        .await
     }
     .map_err(|e| err(e.into()))?;
     let rows = found
@@ -651,18 +665,27 @@ struct CustomerPage {
 
 /// `GET /console/customers/{id}`: a customer with its wraps, values and holdings, from
 /// [`crate::routes::customers::customer_overview`] (what `GET /v1/customers/{id}` answers).
-/// Another tenant's customer, or no customer, is 404.
+/// Another tenant's customer, no customer, or (for an adviser) another branch's customer is
+/// 404.
 pub async fn customer(
     req: HttpRequest,
     user: ConsoleUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ConsoleError> {
-    user.require(&[UserRole::HeadOffice])?;
+    user.require(&[UserRole::HeadOffice, UserRole::Adviser])?;
+    let not_found = || ConsoleError::page(StatusCode::NOT_FOUND, user.lang);
     let id: Uuid = req
         .match_info()
         .get("id")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ConsoleError::page(StatusCode::NOT_FOUND, user.lang))?;
+        .ok_or_else(not_found)?;
+    // Scope before anything is read: another branch's customer looks like no customer.
+    let found = crate::routes::customers::find_customer_of(&state.db, &user.principal, id)
+        .await
+        .map_err(problem(&user))?;
+    if !wraps::customers::Scope::of_user(&user.signed_in.user).sees(&found) {
+        return Err(not_found());
+    }
     let (view, valuations) =
         crate::routes::customers::customer_overview(&state, &user.principal, id)
             .await

@@ -139,7 +139,7 @@ pub static JA: Texts = Texts {
     forbidden: "この画面を開く権限がありません。",
     home_operator: "日次処理の状況と監査ログを確認できます。",
     home_head_office: "預り資産の概要と顧客を確認できます。",
-    home_adviser: "支店の顧客画面は準備中です。",
+    home_adviser: "担当支店のお客さまを検索・参照できます。提案画面は準備中です。",
     home_manager: "運用戦略の画面は準備中です。",
 };
 
@@ -209,6 +209,6 @@ pub static EN: Texts = Texts {
     forbidden: "You may not open this screen.",
     home_operator: "Follow end of day and read the audit log.",
     home_head_office: "See the book and your customers.",
-    home_adviser: "The branch customer screens are coming.",
+    home_adviser: "Search and open your branch's customers. The proposal screens are coming.",
     home_manager: "The strategy screens are coming.",
 };

@@ -159,6 +159,7 @@ pub async fn create_customer(
     get, path = "/v1/customers", tag = "customers",
     params(
         ("status" = Option<String>, Query, description = "`active` or `closed`"),
+        ("branch_id" = Option<Uuid>, Query, description = "Only the customers of this branch"),
         ("limit" = Option<u64>, Query, description = "1 to 500, default 100"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -177,13 +178,18 @@ pub async fn list_customers(
     if caller.principal.tenant_kind != TenantKind::Distributor {
         return Err(Problem::forbidden("only a distributor has customers"));
     }
-    let q = Query::parse(&req, &["status", "limit", "cursor"])?;
+    let q = Query::parse(&req, &["status", "branch_id", "limit", "cursor"])?;
     let status = q
         .one_of("status", &["active", "closed"])?
         .and_then(CustomerStatus::parse);
+    let scope = q.uuid("branch_id")?.map_or(
+        wraps::customers::Scope::All,
+        wraps::customers::Scope::Branch,
+    );
     let (items, next) = store::customers(
         &state.db,
         caller.principal.tenant_id,
+        scope,
         status,
         q.id_cursor()?,
         q.limit(100, store::MAX_PAGE)?,

@@ -2,6 +2,7 @@
 //! [`crate::server::routes`], and documents its isolation rule at its top.
 
 pub mod agreements;
+pub mod branches;
 pub mod cost_basis;
 pub mod customers;
 pub mod format;

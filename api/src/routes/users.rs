@@ -49,6 +49,10 @@ pub struct CreateUser {
     /// The first password, 12 to 128 characters; only its argon2id hash is kept.
     #[schema(value_type = String, format = Password)]
     pub password: Password,
+    /// An adviser's branch (`/v1/branches`): required for an adviser, refused for any other
+    /// role.
+    #[serde(default)]
+    pub branch_id: Option<uuid::Uuid>,
 }
 
 fn manage(caller: &Caller) -> Result<uuid::Uuid, Problem> {
@@ -87,12 +91,16 @@ pub async fn create_user(
         role: body.role,
         access: body.access,
         password: body.password,
+        branch_id: body.branch_id,
     };
     let now = Utc::now();
     let (user, hash) = state
         .hash(move || users::prepare(&tenant, &new, now))
         .await??;
     let txn = ledger::begin_write(&state.db).await?;
+    if let Some(branch_id) = user.branch_id {
+        tenants::branches::require(&txn, tenant_id, "branch_id", branch_id).await?;
+    }
     users::insert_user(&txn, &user, &hash).await?;
     audit::record(
         &txn,
@@ -104,6 +112,7 @@ pub async fn create_user(
             target_id: user.id.to_string(),
             detail: json!({
                 "name": user.name, "email": user.email, "role": user.role, "access": user.access,
+                "branch_id": user.branch_id,
             }),
         },
         now,

@@ -11,6 +11,7 @@ mod amounts;
 mod auth;
 mod auth_cache;
 mod bench_eod;
+mod branches;
 mod business_date;
 mod cli;
 mod concurrency;

@@ -22,7 +22,10 @@
 //!   strategy riskier than the customer's tolerance is refused ([`suitability`]);
 //! * a goal has a positive target exact to the currency and a target date after today;
 //! * a plan's amount is positive, a percentage is in (0, 1], its day of month 1–28 (so it
-//!   exists in every month), and it ends no earlier than it starts.
+//!   exists in every month), and it ends no earlier than it starts;
+//! * a customer's adviser is an active adviser of the customer's branch ([`check_assignment`]),
+//!   and an adviser sees the customers of their own branch only ([`Scope::of_user`]; tried by
+//!   `api/tests/http/branches.rs`).
 
 pub mod store;
 
@@ -125,6 +128,72 @@ pub struct Customer {
     pub risk_tolerance: i32,
     pub status: CustomerStatus,
     pub created_at: DateTime<Utc>,
+    /// The distributor's branch the customer belongs to, once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_id: Option<Uuid>,
+    /// The console user (an adviser of that branch) who looks after the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adviser_id: Option<Uuid>,
+}
+
+/// Which of a distributor's customers someone may see: all of them (its API clients, head
+/// office) or one branch's (an adviser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Branch(Uuid),
+}
+
+impl Scope {
+    /// A console user's: an adviser sees their branch (none at all without one, which
+    /// [`tenants::users::prepare`] never allows); everyone else the whole book.
+    pub fn of_user(user: &tenants::users::User) -> Self {
+        match user.role {
+            tenants::users::UserRole::Adviser => Self::Branch(user.branch_id.unwrap_or_default()),
+            _ => Self::All,
+        }
+    }
+
+    /// Whether `customer` is in this scope.
+    pub fn sees(self, customer: &Customer) -> bool {
+        match self {
+            Self::All => true,
+            Self::Branch(branch) => customer.branch_id == Some(branch),
+        }
+    }
+}
+
+/// Whether `adviser` may look after a customer of `branch`: an active adviser working there.
+pub fn check_assignment(
+    branch: &tenants::branches::Branch,
+    adviser: Option<&tenants::users::User>,
+) -> Result<(), Invalid> {
+    use tenants::users::{UserRole, UserStatus};
+    let Some(adviser) = adviser else {
+        return Ok(());
+    };
+    if adviser.role != UserRole::Adviser {
+        return Err(Invalid::new(
+            "adviser_id",
+            format!("user {} is not an adviser", adviser.id),
+        ));
+    }
+    if adviser.branch_id != Some(branch.id) {
+        return Err(Invalid::new(
+            "adviser_id",
+            format!(
+                "adviser {} does not work at branch {}",
+                adviser.id, branch.code
+            ),
+        ));
+    }
+    if adviser.status != UserStatus::Active {
+        return Err(Invalid::new(
+            "adviser_id",
+            format!("adviser {} is {}", adviser.id, adviser.status.as_str()),
+        ));
+    }
+    Ok(())
 }
 
 /// What it takes to open a customer.

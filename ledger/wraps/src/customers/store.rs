@@ -19,7 +19,7 @@ use ledger::{Account, LedgerError};
 
 use super::{
     Customer, CustomerStatus, Frequency, Goal, Movement, MovementKind, MovementStatus, NewCustomer,
-    NewPlan, Plan, PlanKind, PlanStatus, Wrap, WrapStatus,
+    NewPlan, Plan, PlanKind, PlanStatus, Scope, Wrap, WrapStatus,
 };
 
 /// Largest page of a list.
@@ -59,8 +59,8 @@ fn fetch_limit(limit: u64) -> i64 {
 // ---------------------------------------------------------------------------------------
 // Customers
 
-const CUSTOMER_COLS: &str =
-    "id, tenant_id, external_ref, name, date_of_birth, risk_tolerance, status, created_at";
+const CUSTOMER_COLS: &str = "id, tenant_id, external_ref, name, date_of_birth, risk_tolerance, \
+     status, created_at, branch_id, adviser_id";
 
 fn customer_from_row(row: &QueryResult) -> Result<Customer, LedgerError> {
     let status: String = get(row, 6)?;
@@ -74,6 +74,8 @@ fn customer_from_row(row: &QueryResult) -> Result<Customer, LedgerError> {
         status: CustomerStatus::parse(&status)
             .ok_or_else(|| corrupt("customer status", &status))?,
         created_at: from_micros(get(row, 7)?)?,
+        branch_id: get(row, 8)?,
+        adviser_id: get(row, 9)?,
     })
 }
 
@@ -95,10 +97,12 @@ pub async fn insert_customer<C: ConnectionTrait>(
         risk_tolerance: new.risk_tolerance,
         status: CustomerStatus::Active,
         created_at: from_micros(micros(now))?,
+        branch_id: None,
+        adviser_id: None,
     };
     let q = format!(
         "INSERT INTO customers ({CUSTOMER_COLS}, updated_at) VALUES {}",
-        value_rows(backend, 1, 9, 1)
+        value_rows(backend, 1, 11, 1)
     );
     let values: Vec<Value> = vec![
         customer.id.into(),
@@ -109,6 +113,8 @@ pub async fn insert_customer<C: ConnectionTrait>(
         customer.risk_tolerance.into(),
         customer.status.as_str().into(),
         micros(now).into(),
+        customer.branch_id.into(),
+        customer.adviser_id.into(),
         micros(now).into(),
     ];
     match exec(db, q, values).await {
@@ -203,6 +209,41 @@ pub async fn update_customer<C: ConnectionTrait>(
     customer(db, tenant_id, id).await
 }
 
+/// Puts a customer in `branch_id` under `adviser_id` (the caller has checked both with
+/// [`super::check_assignment`] and holds the row's lock); returns the customer as it is now.
+pub async fn set_assignment<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+    branch_id: Uuid,
+    adviser_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Option<Customer>, LedgerError> {
+    let b = db.get_database_backend();
+    let q = format!(
+        "UPDATE customers SET branch_id = {}, adviser_id = {}, updated_at = {} \
+         WHERE tenant_id = {} AND id = {}",
+        param(b, 1),
+        param(b, 2),
+        param(b, 3),
+        param(b, 4),
+        param(b, 5)
+    );
+    exec(
+        db,
+        q,
+        vec![
+            branch_id.into(),
+            adviser_id.into(),
+            micros(now).into(),
+            tenant_id.into(),
+            id.into(),
+        ],
+    )
+    .await?;
+    customer(db, tenant_id, id).await
+}
+
 /// A change to a customer; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerChange {
@@ -211,11 +252,12 @@ pub struct CustomerChange {
     pub status: Option<CustomerStatus>,
 }
 
-/// The distributor's customers in id (creation) order after `after`, optionally only those
-/// with `status`; and the next page's cursor.
+/// The distributor's customers in `scope`, in id (creation) order after `after`, optionally
+/// only those with `status`; and the next page's cursor.
 pub async fn customers<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
+    scope: Scope,
     status: Option<CustomerStatus>,
     after: Option<Uuid>,
     limit: u64,
@@ -223,6 +265,10 @@ pub async fn customers<C: ConnectionTrait>(
     let b = db.get_database_backend();
     let mut conds = vec![format!("tenant_id = {}", param(b, 1))];
     let mut values: Vec<Value> = vec![tenant_id.into()];
+    if let Scope::Branch(branch) = scope {
+        values.push(branch.into());
+        conds.push(format!("branch_id = {}", param(b, values.len())));
+    }
     if let Some(s) = status {
         values.push(s.as_str().into());
         conds.push(format!("status = {}", param(b, values.len())));
@@ -254,6 +300,7 @@ pub const MAX_SEARCH_CHARS: usize = 100;
 pub async fn customers_matching<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
+    scope: Scope,
     text: &str,
     limit: u64,
 ) -> Result<Vec<Customer>, LedgerError> {
@@ -267,22 +314,26 @@ pub async fn customers_matching<C: ConnectionTrait>(
         })
         .collect();
     let pattern = format!("%{escaped}%");
+    let limit = limit.clamp(1, MAX_PAGE);
+    // Values in the order the statement names them (SQLite binds `?` by position).
+    let mut values: Vec<Value> = vec![tenant_id.into(), pattern.clone().into(), pattern.into()];
+    let branch = match scope {
+        Scope::All => String::new(),
+        Scope::Branch(branch) => {
+            values.push(branch.into());
+            format!(" AND branch_id = {}", param(b, values.len()))
+        }
+    };
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
     let q = format!(
         "SELECT {CUSTOMER_COLS} FROM customers WHERE tenant_id = {} \
-         AND (lower(name) LIKE {} ESCAPE '\\' OR lower(external_ref) LIKE {} ESCAPE '\\') \
+         AND (lower(name) LIKE {} ESCAPE '\\' OR lower(external_ref) LIKE {} ESCAPE '\\'){branch} \
          ORDER BY id LIMIT {}",
         param(b, 1),
         param(b, 2),
         param(b, 3),
-        param(b, 4)
+        param(b, values.len())
     );
-    let limit = limit.clamp(1, MAX_PAGE);
-    let values: Vec<Value> = vec![
-        tenant_id.into(),
-        pattern.clone().into(),
-        pattern.into(),
-        i64::try_from(limit).unwrap_or(i64::MAX).into(),
-    ];
     let rows = query(db, q, values).await?;
     rows.iter().map(customer_from_row).collect()
 }
