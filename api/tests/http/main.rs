@@ -44,3 +44,4 @@ mod statements;
 mod strategies;
 mod tour;
 mod wraps;
+mod zengin;

@@ -74,7 +74,10 @@ pub const TRAILER: Layout = &[
 ];
 
 /// End record (データ区分 9), shared by every Zengin file.
-pub const END: Layout = &[n("record_type", "データ区分", 1), c("filler", "ダミー", 119)];
+pub const END: Layout = &[
+    n("record_type", "データ区分", 1),
+    c("filler", "ダミー", 119),
+];
 
 /// Account types (預金種目) a payer's account may have: 1 普通, 2 当座, 3 納税準備, 9 other.
 pub const PAYER_ACCOUNT_TYPES: &[u8] = &[1, 2, 3, 9];
@@ -155,8 +158,12 @@ impl ResultCode {
             Self::InsufficientFunds => Some("insufficient funds (資金不足)"),
             Self::NoAccount => Some("no such account, or closed (預金取引なし)"),
             Self::StoppedByPayer => Some("stopped by the payer (預金者の都合による振替停止)"),
-            Self::NoAuthorisation => Some("no debit authorisation on file (預金口座振替依頼書なし)"),
-            Self::StoppedByCollector => Some("stopped by the collector (委託者の都合による振替停止)"),
+            Self::NoAuthorisation => {
+                Some("no debit authorisation on file (預金口座振替依頼書なし)")
+            }
+            Self::StoppedByCollector => {
+                Some("stopped by the collector (委託者の都合による振替停止)")
+            }
             Self::Other => Some("other (その他)"),
         }
     }
@@ -346,12 +353,7 @@ fn get(values: &[Value], i: usize) -> Value {
     values.get(i).cloned().unwrap_or(Value::N(0))
 }
 
-fn account_type(
-    v: &Value,
-    allowed: &[u8],
-    line: usize,
-    label: &str,
-) -> Result<u8, FileError> {
+fn account_type(v: &Value, allowed: &[u8], line: usize, label: &str) -> Result<u8, FileError> {
     u8::try_from(v.number())
         .ok()
         .filter(|t| allowed.contains(t))
@@ -398,7 +400,10 @@ fn header_of(values: &[Value], line: usize) -> Result<Header, FileError> {
         ));
     }
     let date = get(values, 5).number();
-    let (month, day) = (u32::try_from(date / 100).unwrap_or(0), u32::try_from(date % 100).unwrap_or(0));
+    let (month, day) = (
+        u32::try_from(date / 100).unwrap_or(0),
+        u32::try_from(date % 100).unwrap_or(0),
+    );
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return Err(FileError::new(
             line,
@@ -501,7 +506,11 @@ pub fn decode(file: &[u8], direction: Direction) -> Result<DebitFile, FileError>
             (1, false, _) => header = Some(header_of(&codec::decode(HEADER, record, line)?, line)?),
             (_, false, _) => return Err(out_of_order(line, kind, "1 (header) first")),
             (2, true, false) => {
-                debits.push(debit_of(&codec::decode(DATA, record, line)?, line, direction)?);
+                debits.push(debit_of(
+                    &codec::decode(DATA, record, line)?,
+                    line,
+                    direction,
+                )?);
             }
             (8, true, false) => {
                 let v = codec::decode(TRAILER, record, line)?;
@@ -545,10 +554,34 @@ pub fn decode(file: &[u8], direction: Direction) -> Result<DebitFile, FileError>
     let want = Totals::of(&debits);
     expect(line, "total_count", "合計件数", given.count, want.count)?;
     expect(line, "total_amount", "合計金額", given.amount, want.amount)?;
-    expect(line, "collected_count", "振替済件数", given.collected_count, want.collected_count)?;
-    expect(line, "collected_amount", "振替済金額", given.collected_amount, want.collected_amount)?;
-    expect(line, "failed_count", "振替不能件数", given.failed_count, want.failed_count)?;
-    expect(line, "failed_amount", "振替不能金額", given.failed_amount, want.failed_amount)?;
+    expect(
+        line,
+        "collected_count",
+        "振替済件数",
+        given.collected_count,
+        want.collected_count,
+    )?;
+    expect(
+        line,
+        "collected_amount",
+        "振替済金額",
+        given.collected_amount,
+        want.collected_amount,
+    )?;
+    expect(
+        line,
+        "failed_count",
+        "振替不能件数",
+        given.failed_count,
+        want.failed_count,
+    )?;
+    expect(
+        line,
+        "failed_amount",
+        "振替不能金額",
+        given.failed_amount,
+        want.failed_amount,
+    )?;
     Ok(DebitFile { header, debits })
 }
 
@@ -694,7 +727,10 @@ mod tests {
         // A data record where the trailer should be.
         let mut wrong = good.clone();
         wrong[244] = b'3';
-        assert_eq!(refused(&wrong, Direction::Result), (3, "record_type".into()));
+        assert_eq!(
+            refused(&wrong, Direction::Result),
+            (3, "record_type".into())
+        );
         // An unknown result code.
         let mut code = good.clone();
         code[122 + 111] = b'5';
@@ -702,7 +738,10 @@ mod tests {
         // A total that disagrees with the data.
         let mut total = good.clone();
         total[244 + 17] = b'1';
-        assert_eq!(refused(&total, Direction::Result), (3, "total_amount".into()));
+        assert_eq!(
+            refused(&total, Direction::Result),
+            (3, "total_amount".into())
+        );
         // Collected figures that disagree with the codes.
         let mut failed = good.clone();
         failed[122 + 111] = b'1';

@@ -62,10 +62,14 @@ pub fn to_zengin(text: &str) -> Result<String, KanaError> {
         };
         // Hiragana are the katakana 0x60 below: same sound, same half-width form.
         let c = match given {
-            '\u{3041}'..='\u{3096}' => char::from_u32(u32::from(given) + 0x60).ok_or_else(refuse)?,
+            '\u{3041}'..='\u{3096}' => {
+                char::from_u32(u32::from(given) + 0x60).ok_or_else(refuse)?
+            }
             '\u{3000}' => ' ',
             // Full-width ASCII (Ａ, １, （) is ASCII 0xFEE0 above.
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(given) - 0xFEE0).ok_or_else(refuse)?,
+            '\u{FF01}'..='\u{FF5E}' => {
+                char::from_u32(u32::from(given) - 0xFEE0).ok_or_else(refuse)?
+            }
             '\u{2010}' | '\u{2212}' => '-',
             other => other,
         };
@@ -115,7 +119,10 @@ mod tests {
         assert_eq!(to_zengin("ヤマダ　タロウ").unwrap(), "ﾔﾏﾀﾞ ﾀﾛｳ");
         assert_eq!(to_zengin("パピプペポ ヴ").unwrap(), "ﾊﾟﾋﾟﾌﾟﾍﾟﾎﾟ ｳﾞ");
         assert_eq!(to_zengin("ｶ)ｻｸﾗﾗｯﾌﾟ").unwrap(), "ｶ)ｻｸﾗﾗｯﾌﾟ");
-        assert_eq!(to_zengin("カ（サクラ－ＡＢＣ１２３").unwrap(), "ｶ(ｻｸﾗ-ABC123");
+        assert_eq!(
+            to_zengin("カ（サクラ－ＡＢＣ１２３").unwrap(),
+            "ｶ(ｻｸﾗ-ABC123"
+        );
         assert_eq!(to_zengin("すずき　はなこ").unwrap(), "ｽｽﾞｷ ﾊﾅｺ");
         assert_eq!(to_zengin("ヨシダ ー").unwrap(), "ﾖｼﾀﾞ ｰ");
     }

@@ -90,7 +90,10 @@ fn digits(field: &str, value: &str, width: usize) -> Result<String, Invalid> {
     if value.len() == width && value.bytes().all(|b| b.is_ascii_digit()) {
         Ok(value.to_owned())
     } else {
-        Err(Invalid::new(field, format!("must be exactly {width} digits")))
+        Err(Invalid::new(
+            field,
+            format!("must be exactly {width} digits"),
+        ))
     }
 }
 
@@ -405,7 +408,9 @@ pub fn select_debits(
         let accepts = crate::customers::WrapStatus::parse(&p.wrap_status)
             .is_some_and(crate::customers::WrapStatus::accepts_money);
         let Some((account, holder_name)) = &p.bank else {
-            skipped.push(skip("the customer has no bank account for direct debit".into()));
+            skipped.push(skip(
+                "the customer has no bank account for direct debit".into(),
+            ));
             continue;
         };
         if !accepts {
@@ -584,7 +589,10 @@ pub async fn request_file<C: sea_orm::ConnectionTrait>(
         .await?
         .ok_or_else(|| ZenginError::NotFound(format!("no debit request {id}")))?;
     let items = store::items(db, tenant_id, id).await?;
-    Ok((r.collection_date, debit::encode(&file_of(&r, &items, false))?))
+    Ok((
+        r.collection_date,
+        debit::encode(&file_of(&r, &items, false))?,
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -620,7 +628,12 @@ fn match_results(
         )
         .into());
     }
-    if (h.month, h.day) != (request.collection_date.month(), request.collection_date.day()) {
+    if (h.month, h.day)
+        != (
+            request.collection_date.month(),
+            request.collection_date.day(),
+        )
+    {
         return Err(FileError::new(
             1,
             "debit_date",
@@ -635,7 +648,8 @@ fn match_results(
     let mut out = Vec::with_capacity(file.debits.len());
     for (k, d) in file.debits.iter().enumerate() {
         let line = k + 2;
-        let bad = |field: &str, message: String| ZenginError::File(FileError::new(line, field, message));
+        let bad =
+            |field: &str, message: String| ZenginError::File(FileError::new(line, field, message));
         let index = d
             .customer_number
             .parse::<usize>()
@@ -654,15 +668,43 @@ fn match_results(
         if std::mem::replace(&mut seen[index], true) {
             return Err(bad(
                 "customer_number",
-                format!("顧客番号 (customer_number) {} appears twice", d.customer_number),
+                format!(
+                    "顧客番号 (customer_number) {} appears twice",
+                    d.customer_number
+                ),
             ));
         }
         let checks: [(&str, &str, String, String); 5] = [
-            ("bank_code", "引落銀行番号", d.account.bank_code.clone(), item.account.bank_code.clone()),
-            ("branch_code", "引落支店番号", d.account.branch_code.clone(), item.account.branch_code.clone()),
-            ("account_type", "預金種目", d.account.account_type.to_string(), item.account.account_type.to_string()),
-            ("account_number", "口座番号", d.account.account_number.clone(), item.account.account_number.clone()),
-            ("amount", "引落金額", d.amount.to_string(), item.amount.to_string()),
+            (
+                "bank_code",
+                "引落銀行番号",
+                d.account.bank_code.clone(),
+                item.account.bank_code.clone(),
+            ),
+            (
+                "branch_code",
+                "引落支店番号",
+                d.account.branch_code.clone(),
+                item.account.branch_code.clone(),
+            ),
+            (
+                "account_type",
+                "預金種目",
+                d.account.account_type.to_string(),
+                item.account.account_type.to_string(),
+            ),
+            (
+                "account_number",
+                "口座番号",
+                d.account.account_number.clone(),
+                item.account.account_number.clone(),
+            ),
+            (
+                "amount",
+                "引落金額",
+                d.amount.to_string(),
+                item.amount.to_string(),
+            ),
         ];
         for (field, label, got, want) in checks {
             if got != want {
@@ -672,7 +714,9 @@ fn match_results(
                 ));
             }
         }
-        let result = d.result.ok_or_else(|| bad("result_code", "no result".into()))?;
+        let result = d
+            .result
+            .ok_or_else(|| bad("result_code", "no result".into()))?;
         if let Some(before) = item.result
             && before != result
         {
