@@ -113,6 +113,7 @@ use crate::problem::method_not_allowed;
         crate::routes::zengin::debit_request_file,
         crate::routes::zengin::upload_results,
         crate::routes::zengin::list_plan_debits,
+        crate::routes::zengin::transfer_file,
 
         // statements (routes/statements.rs)
         crate::routes::statements::wrap_statement,

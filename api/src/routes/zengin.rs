@@ -9,6 +9,9 @@
 //!   `GET /v1/zengin/debit-requests/{id}/file` (the bytes for the bank)
 //! * `POST /v1/zengin/debit-requests/{id}/results` (the bank's file, `application/octet-stream`)
 //! * `GET /v1/wraps/{id}/plans/{plan}/debits`: one plan's instalments and their results.
+//! * `POST /v1/zengin/transfers` (JSON: date and sender) → the bulk transfer file (総合振込)
+//!   of the day's payouts to the customers' bank accounts (written from the books; nothing
+//!   stored, so a POST only because the sender's fields are a body).
 //!
 //! Isolation: only a distributor has customers, bank accounts and requests; every read names
 //! the caller's tenant, so another distributor's customer, request or plan answers 404 like a
@@ -25,7 +28,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use wraps::zengin::{
     self, BankAccountInput, CustomerBankAccount, DebitRequestInput, DebitRequestView, DebitView,
-    ResultsApplied,
+    ResultsApplied, TransferRequestInput,
 };
 
 use crate::audit::{self, Change};
@@ -54,7 +57,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/v1/zengin/debit-requests/{id}").get(get_debit_request))
     .service(resource("/v1/zengin/debit-requests/{id}/file").get(debit_request_file))
     .service(resource("/v1/zengin/debit-requests/{id}/results").post(upload_results))
-    .service(resource("/v1/wraps/{id}/plans/{plan}/debits").get(list_plan_debits));
+    .service(resource("/v1/wraps/{id}/plans/{plan}/debits").get(list_plan_debits))
+    .service(resource("/v1/zengin/transfers").post(transfer_file));
 }
 
 /// Only a distributor has requests: anyone else is answered as for a missing one.
@@ -394,4 +398,41 @@ pub async fn list_plan_debits(
     }
     let items = zengin::plan_debits(&state.db, wrap.tenant_id, plan_id).await?;
     Ok(HttpResponse::Ok().json(PlanDebits { items }))
+}
+
+/// Write the bulk transfer file (総合振込, 種別 21) of a date: one telegraphic transfer per
+/// payout of the distributor's customers' cash booked that date (`POST
+/// /v1/customers/{id}/withdrawals`), to each customer's bank account. The same payouts give the
+/// same bytes; nothing is stored (distributor writers).
+#[utoipa::path(
+    post, path = "/v1/zengin/transfers", tag = "zengin",
+    request_body(content = TransferRequestInput, example = json!({"transfer_date": "2031-04-10", "sender": {"code": "1234567890", "name": "カ)サクララップ", "bank_code": "0005", "branch_code": "001", "account_type": 1, "account_number": "1234567"}})),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A payout's customer has no bank account", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad sender field, or no payouts on the date", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn transfer_file(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    Query::parse(&req, &[])?;
+    caller.principal.authorize(Action::ManageCustomers)?;
+    let body: TransferRequestInput = crate::extract::json(&req, payload).await?;
+    let bytes = zengin::transfer_file(&state.db, caller.principal.tenant_id, &body).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, FILE_TYPE))
+        .insert_header((
+            CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"transfer-{}.txt\"",
+                body.transfer_date.format("%Y%m%d")
+            ),
+        ))
+        .body(bytes))
 }

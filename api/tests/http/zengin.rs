@@ -572,3 +572,116 @@ async fn zengin_is_isolated(backend: &'static str) {
     assert_eq!(cash(&server, bank, c).await, "0");
     server.stop().await;
 }
+
+/// POSTs `body` and returns the status and the raw bytes (a file is Shift_JIS).
+async fn post_for_bytes(
+    server: &TestServer,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Vec<u8>) {
+    let r = server
+        .http
+        .post(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+on_each_backend!(
+    payouts_are_written_as_a_transfer_file,
+    payouts_are_written_as_a_transfer_file
+);
+async fn payouts_are_written_as_a_transfer_file(backend: &'static str) {
+    let server = TestServer::start_on(backend, DAY).await;
+    let m = market(&server, "Sakura", 3).await;
+    let c = make_customer(&server, &m.bank, "C-1", 3).await;
+    set_account(
+        &server,
+        &m.bank,
+        c,
+        json!({"bank_code": "0009", "branch_code": "123", "account_type": 1,
+               "account_number": "7654321", "holder_name": "ヤマダ タロウ"}),
+    )
+    .await
+    .ok(200);
+    crate::customers::deposit(&server, &m.bank, c, "100000").await;
+    let withdraw = |customer: Uuid, amount: &'static str| {
+        let (server, bank) = (&server, m.bank.clone());
+        async move {
+            server
+                .post_idem(
+                    &bank,
+                    &format!("/v1/customers/{customer}/withdrawals"),
+                    &Uuid::now_v7().to_string(),
+                    json!({ "amount": amount }),
+                )
+                .await
+                .ok(201)
+                .clone()
+        }
+    };
+    withdraw(c, "40000").await;
+    let body = json!({
+        "transfer_date": DAY,
+        "sender": {"code": "1234567890", "name": "サクラ", "bank_code": "0005",
+                   "branch_code": "001", "account_type": 1, "account_number": "1234567"}
+    });
+    // By hand from the 総合振込 layout: sender ｻｸﾗ, 0410, one telegraphic transfer of ¥40,000.
+    let mut header = b"1210".to_vec();
+    header.extend(b"1234567890");
+    header.extend(pad(&[0xBB, 0xB8, 0xD7], 40));
+    header.extend(b"0410");
+    header.extend(b"0005");
+    header.extend(pad(b"", 15));
+    header.extend(b"001");
+    header.extend(pad(b"", 15));
+    header.extend(b"11234567");
+    header.extend(pad(b"", 17));
+    let mut data = b"20009".to_vec();
+    data.extend(pad(b"", 15));
+    data.extend(b"123");
+    data.extend(pad(b"", 15));
+    data.extend(b"000017654321");
+    data.extend(pad(YAMADA, 30));
+    data.extend(b"0000040000");
+    data.extend(b"0000000000000000000007");
+    data.extend(pad(b"", 8));
+    let mut trailer = b"8000001000000040000".to_vec();
+    trailer.extend(pad(b"", 101));
+    let mut expected = Vec::new();
+    for record in [header, data, trailer, pad(b"9", 120)] {
+        assert_eq!(record.len(), 120);
+        expected.extend(record);
+        expected.extend(b"\r\n");
+    }
+    let (status, bytes) =
+        post_for_bytes(&server, &m.bank, "/v1/zengin/transfers", body.clone()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes, expected);
+
+    // Another distributor has no payouts of its own that day.
+    let (_, other) = server.tenant_with_token("distributor", "Other Bank").await;
+    let r = server
+        .post(&other, "/v1/zengin/transfers", Some(body.clone()))
+        .await;
+    assert_eq!(r.problem(422)["errors"][0]["field"], "transfer_date");
+
+    // A payout to a customer without a bank account cannot be transferred.
+    let c2 = make_customer(&server, &m.bank, "C-2", 3).await;
+    crate::customers::deposit(&server, &m.bank, c2, "5000").await;
+    withdraw(c2, "1000").await;
+    let r = server
+        .post(&m.bank, "/v1/zengin/transfers", Some(body))
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&c2.to_string())
+    );
+    server.stop().await;
+}

@@ -30,6 +30,7 @@ pub mod codec;
 pub mod debit;
 pub mod kana;
 pub mod store;
+pub mod transfer;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use ledger::{Ledger, LedgerError};
@@ -853,6 +854,68 @@ pub async fn simulated_result_file<C: sea_orm::ConnectionTrait>(
         i.result = Some(*code);
     }
     Ok(debit::encode(&file_of(&r, &items, true))?)
+}
+
+// ---------------------------------------------------------------------------------------
+// Payouts
+
+/// A request to write the bulk transfer file (総合振込) of a date.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequestInput {
+    /// The business date whose payouts are transferred (振込指定日).
+    pub transfer_date: NaiveDate,
+    /// The sender (振込依頼人): the distributor's code at its bank and the account paid from;
+    /// the same fields as a direct debit's collector.
+    pub sender: CollectorInput,
+}
+
+/// The bulk transfer file of `input.transfer_date`: one data record per payout of the
+/// tenant's customers' cash booked that date (`withdrawal` entries from a customer's cash to
+/// the omnibus), to the customer's bank account. Written from the books each time, so it is
+/// the same bytes for the same payouts; nothing is stored. A payout whose customer has no bank
+/// account refuses the file (409, naming the customers), as does a date without payouts (422).
+pub async fn transfer_file<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    input: &TransferRequestInput,
+) -> Result<Vec<u8>, ZenginError> {
+    let sender = check_collector(&input.sender).map_err(|e| {
+        Invalid::new(
+            &e.field.replacen("collector/", "sender/", 1),
+            e.message.clone(),
+        )
+    })?;
+    let date = input.transfer_date;
+    let payouts = store::payouts_on(db, tenant_id, date, CURRENCY).await?;
+    if payouts.is_empty() {
+        return Err(Invalid::new("transfer_date", format!("no payouts on {date}")).into());
+    }
+    let mut transfers = Vec::with_capacity(payouts.len());
+    let mut missing = Vec::new();
+    for p in &payouts {
+        match store::bank_account(db, tenant_id, p.customer_id).await? {
+            Some(a) => transfers.push(transfer::Transfer {
+                account: a.account(),
+                payee_name: a.holder_name.clone(),
+                amount: u64::try_from(p.amount).unwrap_or(0),
+            }),
+            None => missing.push(p.customer_id.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        missing.dedup();
+        return Err(ZenginError::Conflict(format!(
+            "customers without a bank account have payouts on {date}: {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(transfer::encode(
+        &sender,
+        date.month(),
+        date.day(),
+        &transfers,
+    )?)
 }
 
 #[cfg(test)]

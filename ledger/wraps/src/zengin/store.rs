@@ -514,3 +514,51 @@ pub async fn mark_resulted<C: ConnectionTrait>(
     exec(db, q, pa.values).await?;
     Ok(())
 }
+
+/// One payout of a date: a customer's cash paid out to the bank (a `withdrawal` entry that
+/// debits the customer's cash and credits the omnibus: `movements::move_cash`).
+#[derive(Debug, Clone)]
+pub struct Payout {
+    pub entry_id: Uuid,
+    pub customer_id: Uuid,
+    /// Minor units of `currency` (yen).
+    pub amount: i64,
+}
+
+/// The tenant's payouts in `currency` booked on `date`, in booking order. Read from the books:
+/// the ledger's tables are read here, never written.
+pub async fn payouts_on<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    date: NaiveDate,
+    currency: &str,
+) -> Result<Vec<Payout>, LedgerError> {
+    let mut pa = Params::new(db.get_database_backend());
+    let q = format!(
+        "SELECT e.id, a.code, p.amount FROM ledger_entries e \
+         JOIN ledger_postings p ON p.tenant_id = e.tenant_id AND p.entry_id = e.id \
+         JOIN ledger_accounts a ON a.tenant_id = p.tenant_id AND a.id = p.account_id \
+         WHERE e.tenant_id = {} AND e.kind = 'withdrawal' AND e.effective_date = {} \
+         AND p.side = 'debit' AND p.asset_code = {} AND a.code LIKE 'customer:%' \
+         ORDER BY e.seq",
+        pa.push(tenant_id),
+        pa.push(date),
+        pa.push(currency)
+    );
+    let mut out = Vec::new();
+    for r in query(db, q, pa.values).await? {
+        let code: String = get(&r, 1)?;
+        // customer:{id}:cash:{CCY}
+        let customer_id = code
+            .split(':')
+            .nth(1)
+            .and_then(|id| id.parse::<Uuid>().ok())
+            .ok_or_else(|| LedgerError::Corrupt(format!("customer account code {code:?}")))?;
+        out.push(Payout {
+            entry_id: get(&r, 0)?,
+            customer_id,
+            amount: get(&r, 2)?,
+        });
+    }
+    Ok(out)
+}
