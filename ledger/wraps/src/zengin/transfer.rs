@@ -248,7 +248,7 @@ mod tests {
             expected.extend(b"\r\n");
         }
         assert_eq!(
-            encode(&sender, 4, 11, &[transfer.clone()]).unwrap(),
+            encode(&sender, 4, 11, std::slice::from_ref(&transfer)).unwrap(),
             expected
         );
         let tax = Transfer {
