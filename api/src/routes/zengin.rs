@@ -274,16 +274,21 @@ pub async fn debit_request_file(
     let tenant_id = distributor(&caller, &format!("debit request {id}"))?;
     caller.principal.authorize(Action::ReadOwnData)?;
     let (date, bytes) = zengin::request_file(&state.db, tenant_id, id).await?;
-    Ok(HttpResponse::Ok()
+    Ok(file_response(
+        &format!("debit-{}.txt", date.format("%Y%m%d")),
+        bytes,
+    ))
+}
+
+/// A file for the bank, to be saved as `name`.
+fn file_response(name: &str, bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, FILE_TYPE))
         .insert_header((
             CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"debit-{}.txt\"",
-                date.format("%Y%m%d")
-            ),
+            format!("attachment; filename=\"{name}\""),
         ))
-        .body(bytes))
+        .body(bytes)
 }
 
 /// Read the bank's result file (the request's layout with each 振替結果コード and the
@@ -425,14 +430,8 @@ pub async fn transfer_file(
     caller.principal.authorize(Action::ManageCustomers)?;
     let body: TransferRequestInput = crate::extract::json(&req, payload).await?;
     let bytes = zengin::transfer_file(&state.db, caller.principal.tenant_id, &body).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, FILE_TYPE))
-        .insert_header((
-            CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"transfer-{}.txt\"",
-                body.transfer_date.format("%Y%m%d")
-            ),
-        ))
-        .body(bytes))
+    Ok(file_response(
+        &format!("transfer-{}.txt", body.transfer_date.format("%Y%m%d")),
+        bytes,
+    ))
 }

@@ -36,6 +36,37 @@ pub struct Field {
     pub width: usize,
 }
 
+/// An `N` field of a layout.
+pub const fn n(name: &'static str, label: &'static str, width: usize) -> Field {
+    Field {
+        name,
+        label,
+        kind: Kind::N,
+        width,
+    }
+}
+
+/// A `C` field of a layout.
+pub const fn c(name: &'static str, label: &'static str, width: usize) -> Field {
+    Field {
+        name,
+        label,
+        kind: Kind::C,
+        width,
+    }
+}
+
+/// The number written for a code kept as a string of digits (codes are strings: leading
+/// zeros matter; they were checked to be digits when given).
+pub fn digits(code: &str) -> u64 {
+    code.parse().unwrap_or(0)
+}
+
+/// The value of a `C` field.
+pub fn text(t: &str) -> Value {
+    Value::C(t.to_owned())
+}
+
 /// A layout's fields, in order; their widths sum to [`RECORD`] (checked by each layout's test).
 pub type Layout = &'static [Field];
 

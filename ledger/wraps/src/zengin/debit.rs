@@ -6,25 +6,7 @@
 //! [`FileError`] naming the line and the field. Tried by `zengin::debit::tests` (a hand-built
 //! file byte for byte, and each malformed case).
 
-use super::codec::{self, Field, FileError, Kind, Layout, Value};
-
-const fn n(name: &'static str, label: &'static str, width: usize) -> Field {
-    Field {
-        name,
-        label,
-        kind: Kind::N,
-        width,
-    }
-}
-
-const fn c(name: &'static str, label: &'static str, width: usize) -> Field {
-    Field {
-        name,
-        label,
-        kind: Kind::C,
-        width,
-    }
-}
+use super::codec::{self, FileError, Layout, Value, c, digits, n, text as s};
 
 /// Header record (データ区分 1).
 pub const HEADER: Layout = &[
@@ -266,14 +248,6 @@ pub struct DebitFile {
 pub enum Direction {
     Request,
     Result,
-}
-
-fn digits(s: &str) -> u64 {
-    s.parse().unwrap_or(0)
-}
-
-fn s(text: &str) -> Value {
-    Value::C(text.to_owned())
 }
 
 /// The file's bytes: records joined by CR LF, the trailer's figures computed from the debits.

@@ -3,26 +3,8 @@
 //! answer transfers with their own statements). Tried by `zengin::transfer::tests` (a
 //! hand-built file byte for byte).
 
-use super::codec::{self, Field, FileError, Kind, Layout, Value};
+use super::codec::{self, FileError, Layout, Value, c, digits, n, text as s};
 use super::debit::{BankAccount, Collector, END};
-
-const fn n(name: &'static str, label: &'static str, width: usize) -> Field {
-    Field {
-        name,
-        label,
-        kind: Kind::N,
-        width,
-    }
-}
-
-const fn c(name: &'static str, label: &'static str, width: usize) -> Field {
-    Field {
-        name,
-        label,
-        kind: Kind::C,
-        width,
-    }
-}
 
 /// Header record (データ区分 1).
 pub const HEADER: Layout = &[
@@ -83,14 +65,6 @@ pub struct Transfer {
     pub payee_name: String,
     /// Yen.
     pub amount: u64,
-}
-
-fn digits(s: &str) -> u64 {
-    s.parse().unwrap_or(0)
-}
-
-fn s(text: &str) -> Value {
-    Value::C(text.to_owned())
 }
 
 /// The file's bytes for `sender` on (`month`, `day`): records joined by CR LF.
