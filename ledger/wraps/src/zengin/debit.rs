@@ -250,30 +250,42 @@ pub enum Direction {
     Result,
 }
 
-/// The file's bytes: records joined by CR LF, the trailer's figures computed from the debits.
-pub fn encode(file: &DebitFile) -> Result<Vec<u8>, FileError> {
-    let h = &file.header;
-    let a = &h.collector.account;
-    let mut records = Vec::with_capacity(file.debits.len() + 3);
-    records.push(codec::encode(
-        HEADER,
+/// The header record of a file of `kind` (91, 21: the two layouts hold the same fields) from
+/// the collector or sender and the date (`month`, `day`).
+pub fn header_record(
+    layout: Layout,
+    kind: u64,
+    party: &Collector,
+    month: u32,
+    day: u32,
+) -> Result<Vec<u8>, FileError> {
+    let a = &party.account;
+    codec::encode(
+        layout,
         &[
             Value::N(1),
-            Value::N(91),
+            Value::N(kind),
             Value::N(0),
-            Value::N(digits(&h.collector.code)),
-            s(&h.collector.name),
-            Value::N(u64::from(h.month * 100 + h.day)),
+            Value::N(digits(&party.code)),
+            s(&party.name),
+            Value::N(u64::from(month * 100 + day)),
             Value::N(digits(&a.bank_code)),
-            s(&h.collector.bank_name),
+            s(&party.bank_name),
             Value::N(digits(&a.branch_code)),
-            s(&h.collector.branch_name),
+            s(&party.branch_name),
             Value::N(u64::from(a.account_type)),
             Value::N(digits(&a.account_number)),
             s(""),
         ],
         1,
-    )?);
+    )
+}
+
+/// The file's bytes: records joined by CR LF, the trailer's figures computed from the debits.
+pub fn encode(file: &DebitFile) -> Result<Vec<u8>, FileError> {
+    let h = &file.header;
+    let mut records = Vec::with_capacity(file.debits.len() + 3);
+    records.push(header_record(HEADER, 91, &h.collector, h.month, h.day)?);
     for (i, d) in file.debits.iter().enumerate() {
         records.push(codec::encode(
             DATA,

@@ -74,27 +74,8 @@ pub fn encode(
     day: u32,
     transfers: &[Transfer],
 ) -> Result<Vec<u8>, FileError> {
-    let a = &sender.account;
     let mut records = Vec::with_capacity(transfers.len() + 3);
-    records.push(codec::encode(
-        HEADER,
-        &[
-            Value::N(1),
-            Value::N(21),
-            Value::N(0),
-            Value::N(digits(&sender.code)),
-            s(&sender.name),
-            Value::N(u64::from(month * 100 + day)),
-            Value::N(digits(&a.bank_code)),
-            s(&sender.bank_name),
-            Value::N(digits(&a.branch_code)),
-            s(&sender.branch_name),
-            Value::N(u64::from(a.account_type)),
-            Value::N(digits(&a.account_number)),
-            s(""),
-        ],
-        1,
-    )?);
+    records.push(super::debit::header_record(HEADER, 21, sender, month, day)?);
     let mut total = 0_u64;
     for (i, t) in transfers.iter().enumerate() {
         let line = i + 2;
