@@ -108,6 +108,17 @@ use crate::problem::method_not_allowed;
         crate::routes::wraps::list_plan_runs,
         crate::routes::returns::wrap_returns,
 
+        // Zengin files: bank accounts, direct debits (routes/zengin.rs)
+        crate::routes::zengin::get_bank_account,
+        crate::routes::zengin::set_bank_account,
+        crate::routes::zengin::create_debit_request,
+        crate::routes::zengin::list_debit_requests,
+        crate::routes::zengin::get_debit_request,
+        crate::routes::zengin::debit_request_file,
+        crate::routes::zengin::upload_results,
+        crate::routes::zengin::list_plan_debits,
+        crate::routes::zengin::transfer_file,
+
         // statements (routes/statements.rs)
         crate::routes::statements::wrap_statement,
         crate::routes::statements::customer_statement,
@@ -154,6 +165,7 @@ use crate::problem::method_not_allowed;
         (name = "ledger", description = "Reads of the caller's books"),
         (name = "customers", description = "A distributor's customers and their cash"),
         (name = "wraps", description = "Wraps (virtual sub-accounts) and their money movements"),
+        (name = "zengin", description = "Zengin files with the bank: customers' accounts for direct debit, the debit request (口座振替) and its result"),
         (name = "reports", description = "AUM and fee reports"),
         (name = "instructions", description = "Block orders for a distributor's own account system, and the fills it reports"),
         (name = "projections", description = "Fee impact and goal probability"),

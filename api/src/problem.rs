@@ -535,6 +535,30 @@ impl From<wraps::funds::FundsError> for Problem {
     }
 }
 
+impl From<wraps::zengin::ZenginError> for Problem {
+    fn from(e: wraps::zengin::ZenginError) -> Self {
+        use wraps::zengin::ZenginError as E;
+        // A file's fault names its line and field: `errors[0].field` is `line 3: total_amount`.
+        let at = |e: &wraps::zengin::codec::FileError| format!("line {}: {}", e.line, e.field);
+        match e {
+            E::NotFound(m) => Problem::not_found(m),
+            E::Conflict(m) => Problem::conflict(m),
+            E::Invalid(i) => Problem::from(i),
+            E::File(f) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "zengin-file",
+                "Zengin File Refused",
+            )
+            .with_detail(format!("{f}; nothing was applied"))
+            .with_field_error(at(&f), f.message),
+            E::ResultChanged(f) => Problem::conflict(format!("{f}; nothing was applied"))
+                .with_field_error(at(&f), f.message),
+            E::Move(e) => Problem::from(e),
+            E::Ledger(e) => Problem::from(e),
+        }
+    }
+}
+
 impl From<wraps::reports::ReportError> for Problem {
     fn from(e: wraps::reports::ReportError) -> Self {
         use wraps::reports::ReportError as E;

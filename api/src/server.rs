@@ -87,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::agreements::configure(cfg);
     crate::routes::customers::configure(cfg);
     crate::routes::wraps::configure(cfg);
+    crate::routes::zengin::configure(cfg);
     crate::routes::returns::configure(cfg);
     crate::routes::statements::configure(cfg);
     crate::routes::cost_basis::configure(cfg);

@@ -19,6 +19,7 @@ pub mod strategies;
 pub mod tenants;
 pub mod users;
 pub mod wraps;
+pub mod zengin;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};

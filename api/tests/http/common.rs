@@ -242,6 +242,19 @@ impl TestServer {
         Self::read(r).await
     }
 
+    /// GET a file: the status and the body's raw bytes (a Zengin file is Shift_JIS, not UTF-8).
+    pub async fn get_bytes(&self, token: &str, path: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, headers, r.bytes().await.unwrap().to_vec())
+    }
+
     /// POST with a JSON body (or none).
     pub async fn post(&self, token: &str, path: &str, body: Option<Value>) -> Res {
         let mut req = self

@@ -445,8 +445,12 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/agreements/{id}/decline",
         "/v1/agreements/{id}/terms",
         "/v1/audit",
+        "/v1/branches",
+        "/v1/branches/{id}",
         "/v1/customers",
         "/v1/customers/{id}",
+        "/v1/customers/{id}/assignment",
+        "/v1/customers/{id}/bank-account",
         "/v1/customers/{id}/cost-basis",
         "/v1/customers/{id}/deposits",
         "/v1/customers/{id}/statement",
@@ -505,11 +509,17 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/wraps/{id}/movements",
         "/v1/wraps/{id}/plans",
         "/v1/wraps/{id}/plans/{plan}/cancel",
+        "/v1/wraps/{id}/plans/{plan}/debits",
         "/v1/wraps/{id}/plans/{plan}/runs",
         "/v1/wraps/{id}/returns",
         "/v1/wraps/{id}/statement",
         "/v1/wraps/{id}/switches",
         "/v1/wraps/{id}/withdrawals",
+        "/v1/zengin/debit-requests",
+        "/v1/zengin/debit-requests/{id}",
+        "/v1/zengin/debit-requests/{id}/file",
+        "/v1/zengin/debit-requests/{id}/results",
+        "/v1/zengin/transfers",
     ] {
         assert!(
             paths.contains(&route),
@@ -518,7 +528,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        76,
+        86,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

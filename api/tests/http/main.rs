@@ -45,3 +45,4 @@ mod statements;
 mod strategies;
 mod tour;
 mod wraps;
+mod zengin;

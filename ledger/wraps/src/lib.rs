@@ -14,7 +14,9 @@
 //! * [`eod`]: end of day (plans, rebalance, netting, execution, allocation, valuation,
 //!   accrual, billing, returns, goals, checks);
 //! * [`projections`]: fee impact and goal probability;
-//! * [`reports`]: AUM, the fee split, invoices, statements, read from what end of day stored.
+//! * [`reports`]: AUM, the fee split, invoices, statements, read from what end of day stored;
+//! * [`zengin`]: the bank's files: customers' accounts for direct debit, the debit request
+//!   (口座振替) of a collection date and its result read back.
 //!
 //! This crate never names actix, a URL, an HTTP status or the API's `Problem`: it returns its
 //! own typed errors ([`eod::EodError`], [`movements::MoveError`], [`reports::ReportError`]),
@@ -31,3 +33,4 @@ pub mod movements;
 pub mod projections;
 pub mod reports;
 pub mod value;
+pub mod zengin;

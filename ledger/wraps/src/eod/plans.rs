@@ -78,6 +78,21 @@ pub fn month_is_due(frequency: &str, start: NaiveDate, date: NaiveDate) -> bool 
     }
 }
 
+/// The SQL condition on `wrap_plans p` of the plans due on `date`, but for the month, which
+/// [`month_is_due`] decides on each row: the one statement of the due rule, shared with the
+/// direct-debit request (`crate::zengin`), which lists the contribution plans due on its
+/// collection date. Its values are pushed onto `pa` in the order they appear.
+pub fn due_condition(pa: &mut Params, date: NaiveDate) -> String {
+    let day = i32::try_from(date.day()).unwrap_or(0);
+    format!(
+        "p.status = 'active' AND p.day_of_month = {} AND p.start_date <= {} \
+         AND (p.end_date IS NULL OR p.end_date >= {})",
+        pa.push(day),
+        pa.push(date),
+        pa.push(date)
+    )
+}
+
 /// Runs the due plans of `date` inside `txn`; returns the counts.
 pub async fn run(
     txn: &DatabaseTransaction,
@@ -110,7 +125,7 @@ pub async fn run(
 
 async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<DuePlan>, EodError> {
     let mut pa = Params::new(txn.get_database_backend());
-    let day = i32::try_from(date.day()).unwrap_or(0);
+    let due = due_condition(&mut pa, date);
     let q = format!(
         "SELECT p.tenant_id, p.id, p.wrap_id, p.kind, p.amount, p.percentage, p.frequency, \
          p.start_date, w.customer_id, w.currency, w.currency_scale, w.status, a.status, \
@@ -118,14 +133,10 @@ async fn due_plans(txn: &DatabaseTransaction, date: NaiveDate) -> Result<Vec<Due
          FROM wrap_plans p JOIN wraps w ON w.tenant_id = p.tenant_id AND w.id = p.wrap_id \
          JOIN agreements a ON a.tenant_id = w.tenant_id AND a.id = w.agreement_id \
          JOIN strategies s ON s.tenant_id = w.manager_tenant_id AND s.id = w.strategy_id \
-         WHERE p.status = 'active' AND p.day_of_month = {} AND p.start_date <= {} \
-         AND (p.end_date IS NULL OR p.end_date >= {}) \
+         WHERE {due} \
          AND NOT EXISTS (SELECT 1 FROM plan_runs r WHERE r.tenant_id = p.tenant_id \
              AND r.plan_id = p.id AND r.run_date = {}) \
          ORDER BY p.tenant_id, p.id",
-        pa.push(day),
-        pa.push(date),
-        pa.push(date),
         pa.push(date)
     );
     let mut out = Vec::new();
