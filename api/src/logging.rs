@@ -10,23 +10,34 @@
 //! `client_id` once its bearer token is verified, at the top level where a log search finds
 //! them (tracing-subscriber's own JSON format nests span fields in a `spans` list). Tried by
 //! `api/tests/http/observability.rs`.
+//!
+//! Traces: with `[log] otlp_endpoint` set, every span (the request's, with the same fields)
+//! is also exported as OpenTelemetry over OTLP/HTTP, filtered by `otlp_filter` on its own.
+//! Tried by `observability.rs::spans_reach_an_otlp_collector`.
 
 use std::io::IsTerminal;
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::error::Error;
 use crate::settings::{LogFormat, LogSettings};
 
-/// Installs the global subscriber: filter from `RUST_LOG`, else `settings.level`. Calling it
-/// again (tests) leaves the first subscriber in place.
-pub fn init(settings: &LogSettings) -> Result<(), Error> {
+/// Installs the global subscriber: filter from `RUST_LOG`, else `settings.level`, and, when
+/// `settings.otlp_endpoint` is set, an OpenTelemetry layer exporting spans over OTLP/HTTP.
+/// Calling it again (tests) leaves the first subscriber in place. Keep the returned
+/// [`Telemetry`] and [`Telemetry::shutdown`] it at exit, so the last spans are sent.
+pub fn init(settings: &LogSettings) -> Result<Telemetry, Error> {
     let directive = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -38,19 +49,96 @@ pub fn init(settings: &LogSettings) -> Result<(), Error> {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // Err only when a subscriber is already installed.
-    let _ = if json {
-        builder
-            .fmt_fields(JsonFields::new())
-            .event_format(FlatJson)
-            .try_init()
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        Box::new(
+            lines
+                .fmt_fields(JsonFields::new())
+                .event_format(FlatJson)
+                .with_filter(filter),
+        )
     } else {
-        builder.try_init()
+        Box::new(lines.with_filter(filter))
     };
-    Ok(())
+    let provider = otlp_provider(settings)?;
+    let traces = match &provider {
+        Some(provider) => {
+            let filter = EnvFilter::try_new(&settings.otlp_filter).map_err(|e| {
+                Error::Logging(format!(
+                    "invalid log.otlp_filter {:?}: {e}",
+                    settings.otlp_filter
+                ))
+            })?;
+            Some(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("wrapd"))
+                    .with_filter(filter),
+            )
+        }
+        None => None,
+    };
+    // Err only when a subscriber is already installed.
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .try_init();
+    Ok(Telemetry { provider })
+}
+
+/// The span exporter's provider, when `otlp_endpoint` is set: spans are batched and sent by
+/// the SDK's own thread with a blocking HTTP client, so exporting never runs on (or waits for)
+/// the server's runtime, and a collector that is down costs dropped spans, not requests.
+fn otlp_provider(settings: &LogSettings) -> Result<Option<SdkTracerProvider>, Error> {
+    let endpoint = settings.otlp_endpoint.trim();
+    if endpoint.is_empty() {
+        return Ok(None);
+    }
+    // No TLS client is built in for this exporter: the collector runs beside wrapd (same host
+    // or pod) and does its own TLS outward. Refused here rather than failing at every export.
+    if !endpoint.starts_with("http://") {
+        return Err(Error::Logging(format!(
+            "log.otlp_endpoint {endpoint:?} must be an http:// URL of a collector beside wrapd"
+        )));
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(endpoint)
+        .with_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| Error::Logging(format!("OTLP exporter for {endpoint}: {e}")))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(settings.otlp_service_name.clone())
+        .build();
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    ))
+}
+
+/// What [`init`] started that must be stopped at exit: the trace exporter, whose last batch is
+/// sent by [`Telemetry::shutdown`].
+#[derive(Debug, Default)]
+#[must_use = "shut it down at exit, or the last spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still batched and stops the exporter (on a blocking thread: it waits
+    /// for the exporter's HTTP request, at most its 5-second timeout).
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = provider.shutdown() {
+                    eprintln!("wrapd: traces not all sent: {e}");
+                }
+            })
+            .await;
+        }
+    }
 }
 
 /// One flat JSON object per event (see the module documentation). Span fields are kept by

@@ -18,8 +18,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
         let settings = Settings::load(cli.database_url.as_deref())?;
-        api::logging::init(&settings.log)?;
-        api::run(cli, settings).await
+        let telemetry = api::logging::init(&settings.log)?;
+        let result = api::run(cli, settings).await;
+        telemetry.shutdown().await;
+        result
     };
     match result.await {
         Ok(()) => ExitCode::SUCCESS,

@@ -266,6 +266,13 @@ pub struct LogSettings {
     pub level: String,
     /// Output format.
     pub format: LogFormat,
+    /// Where to send OpenTelemetry traces (the full OTLP/HTTP URL, say
+    /// `http://127.0.0.1:4318/v1/traces`); empty: no traces are exported.
+    pub otlp_endpoint: String,
+    /// An `EnvFilter` directive for the spans exported (independent of `level`).
+    pub otlp_filter: String,
+    /// The `service.name` the traces carry.
+    pub otlp_service_name: String,
 }
 
 /// How log lines look.

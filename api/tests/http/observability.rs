@@ -132,9 +132,12 @@ async fn refusals_counted(backend: &'static str) {
 }
 
 /// `wrapd serve` with JSON logs: the line of an authenticated request carries `request_id`,
-/// `tenant_id` and `client_id` as top-level fields, with its own fields beside them.
+/// `tenant_id` and `client_id` as top-level fields, with its own fields beside them. With
+/// `log.otlp_endpoint` set, the request's span reaches an OTLP/HTTP collector (a receiver of
+/// the test's own), at the latest when `wrapd` stops on SIGTERM.
 #[test]
-fn json_log_lines_carry_request_tenant_and_client() {
+fn json_log_lines_and_traces_carry_request_tenant_and_client() {
+    let collector = Collector::start();
     let dir = std::env::temp_dir().join(format!("wrapd-logs-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}/wrap.db?mode=rwc", dir.display());
@@ -162,6 +165,8 @@ fn json_log_lines_carry_request_tenant_and_client() {
         .port();
     let mut child = wrapd(&["serve"])
         .env("WRAP__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("WRAP__LOG__OTLP_ENDPOINT", &collector.url)
+        .env("WRAP__LOG__OTLP_SERVICE_NAME", "wrapd-under-test")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -210,10 +215,37 @@ fn json_log_lines_carry_request_tenant_and_client() {
             .unwrap();
         assert_eq!(r.status(), 200);
     });
-    // The process this test started, by its handle.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // A graceful stop (SIGTERM to the process this test started), so the last spans are sent.
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "wrapd serve exited with {exit}");
     reader.join().unwrap();
+    // OTLP/HTTP protobuf: strings are stored as they are, so the service name, the span's
+    // name and its request id are found in the bodies the collector received.
+    let posts = collector.posts();
+    assert!(!posts.is_empty(), "no trace export reached the collector");
+    for (path, content_type, _) in &posts {
+        assert_eq!(path, "/v1/traces");
+        assert_eq!(content_type, "application/x-protobuf");
+    }
+    let has = |needle: &[u8]| {
+        posts
+            .iter()
+            .any(|(_, _, body)| body.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(has(b"wrapd-under-test"), "no service.name in the traces");
+    assert!(
+        has(b"log-fields-test-1"),
+        "the request's span was not exported"
+    );
+    assert!(
+        has(made["client_id"].as_str().unwrap().as_bytes()),
+        "no client_id on the span"
+    );
     let lines = lines.lock().unwrap();
     let line: Value = lines
         .iter()
@@ -234,4 +266,80 @@ fn json_log_lines_carry_request_tenant_and_client() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A minimal OTLP/HTTP receiver: answers 200 to every POST and keeps its path, content type
+/// and body (HTTP/1.1 with keep-alive, as the exporter's client sends).
+struct Collector {
+    url: String,
+    posts: std::sync::Arc<std::sync::Mutex<Vec<Post>>>,
+}
+
+/// A request the collector received: path, content type, body.
+type Post = (String, String, Vec<u8>);
+
+impl Collector {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&posts);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let kept = std::sync::Arc::clone(&kept);
+                std::thread::spawn(move || Self::serve(stream, &kept));
+            }
+        });
+        Self { url, posts }
+    }
+
+    fn serve(stream: std::net::TcpStream, kept: &std::sync::Mutex<Vec<(String, String, Vec<u8>)>>) {
+        use std::io::{Read as _, Write as _};
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                return;
+            }
+            let path = request_line
+                .split(' ')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let (mut length, mut content_type) = (0usize, String::new());
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        "content-type" => content_type = value.trim().to_owned(),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            kept.lock().unwrap().push((path, content_type, body));
+            if writer
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn posts(&self) -> Vec<Post> {
+        self.posts.lock().unwrap().clone()
+    }
 }
