@@ -215,6 +215,115 @@ async fn make_client(
     })
 }
 
+/// A console user made for the demo: how to sign in (its password is printed once).
+struct Login {
+    tenant: String,
+    email: String,
+    role: tenants::users::UserRole,
+    password: String,
+}
+
+/// The bank's first customers put in the demo branch under its adviser, with the demo
+/// customer.
+const BRANCH_CUSTOMERS: u64 = 20;
+
+/// Console users for each role, so `wrapd serve` after the demo shows a populated console: the
+/// platform's operator; the bank's head office and an adviser of its branch 001, where the
+/// demo customer and the bank's first customers are put; the first manager's staff.
+async fn make_console_users(
+    db: &sea_orm::DatabaseConnection,
+    book: &Book,
+) -> Result<Vec<Login>, Error> {
+    use tenants::users::{self, Access, NewUser, Password, UserRole};
+    let now = Utc::now();
+    let bank = tenants::store::get_tenant(db, book.distributors[0])
+        .await
+        .map_err(other)?;
+    let branch = tenants::branches::prepare(&bank, "001", "本店営業部", now).map_err(other)?;
+    tenants::branches::insert_branch(db, &branch)
+        .await
+        .map_err(other)?;
+    let people = [
+        (
+            book.platform,
+            "ops@platform.demo",
+            "運用 太郎",
+            UserRole::Operator,
+            None,
+        ),
+        (
+            bank.id,
+            "head@bank.demo",
+            "本部 一郎",
+            UserRole::HeadOffice,
+            None,
+        ),
+        (
+            bank.id,
+            "adviser@bank.demo",
+            "支店 花子",
+            UserRole::Adviser,
+            Some(branch.id),
+        ),
+        (
+            book.managers[0],
+            "pm@manager.demo",
+            "運用 次郎",
+            UserRole::Manager,
+            None,
+        ),
+    ];
+    let mut logins = Vec::new();
+    let mut adviser = None;
+    for (tenant_id, email, name, role, branch_id) in people {
+        let tenant = tenants::store::get_tenant(db, tenant_id)
+            .await
+            .map_err(other)?;
+        let password = tenants::client::generate_secret().expose().to_owned();
+        let new = NewUser {
+            name: name.to_owned(),
+            email: email.to_owned(),
+            role,
+            access: Access::Write,
+            password: Password::new(password.clone()),
+            branch_id,
+        };
+        let (user, hash) = users::prepare(&tenant, &new, now).map_err(other)?;
+        users::insert_user(db, &user, &hash).await.map_err(other)?;
+        if role == UserRole::Adviser {
+            adviser = Some(user);
+        }
+        logins.push(Login {
+            tenant: tenant.name,
+            email: email.to_owned(),
+            role,
+            password,
+        });
+    }
+    // The branch's customers, by the one assignment rule.
+    use wraps::customers::{Scope, check_assignment, store};
+    let shown = demo_customer(db, bank.id).await?;
+    let (first, _) = store::customers(db, bank.id, Scope::All, None, None, BRANCH_CUSTOMERS)
+        .await
+        .map_err(other)?;
+    let mut ids = vec![shown];
+    ids.extend(first.iter().map(|c| c.id).filter(|id| *id != shown));
+    check_assignment(&branch, adviser.as_ref()).map_err(other)?;
+    for id in ids {
+        store::set_assignment(
+            db,
+            bank.id,
+            id,
+            branch.id,
+            adviser.as_ref().map(|a| a.id),
+            now,
+        )
+        .await
+        .map_err(other)?;
+    }
+    Ok(logins)
+}
+
 /// GETs `uri` with `token` from the in-process service; the JSON body, or why not.
 macro_rules! api_get {
     ($app:expr, $token:expr, $uri:expr) => {{
@@ -272,6 +381,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<(), Error> {
     for (p, id) in shape.managers.iter().zip(&book.managers) {
         clients.push(make_client(&db, &p.display_name, *id).await?);
     }
+    let logins = make_console_users(&db, &book).await?;
     eprintln!(
         "Seeded {} customers and {} wraps in {:.1} s. Running end of day {FIRST} to {LAST} \
          (goals recomputed at month ends) ...",
@@ -300,7 +410,7 @@ pub async fn run(settings: &Settings, args: &DemoArgs) -> Result<(), Error> {
     year_run.map_err(other)?;
     let eod_seconds = year.elapsed().as_secs_f64();
     eprintln!("A year of end of day took {eod_seconds:.1} s.");
-    show(settings, &db, &book, &clients).await?;
+    show(settings, &db, &book, &clients, &logins).await?;
     println!(
         "\nDone in {:.1} s ({} customers, {} wraps; end of day {eod_seconds:.1} s).",
         clock.elapsed().as_secs_f64(),
@@ -316,6 +426,7 @@ async fn show(
     db: &sea_orm::DatabaseConnection,
     book: &Book,
     clients: &[Client],
+    logins: &[Login],
 ) -> Result<(), Error> {
     // The in-process service signs its own tokens. On SQLite without a configured key it uses
     // the development key kept beside the database (as `wrapd serve` will); elsewhere, with
@@ -554,6 +665,19 @@ async fn show(
         println!(
             "    {:<28} tenant {}  client_id {}  client_secret {}",
             c.who, c.tenant_id, c.client_id, c.secret
+        );
+    }
+    println!(
+        "\n  Console users (http://127.0.0.1:8080/console; passwords shown only now; the adviser \
+         sees the customers of branch 001):"
+    );
+    for l in logins {
+        println!(
+            "    {:<12} tenant {:<28} email {:<20} password {}",
+            l.role.as_str(),
+            l.tenant,
+            l.email,
+            l.password
         );
     }
     Ok(())

@@ -36,8 +36,13 @@ pub(crate) struct Browser {
 
 impl Browser {
     pub(crate) fn new(server: &TestServer) -> Self {
+        Self::at(server.base.clone())
+    }
+
+    /// A browser on the server at `base` (`http://host:port`).
+    pub(crate) fn at(base: String) -> Self {
         Self {
-            base: server.base.clone(),
+            base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

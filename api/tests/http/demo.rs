@@ -135,6 +135,41 @@ async fn the_demo_runs_a_year_and_serves_what_it_printed(backend: &'static str) 
         .await
         .unwrap();
     assert_eq!(status["status"], "finished", "{status}");
+
+    // The console users it printed sign in; the adviser sees the demo customer of branch 001.
+    let login = |role: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{role} ")) && l.contains("password"))
+            .unwrap_or_else(|| panic!("no {role} console user in:\n{stdout}"));
+        (
+            after(line, "tenant").to_owned(),
+            after(line, "email").to_owned(),
+            after(line, "password").to_owned(),
+        )
+    };
+    let customer_line = lines
+        .iter()
+        .find(|l| l.starts_with("== Customer "))
+        .unwrap();
+    let customer = after(customer_line, "== Customer");
+    for role in ["operator", "head_office", "adviser", "manager"] {
+        let (tenant, email, password) = login(role);
+        let mut browser = crate::console::Browser::at(format!("http://{addr}"));
+        browser
+            .sign_in(&tenant, &email, &password)
+            .await
+            .redirects_to("/console/home");
+        if role == "adviser" {
+            let list = browser.get("/console/customers").await;
+            assert!(
+                list.text
+                    .contains(&format!("/console/customers/{customer}")),
+                "{}",
+                list.text
+            );
+        }
+    }
     handle.stop(true).await;
     running.await.unwrap().unwrap();
 
