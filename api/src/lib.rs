@@ -42,6 +42,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod auth_cache;
 pub mod backup;
 pub mod bench;
@@ -67,10 +68,12 @@ pub mod onboarding;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
+pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod settings;
 pub mod verify;
+pub mod webhooks;
 
 pub use error::Error;
 pub use server::{AppState, build_server};

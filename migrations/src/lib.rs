@@ -43,6 +43,7 @@ mod m20261207_000021_plan_runs_key;
 mod m20261207_000022_citus;
 mod m20261208_000023_console;
 mod m20261208_000024_fund_terms;
+mod m20261208_000025_events;
 pub mod sql;
 
 /// All migrations, oldest first.
@@ -77,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000022_citus::Migration),
             Box::new(m20261208_000023_console::Migration),
             Box::new(m20261208_000024_fund_terms::Migration),
+            Box::new(m20261208_000025_events::Migration),
         ]
     }
 }

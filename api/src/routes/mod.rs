@@ -4,6 +4,7 @@
 pub mod agreements;
 pub mod cost_basis;
 pub mod customers;
+pub mod events;
 pub mod format;
 pub mod instructions;
 pub mod instruments;
@@ -17,6 +18,7 @@ pub mod statements;
 pub mod strategies;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 pub mod wraps;
 
 use actix_web::body::MessageBody;

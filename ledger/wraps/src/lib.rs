@@ -24,6 +24,7 @@
 pub mod chart;
 pub mod clock;
 pub mod customers;
+pub mod events;
 pub mod eod;
 pub mod funds;
 pub mod market;
