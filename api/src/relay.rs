@@ -67,7 +67,10 @@ async fn round(
             let subject = format!("{prefix}.{tenant_id}.{}", event.kind);
             let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, event.id.to_string().as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                event.id.to_string().as_str(),
+            );
             // In order: the next is published only once the stream has this one.
             js.publish_with_headers(subject, headers, body.into())
                 .await

@@ -90,8 +90,8 @@ async fn round(
     name: &str,
 ) -> Result<usize, sea_orm::DbErr> {
     let now = Utc::now();
-    let until = now
-        + chrono::Duration::from_std(lease(settings)).unwrap_or(chrono::Duration::seconds(60));
+    let until =
+        now + chrono::Duration::from_std(lease(settings)).unwrap_or(chrono::Duration::seconds(60));
     let due = store::due(db, now, settings.batch_size.max(1)).await?;
     let mut claimed = Vec::with_capacity(due.len());
     for d in due {
@@ -118,15 +118,8 @@ async fn deliver(
     let attempt = attempt(client, &d).await;
     let result: Result<Outcome, sea_orm::DbErr> = async {
         let txn = ledger::begin_write(db).await?;
-        let outcome = store::finish(
-            &txn,
-            d.key,
-            name,
-            &attempt,
-            &settings.policy(),
-            Utc::now(),
-        )
-        .await?;
+        let outcome =
+            store::finish(&txn, d.key, name, &attempt, &settings.policy(), Utc::now()).await?;
         txn.commit().await?;
         Ok(outcome)
     }

@@ -64,9 +64,13 @@ pub async fn list_events(
     let q = Query::parse(&req, &["after", "limit", "wait"])?;
     let after = match q.get("after") {
         None => 0,
-        Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Problem::bad_parameter("after", "a cursor: the seq of an event (0 or more)")
-        })?,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                Problem::bad_parameter("after", "a cursor: the seq of an event (0 or more)")
+            })?,
     };
     let wait = match q.get("wait") {
         None => 0,

@@ -452,6 +452,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/customers/{id}/statement",
         "/v1/customers/{id}/withdrawals",
         "/v1/customers/{id}/wraps",
+        "/v1/events",
         "/v1/instruments",
         "/v1/instructions",
         "/v1/instructions/{id}",
@@ -495,6 +496,10 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/users/{id}",
         "/v1/users/{id}/resume",
         "/v1/users/{id}/suspend",
+        "/v1/webhooks",
+        "/v1/webhooks/{id}",
+        "/v1/webhooks/{id}/deliveries",
+        "/v1/webhooks/{id}/deliveries/{seq}/replay",
         "/v1/wraps",
         "/v1/wraps/{id}",
         "/v1/wraps/{id}/close",
@@ -518,7 +523,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        76,
+        81,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -53,7 +53,11 @@ async fn external_flow(backend: &'static str) {
         &s,
         &x.bank,
         &rx.url,
-        &["instruction.created", "instruction.completed", "eod.date.finished"],
+        &[
+            "instruction.created",
+            "instruction.completed",
+            "eod.date.finished",
+        ],
     )
     .await;
     let worker = api::webhooks::spawn(s.db.clone(), quick(), "test-worker".into()).unwrap();
@@ -71,7 +75,11 @@ async fn external_flow(backend: &'static str) {
     // The stream: the bank's events so far, numbered 1, 2, 3, … with no gap.
     let events = all_events(&s, &x.bank).await;
     let seqs: Vec<i64> = events.iter().map(seq).collect();
-    assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>(), "{events:#?}");
+    assert_eq!(
+        seqs,
+        (1..=events.len() as i64).collect::<Vec<_>>(),
+        "{events:#?}"
+    );
     let created = of_type(&events, "instruction.created");
     assert_eq!(created.len(), 1, "{events:#?}");
     let instruction: Uuid = created[0]["payload"]["instruction_id"]
@@ -80,18 +88,27 @@ async fn external_flow(backend: &'static str) {
         .parse()
         .unwrap();
     assert_eq!(created[0]["business_date"], "2026-10-05");
-    assert_eq!(created[0]["object_id"], format!("instruction:{instruction}"));
+    assert_eq!(
+        created[0]["object_id"],
+        format!("instruction:{instruction}")
+    );
     // Resumable: after any cursor, exactly the rest.
-    for k in 0..events.len() {
-        let r = s.get(&x.bank, &format!("/v1/events?after={}&limit=2", seqs[k])).await;
+    for (k, cursor) in seqs.iter().enumerate() {
+        let r = s
+            .get(&x.bank, &format!("/v1/events?after={cursor}&limit=2"))
+            .await;
         let page = r.ok(200);
         let want: Vec<&Value> = events.iter().skip(k + 1).take(2).collect();
-        assert_eq!(page["items"].as_array().unwrap().iter().collect::<Vec<_>>(), want);
-        let next = want.last().map_or(seqs[k], |e| seq(e));
+        assert_eq!(
+            page["items"].as_array().unwrap().iter().collect::<Vec<_>>(),
+            want
+        );
+        let next = want.last().map_or(*cursor, |e| seq(e));
         assert_eq!(page["next_cursor"], next.to_string());
     }
     until(&rx, "instruction.created by webhook", |got| {
-        got.iter().any(|g| g.json()["type"] == "instruction.created")
+        got.iter()
+            .any(|g| g.json()["type"] == "instruction.created")
     })
     .await;
 
@@ -107,7 +124,10 @@ async fn external_flow(backend: &'static str) {
         r.json::<Value>().await.unwrap()
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!poll.is_finished(), "the long-poll waits while there is nothing");
+    assert!(
+        !poll.is_finished(),
+        "the long-poll waits while there is nothing"
+    );
     s.post(
         &x.bank,
         &format!("/v1/instructions/{instruction}/fills"),
@@ -126,7 +146,9 @@ async fn external_flow(backend: &'static str) {
     );
     // An empty wait answers empty, at its cursor.
     let after = seq(&page["items"][0]);
-    let r = s.get(&x.bank, &format!("/v1/events?after={after}&wait=1")).await;
+    let r = s
+        .get(&x.bank, &format!("/v1/events?after={after}&wait=1"))
+        .await;
     assert_eq!(r.ok(200)["items"], json!([]));
     assert_eq!(r.body["next_cursor"], after.to_string());
 
@@ -136,7 +158,10 @@ async fn external_flow(backend: &'static str) {
     let events = all_events(&s, &x.bank).await;
     let finished = of_type(&events, "eod.date.finished");
     assert_eq!(finished.len(), 1, "{events:#?}");
-    assert_eq!(finished[0]["payload"], json!({ "business_date": "2026-10-05" }));
+    assert_eq!(
+        finished[0]["payload"],
+        json!({ "business_date": "2026-10-05" })
+    );
     let platform_events = all_events(&s, &platform).await;
     assert!(of_type(&platform_events, "eod.date.finished")[0]["payload"]["steps"].is_object());
     until(&rx, "the three types by webhook", |got| {
@@ -150,14 +175,21 @@ async fn external_flow(backend: &'static str) {
         .collect();
     assert_eq!(
         kinds,
-        ["instruction.created", "instruction.completed", "eod.date.finished"],
+        [
+            "instruction.created",
+            "instruction.completed",
+            "eod.date.finished"
+        ],
         "only the subscribed types, once each"
     );
     assert!(got.iter().all(|g| verify(&secret, g)));
 
     // Tenant-scoped: Bank S sees none of X's events, and its manager no customer.
     let theirs = all_events(&s, &other.bank).await;
-    assert!(of_type(&theirs, "instruction.created").is_empty(), "{theirs:#?}");
+    assert!(
+        of_type(&theirs, "instruction.created").is_empty(),
+        "{theirs:#?}"
+    );
     let ours: Vec<&Value> = events.iter().map(|e| &e["id"]).collect();
     assert!(theirs.iter().all(|e| !ours.contains(&&e["id"])));
     let accepted = of_type(&events, "agreement.accepted");
@@ -172,7 +204,9 @@ async fn external_flow(backend: &'static str) {
     for e in &manager_events {
         let kind = e["type"].as_str().unwrap();
         assert!(
-            kind.starts_with("agreement.") || kind.starts_with("eod.") || kind == "strategy.version.published",
+            kind.starts_with("agreement.")
+                || kind.starts_with("eod.")
+                || kind == "strategy.version.published",
             "{e}"
         );
         assert!(!e.to_string().contains("customer"), "{e}");
@@ -184,15 +218,23 @@ async fn external_flow(backend: &'static str) {
     s.post(
         &x.bank,
         "/v1/agreements",
-        Some(json!({ "manager_tenant_id": manager_id, "strategy_id": strategy,
-                     "terms": crate::agreements::terms_body("2026-01-01") })),
+        Some(
+            json!({ "manager_tenant_id": manager_id, "strategy_id": strategy,
+                     "terms": crate::agreements::terms_body("2026-01-01") }),
+        ),
     )
     .await
     .problem(409);
     assert_eq!(s.count_rows("events").await, before);
 
     // Bad parameters name themselves.
-    for (query, name) in [("after=-1", "after"), ("after=x", "after"), ("wait=31", "wait"), ("limit=0", "limit"), ("since=1", "since")] {
+    for (query, name) in [
+        ("after=-1", "after"),
+        ("after=x", "after"),
+        ("wait=31", "wait"),
+        ("limit=0", "limit"),
+        ("since=1", "since"),
+    ] {
         let r = s.get(&x.bank, &format!("/v1/events?{query}")).await;
         let p = r.problem(400);
         assert!(p.to_string().contains(name), "{query}: {p}");
@@ -228,13 +270,23 @@ async fn relay_publishes(backend: &'static str) {
         .unwrap();
     let events: Vec<NewEvent> = (0..3)
         .map(|n| {
-            NewEvent::new(bank_id, types::PLAN_SKIPPED, "plan:1".into(), None, json!({ "n": n }))
+            NewEvent::new(
+                bank_id,
+                types::PLAN_SKIPPED,
+                "plan:1".into(),
+                None,
+                json!({ "n": n }),
+            )
         })
         .collect();
     let txn = ledger::begin_write(&s.db).await.unwrap();
-    wraps::events::record(&txn, events, Utc::now()).await.unwrap();
+    wraps::events::record(&txn, events, Utc::now())
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
-    let relay = api::relay::spawn(s.db.clone(), settings.clone()).await.unwrap();
+    let relay = api::relay::spawn(s.db.clone(), settings.clone())
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
         let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
@@ -246,19 +298,35 @@ async fn relay_publishes(backend: &'static str) {
             format!("{}.{bank_id}.plan.skipped", settings.subject_prefix)
         );
         let body: Value = serde_json::from_slice(&m.payload).unwrap();
-        let id = m.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().as_str().to_owned();
+        let id = m
+            .headers
+            .as_ref()
+            .unwrap()
+            .get("Nats-Msg-Id")
+            .unwrap()
+            .as_str()
+            .to_owned();
         assert_eq!(body["id"], id);
         seen.push(body["payload"]["n"].as_i64().unwrap());
     }
     assert_eq!(seen, [0, 1, 2], "in order");
     relay.stop().await;
     // A restarted relay resumes after what it published: nothing again.
-    let relay = api::relay::spawn(s.db.clone(), settings.clone()).await.unwrap();
+    let relay = api::relay::spawn(s.db.clone(), settings.clone())
+        .await
+        .unwrap();
     let again = tokio::time::timeout(Duration::from_millis(700), sub.next()).await;
     assert!(again.is_err(), "published twice: {again:?}");
     relay.stop().await;
     let js = async_nats::jetstream::new(client);
-    let info = js.get_stream(&settings.stream).await.unwrap().info().await.unwrap().clone();
+    let info = js
+        .get_stream(&settings.stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
     assert_eq!(info.state.messages, 3);
     js.delete_stream(&settings.stream).await.unwrap();
     s.stop().await;

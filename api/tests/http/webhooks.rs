@@ -63,7 +63,11 @@ pub struct Receiver {
     handle: actix_web::dev::ServerHandle,
 }
 
-async fn receive(req: HttpRequest, body: web::Bytes, inbox: web::Data<Mutex<Inbox>>) -> HttpResponse {
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    inbox: web::Data<Mutex<Inbox>>,
+) -> HttpResponse {
     let header = |n: &str| {
         req.headers()
             .get(n)
@@ -173,7 +177,10 @@ pub async fn register(s: &TestServer, token: &str, url: &str, types: &[&str]) ->
         )
         .await;
     let body = r.ok(201);
-    assert!(body["secret"].as_str().unwrap().starts_with("whsec_"), "{body}");
+    assert!(
+        body["secret"].as_str().unwrap().starts_with("whsec_"),
+        "{body}"
+    );
     (
         body["id"].as_str().unwrap().parse().unwrap(),
         body["secret"].as_str().unwrap().to_owned(),
@@ -204,28 +211,48 @@ async fn propose(s: &TestServer, bank: &str, manager_id: Uuid, strategy: Uuid) -
         .post(
             bank,
             "/v1/agreements",
-            Some(json!({ "manager_tenant_id": manager_id, "strategy_id": strategy,
-                         "terms": terms_body("2026-01-01") })),
+            Some(
+                json!({ "manager_tenant_id": manager_id, "strategy_id": strategy,
+                         "terms": terms_body("2026-01-01") }),
+            ),
         )
         .await;
     r.ok(201)["id"].as_str().unwrap().parse().unwrap()
 }
 
-on_each_backend!(deliveries_are_signed_retried_and_in_order, signed_retried_in_order);
+on_each_backend!(
+    deliveries_are_signed_retried_and_in_order,
+    signed_retried_in_order
+);
 async fn signed_retried_in_order(backend: &'static str) {
     let s = TestServer::start(backend).await;
     let (_, bank, manager_id, manager) = partners(&s).await;
     // Bank W's receiver fails the first attempt with a 500 and times out on the second.
     let bank_rx = Receiver::start(&[Reply::Status(500), Reply::Sleep(1_500)], None).await;
     let manager_rx = Receiver::start(&[], None).await;
-    let (bank_hook, bank_secret) = register(&s, &bank, &bank_rx.url, &["agreement.proposed", "agreement.accepted"]).await;
+    let (bank_hook, bank_secret) = register(
+        &s,
+        &bank,
+        &bank_rx.url,
+        &["agreement.proposed", "agreement.accepted"],
+    )
+    .await;
     let (_, manager_secret) = register(&s, &manager, &manager_rx.url, &["*"]).await;
     // Refusals name the field and write nothing.
     let before = s.count_rows("webhook_endpoints").await;
     for (body, field) in [
-        (json!({ "url": "ftp://x.test", "event_types": ["*"] }), "url"),
-        (json!({ "url": "https://x.test", "event_types": ["plan.nothing"] }), "event_types"),
-        (json!({ "url": "https://x.test", "event_types": [] }), "event_types"),
+        (
+            json!({ "url": "ftp://x.test", "event_types": ["*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "https://x.test", "event_types": ["plan.nothing"] }),
+            "event_types",
+        ),
+        (
+            json!({ "url": "https://x.test", "event_types": [] }),
+            "event_types",
+        ),
     ] {
         let r = s.post(&bank, "/v1/webhooks", Some(body)).await;
         assert_eq!(r.problem(422)["errors"][0]["field"], field, "{}", r.text);
@@ -234,50 +261,100 @@ async fn signed_retried_in_order(backend: &'static str) {
     // The secret is shown once: never in a read.
     let r = s.get(&bank, &format!("/v1/webhooks/{bank_hook}")).await;
     assert!(r.ok(200).get("secret").is_none(), "{}", r.text);
-    assert_eq!(r.body["event_types"], json!(["agreement.accepted", "agreement.proposed"]));
+    assert_eq!(
+        r.body["event_types"],
+        json!(["agreement.accepted", "agreement.proposed"])
+    );
     // Another tenant's endpoint is not there for it.
-    s.get(&manager, &format!("/v1/webhooks/{bank_hook}")).await.problem(404);
-    s.send(reqwest::Method::DELETE, Some(&manager), &format!("/v1/webhooks/{bank_hook}"), &[], None)
+    s.get(&manager, &format!("/v1/webhooks/{bank_hook}"))
         .await
         .problem(404);
+    s.send(
+        reqwest::Method::DELETE,
+        Some(&manager),
+        &format!("/v1/webhooks/{bank_hook}"),
+        &[],
+        None,
+    )
+    .await
+    .problem(404);
 
     let worker = api::webhooks::spawn(s.db.clone(), quick(), "test-worker".into()).unwrap();
     let strategy = strategy_with_version(&s, &manager, "EVT").await;
     let agreement = propose(&s, &bank, manager_id, strategy).await;
-    s.post(&manager, &format!("/v1/agreements/{agreement}/accept"), None)
-        .await
-        .ok(200);
+    s.post(
+        &manager,
+        &format!("/v1/agreements/{agreement}/accept"),
+        None,
+    )
+    .await
+    .ok(200);
 
     until(&bank_rx, "both of the bank's events delivered", |got| {
-        got.iter().filter(|g| matches!(g.reply, None)).count() == 2
+        got.iter().filter(|g| g.reply.is_none()).count() == 2
     })
     .await;
     let got = bank_rx.got();
     for g in &got {
         assert!(verify(&bank_secret, g), "bad signature: {g:?}");
-        assert!(!verify(&manager_secret, g), "signed with another tenant's secret");
+        assert!(
+            !verify(&manager_secret, g),
+            "signed with another tenant's secret"
+        );
     }
     // proposed: a 500, a timeout, then delivered; only then accepted (the same object).
-    let kinds: Vec<String> = got.iter().map(|g| g.json()["type"].as_str().unwrap().to_owned()).collect();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|g| g.json()["type"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(
         kinds,
-        ["agreement.proposed", "agreement.proposed", "agreement.proposed", "agreement.accepted"],
+        [
+            "agreement.proposed",
+            "agreement.proposed",
+            "agreement.proposed",
+            "agreement.accepted"
+        ],
         "{got:#?}"
     );
-    assert!(got.iter().take(3).all(|g| g.id == got[0].id), "retries carry the same webhook-id");
-    assert_eq!(got[0].json()["payload"]["agreement_id"], agreement.to_string());
+    assert!(
+        got.iter().take(3).all(|g| g.id == got[0].id),
+        "retries carry the same webhook-id"
+    );
+    assert_eq!(
+        got[0].json()["payload"]["agreement_id"],
+        agreement.to_string()
+    );
 
     // The delivery log: every attempt with its outcome, code and latency.
-    let log = s.get(&bank, &format!("/v1/webhooks/{bank_hook}/deliveries")).await;
+    let log = s
+        .get(&bank, &format!("/v1/webhooks/{bank_hook}/deliveries"))
+        .await;
     let items = log.ok(200)["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 2, "{}", log.text);
     let attempts = items[0]["attempts"].as_array().unwrap();
     assert_eq!(items[0]["status"], "delivered");
     assert_eq!(attempts.len(), 3, "{}", log.text);
-    assert_eq!((attempts[0]["outcome"].as_str(), attempts[0]["response_code"].as_i64()), (Some("failed"), Some(500)));
+    assert_eq!(
+        (
+            attempts[0]["outcome"].as_str(),
+            attempts[0]["response_code"].as_i64()
+        ),
+        (Some("failed"), Some(500))
+    );
     assert_eq!(attempts[1]["error"], "timeout", "{}", log.text);
-    assert!(attempts[1]["latency_ms"].as_i64().unwrap() >= 400, "{}", log.text);
-    assert_eq!((attempts[2]["outcome"].as_str(), attempts[2]["response_code"].as_i64()), (Some("delivered"), Some(200)));
+    assert!(
+        attempts[1]["latency_ms"].as_i64().unwrap() >= 400,
+        "{}",
+        log.text
+    );
+    assert_eq!(
+        (
+            attempts[2]["outcome"].as_str(),
+            attempts[2]["response_code"].as_i64()
+        ),
+        (Some("delivered"), Some(200))
+    );
 
     // No delivery across tenants: the manager's receiver got only the manager's own events
     // (its strategy version and the agreement), none naming a customer.
@@ -292,26 +369,45 @@ async fn signed_retried_in_order(backend: &'static str) {
     for g in manager_rx.got() {
         assert!(verify(&manager_secret, &g));
         assert!(own.contains(&g.id.as_str()), "{g:?} is not the manager's");
-        assert!(!String::from_utf8_lossy(&g.body).contains("customer"), "{g:?}");
+        assert!(
+            !String::from_utf8_lossy(&g.body).contains("customer"),
+            "{g:?}"
+        );
     }
 
     // Replay: the accepted event again, with the same id.
     let seq = items[1]["event_seq"].as_str().unwrap();
     let r = s
-        .post(&bank, &format!("/v1/webhooks/{bank_hook}/deliveries/{seq}/replay"), None)
+        .post(
+            &bank,
+            &format!("/v1/webhooks/{bank_hook}/deliveries/{seq}/replay"),
+            None,
+        )
         .await;
     r.ok(202);
-    s.post(&manager, &format!("/v1/webhooks/{bank_hook}/deliveries/{seq}/replay"), None)
-        .await
-        .problem(404);
+    s.post(
+        &manager,
+        &format!("/v1/webhooks/{bank_hook}/deliveries/{seq}/replay"),
+        None,
+    )
+    .await
+    .problem(404);
     until(&bank_rx, "the replay", |got| got.len() == 5).await;
     assert_eq!(bank_rx.got()[4].id, got[3].id);
 
     // Deleted: nothing more is sent to it.
-    s.send(reqwest::Method::DELETE, Some(&bank), &format!("/v1/webhooks/{bank_hook}"), &[], None)
+    s.send(
+        reqwest::Method::DELETE,
+        Some(&bank),
+        &format!("/v1/webhooks/{bank_hook}"),
+        &[],
+        None,
+    )
+    .await
+    .ok(204);
+    s.get(&bank, &format!("/v1/webhooks/{bank_hook}"))
         .await
-        .ok(204);
-    s.get(&bank, &format!("/v1/webhooks/{bank_hook}")).await.problem(404);
+        .problem(404);
     worker.stop().await;
     bank_rx.stop().await;
     manager_rx.stop().await;
@@ -338,7 +434,13 @@ async fn failing_endpoint_disabled(backend: &'static str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status["status"], "disabled", "{status}");
-    assert!(status["disabled_reason"].as_str().unwrap().contains("3 delivery attempts"), "{status}");
+    assert!(
+        status["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 delivery attempts"),
+        "{status}"
+    );
     let events = s.get(&bank, "/v1/events").await;
     let disabled: Vec<&Value> = events.ok(200)["items"]
         .as_array()
@@ -370,7 +472,9 @@ async fn record_events(s: &TestServer, tenant: Uuid, count: usize, objects: usiz
         })
         .collect();
     let txn = ledger::begin_write(&s.db).await.unwrap();
-    wraps::events::record(&txn, events, Utc::now()).await.unwrap();
+    wraps::events::record(&txn, events, Utc::now())
+        .await
+        .unwrap();
     txn.commit().await.unwrap();
 }
 
@@ -395,7 +499,10 @@ async fn two_workers_once(backend: &'static str) {
     until(&rx, "40 events", |got| by_event(got).len() == 40).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = rx.got();
-    assert!(by_event(&got).values().all(|n| *n == 1), "an event went twice: {got:#?}");
+    assert!(
+        by_event(&got).values().all(|n| *n == 1),
+        "an event went twice: {got:#?}"
+    );
     // In order per object: each object's events arrive in their order.
     let mut last: HashMap<String, i64> = HashMap::new();
     for g in &got {
@@ -428,7 +535,11 @@ async fn restarted_worker_resumes(backend: &'static str) {
     let lease_ms = u64::try_from(api::webhooks::lease(&settings).as_millis()).unwrap();
     let second = api::webhooks::spawn(s.db.clone(), settings, "second".into()).unwrap();
     tokio::time::sleep(Duration::from_millis(lease_ms / 2)).await;
-    assert_eq!(rx.got().len(), 1, "nobody sends a claimed delivery before its lease lapses");
+    assert_eq!(
+        rx.got().len(),
+        1,
+        "nobody sends a claimed delivery before its lease lapses"
+    );
     for _ in 0..(lease_ms / 50 + 200) {
         if by_event(&rx.got()).len() == 5 && rx.got().len() >= 6 {
             break;

@@ -24,8 +24,8 @@
 pub mod chart;
 pub mod clock;
 pub mod customers;
-pub mod events;
 pub mod eod;
+pub mod events;
 pub mod funds;
 pub mod market;
 pub mod movements;

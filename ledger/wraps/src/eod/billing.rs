@@ -81,9 +81,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::events::{NewEvent, types};
-use ledger::asset::decimal_of;
 use crate::market::agreement::{BillingPeriod, Crystallisation, Split};
 use chrono::{Datelike, Days, NaiveDate, Utc};
+use ledger::asset::decimal_of;
 use ledger::{Ledger, NewEntry, NewPosting};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
@@ -491,8 +491,12 @@ async fn bill_tenant(
     save_states(txn, tenant_id, &changed).await?;
     let scales: HashMap<Uuid, u32> = wraps.iter().map(|w| (w.state.wrap_id, w.scale)).collect();
     // Last (the events' cursor locks come after every other lock: crate::events).
-    crate::events::record(txn, fee_events(tenant_id, date, &collections, &scales), Utc::now())
-        .await?;
+    crate::events::record(
+        txn,
+        fee_events(tenant_id, date, &collections, &scales),
+        Utc::now(),
+    )
+    .await?;
     Ok(())
 }
 

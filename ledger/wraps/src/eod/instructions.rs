@@ -38,8 +38,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::trading::{Pricing, TradeSide};
-use crate::events::{NewEvent, types};
 use super::{EodError, corrupt};
+use crate::events::{NewEvent, types};
 use ledger::sql::{IN_CHUNK, Params, exec, from_micros, get, micros, query};
 
 // ---------------------------------------------------------------------------------------

@@ -90,8 +90,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::billing::{self, Liquidation};
-use crate::events::{NewEvent, types};
 use super::{EodError, corrupt};
+use crate::events::{NewEvent, types};
 use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 // ---------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::events::{NewEvent, types};
 use crate::market::agreement::{
     Agreement, AgreementStatus, Decision, Terms, TermsInput, TermsStatus, TermsVersion,
 };
@@ -41,7 +42,6 @@ use crate::market::strategy::{
     DriftBandKind, ModelWeight, NewStrategy, NewVersion, RebalanceCalendar, Strategy,
     StrategyPatch, StrategyStatus, StrategyVersion, check_money,
 };
-use crate::events::{NewEvent, types};
 use tenants::Principal;
 use tenants::TenantKind;
 use tenants::TenantsError;
@@ -862,8 +862,12 @@ pub async fn propose_agreement<C: ConnectionTrait>(
     };
     insert_terms(db, distributor_id, &terms).await?;
     // Last (the events' cursor locks come after every other lock: crate::events).
-    crate::events::record(db, agreement_events(&agreement, types::AGREEMENT_PROPOSED), now)
-        .await?;
+    crate::events::record(
+        db,
+        agreement_events(&agreement, types::AGREEMENT_PROPOSED),
+        now,
+    )
+    .await?;
     Ok((agreement, terms))
 }
 
@@ -1084,8 +1088,12 @@ pub async fn decide<C: ConnectionTrait>(
             return Err(lost());
         }
         if accept {
-            crate::events::record(db, agreement_events(&updated, types::AGREEMENT_ACCEPTED), now)
-                .await?;
+            crate::events::record(
+                db,
+                agreement_events(&updated, types::AGREEMENT_ACCEPTED),
+                now,
+            )
+            .await?;
         }
     }
     Ok((updated, terms))
