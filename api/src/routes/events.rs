@@ -2,8 +2,9 @@
 //! partners that prefer pulling to webhooks. The same events, in the same order, as the
 //! webhooks deliver ([`wraps::events`] owns them).
 //!
-//! Isolation (tested by `api/tests/http/events.rs::events_are_tenant_scoped`): every read
-//! names the caller's tenant; there is no parameter to name another.
+//! Isolation (tested by
+//! `api/tests/http/events.rs::the_external_execution_flow_needs_no_polling`): every read names
+//! the caller's tenant; there is no parameter to name another.
 //!
 //! Long-poll: with `wait=<seconds>` (at most [`MAX_WAIT_SECONDS`], below the handler's time
 //! limit) an empty answer is held until an event arrives or the wait ends.
@@ -29,6 +30,16 @@ const POLL: Duration = Duration::from_millis(200);
 /// Routes of this module.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/v1/events").get(list_events));
+}
+
+/// Cursor parameter `name`: an event's `seq` (0 or more; absent: 0, before the first).
+pub fn cursor(q: &Query, name: &str) -> Result<i64, Problem> {
+    match q.get(name) {
+        None => Ok(0),
+        Some(text) => text.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Problem::bad_parameter(name, "a cursor: the seq of an event (0 or more)")
+        }),
+    }
 }
 
 /// A page of events.
@@ -62,16 +73,7 @@ pub async fn list_events(
 ) -> Result<HttpResponse, Problem> {
     caller.principal.authorize(Action::ReadOwnData)?;
     let q = Query::parse(&req, &["after", "limit", "wait"])?;
-    let after = match q.get("after") {
-        None => 0,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                Problem::bad_parameter("after", "a cursor: the seq of an event (0 or more)")
-            })?,
-    };
+    let after = cursor(&q, "after")?;
     let wait = match q.get("wait") {
         None => 0,
         Some(text) => text

@@ -2,7 +2,8 @@
 //! their delivery log and replays. The rows and their rules are in
 //! [`wraps::events::webhooks`]; deliveries are sent by [`crate::webhooks`].
 //!
-//! Isolation (tested by `api/tests/http/webhooks.rs::no_delivery_across_tenants`): every
+//! Isolation (tested by
+//! `api/tests/http/webhooks.rs::deliveries_are_signed_retried_and_in_order`): every
 //! statement names the caller's tenant, so another tenant's endpoint answers 404 exactly
 //! like a missing one. Reading needs `ReadOwnData`, changing `WriteOwnData` (a viewer gets
 //! 403). Every change is audited in its transaction.
@@ -43,6 +44,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/webhooks/{id}/deliveries").get(list_deliveries))
     .service(resource("/v1/webhooks/{id}/deliveries/{seq}/replay").post(replay_delivery));
+}
+
+/// Records the change in the audit log and commits it with its audit record.
+async fn audited(
+    txn: sea_orm::DatabaseTransaction,
+    caller: &Caller,
+    action: &'static str,
+    webhook_id: String,
+    detail: serde_json::Value,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), Problem> {
+    let change = Change {
+        action,
+        target_tenant_id: Some(caller.principal.tenant_id),
+        target_type: "webhook",
+        target_id: webhook_id,
+        detail,
+    };
+    audit::record(&txn, caller, &change, now).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 fn not_found(id: Uuid) -> Problem {
@@ -114,20 +136,15 @@ pub async fn create_webhook(
     }
     let secret = new_secret();
     let endpoint = store::create(&txn, tenant_id, &body.url, &types, &secret, now).await?;
-    audit::record(
-        &txn,
+    audited(
+        txn,
         &caller,
-        &Change {
-            action: "webhook.create",
-            target_tenant_id: Some(tenant_id),
-            target_type: "webhook",
-            target_id: endpoint.id.to_string(),
-            detail: json!({ "url": body.url, "event_types": endpoint.event_types }),
-        },
+        "webhook.create",
+        endpoint.id.to_string(),
+        json!({ "url": body.url, "event_types": endpoint.event_types }),
         now,
     )
     .await?;
-    txn.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/v1/webhooks/{}", endpoint.id)))
         .json(CreatedWebhook { endpoint, secret }))
@@ -200,20 +217,15 @@ pub async fn delete_webhook(
     if !store::delete(&txn, tenant_id, id).await? {
         return Err(not_found(id));
     }
-    audit::record(
-        &txn,
+    audited(
+        txn,
         &caller,
-        &Change {
-            action: "webhook.delete",
-            target_tenant_id: Some(tenant_id),
-            target_type: "webhook",
-            target_id: id.to_string(),
-            detail: json!({}),
-        },
+        "webhook.delete",
+        id.to_string(),
+        json!({}),
         now,
     )
     .await?;
-    txn.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -224,17 +236,6 @@ pub struct DeliveryPage {
     /// Pass as `after` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-fn cursor(q: &Query, name: &str) -> Result<i64, Problem> {
-    match q.get(name) {
-        None => Ok(0),
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| Problem::bad_parameter(name, "a cursor: the seq of an event")),
-    }
 }
 
 /// The delivery log of an endpoint: each delivery (by event) with every attempt (status,
@@ -261,7 +262,7 @@ pub async fn list_deliveries(
     caller.principal.authorize(Action::ReadOwnData)?;
     let id = path_uuid(&req, "id")?;
     let q = Query::parse(&req, &["after", "limit"])?;
-    let after = cursor(&q, "after")?;
+    let after = super::events::cursor(&q, "after")?;
     let limit = q.limit(100, wraps::events::MAX_PAGE)?;
     let tenant_id = caller.principal.tenant_id;
     store::get_one(&state.db, tenant_id, id)
@@ -308,19 +309,14 @@ pub async fn replay_delivery(
             "no webhook {id} or no event {seq} of your tenant"
         )));
     }
-    audit::record(
-        &txn,
+    audited(
+        txn,
         &caller,
-        &Change {
-            action: "webhook.replay",
-            target_tenant_id: Some(tenant_id),
-            target_type: "webhook",
-            target_id: id.to_string(),
-            detail: json!({ "event_seq": seq.to_string() }),
-        },
+        "webhook.replay",
+        id.to_string(),
+        json!({ "event_seq": seq.to_string() }),
         now,
     )
     .await?;
-    txn.commit().await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "pending" })))
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -15,8 +15,8 @@ use crate::common::TestServer;
 use crate::eod::run_days;
 use crate::eod_trading::{book_named, funded_wrap, instrument, prices};
 use crate::on_each_backend;
-use crate::webhooks::{Receiver, quick, register, until, verify};
-use wraps::events::{NewEvent, types};
+use crate::webhooks::{Receiver, quick, record_events, register, until, verify};
+use wraps::events::types;
 
 const A: &str = "JP90C000EVT1";
 
@@ -268,22 +268,7 @@ async fn relay_publishes(backend: &'static str) {
         .subscribe(format!("{}.>", settings.subject_prefix))
         .await
         .unwrap();
-    let events: Vec<NewEvent> = (0..3)
-        .map(|n| {
-            NewEvent::new(
-                bank_id,
-                types::PLAN_SKIPPED,
-                "plan:1".into(),
-                None,
-                json!({ "n": n }),
-            )
-        })
-        .collect();
-    let txn = ledger::begin_write(&s.db).await.unwrap();
-    wraps::events::record(&txn, events, Utc::now())
-        .await
-        .unwrap();
-    txn.commit().await.unwrap();
+    record_events(&s, bank_id, types::PLAN_SKIPPED, 3, 1).await;
     let relay = api::relay::spawn(s.db.clone(), settings.clone())
         .await
         .unwrap();

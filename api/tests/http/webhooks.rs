@@ -458,13 +458,20 @@ async fn failing_endpoint_disabled(backend: &'static str) {
     s.stop().await;
 }
 
-/// `count` events of the tenant in `objects` objects, recorded as the domain records them.
-async fn record_events(s: &TestServer, tenant: Uuid, count: usize, objects: usize) {
+/// `count` events of `kind` of the tenant in `objects` objects (payload `{"n": i}`),
+/// recorded as the domain records them.
+pub async fn record_events(
+    s: &TestServer,
+    tenant: Uuid,
+    kind: &'static str,
+    count: usize,
+    objects: usize,
+) {
     let events = (0..count)
         .map(|i| {
             NewEvent::new(
                 tenant,
-                types::PLAN_EXECUTED,
+                kind,
                 format!("plan:{}", i % objects),
                 None,
                 json!({ "n": i }),
@@ -493,7 +500,7 @@ async fn two_workers_once(backend: &'static str) {
     let (bank_id, bank, _, _) = partners(&s).await;
     let rx = Receiver::start(&[], None).await;
     register(&s, &bank, &rx.url, &["plan.executed"]).await;
-    record_events(&s, bank_id, 40, 4).await;
+    record_events(&s, bank_id, types::PLAN_EXECUTED, 40, 4).await;
     let a = api::webhooks::spawn(s.db.clone(), quick(), "worker-a".into()).unwrap();
     let b = api::webhooks::spawn(s.db.clone(), quick(), "worker-b".into()).unwrap();
     until(&rx, "40 events", |got| by_event(got).len() == 40).await;
@@ -524,7 +531,7 @@ async fn restarted_worker_resumes(backend: &'static str) {
     // The first request hangs: the worker dies while it waits.
     let rx = Receiver::start(&[Reply::Sleep(3_000)], None).await;
     register(&s, &bank, &rx.url, &["plan.executed"]).await;
-    record_events(&s, bank_id, 5, 1).await;
+    record_events(&s, bank_id, types::PLAN_EXECUTED, 5, 1).await;
     let mut settings = quick();
     settings.timeout_ms = 5_000;
     let first = api::webhooks::spawn(s.db.clone(), settings.clone(), "first".into()).unwrap();

@@ -6,15 +6,18 @@
 //! Invariants, and the tests that try to break them:
 //! * **no event without its change, no change without its event**: [`record`] takes the
 //!   caller's transaction and writes nothing else; a rolled-back change leaves no event.
-//!   Tried by `api/tests/http/events.rs::a_refused_change_writes_no_event`;
+//!   Tried by `api/tests/http/events.rs::the_external_execution_flow_needs_no_polling` (a
+//!   refused proposal);
 //! * **one cursor per tenant, in commit order**: each event gets the tenant's next `seq`
 //!   (1, 2, 3, …) from its `event_cursors` row, which the writer then holds until it commits,
 //!   so a reader resuming after cursor N never misses an event committed later with a lower
-//!   number. Tried by `api/tests/http/events.rs::the_stream_resumes_by_cursor`;
+//!   number. Tried by the same test (numbers 1…n with no gap, every cursor resumed) and
+//!   `api/tests/http/webhooks.rs::two_workers_deliver_each_event_once`;
 //! * **a tenant reads only its own events**, and a manager's events never name a customer
 //!   (the agreement and strategy events are the only ones a manager gets, and they name
 //!   agreements, strategies and distributors). Tried by
-//!   `api/tests/http/events.rs::events_are_tenant_scoped`.
+//!   `api/tests/http/events.rs::the_external_execution_flow_needs_no_polling` (another bank,
+//!   the manager) and `api/tests/http/webhooks.rs::deliveries_are_signed_retried_and_in_order`.
 //!
 //! **Locks** (the platform's one order, `ledger/src/store/work.rs`): a tenant's
 //! `event_cursors` row is the *last* lock a transaction takes: after its books and business

@@ -12,12 +12,12 @@
 //!   still holds the claim. Tried by `two_workers_deliver_each_event_once`;
 //! * **in order per object**: a delivery is due only when no earlier delivery of the same
 //!   object to the same endpoint is still pending ([`due`]). Tried by
-//!   `deliveries_keep_order_per_object`;
+//!   `deliveries_are_signed_retried_and_in_order` and `two_workers_deliver_each_event_once`;
 //! * **an endpoint that keeps failing is disabled**, and its tenant told by a
 //!   `webhook.endpoint.disabled` event. Tried by `a_failing_endpoint_is_disabled`;
 //! * **tenant-scoped**: every statement but the worker's due scan names one tenant; an
 //!   endpoint only ever receives its own tenant's events. Tried by
-//!   `no_delivery_across_tenants`.
+//!   `deliveries_are_signed_retried_and_in_order`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger::sql::{Params, exec, from_micros, get, micros, query};
