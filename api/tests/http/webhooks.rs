@@ -226,7 +226,7 @@ on_each_backend!(
 );
 async fn signed_retried_in_order(backend: &'static str) {
     let s = TestServer::start(backend).await;
-    let (_, bank, manager_id, manager) = partners(&s).await;
+    let (bank_id, bank, manager_id, manager) = partners(&s).await;
     // Bank W's receiver fails the first attempt with a 500 and times out on the second.
     let bank_rx = Receiver::start(&[Reply::Status(500), Reply::Sleep(1_500)], None).await;
     let manager_rx = Receiver::start(&[], None).await;
@@ -278,6 +278,26 @@ async fn signed_retried_in_order(backend: &'static str) {
     )
     .await
     .problem(404);
+    s.get(&manager, &format!("/v1/webhooks/{bank_hook}/deliveries"))
+        .await
+        .problem(404);
+    let listed = s.get(&manager, "/v1/webhooks").await;
+    assert_eq!(
+        listed.ok(200)["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.text
+    );
+    // A viewer reads but does not register.
+    let viewer = s.token_for_role(bank_id, "viewer").await;
+    s.get(&viewer, "/v1/webhooks").await.ok(200);
+    s.post(
+        &viewer,
+        "/v1/webhooks",
+        Some(json!({ "url": "https://x.test", "event_types": ["*"] })),
+    )
+    .await
+    .problem(403);
 
     let worker = api::webhooks::spawn(s.db.clone(), quick(), "test-worker".into()).unwrap();
     let strategy = strategy_with_version(&s, &manager, "EVT").await;
