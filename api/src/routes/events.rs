@@ -21,8 +21,9 @@ use crate::problem::Problem;
 use crate::server::AppState;
 use wraps::events::{self as store, Event};
 
-/// The longest a long-poll holds an empty answer.
-pub const MAX_WAIT_SECONDS: u64 = 30;
+/// The longest a long-poll holds an empty answer: far below the handler deadline, and short
+/// enough that a proxy's idle timeout never cuts a waiting request (clients simply ask again).
+pub const MAX_WAIT_SECONDS: u64 = 10;
 
 /// How often a long-poll looks again.
 const POLL: Duration = Duration::from_millis(200);
@@ -58,7 +59,7 @@ pub struct EventPage {
     params(
         ("after" = Option<String>, Query, description = "Cursor: the `seq` of the last event seen (default 0)"),
         ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"),
-        ("wait" = Option<u64>, Query, description = "Seconds (0 to 30) to hold an empty answer until an event arrives"),
+        ("wait" = Option<u64>, Query, maximum = 10, description = "Seconds (0 to 10) to hold an empty answer until an event arrives"),
     ),
     responses(
         (status = 200, body = EventPage),

@@ -150,10 +150,16 @@ pub async fn create_webhook(
         .json(CreatedWebhook { endpoint, secret }))
 }
 
+/// A tenant's endpoints (at most 20: one page).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<Endpoint>,
+}
+
 /// The caller's tenant's endpoints (never their secrets).
 #[utoipa::path(
     get, path = "/v1/webhooks", tag = "webhooks",
-    responses((status = 200, body = Vec<Endpoint>)),
+    responses((status = 200, body = WebhookList)),
     security(("bearer" = []))
 )]
 pub async fn list_webhooks(
@@ -164,7 +170,7 @@ pub async fn list_webhooks(
     caller.principal.authorize(Action::ReadOwnData)?;
     Query::parse(&req, &[])?;
     let items = store::list(&state.db, caller.principal.tenant_id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(WebhookList { items }))
 }
 
 /// One endpoint of the caller's tenant.
@@ -318,5 +324,5 @@ pub async fn replay_delivery(
         now,
     )
     .await?;
-    Ok(HttpResponse::Accepted().json(json!({ "status": "pending" })))
+    Ok(HttpResponse::Accepted().finish())
 }

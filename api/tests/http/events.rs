@@ -116,7 +116,7 @@ async fn external_flow(backend: &'static str) {
     let last = *seqs.last().unwrap();
     let (http, url) = (
         s.http.clone(),
-        format!("{}/v1/events?after={last}&wait=20", s.base),
+        format!("{}/v1/events?after={last}&wait=10", s.base),
     );
     let token = x.bank.clone();
     let poll = tokio::spawn(async move {
@@ -231,7 +231,7 @@ async fn external_flow(backend: &'static str) {
     for (query, name) in [
         ("after=-1", "after"),
         ("after=x", "after"),
-        ("wait=31", "wait"),
+        ("wait=11", "wait"),
         ("limit=0", "limit"),
         ("since=1", "since"),
     ] {
