@@ -285,7 +285,7 @@ pub async fn list_deliveries(
 /// delivery; also for events from before the endpoint subscribed.
 #[utoipa::path(
     post, path = "/v1/webhooks/{id}/deliveries/{seq}/replay", tag = "webhooks",
-    params(("id" = Uuid, Path), ("seq" = String, Path, description = "The event's seq")),
+    params(("id" = Uuid, Path), ("seq" = i64, Path, minimum = 1, description = "The event's seq")),
     responses(
         (status = 202, description = "Queued: the worker sends it"),
         (status = 403, description = "A viewer", body = Problem, content_type = "application/problem+json"),
