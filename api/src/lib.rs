@@ -32,6 +32,9 @@
 //! | [`backup`] | `wrapd backup --to FILE`: an online copy of an SQLite database |
 //! | [`bench`] | `wrapd bench ledger` (posting throughput), `wrapd bench fixture` (data for the HTTP load test) |
 //! | [`bench_eod`] | `wrapd bench eod` (end of day over a synthetic book of N wraps) |
+//! | [`webhooks`] | the webhook delivery worker: claims due deliveries, signs (Standard Webhooks), records each attempt |
+//! | [`relay`] | the optional relay of the events outbox to NATS JetStream (`[nats]`) |
+//! | [`background`] | the loops `wrapd serve` starts (webhook worker, relay), stopped with the server |
 
 // Money is exact (rust_decimal, integer minor units); floats appear only in benchmark
 // statistics, where each use is allowed explicitly.
@@ -43,6 +46,7 @@
 pub mod audit;
 pub mod auth;
 pub mod auth_cache;
+pub mod background;
 pub mod backup;
 pub mod bench;
 pub mod bench_eod;
@@ -67,10 +71,12 @@ pub mod onboarding;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
+pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod settings;
 pub mod verify;
+pub mod webhooks;
 
 pub use error::Error;
 pub use server::{AppState, build_server};

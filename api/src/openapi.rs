@@ -152,6 +152,14 @@ use crate::problem::method_not_allowed;
         crate::routes::instructions::close_instruction,
         crate::routes::instructions::set_venue,
         crate::routes::instructions::get_venue,
+        // events and webhooks (routes/events.rs, routes/webhooks.rs)
+        crate::routes::events::list_events,
+        crate::routes::webhooks::create_webhook,
+        crate::routes::webhooks::list_webhooks,
+        crate::routes::webhooks::get_webhook,
+        crate::routes::webhooks::delete_webhook,
+        crate::routes::webhooks::list_deliveries,
+        crate::routes::webhooks::replay_delivery,
 
         openapi_json,
     ),
@@ -168,6 +176,8 @@ use crate::problem::method_not_allowed;
         (name = "zengin", description = "Zengin files with the bank: customers' accounts for direct debit, the debit request (口座振替) and its result"),
         (name = "reports", description = "AUM and fee reports"),
         (name = "instructions", description = "Block orders for a distributor's own account system, and the fills it reports"),
+        (name = "events", description = "The caller's events, resumable by cursor (long-poll)"),
+        (name = "webhooks", description = "Signed deliveries of the caller's events, their log and replays"),
         (name = "projections", description = "Fee impact and goal probability"),
         (name = "operations", description = "Probes, metrics and this document"),
     )

@@ -98,6 +98,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     crate::routes::instructions::configure(cfg);
     crate::routes::users::configure(cfg);
     crate::routes::branches::configure(cfg);
+    crate::routes::events::configure(cfg);
+    crate::routes::webhooks::configure(cfg);
     crate::audit::configure(cfg);
     crate::console::configure(cfg);
     cfg.default_service(web::to(crate::problem::not_found));
@@ -188,7 +190,26 @@ pub async fn serve(settings: &Settings) -> Result<(), Error> {
     crate::db::prepare(&db, &settings.database).await?;
     let (server, addr) = build_server(settings, db.clone()).await?;
     tracing::info!(%addr, "listening");
+    // The background workers: each resumes from the database, so a restart loses nothing.
+    let worker = if settings.webhooks.worker {
+        let name = format!("wrapd-{}-{}", std::process::id(), uuid::Uuid::now_v7());
+        Some(crate::webhooks::spawn(
+            db.clone(),
+            settings.webhooks.clone(),
+            name,
+        )?)
+    } else {
+        None
+    };
+    let relay = if settings.nats.enabled {
+        Some(crate::relay::spawn(db.clone(), settings.nats.clone()).await?)
+    } else {
+        None
+    };
     server.await?;
+    for background in [worker, relay].into_iter().flatten() {
+        background.stop().await;
+    }
     tracing::info!("stopped");
     let _ = db.close().await;
     Ok(())

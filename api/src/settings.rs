@@ -55,6 +55,10 @@ pub struct Settings {
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     /// `[console]`: the people's screens under `/console` (sessions, cookies, lockout).
     pub console: ConsoleSettings,
+    /// `[webhooks]`: the delivery worker `wrapd serve` starts (`crate::webhooks`).
+    pub webhooks: WebhookSettings,
+    /// `[nats]`: the optional relay of the outbox to NATS JetStream (`crate::relay`).
+    pub nats: NatsSettings,
     /// `WRAP_ENV`, when set (not a configuration key).
     #[serde(skip)]
     pub environment: Option<String>,
@@ -121,6 +125,58 @@ impl CalendarSettings {
 pub struct WrapSettings {
     /// Most wraps a customer may have that are not closed (DOMAIN.md: up to 10 goals).
     pub max_open_per_customer: i64,
+}
+
+/// `[webhooks]`: the delivery worker (`crate::webhooks`) and how it retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Start the worker with `wrapd serve`. Any number of replicas may run it: deliveries are
+    /// claimed in the database.
+    pub worker: bool,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed per round (sent concurrently).
+    pub batch_size: u64,
+    /// One attempt's limit; past it the attempt failed (and is retried).
+    pub timeout_ms: u64,
+    /// The first retry's delay; each next one doubles (with jitter) up to `max_delay_ms`.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// A delivery still failing this long after its first attempt is given up.
+    pub give_up_after_seconds: u64,
+    /// This many failed attempts in a row disable an endpoint (its tenant gets a
+    /// `webhook.endpoint.disabled` event).
+    pub disable_after_failures: u32,
+}
+
+impl WebhookSettings {
+    /// The retry policy the store applies.
+    pub fn policy(&self) -> wraps::events::webhooks::RetryPolicy {
+        wraps::events::webhooks::RetryPolicy {
+            base_delay_ms: self.base_delay_ms.max(1),
+            max_delay_ms: self.max_delay_ms.max(self.base_delay_ms.max(1)),
+            give_up_after_ms: self.give_up_after_seconds.saturating_mul(1000),
+            disable_after_failures: self.disable_after_failures.max(1),
+        }
+    }
+}
+
+/// `[nats]`: the relay of the outbox to NATS JetStream (off by default; the outbox stays the
+/// source of truth).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Start the relay with `wrapd serve`.
+    pub enabled: bool,
+    /// The server, `nats://host:port`.
+    pub url: String,
+    /// The stream (created when missing, over `<subject_prefix>.>`).
+    pub stream: String,
+    /// Events are published to `<subject_prefix>.<tenant id>.<type>`.
+    pub subject_prefix: String,
+    /// How often an idle relay looks for new events.
+    pub poll_interval_ms: u64,
 }
 
 /// `[console]`: sign-in and sessions of the console (`crate::console`).

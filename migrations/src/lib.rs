@@ -43,7 +43,7 @@ mod m20261207_000021_plan_runs_key;
 mod m20261207_000022_citus;
 mod m20261208_000023_console;
 mod m20261208_000024_fund_terms;
-// 000025 is the event outbox's (branch `events`); registered before 000026 when the two meet.
+mod m20261208_000025_events;
 mod m20261208_000026_zengin;
 mod m20261208_000027_branches;
 pub mod sql;
@@ -80,6 +80,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000022_citus::Migration),
             Box::new(m20261208_000023_console::Migration),
             Box::new(m20261208_000024_fund_terms::Migration),
+            Box::new(m20261208_000025_events::Migration),
             Box::new(m20261208_000026_zengin::Migration),
             Box::new(m20261208_000027_branches::Migration),
         ]

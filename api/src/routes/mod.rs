@@ -5,6 +5,7 @@ pub mod agreements;
 pub mod branches;
 pub mod cost_basis;
 pub mod customers;
+pub mod events;
 pub mod format;
 pub mod instructions;
 pub mod instruments;
@@ -18,6 +19,7 @@ pub mod statements;
 pub mod strategies;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 pub mod wraps;
 pub mod zengin;
 

@@ -456,6 +456,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/customers/{id}/statement",
         "/v1/customers/{id}/withdrawals",
         "/v1/customers/{id}/wraps",
+        "/v1/events",
         "/v1/instruments",
         "/v1/instructions",
         "/v1/instructions/{id}",
@@ -499,6 +500,10 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/users/{id}",
         "/v1/users/{id}/resume",
         "/v1/users/{id}/suspend",
+        "/v1/webhooks",
+        "/v1/webhooks/{id}",
+        "/v1/webhooks/{id}/deliveries",
+        "/v1/webhooks/{id}/deliveries/{seq}/replay",
         "/v1/wraps",
         "/v1/wraps/{id}",
         "/v1/wraps/{id}/close",
@@ -528,7 +533,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        86,
+        91,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -16,7 +16,11 @@
 //!    [`super::lock_all_books`] for end of day's steps, the ledger's own writes for theirs;
 //! 2. then rows of a tenant's business tables (`customers`, `wraps`, …), which are only ever
 //!    locked after their tenant's book: `wraps::customers::store::wrap(…, for_update)` and
-//!    `customer_for_update` take the book first.
+//!    `customer_for_update` take the book first;
+//! 3. last, a tenant's `event_cursors` row, taken when the transaction records its events
+//!    (`wraps::events::record`, in `tenant_id` order when it records several tenants'): every
+//!    writer records its events after its last other lock, so the cursor's holder never waits
+//!    for a book or a business row.
 //!
 //! So an API request that locks a wrap and posts (a close, a withdrawal) and an end-of-day
 //! step that posts and updates wraps wait for each other instead of deadlocking, and whatever

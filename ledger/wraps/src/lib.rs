@@ -27,6 +27,7 @@ pub mod chart;
 pub mod clock;
 pub mod customers;
 pub mod eod;
+pub mod events;
 pub mod funds;
 pub mod market;
 pub mod movements;

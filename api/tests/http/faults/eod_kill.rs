@@ -75,6 +75,7 @@ fn skipped(table: &str, column: &str) -> bool {
             | "computed_at"
             | "requested_at"
             | "resolved_at"
+            | "occurred_at"
             | "at"
     ) || matches!(
         (table, column),

@@ -80,8 +80,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::events::{NewEvent, types};
 use crate::market::agreement::{BillingPeriod, Crystallisation, Split};
 use chrono::{Datelike, Days, NaiveDate, Utc};
+use ledger::asset::decimal_of;
 use ledger::{Ledger, NewEntry, NewPosting};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
@@ -487,7 +489,60 @@ async fn bill_tenant(
         .map(|w| &w.state)
         .collect();
     save_states(txn, tenant_id, &changed).await?;
+    let scales: HashMap<Uuid, u32> = wraps.iter().map(|w| (w.state.wrap_id, w.scale)).collect();
+    // Last (the events' cursor locks come after every other lock: crate::events).
+    crate::events::record(
+        txn,
+        fee_events(tenant_id, date, &collections, &scales),
+        Utc::now(),
+    )
+    .await?;
     Ok(())
+}
+
+/// `fee.collected` for what a collection took, `fee.uncollected` for what it could not (the
+/// distributor's events: they name the wrap; the manager is named by its tenant id only).
+fn fee_events(
+    tenant_id: Uuid,
+    date: NaiveDate,
+    collections: &[Collection],
+    scales: &HashMap<Uuid, u32>,
+) -> Vec<NewEvent> {
+    let mut events = Vec::new();
+    for c in collections {
+        let scale = scales.get(&c.wrap_id).copied().unwrap_or(0);
+        let money = |minor: i64| decimal_of(i128::from(minor), scale).to_string();
+        let collected = c.fee + c.tax;
+        let uncollected = c.fee_due + c.tax_due - collected;
+        let object = format!("wrap:{}", c.wrap_id);
+        if collected > 0 {
+            events.push(NewEvent::new(
+                tenant_id,
+                types::FEE_COLLECTED,
+                object.clone(),
+                Some(date),
+                json!({
+                    "wrap_id": c.wrap_id, "kind": c.kind, "currency": c.currency,
+                    "fee": money(c.fee), "tax": money(c.tax),
+                    "channel": money(c.parts[0]), "manager": money(c.parts[1]),
+                    "platform": money(c.parts[2]), "manager_tenant_id": c.manager,
+                }),
+            ));
+        }
+        if uncollected > 0 {
+            events.push(NewEvent::new(
+                tenant_id,
+                types::FEE_UNCOLLECTED,
+                object,
+                Some(date),
+                json!({
+                    "wrap_id": c.wrap_id, "kind": c.kind, "currency": c.currency,
+                    "uncollected": money(uncollected), "period_end": c.period_end,
+                }),
+            ));
+        }
+    }
+    events
 }
 
 /// What billing does to a tenant's wraps on `date`, decided before anything is written.

@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use super::trading::{Pricing, TradeSide};
 use super::{EodError, corrupt};
+use crate::events::{NewEvent, types};
 use ledger::sql::{IN_CHUNK, Params, exec, from_micros, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
@@ -193,6 +194,20 @@ pub async fn send(
         );
         exec(txn, q, pa.values).await?;
     }
+    // Told to each distributor's account system, so it need not poll (issue 26).
+    let events = blocks
+        .iter()
+        .map(|(tenant_id, id)| {
+            NewEvent::new(
+                *tenant_id,
+                types::INSTRUCTION_CREATED,
+                format!("instruction:{id}"),
+                Some(date),
+                serde_json::json!({ "instruction_id": id, "status": "awaiting_fills" }),
+            )
+        })
+        .collect();
+    crate::events::record(txn, events, now).await?;
     Ok(())
 }
 
@@ -785,6 +800,14 @@ async fn complete(
     }
     status.clone_into(&mut r.status);
     r.completed_at = Some(micros(now));
+    let event = NewEvent::new(
+        r.tenant_id,
+        types::INSTRUCTION_COMPLETED,
+        format!("instruction:{}", r.id),
+        Some(r.business_date),
+        serde_json::json!({ "instruction_id": r.id, "status": status }),
+    );
+    crate::events::record(txn, vec![event], now).await?;
     Ok(())
 }
 

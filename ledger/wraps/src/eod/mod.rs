@@ -634,7 +634,18 @@ pub async fn run_date(
             actor,
             "eod.finished",
             date,
-            serde_json::Value::Object(counts),
+            serde_json::Value::Object(counts.clone()),
+            now,
+        )
+        .await?;
+        // Last: the events' cursor locks come after every other lock (crate::events).
+        crate::events::record_for_every_tenant(
+            &txn,
+            crate::events::types::EOD_DATE_FINISHED,
+            format!("eod:{date}"),
+            Some(date),
+            json!({ "business_date": date, "steps": counts }),
+            json!({ "business_date": date }),
             now,
         )
         .await?;
@@ -805,6 +816,16 @@ async fn record_failure(
         write_step(&txn, date, step, "failed", started, Utc::now(), &detail).await?;
         let change = json!({ "step": step, "reason": reason });
         audit(&txn, actor, "eod.failed", date, change, Utc::now()).await?;
+        crate::events::record_for_every_tenant(
+            &txn,
+            crate::events::types::EOD_DATE_FAILED,
+            format!("eod:{date}"),
+            Some(date),
+            json!({ "business_date": date, "step": step, "reason": reason }),
+            json!({ "business_date": date, "step": step }),
+            Utc::now(),
+        )
+        .await?;
         txn.commit().await?;
         Ok(())
     }

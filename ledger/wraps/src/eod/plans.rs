@@ -36,6 +36,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::EodError;
+use crate::events::{NewEvent, types};
 use crate::movements::{ContributionFacts, ContributionRefusal, check_contribution};
 use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
@@ -528,6 +529,34 @@ async fn insert_runs(
         );
         exec(txn, q, pa.values).await?;
     }
+    // Last (the events' cursor locks come after every other lock: crate::events).
+    let events = runs
+        .iter()
+        .map(|r| {
+            let (kind, payload) = match &r.reason {
+                Some(reason) => (
+                    types::PLAN_SKIPPED,
+                    json!({ "plan_id": r.plan_id, "reason": reason }),
+                ),
+                None => (
+                    types::PLAN_EXECUTED,
+                    json!({
+                        "plan_id": r.plan_id,
+                        "entry_id": r.entry_id,
+                        "movement_id": r.movement_id,
+                    }),
+                ),
+            };
+            NewEvent::new(
+                r.tenant_id,
+                kind,
+                format!("plan:{}", r.plan_id),
+                Some(date),
+                payload,
+            )
+        })
+        .collect();
+    crate::events::record(txn, events, Utc::now()).await?;
     Ok(())
 }
 

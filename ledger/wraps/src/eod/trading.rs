@@ -91,6 +91,7 @@ use uuid::Uuid;
 
 use super::billing::{self, Liquidation};
 use super::{EodError, corrupt};
+use crate::events::{NewEvent, types};
 use ledger::sql::{IN_CHUNK, INSERT_ROWS, Params, exec, get, micros, query};
 
 // ---------------------------------------------------------------------------------------
@@ -1851,6 +1852,7 @@ async fn pay_movements(
     let perf =
         billing::crystallise_at_liquidation(txn, ledger, tenant_id, date, &liquidations).await?;
     let mut entries = Vec::new();
+    let mut paid_events: Vec<NewEvent> = Vec::new();
     for p in payouts {
         let (m, w) = (p.movement, p.wrap);
         // The fee stays in the wrap (owed and due: billing collects it today).
@@ -1860,6 +1862,20 @@ async fn pay_movements(
             p.pay
         };
         fulfilled.push((m.id, pay));
+        paid_events.push(NewEvent::new(
+            tenant_id,
+            types::MOVEMENT_PAID,
+            format!("wrap:{}", m.wrap_id),
+            Some(date),
+            json!({
+                "movement_id": m.id,
+                "wrap_id": m.wrap_id,
+                "kind": m.kind,
+                "destination_wrap_id": m.destination,
+                "currency": w.currency,
+                "paid": decimal_of(i128::from(pay), w.scale).to_string(),
+            }),
+        ));
         if pay > 0 {
             let amount = decimal_of(i128::from(pay), w.scale);
             entries.push(NewEntry {
@@ -1908,6 +1924,18 @@ async fn pay_movements(
     .await?;
     totals.fulfilled += fulfilled.len() as u64;
     totals.closed += closed.len() as u64;
+    // Last (the events' cursor locks come after every other lock: crate::events). A wrap's
+    // events share its object id, so its payout is delivered before its closing.
+    paid_events.extend(closed.iter().map(|wrap_id| {
+        NewEvent::new(
+            tenant_id,
+            types::WRAP_CLOSED,
+            format!("wrap:{wrap_id}"),
+            Some(date),
+            json!({ "wrap_id": wrap_id }),
+        )
+    }));
+    crate::events::record(txn, paid_events, now).await?;
     Ok(())
 }
 

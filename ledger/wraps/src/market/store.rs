@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::events::{NewEvent, types};
 use crate::market::agreement::{
     Agreement, AgreementStatus, Decision, Terms, TermsInput, TermsStatus, TermsVersion,
 };
@@ -656,6 +657,7 @@ pub async fn add_version<C: ConnectionTrait>(
         ),
     )
     .await?;
+    version_events(db, strategy, number, new.effective_date, now).await?;
     Ok(StrategyVersion {
         strategy_id: strategy.id,
         version: number as u32,
@@ -859,7 +861,79 @@ pub async fn propose_agreement<C: ConnectionTrait>(
         decided_by: None,
     };
     insert_terms(db, distributor_id, &terms).await?;
+    // Last (the events' cursor locks come after every other lock: crate::events).
+    crate::events::record(
+        db,
+        agreement_events(&agreement, types::AGREEMENT_PROPOSED),
+        now,
+    )
+    .await?;
     Ok((agreement, terms))
+}
+
+/// `strategy.version.published` for the manager and every distributor with a live agreement
+/// on the strategy (their wraps will follow the new model). Recorded last (crate::events).
+async fn version_events<C: ConnectionTrait>(
+    db: &C,
+    strategy: &Strategy,
+    number: i32,
+    effective_date: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), TenantsError> {
+    let mut q = Sql::new(db);
+    let sql = format!(
+        "SELECT DISTINCT tenant_id FROM agreements WHERE manager_tenant_id = {} \
+         AND strategy_id = {} AND status IN ('proposed', 'active')",
+        q.bind(strategy.manager_tenant_id),
+        q.bind(strategy.id)
+    );
+    let mut tenants = vec![strategy.manager_tenant_id];
+    for r in q.query(db, sql).await? {
+        tenants.push(r.try_get_by_index::<Uuid>(0)?);
+    }
+    let payload = serde_json::json!({
+        "strategy_id": strategy.id,
+        "version": number,
+        "effective_date": effective_date,
+    });
+    let events = tenants
+        .into_iter()
+        .map(|tenant_id| {
+            NewEvent::new(
+                tenant_id,
+                types::STRATEGY_VERSION_PUBLISHED,
+                format!("strategy:{}", strategy.id),
+                Some(effective_date),
+                payload.clone(),
+            )
+        })
+        .collect();
+    crate::events::record(db, events, now).await?;
+    Ok(())
+}
+
+/// The same event for the agreement's two parties: it names the agreement, the strategy and
+/// the two tenants, never a customer.
+fn agreement_events(agreement: &Agreement, kind: &'static str) -> Vec<NewEvent> {
+    let payload = serde_json::json!({
+        "agreement_id": agreement.id,
+        "strategy_id": agreement.strategy_id,
+        "distributor_tenant_id": agreement.distributor_tenant_id,
+        "manager_tenant_id": agreement.manager_tenant_id,
+        "status": agreement.status.as_str(),
+    });
+    [agreement.distributor_tenant_id, agreement.manager_tenant_id]
+        .into_iter()
+        .map(|tenant_id| {
+            NewEvent::new(
+                tenant_id,
+                kind,
+                format!("agreement:{}", agreement.id),
+                None,
+                payload.clone(),
+            )
+        })
+        .collect()
 }
 
 /// The visibility rule of agreements (see the module docs).
@@ -1012,6 +1086,14 @@ pub async fn decide<C: ConnectionTrait>(
         );
         if q.exec(db, sql).await? != 1 {
             return Err(lost());
+        }
+        if accept {
+            crate::events::record(
+                db,
+                agreement_events(&updated, types::AGREEMENT_ACCEPTED),
+                now,
+            )
+            .await?;
         }
     }
     Ok((updated, terms))
