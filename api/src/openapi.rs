@@ -158,6 +158,7 @@ use crate::problem::method_not_allowed;
         crate::routes::webhooks::list_webhooks,
         crate::routes::webhooks::get_webhook,
         crate::routes::webhooks::delete_webhook,
+        crate::routes::webhooks::enable_webhook,
         crate::routes::webhooks::list_deliveries,
         crate::routes::webhooks::replay_delivery,
 

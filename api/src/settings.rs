@@ -148,6 +148,9 @@ pub struct WebhookSettings {
     /// This many failed attempts in a row disable an endpoint (its tenant gets a
     /// `webhook.endpoint.disabled` event).
     pub disable_after_failures: u32,
+    /// Whether deliveries may go to loopback, private, link-local and other non-public
+    /// addresses (off: a tenant cannot point the platform at its internal network).
+    pub allow_private_targets: bool,
 }
 
 impl WebhookSettings {

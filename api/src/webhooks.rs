@@ -11,6 +11,12 @@
 //! `api/tests/http/webhooks.rs` (`a_restarted_worker_resumes`,
 //! `two_workers_deliver_each_event_once`).
 //!
+//! Targets: unless `[webhooks] allow_private_targets` is set, nothing is posted to an address
+//! that is not public ([`public`]): an IP literal is checked before the request, and a name is
+//! resolved by [`PublicOnly`], which keeps only public addresses, so a name that resolves (or
+//! later re-resolves) to an internal address reaches nothing. Redirects are never followed.
+//! Tried by `webhooks.rs::private_targets_are_refused`.
+//!
 //! Signing follows the Standard Webhooks specification: `webhook-id` (the event id),
 //! `webhook-timestamp` (Unix seconds) and `webhook-signature: v1,<base64 of HMAC-SHA256 over
 //! "<id>.<timestamp>.<body>">` keyed by the secret's bytes (the base64 after `whsec_`).
@@ -62,11 +68,15 @@ pub fn spawn(
     settings: WebhookSettings,
     name: String,
 ) -> Result<Handle, crate::error::Error> {
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.timeout_ms.max(1)))
         // A redirect could point a tenant's deliveries anywhere: the URL registered is the
         // only one posted to.
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    if !settings.allow_private_targets {
+        client = client.dns_resolver(std::sync::Arc::new(PublicOnly));
+    }
+    let client = client
         .build()
         .map_err(|e| crate::error::Error::Other(format!("webhook client: {e}")))?;
     let idle = Duration::from_millis(settings.poll_interval_ms.max(10));
@@ -115,7 +125,16 @@ async fn deliver(
     name: &str,
     d: Due,
 ) {
-    let attempt = attempt(client, &d).await;
+    let attempt = if settings.allow_private_targets || literal_is_public(&d.url) {
+        attempt(client, &d).await
+    } else {
+        Attempt {
+            started_at: Utc::now(),
+            latency_ms: 0,
+            response_code: None,
+            error: Some(NOT_ALLOWED.to_owned()),
+        }
+    };
     let result: Result<Outcome, sea_orm::DbErr> = async {
         let txn = ledger::begin_write(db).await?;
         let outcome =
@@ -135,6 +154,91 @@ async fn deliver(
             tenant_id = %d.key.tenant_id, endpoint_id = %d.key.endpoint_id,
             error = %e, "webhooks.attempt not recorded"
         ),
+    }
+}
+
+/// Why an attempt to a non-public address failed (the delivery log shows it).
+const NOT_ALLOWED: &str = "target address not allowed (not a public address)";
+
+/// Whether `ip` is a public unicast address: not loopback, private, link-local, carrier-grade
+/// NAT, unspecified, broadcast, multicast, documentation or unique-local, nor an IPv4 address
+/// of those kinds mapped into IPv6.
+pub fn public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(a) => {
+            let [first, second, ..] = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_documentation()
+                || first == 0
+                || (first == 100 && (second & 0xc0) == 64))
+        }
+        IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            match a.to_ipv4_mapped() {
+                Some(v4) => public(IpAddr::V4(v4)),
+                None => {
+                    !(a.is_loopback()
+                        || a.is_unspecified()
+                        || a.is_multicast()
+                        || (first & 0xfe00) == 0xfc00
+                        || (first & 0xffc0) == 0xfe80
+                        || first == 0x2001 && a.segments()[1] == 0x0db8)
+                }
+            }
+        }
+    }
+}
+
+/// False when `url`'s host is an IP literal that is not public (a name is the resolver's to
+/// judge; an unparsable URL is left to the client, which fails it).
+fn literal_is_public(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return true;
+    };
+    // An IPv6 literal comes bracketed.
+    let host = url.host_str().unwrap_or_default();
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map_or(true, public)
+}
+
+/// Whether `e` (or what caused it) is [`PublicOnly`]'s refusal.
+fn refused_target(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().contains(NOT_ALLOWED) {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// Resolves a delivery's host name to its public addresses only; none is an error, so the
+/// attempt fails without a connection to anything internal.
+#[derive(Debug)]
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| public(a.ip()))
+                .collect();
+            if found.is_empty() {
+                return Err(NOT_ALLOWED.into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
     }
 }
 
@@ -170,7 +274,9 @@ async fn attempt(client: &reqwest::Client, d: &Due) -> Attempt {
             started_at,
             latency_ms,
             response_code: None,
-            error: Some(if e.is_timeout() {
+            error: Some(if refused_target(&e) {
+                NOT_ALLOWED.to_owned()
+            } else if e.is_timeout() {
                 "timeout".to_owned()
             } else if e.is_connect() {
                 "connection failed".to_owned()
@@ -184,6 +290,43 @@ async fn attempt(client: &reqwest::Client, d: &Due) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!public(private.parse().unwrap()), "{private}");
+        }
+        for open in [
+            "8.8.8.8",
+            "203.0.114.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(public(open.parse().unwrap()), "{open}");
+        }
+        assert!(!literal_is_public("http://127.0.0.1:8080/hook"));
+        assert!(!literal_is_public("https://[::1]/hook"));
+        assert!(literal_is_public("https://hooks.example.com/hook"));
+    }
 
     #[test]
     fn signature_matches_the_standard_webhooks_example() {

@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(get_webhook)
             .delete(delete_webhook),
     )
+    .service(resource("/v1/webhooks/{id}/enable").post(enable_webhook))
     .service(resource("/v1/webhooks/{id}/deliveries").get(list_deliveries))
     .service(resource("/v1/webhooks/{id}/deliveries/{seq}/replay").post(replay_delivery));
 }
@@ -233,6 +234,51 @@ pub async fn delete_webhook(
     )
     .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Enable an endpoint that was disabled after failing: its failure count starts again and its
+/// pending deliveries are sent (events recorded while it was disabled were not queued for it:
+/// `GET /v1/events` has them). Enabling an enabled endpoint changes nothing.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/enable", tag = "webhooks",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Endpoint),
+        (status = 403, description = "A viewer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn enable_webhook(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
+    caller.principal.authorize(Action::WriteOwnData)?;
+    let id = path_uuid(&req, "id")?;
+    Query::parse(&req, &[])?;
+    let tenant_id = caller.principal.tenant_id;
+    let now = Utc::now();
+    let txn = ledger::begin_write(&state.db).await?;
+    if store::enable(&txn, tenant_id, id).await? {
+        let endpoint = store::get_one(&txn, tenant_id, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        audited(
+            txn,
+            &caller,
+            "webhook.enable",
+            id.to_string(),
+            json!({}),
+            now,
+        )
+        .await?;
+        return Ok(HttpResponse::Ok().json(endpoint));
+    }
+    let endpoint = store::get_one(&txn, tenant_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(HttpResponse::Ok().json(endpoint))
 }
 
 /// A page of the delivery log.

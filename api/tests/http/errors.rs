@@ -503,6 +503,7 @@ async fn metrics_and_openapi(backend: &'static str) {
         "/v1/webhooks",
         "/v1/webhooks/{id}",
         "/v1/webhooks/{id}/deliveries",
+        "/v1/webhooks/{id}/enable",
         "/v1/webhooks/{id}/deliveries/{seq}/replay",
         "/v1/wraps",
         "/v1/wraps/{id}",
@@ -533,7 +534,7 @@ async fn metrics_and_openapi(backend: &'static str) {
     }
     assert_eq!(
         paths.len(),
-        91,
+        92,
         "a route in the document that the test does not know: {paths:?}"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());

@@ -145,6 +145,8 @@ pub fn quick() -> WebhookSettings {
         max_delay_ms: 400,
         give_up_after_seconds: 60,
         disable_after_failures: 3,
+        // The tests' receivers listen on loopback.
+        allow_private_targets: true,
     }
 }
 
@@ -437,7 +439,7 @@ async fn signed_retried_in_order(backend: &'static str) {
 on_each_backend!(a_failing_endpoint_is_disabled, failing_endpoint_disabled);
 async fn failing_endpoint_disabled(backend: &'static str) {
     let s = TestServer::start(backend).await;
-    let (_, bank, manager_id, manager) = partners(&s).await;
+    let (bank_id, bank, manager_id, manager) = partners(&s).await;
     let rx = Receiver::start(&[], Some(Reply::Status(503))).await;
     let (hook, _) = register(&s, &bank, &rx.url, &["*"]).await;
     let worker = api::webhooks::spawn(s.db.clone(), quick(), "test-worker".into()).unwrap();
@@ -473,6 +475,27 @@ async fn failing_endpoint_disabled(backend: &'static str) {
     // Nothing more is tried.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rx.got().len(), 3, "{:#?}", rx.got());
+    // Enabled again by its tenant (not by another, not by a viewer): the pending delivery is
+    // tried again, from a clean failure count.
+    let (_, other) = s.tenant_with_token("distributor", "Bank X").await;
+    s.post(&other, &format!("/v1/webhooks/{hook}/enable"), None)
+        .await
+        .problem(404);
+    let viewer = s.token_for_role(bank_id, "viewer").await;
+    s.post(&viewer, &format!("/v1/webhooks/{hook}/enable"), None)
+        .await
+        .problem(403);
+    let enabled = s
+        .post(&bank, &format!("/v1/webhooks/{hook}/enable"), None)
+        .await;
+    assert_eq!(enabled.ok(200)["status"], "enabled", "{}", enabled.text);
+    assert_eq!(
+        enabled.ok(200)["consecutive_failures"],
+        0,
+        "{}",
+        enabled.text
+    );
+    until(&rx, "a fourth attempt after enabling", |got| got.len() >= 4).await;
     worker.stop().await;
     rx.stop().await;
     s.stop().await;
@@ -579,6 +602,52 @@ async fn restarted_worker_resumes(backend: &'static str) {
     assert_eq!(counts[&got[0].id], 2, "{got:#?}");
     assert_eq!(got.len(), 6, "{got:#?}");
     second.stop().await;
+    rx.stop().await;
+    s.stop().await;
+}
+
+on_each_backend!(private_targets_are_refused, private_targets_refused);
+/// With `allow_private_targets` off (the default), nothing is posted to a loopback address,
+/// given as an IP literal or as a name that resolves to one; the delivery log says why.
+async fn private_targets_refused(backend: &'static str) {
+    let s = TestServer::start(backend).await;
+    let (bank_id, bank, _, _) = partners(&s).await;
+    let rx = Receiver::start(&[], None).await;
+    let by_name = rx.url.replace("127.0.0.1", "localhost");
+    let (literal, _) = register(&s, &bank, &rx.url, &["*"]).await;
+    let (named, _) = register(&s, &bank, &by_name, &["*"]).await;
+    let settings = WebhookSettings {
+        allow_private_targets: false,
+        ..quick()
+    };
+    let worker = api::webhooks::spawn(s.db.clone(), settings, "test-worker".into()).unwrap();
+    record_events(&s, bank_id, "plan.executed", 1, 1).await;
+    for hook in [literal, named] {
+        let mut log = Value::Null;
+        for _ in 0..200 {
+            log = s
+                .get(&bank, &format!("/v1/webhooks/{hook}/deliveries"))
+                .await
+                .body;
+            if log["items"][0]["attempts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let attempt = &log["items"][0]["attempts"][0];
+        assert_eq!(attempt["outcome"], "failed", "{log}");
+        assert!(
+            attempt["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not allowed")),
+            "{log}"
+        );
+    }
+    assert!(rx.got().is_empty(), "{:#?}", rx.got());
+    worker.stop().await;
     rx.stop().await;
     s.stop().await;
 }

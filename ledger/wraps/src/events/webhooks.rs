@@ -186,6 +186,21 @@ pub async fn delete<C: ConnectionTrait>(db: &C, tenant_id: Uuid, id: Uuid) -> Re
     Ok(exec(db, q, pa.values).await? == 1)
 }
 
+/// Enables the tenant's disabled endpoint `id` again, its failure count cleared: its pending
+/// deliveries are sent again (events recorded while it was disabled were not queued for it;
+/// `GET /v1/events` has them). False when there is no such disabled endpoint.
+pub async fn enable<C: ConnectionTrait>(db: &C, tenant_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
+    let mut pa = Params::new(db.get_database_backend());
+    let q = format!(
+        "UPDATE webhook_endpoints SET status = 'enabled', consecutive_failures = 0, \
+         disabled_at = NULL, disabled_reason = NULL \
+         WHERE tenant_id = {} AND id = {} AND status = 'disabled'",
+        pa.push(tenant_id),
+        pa.push(id)
+    );
+    Ok(exec(db, q, pa.values).await? == 1)
+}
+
 /// One delivery per (enabled endpoint subscribed to it, event) for the tenant's events
 /// `first..=last`, in the events' transaction (called by [`super::record`]).
 pub(super) async fn fan_out<C: ConnectionTrait>(
