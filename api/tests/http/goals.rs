@@ -344,3 +344,77 @@ async fn goals_can_wait_for_the_month_end(backend: &'static str) {
     assert_eq!(stored[0].1, last.to_string());
     server.stop().await;
 }
+
+on_each_backend!(
+    a_falling_probability_is_an_event,
+    a_falling_probability_is_an_event
+);
+/// A wrap whose goal probability falls sharply between two dates gets a
+/// `goal.probability.dropped` event for its distributor (not its manager); a wrap whose figure
+/// holds gets none.
+async fn a_falling_probability_is_an_event(backend: &'static str) {
+    let server = TestServer::start(backend).await;
+    let m = market(&server, "Bank", 3).await;
+    let c = make_customer(&server, &m.bank, "C-1", 3).await;
+    deposit(&server, &m.bank, c, "3000000").await;
+    let d = today();
+    let target = five_years_after(d);
+    let goal =
+        |amount: &str| json!({ "name": "House", "target_amount": amount, "target_date": target });
+    let falling = wrap_with(&server, &m, c, Some(goal("1000000")), "1000000").await;
+    let steady = wrap_with(&server, &m, c, Some(goal("1000000")), "1000000").await;
+    assert_eq!(run_days(&server, d, d).await["status"], "finished");
+    let first = stored(&server).await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    // The goal raised tenfold (written directly, as a changed goal would be): tomorrow's
+    // figure falls to about nothing.
+    rows(
+        &server,
+        "UPDATE wraps SET goal_target_amount = goal_target_amount * 10 WHERE id = ?",
+        vec![falling.into()],
+    )
+    .await;
+    let next = d.checked_add_days(Days::new(1)).unwrap();
+    let s = run_days(&server, next, next).await;
+    assert_eq!(s["status"], "finished", "{s}");
+    let step = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["step"] == "goals")
+        .unwrap();
+    assert_eq!(step["detail"]["dropped"], 1, "{step}");
+
+    let events = server.get(&m.bank, "/v1/events").await;
+    let drops: Vec<&Value> = events.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "goal.probability.dropped")
+        .collect();
+    assert_eq!(drops.len(), 1, "{}", events.text);
+    let payload = &drops[0]["payload"];
+    assert_eq!(payload["wrap_id"], falling.to_string(), "{payload}");
+    assert_eq!(drops[0]["object_id"], format!("wrap:{falling}"));
+    assert_eq!(drops[0]["business_date"], next.to_string());
+    assert_eq!(payload["previous_date"], d.to_string(), "{payload}");
+    let before: f64 = payload["previous_probability"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now: f64 = payload["probability"].as_str().unwrap().parse().unwrap();
+    assert!(before - now >= 0.10, "{payload}");
+    assert!(
+        !events.text.contains(&steady.to_string()),
+        "{}",
+        events.text
+    );
+    let manager = server.get(&m.manager, "/v1/events").await;
+    assert!(
+        !manager.text.contains("goal.probability.dropped"),
+        "{}",
+        manager.text
+    );
+    server.stop().await;
+}

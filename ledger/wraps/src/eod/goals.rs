@@ -38,6 +38,12 @@
 //! multi-row INSERTs of [`INSERT_ROWS`] rows. The step first deletes its rows of the date, so
 //! redoing it (after a late price made valuation run again) replaces them.
 //!
+//! **Drops.** A wrap whose probability fell, since the figure of the last date computed
+//! before, by at least [`DROP_POINTS`] or from at least [`FLOOR`] to below it ([`dropped`])
+//! gets a `goal.probability.dropped` event for its distributor (never for the manager: it
+//! names the wrap), in the step's transaction. A redo of the date (after a late price)
+//! compares its new figures again and may report the drop again, with the same payload shape.
+//!
 //! Invariants, and the tests that try them (`api/tests/http/goals.rs`):
 //! * every wrap with a goal gets a figure, no wrap without one does, and a wrap whose target
 //!   date has passed is skipped with its reason: `end_of_day_stores_each_goal`;
@@ -53,6 +59,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::customers::{Frequency, Goal, Plan, PlanKind, PlanStatus};
+use crate::events::NewEvent;
 use crate::market::agreement::Terms;
 use crate::projections::fee_impact::InvalidProjection;
 use crate::projections::goal::{self, Estimate, FlowKind, GoalInput, Growth, PlannedFlow};
@@ -212,6 +219,49 @@ struct Job {
     input: GoalInput,
 }
 
+/// A fall of at least this much (ten percentage points) is a drop.
+pub const DROP_POINTS: Decimal = Decimal::from_parts(10, 0, 0, false, 2);
+/// Falling from at least this probability to below it is a drop, however small.
+pub const FLOOR: Decimal = Decimal::from_parts(50, 0, 0, false, 2);
+
+/// Whether a goal probability going from `before` to `now` is a drop partners are told of.
+pub fn dropped(before: Decimal, now: Decimal) -> bool {
+    before - now >= DROP_POINTS || (before >= FLOOR && now < FLOOR)
+}
+
+/// Each wrap's probability on the last date computed before `date` (and that date).
+async fn previous_figures(
+    txn: &DatabaseTransaction,
+    date: NaiveDate,
+) -> Result<(Option<NaiveDate>, HashMap<(Uuid, Uuid), Decimal>), EodError> {
+    let b = txn.get_database_backend();
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT MAX(business_date) FROM wrap_goal_results WHERE business_date < {}",
+        pa.push(date)
+    );
+    let last: Option<NaiveDate> = match query(txn, q, pa.values).await?.first() {
+        Some(r) => get(r, 0)?,
+        None => None,
+    };
+    let mut figures = HashMap::new();
+    if let Some(last) = last {
+        let mut pa = Params::new(b);
+        let q = format!(
+            "SELECT tenant_id, wrap_id, probability FROM wrap_goal_results \
+             WHERE business_date = {}",
+            pa.push(last)
+        );
+        for r in query(txn, q, pa.values).await? {
+            let text: String = get(&r, 2)?;
+            let p = Decimal::from_str_exact(&text)
+                .map_err(|e| corrupt(format!("goal probability {text:?}: {e}")))?;
+            figures.insert((get(&r, 0)?, get(&r, 1)?), p);
+        }
+    }
+    Ok((last, figures))
+}
+
 /// Computes and stores the goal probability of `date` for every wrap with a goal.
 pub async fn run(
     txn: &DatabaseTransaction,
@@ -308,6 +358,28 @@ pub async fn run(
     }
     // Stored in key order, so a re-run writes the same rows the same way.
     rows.sort_by_key(|(j, _)| (j.tenant_id, j.wrap_id));
+    let (last, before) = previous_figures(txn, date).await?;
+    let drops: Vec<NewEvent> = rows
+        .iter()
+        .filter_map(|(j, e)| {
+            let was = *before.get(&(j.tenant_id, j.wrap_id))?;
+            dropped(was, e.probability).then(|| {
+                NewEvent::new(
+                    j.tenant_id,
+                    crate::events::types::GOAL_PROBABILITY_DROPPED,
+                    format!("wrap:{}", j.wrap_id),
+                    Some(date),
+                    json!({
+                        "wrap_id": j.wrap_id,
+                        "probability": e.probability.to_string(),
+                        "previous_probability": was.to_string(),
+                        "previous_date": last,
+                        "target_date": j.target_date,
+                    }),
+                )
+            })
+        })
+        .collect();
     for chunk in rows.chunks(INSERT_ROWS) {
         let mut pa = Params::new(b);
         let values: Vec<String> = chunk
@@ -339,9 +411,13 @@ pub async fn run(
         );
         exec(txn, q, pa.values).await?;
     }
+    let dropped_count = drops.len();
+    // Last: the tenants' event cursors follow every other lock (events/mod.rs).
+    crate::events::record(txn, drops, chrono::Utc::now()).await?;
     Ok(json!({
         "wraps_with_goal": with_goal,
         "computed": computed,
+        "dropped": dropped_count,
         "skipped": skipped,
         "strategies": strategies_run,
         "paths": goal::MIN_PATHS,
@@ -757,6 +833,17 @@ mod tests {
             "0.011".parse::<Decimal>().unwrap()
         );
         assert_eq!(fee_rate(None, Decimal::from(5)), Decimal::ZERO);
+    }
+
+    #[test]
+    fn drops_are_ten_points_or_a_fall_below_one_half() {
+        let p = |s: &str| Decimal::from_str_exact(s).unwrap();
+        assert!(dropped(p("0.80"), p("0.70")));
+        assert!(!dropped(p("0.80"), p("0.7001")));
+        assert!(dropped(p("0.52"), p("0.49")));
+        assert!(dropped(p("0.50"), p("0.4999")));
+        assert!(!dropped(p("0.49"), p("0.45")));
+        assert!(!dropped(p("0.40"), p("0.60")));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub mod types {
     pub const AGREEMENT_ACCEPTED: &str = "agreement.accepted";
     pub const STRATEGY_VERSION_PUBLISHED: &str = "strategy.version.published";
     pub const WEBHOOK_ENDPOINT_DISABLED: &str = "webhook.endpoint.disabled";
+    /// A wrap's goal probability fell sharply or below one half
+    /// (`crate::eod::goals::dropped`).
+    pub const GOAL_PROBABILITY_DROPPED: &str = "goal.probability.dropped";
 
     /// Every type a webhook may subscribe to.
     pub const ALL: &[&str] = &[
@@ -69,6 +72,7 @@ pub mod types {
         AGREEMENT_ACCEPTED,
         STRATEGY_VERSION_PUBLISHED,
         WEBHOOK_ENDPOINT_DISABLED,
+        GOAL_PROBABILITY_DROPPED,
     ];
 }
 
