@@ -46,6 +46,14 @@ pub fn money(currency: &str, amount: Decimal) -> String {
     }
 }
 
+/// A probability as a percentage to one decimal, rounded half away from zero:
+/// `0.4567` → `45.7%`.
+pub fn percent(p: Decimal) -> String {
+    let pct = (p * Decimal::ONE_HUNDRED)
+        .round_dp_with_strategy(1, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    format!("{pct:.1}%")
+}
+
 /// `2026年12月7日` in Japanese, `7 Dec 2026` in English.
 pub fn date(lang: Lang, d: NaiveDate) -> String {
     match lang {
@@ -84,6 +92,16 @@ mod tests {
         assert_eq!(money("JPY", d("-1234")), "-¥1,234");
         assert_eq!(money("USD", d("1234.50")), "1,234.50 USD");
         assert_eq!(money("JPY", d("999999999999999")), "¥999,999,999,999,999");
+    }
+
+    #[test]
+    fn probabilities_as_percentages() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(percent(d("0.4567")), "45.7%");
+        assert_eq!(percent(d("0.12345")), "12.3%");
+        assert_eq!(percent(d("0.12350")), "12.4%");
+        assert_eq!(percent(d("1")), "100.0%");
+        assert_eq!(percent(d("0")), "0.0%");
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/console/audit").get(pages::audit))
         .service(resource("/console/book").get(pages::book))
         .service(resource("/console/customers").get(pages::customers))
+        .service(resource("/console/follow-up").get(pages::follow_up))
         .service(resource("/console/customers/{id}").get(pages::customer));
 }
 

@@ -16,7 +16,7 @@ use wraps::eod::RunLock;
 use wraps::reports::aum::GroupBy;
 use wraps::reports::{Reports, Viewer};
 
-use super::format::{date, grouped, moment, money};
+use super::format::{date, grouped, moment, money, percent};
 use super::{
     ConsoleError, ConsoleUser, Frame, Lang, SESSION_COOKIE, SIGN_IN_CSRF_COOKIE, check_csrf, field,
     form, html, render, see_other, set_cookie,
@@ -626,6 +626,68 @@ pub async fn customers(
     let page = CustomersPage {
         frame: user.frame(&req, lang.texts().customers),
         q,
+        rows,
+    };
+    Ok(html(
+        &state,
+        StatusCode::OK,
+        render(&page, lang)?,
+        lang,
+        user.lang_asked,
+    ))
+}
+
+struct FollowUpRow {
+    customer_id: String,
+    customer: String,
+    reference: String,
+    wrap: String,
+    before: String,
+    before_date: String,
+    now: String,
+    now_date: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/follow_up.html")]
+struct FollowUpPage {
+    frame: Frame,
+    rows: Vec<FollowUpRow>,
+}
+
+/// `GET /console/follow-up`: the wraps whose goal probability dropped at the latest end of
+/// day ([`wraps::eod::goals::drops`], the rule of the `goal.probability.dropped` event), for
+/// head office; an adviser's branch's only.
+pub async fn follow_up(
+    req: HttpRequest,
+    user: ConsoleUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ConsoleError> {
+    user.require(&[UserRole::HeadOffice, UserRole::Adviser])?;
+    let err = problem(&user);
+    user.principal
+        .authorize(Action::ReadOwnData)
+        .map_err(|e| err(e.into()))?;
+    let scope = wraps::customers::Scope::of_user(&user.signed_in.user);
+    let drops = wraps::eod::goals::drops(&state.db, user.principal.tenant_id, scope)
+        .await
+        .map_err(|e| err(e.into()))?;
+    let lang = user.lang;
+    let rows = drops
+        .into_iter()
+        .map(|d| FollowUpRow {
+            customer_id: d.customer_id.to_string(),
+            customer: d.customer_name,
+            reference: d.external_ref,
+            wrap: d.wrap_name,
+            before: percent(d.previous),
+            before_date: date(lang, d.previous_date),
+            now: percent(d.probability),
+            now_date: date(lang, d.date),
+        })
+        .collect();
+    let page = FollowUpPage {
+        frame: user.frame(&req, lang.texts().follow_up),
         rows,
     };
     Ok(html(

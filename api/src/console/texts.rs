@@ -71,6 +71,11 @@ pub struct Texts {
     pub home_head_office: &'static str,
     pub home_adviser: &'static str,
     pub home_manager: &'static str,
+    pub follow_up: &'static str,
+    pub follow_up_intro: &'static str,
+    pub no_follow_up: &'static str,
+    pub before: &'static str,
+    pub now: &'static str,
 }
 
 pub static JA: Texts = Texts {
@@ -141,6 +146,11 @@ pub static JA: Texts = Texts {
     home_head_office: "預り資産の概要と顧客を確認できます。",
     home_adviser: "担当支店のお客さまを検索・参照できます。提案画面は準備中です。",
     home_manager: "運用戦略の画面は準備中です。",
+    follow_up: "フォローアップ",
+    follow_up_intro: "直近の日次処理で目標達成確率が10ポイント以上、または50%を下回って低下した口座です。",
+    no_follow_up: "フォローアップが必要な口座はありません。",
+    before: "前回",
+    now: "今回",
 };
 
 pub static EN: Texts = Texts {
@@ -211,4 +221,9 @@ pub static EN: Texts = Texts {
     home_head_office: "See the book and your customers.",
     home_adviser: "Search and open your branch's customers. The proposal screens are coming.",
     home_manager: "The strategy screens are coming.",
+    follow_up: "Follow-up",
+    follow_up_intro: "Wraps whose goal probability fell by ten points or more, or below one half, at the latest end of day.",
+    no_follow_up: "No wrap needs following up.",
+    before: "Before",
+    now: "Now",
 };

@@ -351,7 +351,8 @@ on_each_backend!(
 );
 /// A wrap whose goal probability falls sharply between two dates gets a
 /// `goal.probability.dropped` event for its distributor (not its manager); a wrap whose figure
-/// holds gets none.
+/// holds gets none; the console's follow-up queue shows it to head office, not to an adviser
+/// of another branch.
 async fn a_falling_probability_is_an_event(backend: &'static str) {
     let server = TestServer::start(backend).await;
     let m = market(&server, "Bank", 3).await;
@@ -416,5 +417,55 @@ async fn a_falling_probability_is_an_event(backend: &'static str) {
         "{}",
         manager.text
     );
+
+    // Head office's follow-up queue shows the customer, by the same rule; an adviser of a
+    // branch the customer is not in sees nobody.
+    let branch = server
+        .post(
+            &m.bank,
+            "/v1/branches",
+            Some(json!({ "code": "009", "name": "Elsewhere" })),
+        )
+        .await;
+    let branch = branch.ok(201)["id"].as_str().unwrap().to_owned();
+    for (email, role, branch_id) in [
+        ("head@bank.example", "head_office", None),
+        ("adviser@bank.example", "adviser", Some(branch)),
+    ] {
+        let mut body = json!({ "name": email, "email": email, "role": role, "access": "read",
+                               "password": crate::console::PASSWORD });
+        if let Some(b) = branch_id {
+            body["branch_id"] = json!(b);
+        }
+        server.post(&m.bank, "/v1/users", Some(body)).await.ok(201);
+    }
+    let tenant_name = server
+        .get(&m.bank, &format!("/v1/tenants/{}", m.bank_id))
+        .await;
+    let tenant_name = tenant_name.ok(200)["name"].as_str().unwrap().to_owned();
+    let mut head = crate::console::Browser::new(&server);
+    head.sign_in(&tenant_name, "head@bank.example", crate::console::PASSWORD)
+        .await
+        .redirects_to("/console/home");
+    let queue = head.get("/console/follow-up").await;
+    assert_eq!(queue.status, reqwest::StatusCode::OK, "{}", queue.text);
+    assert!(
+        queue.text.contains(&format!("/console/customers/{c}")),
+        "{}",
+        queue.text
+    );
+    assert!(queue.text.contains("C-1"), "{}", queue.text);
+    let mut adviser = crate::console::Browser::new(&server);
+    adviser
+        .sign_in(
+            &tenant_name,
+            "adviser@bank.example",
+            crate::console::PASSWORD,
+        )
+        .await
+        .redirects_to("/console/home");
+    let queue = adviser.get("/console/follow-up").await;
+    assert_eq!(queue.status, reqwest::StatusCode::OK, "{}", queue.text);
+    assert!(!queue.text.contains("C-1"), "{}", queue.text);
     server.stop().await;
 }

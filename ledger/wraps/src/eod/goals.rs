@@ -262,6 +262,96 @@ async fn previous_figures(
     Ok((last, figures))
 }
 
+/// A wrap of the follow-up queue: its goal probability dropped ([`dropped`]) between the
+/// tenant's last two computed dates.
+#[derive(Debug, Clone)]
+pub struct GoalDrop {
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    pub external_ref: String,
+    pub wrap_id: Uuid,
+    pub wrap_name: String,
+    pub previous_date: NaiveDate,
+    pub previous: Decimal,
+    pub date: NaiveDate,
+    pub probability: Decimal,
+}
+
+/// The distributor's wraps in `scope` whose goal probability dropped between its last two
+/// computed dates, largest fall first: head office's and an adviser's follow-up queue (the
+/// same rule as the `goal.probability.dropped` event).
+pub async fn drops<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    scope: crate::customers::Scope,
+) -> Result<Vec<GoalDrop>, EodError> {
+    let b = db.get_database_backend();
+    let mut pa = Params::new(b);
+    let q = format!(
+        "SELECT DISTINCT business_date FROM wrap_goal_results WHERE tenant_id = {} \
+         ORDER BY business_date DESC LIMIT 2",
+        pa.push(tenant_id)
+    );
+    let dates: Vec<NaiveDate> = query(db, q, pa.values)
+        .await?
+        .iter()
+        .map(|r| get(r, 0))
+        .collect::<Result<_, _>>()?;
+    let [date, previous_date] = dates[..] else {
+        return Ok(Vec::new());
+    };
+    let mut pa = Params::new(b);
+    let mut q = format!(
+        "SELECT r.wrap_id, r.business_date, r.probability, w.name, c.id, c.name, \
+         c.external_ref FROM wrap_goal_results r \
+         JOIN wraps w ON w.tenant_id = r.tenant_id AND w.id = r.wrap_id \
+         JOIN customers c ON c.tenant_id = w.tenant_id AND c.id = w.customer_id \
+         WHERE r.tenant_id = {} AND r.business_date IN ({}, {})",
+        pa.push(tenant_id),
+        pa.push(date),
+        pa.push(previous_date)
+    );
+    if let crate::customers::Scope::Branch(branch) = scope {
+        q.push_str(&format!(" AND c.branch_id = {}", pa.push(branch)));
+    }
+    let mut before: HashMap<Uuid, Decimal> = HashMap::new();
+    let mut latest = Vec::new();
+    for r in query(db, q, pa.values).await? {
+        let text: String = get(&r, 2)?;
+        let p = Decimal::from_str_exact(&text)
+            .map_err(|e| corrupt(format!("goal probability {text:?}: {e}")))?;
+        let (wrap_id, on): (Uuid, NaiveDate) = (get(&r, 0)?, get(&r, 1)?);
+        if on == previous_date {
+            before.insert(wrap_id, p);
+        } else {
+            latest.push(GoalDrop {
+                customer_id: get(&r, 4)?,
+                customer_name: get(&r, 5)?,
+                external_ref: get(&r, 6)?,
+                wrap_id,
+                wrap_name: get(&r, 3)?,
+                previous_date,
+                previous: Decimal::ZERO,
+                date,
+                probability: p,
+            });
+        }
+    }
+    let mut found: Vec<GoalDrop> = latest
+        .into_iter()
+        .filter_map(|mut d| {
+            d.previous = *before.get(&d.wrap_id)?;
+            dropped(d.previous, d.probability).then_some(d)
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        (b.previous - b.probability)
+            .cmp(&(a.previous - a.probability))
+            .then(a.wrap_id.cmp(&b.wrap_id))
+    });
+    Ok(found)
+}
+
 /// Computes and stores the goal probability of `date` for every wrap with a goal.
 pub async fn run(
     txn: &DatabaseTransaction,
