@@ -257,6 +257,22 @@ impl ConsoleUser {
         }
     }
 
+    /// `page` rendered in the user's language, answered 200 (the language remembered when
+    /// `?lang=` asked for it).
+    pub fn page(
+        &self,
+        state: &AppState,
+        page: &impl Template,
+    ) -> Result<HttpResponse, ConsoleError> {
+        Ok(html(
+            state,
+            StatusCode::OK,
+            render(page, self.lang)?,
+            self.lang,
+            self.lang_asked,
+        ))
+    }
+
     /// The audit log's name for this user.
     pub fn actor(&self) -> String {
         self.signed_in.user.actor()

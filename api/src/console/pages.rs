@@ -320,13 +320,7 @@ pub async fn home(
         frame: user.frame(&req, t.home),
         intro,
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, user.lang)?,
-        user.lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -411,13 +405,7 @@ pub async fn eod(
         next_date: status.next_date.map(|d| date(lang, d)).unwrap_or_default(),
         steps,
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, lang)?,
-        lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
 
 struct AuditRow {
@@ -472,13 +460,7 @@ pub async fn audit(
         rows,
         next: next.map(|n| n.to_string()).unwrap_or_default(),
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, lang)?,
-        lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -547,13 +529,7 @@ pub async fn book(
         rows,
         totals,
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, lang)?,
-        lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
 
 struct CustomerRow {
@@ -628,13 +604,7 @@ pub async fn customers(
         q,
         rows,
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, lang)?,
-        lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
 
 struct FollowUpRow {
@@ -690,13 +660,7 @@ pub async fn follow_up(
         frame: user.frame(&req, lang.texts().follow_up),
         rows,
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, lang)?,
-        lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
 
 struct HoldingRow {
@@ -752,7 +716,6 @@ pub async fn customer(
         crate::routes::customers::customer_overview(&state, &user.principal, id)
             .await
             .map_err(problem(&user))?;
-    let lang = user.lang;
     let wraps = view
         .wraps
         .iter()
@@ -790,11 +753,5 @@ pub async fn customer(
             .collect(),
         wraps,
     };
-    Ok(html(
-        &state,
-        StatusCode::OK,
-        render(&page, lang)?,
-        lang,
-        user.lang_asked,
-    ))
+    user.page(&state, &page)
 }
