@@ -1,12 +1,13 @@
 // The console in real headless Chromium: Debian's /usr/bin/chromium driven by playwright-core
 // (never a downloaded browser), against a real `wrapd serve` started by .ci/browser.sh.
 // Env: BASE (the server), TENANT, EMAIL, PASSWORD (an operator user of the platform),
-// SCREENSHOTS (optional: a directory for PNGs of the screens).
+// BANK and ADVISER_EMAIL (a distributor's branch adviser, same password), SCREENSHOTS
+// (optional: a directory for PNGs of the screens).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
-const { BASE, TENANT, EMAIL, PASSWORD, SCREENSHOTS } = process.env;
+const { BASE, TENANT, EMAIL, PASSWORD, BANK, ADVISER_EMAIL, SCREENSHOTS } = process.env;
 let browser;
 
 before(async () => {
@@ -103,5 +104,33 @@ test('/docs renders offline from the embedded Redoc', async () => {
   await page.waitForSelector('text=wrapd', { timeout: 30000 });
   await page.getByText('/v1/users').first().waitFor({ timeout: 30000 });
   await shot(page, 'docs');
+  await context.close();
+});
+
+test('an adviser sees the customers of their branch only', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/console/sign-in`);
+  await page.getByLabel('会社コード').fill(BANK);
+  await page.getByLabel('メールアドレス').fill(ADVISER_EMAIL);
+  await page.getByLabel('パスワード').fill(PASSWORD);
+  await Promise.all([page.waitForURL('**/console/home'), page.click('#sign-in')]);
+  // The customer screens and the follow-up queue, not head office's book.
+  assert.equal(await page.getByRole('link', { name: '顧客' }).first().isVisible(), true);
+  assert.equal(await page.getByRole('link', { name: '預り資産の概要' }).count(), 0);
+  await page.getByRole('link', { name: '顧客' }).first().click();
+  await page.waitForURL('**/console/customers');
+  const list = await page.textContent('main');
+  assert.match(list, /山田 太郎/);
+  assert.doesNotMatch(list, /佐藤 次郎/);
+  await shot(page, 'adviser-customers');
+  await Promise.all([page.waitForURL('**/console/customers/*'), page.getByRole('link', { name: '山田 太郎' }).click()]);
+  assert.match(await page.textContent('h1'), /山田 太郎/);
+  await page.getByRole('link', { name: 'フォローアップ' }).first().click();
+  await page.waitForURL('**/console/follow-up');
+  assert.match(await page.textContent('main'), /フォローアップが必要な口座はありません/);
+  // Head office's book is refused.
+  const refused = await page.goto(`${BASE}/console/book`);
+  assert.equal(refused.status(), 403);
   await context.close();
 });
