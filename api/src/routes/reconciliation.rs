@@ -302,6 +302,31 @@ pub async fn create_statement(
         now,
     )
     .await?;
+    // A statement that breaks is the platform's event, in the upload's transaction (last, as
+    // the outbox's lock order asks): its operators' systems hear of it without polling.
+    let report = store::break_report(&txn, id)
+        .await?
+        .ok_or_else(|| Problem::internal(&"a statement just stored cannot be read"))?;
+    if !report.clean {
+        let breaks: Vec<serde_json::Value> = report
+            .breaks
+            .iter()
+            .map(|b| {
+                json!({
+                    "asset": b.asset, "custodian": b.custodian.to_string(),
+                    "books": b.books.to_string(), "difference": b.difference.to_string(),
+                })
+            })
+            .collect();
+        let event = wraps::events::NewEvent::new(
+            caller.principal.tenant_id,
+            wraps::events::types::RECONCILIATION_BREAK,
+            format!("custodian_statement:{id}"),
+            Some(as_of),
+            json!({ "statement_id": id, "as_of": as_of, "source": source, "breaks": breaks }),
+        );
+        wraps::events::record(&txn, vec![event], now).await?;
+    }
     txn.commit().await?;
     let statement = store::statement(&state.db, id)
         .await?

@@ -416,6 +416,21 @@ async fn break_report_finds_breaks(backend: &'static str) {
         breaks[1],
         json!({"asset": "JPY", "custodian": "1299000", "books": "1300000", "difference": "-1000", "breaks": true})
     );
+    // The broken statement, and it alone, is the platform's reconciliation.break event.
+    let events = s.get(&w.root, "/v1/events").await;
+    let found: Vec<&Value> = events.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "reconciliation.break")
+        .collect();
+    assert_eq!(found.len(), 1, "{}", events.text);
+    assert_eq!(found[0]["payload"]["statement_id"], broken_id.as_str());
+    assert_eq!(found[0]["business_date"], "2026-11-20");
+    assert_eq!(
+        found[0]["payload"]["breaks"][1],
+        json!({"asset": "JPY", "custodian": "1299000", "books": "1300000", "difference": "-1000"})
+    );
 
     // As of the 19th the books held no F1 yet: a statement listing F1 at 0 is clean there.
     let r = s

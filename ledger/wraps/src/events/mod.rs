@@ -55,6 +55,9 @@ pub mod types {
     /// A wrap's goal probability fell sharply or below one half
     /// (`crate::eod::goals::dropped`).
     pub const GOAL_PROBABILITY_DROPPED: &str = "goal.probability.dropped";
+    /// A custodian or bank statement that does not match the omnibus holdings of the books
+    /// (the platform's event, at upload).
+    pub const RECONCILIATION_BREAK: &str = "reconciliation.break";
 
     /// Every type a webhook may subscribe to.
     pub const ALL: &[&str] = &[
@@ -73,6 +76,7 @@ pub mod types {
         STRATEGY_VERSION_PUBLISHED,
         WEBHOOK_ENDPOINT_DISABLED,
         GOAL_PROBABILITY_DROPPED,
+        RECONCILIATION_BREAK,
     ];
 }
 
