@@ -9,7 +9,8 @@
 //! lapses, so a delivery is sent at least once and, at worst, twice with the same
 //! `webhook-id` (the event id) for the receiver to drop. Tried by
 //! `api/tests/http/webhooks.rs` (`a_restarted_worker_resumes`,
-//! `two_workers_deliver_each_event_once`).
+//! `two_workers_deliver_each_event_once`, and `a_killed_wrapd_resumes_deliveries`: the
+//! `wrapd serve` binary SIGKILLed mid-delivery and started again).
 //!
 //! Targets: unless `[webhooks] allow_private_targets` is set, nothing is posted to an address
 //! that is not public ([`public`]): an IP literal is checked before the request, and a name is

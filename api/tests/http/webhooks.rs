@@ -651,3 +651,55 @@ async fn private_targets_refused(backend: &'static str) {
     rx.stop().await;
     s.stop().await;
 }
+
+on_each_backend!(a_killed_wrapd_resumes_deliveries, killed_wrapd_resumes);
+/// `wrapd serve` itself (its own worker) SIGKILLed while a delivery is in flight, then started
+/// again: nothing is lost, and the one delivery cut short comes again with the same
+/// `webhook-id` once its claim's lease lapses, the others once each, in order.
+async fn killed_wrapd_resumes(backend: &'static str) {
+    let s = TestServer::start(backend).await;
+    let (bank_id, bank, _, _) = partners(&s).await;
+    // The first request hangs (the process is killed while it waits); the rest answer 200.
+    let rx = Receiver::start(&[Reply::Sleep(4_000)], None).await;
+    register(&s, &bank, &rx.url, &["plan.executed"]).await;
+    record_events(&s, bank_id, types::PLAN_EXECUTED, 3, 1).await;
+    let env = [
+        ("WRAP__WEBHOOKS__WORKER", "true"),
+        ("WRAP__WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+        ("WRAP__WEBHOOKS__POLL_INTERVAL_MS", "50"),
+        ("WRAP__WEBHOOKS__TIMEOUT_MS", "5000"),
+        ("WRAP__WEBHOOKS__BASE_DELAY_MS", "100"),
+    ];
+    let mut served = crate::faults::Served::start_with(&s.url, &s.key_pem, &env);
+    until(&rx, "the first attempt", |got| !got.is_empty()).await;
+    served.kill();
+    served.spawn();
+    // The lease of the cut-short claim: timeout × 2 + 10 s (api::webhooks::lease).
+    let lease = api::webhooks::lease(&WebhookSettings {
+        timeout_ms: 5_000,
+        ..quick()
+    });
+    for _ in 0..(lease.as_millis() / 50 + 400) {
+        if by_event(&rx.got()).len() == 3 && rx.got().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = rx.got();
+    let counts = by_event(&got);
+    assert_eq!(counts.len(), 3, "{got:#?}");
+    assert_eq!(
+        counts[&got[0].id], 2,
+        "the cut-short delivery again: {got:#?}"
+    );
+    assert_eq!(got.len(), 4, "{got:#?}");
+    // In order per object: the payloads' n after the repeat are 0, 1, 2.
+    let order: Vec<i64> = got[1..]
+        .iter()
+        .map(|g| g.json()["payload"]["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, [0, 1, 2], "{got:#?}");
+    served.kill();
+    rx.stop().await;
+    s.stop().await;
+}

@@ -109,10 +109,17 @@ pub struct Served {
     log: PathBuf,
     /// How many times it was started.
     pub starts: usize,
+    /// Settings of the test's own (`WRAP__…` variables), set on every start.
+    env: Vec<(String, String)>,
 }
 
 impl Served {
     pub fn start(url: &str, key_pem: &str) -> Self {
+        Self::start_with(url, key_pem, &[])
+    }
+
+    /// [`Served::start`] with settings of the test's own (`WRAP__…` variables).
+    pub fn start_with(url: &str, key_pem: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut served = Self {
             child: None,
@@ -122,6 +129,10 @@ impl Served {
             base: format!("http://127.0.0.1:{port}"),
             log: std::env::temp_dir().join(format!("wrapd-fault-{}.log", Uuid::now_v7())),
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         served.spawn();
         served
@@ -144,6 +155,7 @@ impl Served {
             .env("WRAP__RATE_LIMITS__TOKEN_PER_MINUTE_PER_ADDRESS", "0")
             .env("WRAP__RATE_LIMITS__TOKEN_PER_MINUTE_PER_CLIENT", "0")
             .env("WRAP__RATE_LIMITS__API_PER_SECOND_PER_CLIENT", "0")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
