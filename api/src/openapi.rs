@@ -164,7 +164,7 @@ use crate::problem::method_not_allowed;
 
         openapi_json,
     ),
-    modifiers(&BearerAuth, &DescribeResponses),
+    modifiers(&BearerAuth, &DescribeResponses, &InputLimits),
     tags(
         (name = "auth", description = "Tokens and keys"),
         (name = "platform", description = "The platform operator's endpoints"),
@@ -256,6 +256,118 @@ fn problem_response() -> utoipa::openapi::Response {
         .build()
 }
 
+/// The request bodies' limits, stated in the document from the one table the extractor
+/// enforces (`crate::extract`): each string property of a schema that only requests use gets
+/// `maxLength` = [`crate::extract::max_chars`] of its name, each array `maxItems` =
+/// [`crate::extract::MAX_ARRAY_ITEMS`], unless the annotation says tighter. Schemas that a
+/// response also uses are left alone: a limit there would describe answers, which the
+/// extractor never checks. So fuzzers and generated clients know the bounds before a 4xx
+/// tells them.
+struct InputLimits;
+
+impl Modify for InputLimits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use serde_json::Value;
+        use std::collections::{BTreeMap, BTreeSet};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let Ok(Value::Object(mut schemas)) = serde_json::to_value(&components.schemas) else {
+            return;
+        };
+        fn refs(v: &Value, out: &mut BTreeSet<String>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        match (k.as_str(), x) {
+                            ("$ref", Value::String(r)) => {
+                                if let Some(n) = r.strip_prefix("#/components/schemas/") {
+                                    out.insert(n.to_owned());
+                                }
+                            }
+                            _ => refs(x, out),
+                        }
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let graph: BTreeMap<String, BTreeSet<String>> = schemas
+            .iter()
+            .map(|(n, s)| {
+                let mut r = BTreeSet::new();
+                refs(s, &mut r);
+                (n.clone(), r)
+            })
+            .collect();
+        let closure = |mut todo: Vec<String>| {
+            let mut seen = BTreeSet::new();
+            while let Some(n) = todo.pop() {
+                if seen.insert(n.clone()) {
+                    todo.extend(graph.get(&n).into_iter().flatten().cloned());
+                }
+            }
+            seen
+        };
+        let (mut asked, mut answered) = (BTreeSet::new(), BTreeSet::new());
+        if let Ok(paths) = serde_json::to_value(&openapi.paths) {
+            for item in paths.as_object().into_iter().flat_map(|m| m.values()) {
+                for op in item.as_object().into_iter().flat_map(|m| m.values()) {
+                    refs(&op["requestBody"], &mut asked);
+                    refs(&op["responses"], &mut answered);
+                }
+            }
+        }
+        let answered = closure(answered.into_iter().collect());
+        let limited: Vec<String> = closure(asked.into_iter().collect())
+            .difference(&answered)
+            .cloned()
+            .collect();
+        fn limit(schema: &mut Value, name: Option<&str>) {
+            let Value::Object(m) = schema else { return };
+            let is = |m: &serde_json::Map<String, Value>, t: &str| match m.get("type") {
+                Some(Value::String(s)) => s == t,
+                Some(Value::Array(a)) => a.iter().any(|x| x == t),
+                _ => false,
+            };
+            if let Some(name) = name
+                && is(m, "string")
+                && !m.contains_key("maxLength")
+            {
+                m.insert("maxLength".into(), crate::extract::max_chars(name).into());
+            }
+            if is(m, "array") && !m.contains_key("maxItems") {
+                m.insert("maxItems".into(), crate::extract::MAX_ARRAY_ITEMS.into());
+            }
+            if let Some(Value::Object(props)) = m.get_mut("properties") {
+                for (k, p) in props.iter_mut() {
+                    limit(p, Some(k));
+                }
+            }
+            if let Some(items) = m.get_mut("items") {
+                limit(items, name);
+            }
+            for key in ["oneOf", "anyOf", "allOf"] {
+                if let Some(Value::Array(a)) = m.get_mut(key) {
+                    a.iter_mut().for_each(|x| limit(x, name));
+                }
+            }
+        }
+        // One schema at a time: a schema utoipa cannot read back (some of its own shapes do
+        // not round-trip through JSON) keeps its annotation as it was.
+        for n in &limited {
+            let Some(mut schema) = schemas.remove(n) else {
+                continue;
+            };
+            limit(&mut schema, None);
+            if let Ok(back) = serde_json::from_value(schema) {
+                components.schemas.insert(n.clone(), back);
+            }
+        }
+    }
+}
+
 /// The document, as served and as `wrapd openapi` prints it.
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
@@ -319,4 +431,36 @@ async fn redoc_script() -> HttpResponse {
 )]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request bodies carry the extractor's bounds; the schemas of answers do not.
+    #[test]
+    fn request_schemas_state_the_input_limits() {
+        let doc = serde_json::to_value(document()).unwrap_or_default();
+        let schemas = &doc["components"]["schemas"];
+        let branch = &schemas["CreateBranch"]["properties"];
+        assert_eq!(
+            branch["name"]["maxLength"],
+            crate::extract::max_chars("name"),
+            "{branch}"
+        );
+        assert_eq!(
+            branch["code"]["maxLength"],
+            crate::extract::max_chars("code")
+        );
+        assert_eq!(
+            schemas["NewVersion"]["properties"]["weights"]["maxItems"],
+            crate::extract::MAX_ARRAY_ITEMS
+        );
+        // An answer's schema is left as annotated.
+        assert!(
+            schemas["Branch"]["properties"]["name"]
+                .get("maxLength")
+                .is_none()
+        );
+    }
 }
