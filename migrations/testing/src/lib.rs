@@ -100,17 +100,22 @@ static POSTGRES_TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell:
 /// process has ended before it makes its own.
 const TEMPLATE_PREFIX: &str = "wrap_tmpl_";
 
-fn template_name() -> String {
-    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This host's name as a template name holds it: letters and digits, at most 12.
+fn host_tag() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap_or_default()
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .take(12)
         .collect::<String>()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+fn template_name() -> String {
     let random = Uuid::now_v7().simple().to_string();
     format!(
-        "{TEMPLATE_PREFIX}{host}_{}_{}",
+        "{TEMPLATE_PREFIX}{}_{}_{}",
+        host_tag(),
         std::process::id(),
         &random[random.len() - 8..]
     )
@@ -118,19 +123,16 @@ fn template_name() -> String {
 
 /// Whether `name` is a template of this host whose process has ended.
 fn stale_template(name: &str) -> bool {
-    let mine = template_name();
-    let host_of = |n: &str| {
-        n.strip_prefix(TEMPLATE_PREFIX)?
-            .split('_')
-            .next()
-            .map(str::to_owned)
-    };
-    let pid = name
+    let mut parts = name
         .strip_prefix(TEMPLATE_PREFIX)
-        .and_then(|rest| rest.split('_').nth(1))
-        .and_then(|pid| pid.parse::<u32>().ok());
+        .unwrap_or_default()
+        .split('_');
+    let (host, pid) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    );
     match pid {
-        Some(pid) if host_of(name) == host_of(&mine) => {
+        Some(pid) if host == Some(host_tag().as_str()) => {
             pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         }
         _ => false,

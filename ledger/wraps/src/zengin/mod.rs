@@ -558,12 +558,13 @@ pub async fn requests<C: sea_orm::ConnectionTrait>(
     tenant_id: Uuid,
     limit: u64,
 ) -> Result<Vec<DebitRequestView>, ZenginError> {
-    let mut out = Vec::new();
-    for r in store::requests(db, tenant_id, limit).await? {
-        let items = store::items(db, tenant_id, r.id).await?;
-        out.push(view(&r, &items, false));
-    }
-    Ok(out)
+    let requests = store::requests(db, tenant_id, limit).await?;
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.id).collect();
+    let mut items = store::items_of(db, tenant_id, &ids).await?;
+    Ok(requests
+        .iter()
+        .map(|r| view(r, &items.remove(&r.id).unwrap_or_default(), false))
+        .collect())
 }
 
 /// The debits of plan `plan_id` (the caller has checked the plan is its own).
@@ -891,10 +892,12 @@ pub async fn transfer_file<C: sea_orm::ConnectionTrait>(
     if payouts.is_empty() {
         return Err(Invalid::new("transfer_date", format!("no payouts on {date}")).into());
     }
+    let customers: Vec<Uuid> = payouts.iter().map(|p| p.customer_id).collect();
+    let accounts = store::bank_accounts(db, tenant_id, &customers).await?;
     let mut transfers = Vec::with_capacity(payouts.len());
     let mut missing = Vec::new();
     for p in &payouts {
-        match store::bank_account(db, tenant_id, p.customer_id).await? {
+        match accounts.get(&p.customer_id) {
             Some(a) => transfers.push(transfer::Transfer {
                 account: a.account(),
                 payee_name: a.holder_name.clone(),

@@ -80,27 +80,41 @@ pub async fn bank_account<C: ConnectionTrait>(
     tenant_id: Uuid,
     customer_id: Uuid,
 ) -> Result<Option<CustomerBankAccount>, LedgerError> {
-    let mut pa = Params::new(db.get_database_backend());
-    let q = format!(
-        "SELECT customer_id, bank_code, branch_code, account_type, account_number, holder_name, \
-         updated_at FROM customer_bank_accounts WHERE tenant_id = {} AND customer_id = {}",
-        pa.push(tenant_id),
-        pa.push(customer_id)
-    );
-    let rows = query(db, q, pa.values).await?;
-    rows.first()
-        .map(|r| {
-            Ok(CustomerBankAccount {
-                customer_id: get(r, 0)?,
-                bank_code: get(r, 1)?,
-                branch_code: get(r, 2)?,
-                account_type: account_type(r, 3)?,
-                account_number: get(r, 4)?,
-                holder_name: get(r, 5)?,
-                updated_at: from_micros(get(r, 6)?)?,
-            })
-        })
-        .transpose()
+    Ok(bank_accounts(db, tenant_id, &[customer_id])
+        .await?
+        .remove(&customer_id))
+}
+
+/// The bank accounts of `customers` that have one, by customer, read [`IN_CHUNK`] at a time.
+pub async fn bank_accounts<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    customers: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, CustomerBankAccount>, LedgerError> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in customers.chunks(IN_CHUNK) {
+        let mut pa = Params::new(db.get_database_backend());
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "SELECT customer_id, bank_code, branch_code, account_type, account_number, \
+             holder_name, updated_at FROM customer_bank_accounts \
+             WHERE tenant_id = {t} AND customer_id IN {list}"
+        );
+        for r in query(db, q, pa.values).await? {
+            let account = CustomerBankAccount {
+                customer_id: get(&r, 0)?,
+                bank_code: get(&r, 1)?,
+                branch_code: get(&r, 2)?,
+                account_type: account_type(&r, 3)?,
+                account_number: get(&r, 4)?,
+                holder_name: get(&r, 5)?,
+                updated_at: from_micros(get(&r, 6)?)?,
+            };
+            found.insert(account.customer_id, account);
+        }
+    }
+    Ok(found)
 }
 
 /// A contribution plan due on a date, with its wrap and its customer's bank account.
@@ -432,17 +446,35 @@ pub async fn items<C: ConnectionTrait>(
     tenant_id: Uuid,
     request_id: Uuid,
 ) -> Result<Vec<Item>, LedgerError> {
-    let mut pa = Params::new(db.get_database_backend());
-    let q = format!(
-        "SELECT {ITEM_COLS} FROM debit_items WHERE tenant_id = {} AND request_id = {} ORDER BY seq",
-        pa.push(tenant_id),
-        pa.push(request_id)
-    );
-    query(db, q, pa.values)
+    Ok(items_of(db, tenant_id, &[request_id])
         .await?
-        .iter()
-        .map(item_from_row)
-        .collect()
+        .remove(&request_id)
+        .unwrap_or_default())
+}
+
+/// The debits of each of `requests`, in `seq` order, by request, read [`IN_CHUNK`] requests
+/// at a time.
+pub async fn items_of<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    requests: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<Item>>, LedgerError> {
+    let mut by_request: std::collections::HashMap<Uuid, Vec<Item>> =
+        std::collections::HashMap::new();
+    for chunk in requests.chunks(IN_CHUNK) {
+        let mut pa = Params::new(db.get_database_backend());
+        let t = pa.push(tenant_id);
+        let list = pa.list(chunk);
+        let q = format!(
+            "SELECT {ITEM_COLS} FROM debit_items WHERE tenant_id = {t} AND request_id IN {list} \
+             ORDER BY request_id, seq"
+        );
+        for r in query(db, q, pa.values).await? {
+            let item = item_from_row(&r)?;
+            by_request.entry(item.request_id).or_default().push(item);
+        }
+    }
+    Ok(by_request)
 }
 
 /// The debits of plan `plan_id`, newest collection date first, at most 500.
